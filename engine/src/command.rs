@@ -1,0 +1,185 @@
+//! What a shard is asked to do (`Command`, logged; `Query`, not logged) and what it
+//! answers (`Outcome`, `QueryResult`). A `Command` together with the time it was
+//! applied at is exactly what the WAL stores, so replay re-runs `ShardState::apply`.
+
+use crate::item::{Item, StockAlert};
+use crate::reservation::{Reservation, ReservationKey};
+use crate::sku::{OrderId, Sku};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AdjustReason {
+    Restock,
+    Damaged,
+    Lost,
+    Correction,
+    Return,
+}
+
+impl AdjustReason {
+    pub const ALL: [AdjustReason; 5] =
+        [Self::Restock, Self::Damaged, Self::Lost, Self::Correction, Self::Return];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Restock => "RESTOCK",
+            Self::Damaged => "DAMAGED",
+            Self::Lost => "LOST",
+            Self::Correction => "CORRECTION",
+            Self::Return => "RETURN",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<AdjustReason> {
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+/// A state change, applied by exactly one shard and logged before it is acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// Create an item or set its figures. Absent optional fields keep their value
+    /// (or take the default on create). `max_per_order: Some(0)` clears the limit.
+    SetItem {
+        sku: Sku,
+        on_hand: u64,
+        low_stock_threshold: Option<u64>,
+        max_per_order: Option<u64>,
+        expected_version: Option<u64>,
+    },
+    AdjustItem {
+        sku: Sku,
+        delta: i64,
+        reason: AdjustReason,
+        note: Option<String>,
+        idempotency_key: Option<String>,
+        expected_version: Option<u64>,
+    },
+    DeleteItem {
+        sku: Sku,
+        expected_version: Option<u64>,
+    },
+    /// Home shard: write a PENDING header (or answer an existing one).
+    OpenReservation {
+        order_id: OrderId,
+        lines: Vec<(Sku, u64)>,
+        ttl_secs: u64,
+        metadata: Option<String>,
+    },
+    /// Item shard: hold stock for this shard's lines of a reservation, all or nothing.
+    PlaceHold {
+        reservation_id: String,
+        order_id: OrderId,
+        lines: Vec<(Sku, u64)>,
+    },
+    /// Home shard: every hold is durable; PENDING → ACTIVE. The commit point.
+    ActivateReservation { reservation_id: String },
+    /// Home shard: a hold failed; forget the PENDING header.
+    AbortReservation { reservation_id: String },
+    /// Item shard: give a reservation's held stock back. Idempotent.
+    ReleaseHold { reservation_id: String },
+    /// Item shard: turn held stock into sold stock (`committed` per SKU, the rest goes
+    /// back to available). Idempotent.
+    CommitHold {
+        reservation_id: String,
+        committed: Vec<(Sku, u64)>,
+    },
+    /// Home shard: ACTIVE → COMMITTED. `quantities` commits less than reserved for
+    /// the SKUs it names; SKUs it does not name commit in full.
+    CommitReservation {
+        key: ReservationKey,
+        quantities: Option<Vec<(Sku, u64)>>,
+    },
+    /// Home shard: ACTIVE → RELEASED.
+    ReleaseReservation { key: ReservationKey, reason: String },
+    /// Home shard: move an ACTIVE reservation's deadline to `now + ttl_secs`.
+    ExtendReservation { key: ReservationKey, ttl_secs: u64 },
+    /// Home shard: ACTIVE → EXPIRED now, whatever its deadline (operator action).
+    ExpireReservation { key: ReservationKey },
+    /// Expire every ACTIVE reservation whose deadline is at or before `now`, and
+    /// forget finished reservations and adjustment keys older than `retention_ms`.
+    ExpireDue { retention_ms: u64 },
+}
+
+impl Command {
+    /// A short name for logs, metrics and tools.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Command::SetItem { .. } => "SET_ITEM",
+            Command::AdjustItem { .. } => "ADJUST",
+            Command::DeleteItem { .. } => "DELETE_ITEM",
+            Command::OpenReservation { .. } => "OPEN_RESERVATION",
+            Command::PlaceHold { .. } => "PLACE_HOLD",
+            Command::ActivateReservation { .. } => "ACTIVATE",
+            Command::AbortReservation { .. } => "ABORT",
+            Command::ReleaseHold { .. } => "RELEASE_HOLD",
+            Command::CommitHold { .. } => "COMMIT_HOLD",
+            Command::CommitReservation { .. } => "COMMIT",
+            Command::ReleaseReservation { .. } => "RELEASE",
+            Command::ExtendReservation { .. } => "EXTEND",
+            Command::ExpireReservation { .. } => "EXPIRE",
+            Command::ExpireDue { .. } => "EXPIRE_DUE",
+        }
+    }
+}
+
+/// What a successful command did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Item { item: Item, created: bool },
+    Deleted { sku: Sku },
+    /// A new PENDING header.
+    Opened(Reservation),
+    /// The orderId already had this reservation; nothing changed.
+    Existing(Reservation),
+    /// A header after a transition (activate, commit, release, extend, expire, abort).
+    /// `changed` is false when the call was an idempotent repeat.
+    Reservation { reservation: Reservation, changed: bool },
+    /// A commit or extend found the deadline passed: the reservation is now EXPIRED
+    /// and its holds must be released. The caller answers RESERVATION_EXPIRED.
+    ExpiredOnAccess(Reservation),
+    /// Holds placed, released or committed (`changed` false on an idempotent repeat).
+    Holds { changed: bool },
+    /// Reservations expired by `ExpireDue`, whose holds must now be released, and how
+    /// many finished reservations and adjustment keys it forgot.
+    Expired { expired: Vec<Reservation>, purged: usize },
+}
+
+/// The result of `ShardState::apply` on success.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    pub outcome: Outcome,
+    /// Low-stock / out-of-stock lines crossed by this command.
+    pub alerts: Vec<StockAlert>,
+    /// Whether state changed (and so the command must be logged).
+    pub changed: bool,
+}
+
+/// A read. Never logged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Query {
+    GetItem { sku: Sku },
+    /// Items with sku > `after`, in sku order, at most `limit`.
+    ListItems { after: Option<Sku>, limit: usize },
+    Availability { lines: Vec<(Sku, u64)> },
+    GetReservation { key: ReservationKey },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueryResult {
+    Item(Item),
+    Items(Vec<Item>),
+    /// Per line: the units available now (0 when the item does not exist) and
+    /// whether the item exists.
+    Availability(Vec<LineAvailability>),
+    Reservation(Reservation),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineAvailability {
+    pub sku: Sku,
+    pub requested: u64,
+    pub available: u64,
+    pub exists: bool,
+}

@@ -1,0 +1,34 @@
+//! `CommandLog`: where a shard makes its applied commands durable. The shard loop
+//! appends every state-changing command of a batch, calls `sync` once, and only then
+//! replies. `NoLog` is the in-memory engine's log: nothing is durable.
+
+use crate::command::Command;
+use crate::error::EngineError;
+use crate::Millis;
+
+pub trait CommandLog: Send + 'static {
+    /// Records `command`, applied at `now`. Not durable until `sync` returns Ok.
+    fn append(&mut self, now: Millis, command: &Command) -> Result<(), EngineError>;
+    /// Makes everything appended durable. After an error the log is failed for good.
+    fn sync(&mut self) -> Result<(), EngineError>;
+    /// The LSN up to which records are durable (0 for a log that keeps nothing).
+    fn durable_lsn(&self) -> u64;
+}
+
+/// The log of an in-memory engine: keeps nothing.
+#[derive(Debug, Default)]
+pub struct NoLog;
+
+impl CommandLog for NoLog {
+    fn append(&mut self, _now: Millis, _command: &Command) -> Result<(), EngineError> {
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<(), EngineError> {
+        Ok(())
+    }
+
+    fn durable_lsn(&self) -> u64 {
+        0
+    }
+}

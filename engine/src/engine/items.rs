@@ -1,0 +1,164 @@
+//! Item operations of the `Engine`: each touches exactly one shard.
+
+use super::Engine;
+use crate::command::{AdjustReason, Command, LineAvailability, Outcome, Query, QueryResult};
+use crate::error::EngineError;
+use crate::item::{Item, StockAlert};
+use crate::limits::{MAX_IDEMPOTENCY_KEY_LEN, MAX_LINES, MAX_PAGE, MAX_QUANTITY, MAX_REASON_LEN};
+use crate::routing::shard_of_sku;
+use crate::sku::Sku;
+use std::collections::HashSet;
+
+/// Create an item or set its figures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetItem {
+    pub sku: Sku,
+    pub on_hand: u64,
+    pub low_stock_threshold: Option<u64>,
+    /// `Some(0)` clears the limit; `None` keeps it.
+    pub max_per_order: Option<u64>,
+    pub expected_version: Option<u64>,
+}
+
+/// Change an item's onHand by `delta`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Adjust {
+    pub sku: Sku,
+    pub delta: i64,
+    pub reason: AdjustReason,
+    pub note: Option<String>,
+    pub idempotency_key: Option<String>,
+    pub expected_version: Option<u64>,
+}
+
+/// An item after a change, and the stock alerts the change raised.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemChange {
+    pub item: Item,
+    pub created: bool,
+    pub alerts: Vec<StockAlert>,
+}
+
+fn item_change(applied: crate::command::Applied) -> Result<ItemChange, EngineError> {
+    match applied.outcome {
+        Outcome::Item { item, created } => Ok(ItemChange { item, created, alerts: applied.alerts }),
+        other => Err(internal(other)),
+    }
+}
+
+pub(crate) fn internal(outcome: Outcome) -> EngineError {
+    EngineError::Unavailable { reason: format!("internal error: unexpected shard outcome {outcome:?}") }
+}
+
+/// Checks a list of (sku, quantity) lines: 1..=MAX_LINES, quantities in range, no
+/// repeated SKU. Errors name the field as `items[i]...`.
+pub(crate) fn validate_lines(lines: &[(Sku, u64)], min_quantity: u64) -> Result<(), EngineError> {
+    if lines.is_empty() || lines.len() > MAX_LINES {
+        return Err(EngineError::validation("items", format!("must hold 1 to {MAX_LINES} items, got {}", lines.len())));
+    }
+    let mut seen = HashSet::with_capacity(lines.len());
+    for (i, (sku, q)) in lines.iter().enumerate() {
+        if !(min_quantity..=MAX_QUANTITY).contains(q) {
+            return Err(EngineError::validation(
+                &format!("items[{i}].quantity"),
+                format!("must be {min_quantity} to {MAX_QUANTITY}, got {q}"),
+            ));
+        }
+        if !seen.insert(sku) {
+            return Err(EngineError::validation(&format!("items[{i}].sku"), format!("{sku} appears more than once")));
+        }
+    }
+    Ok(())
+}
+
+impl Engine {
+    pub async fn set_item(&self, req: SetItem) -> Result<ItemChange, EngineError> {
+        let shard = shard_of_sku(&req.sku, self.shard_count());
+        let command = Command::SetItem {
+            sku: req.sku,
+            on_hand: req.on_hand,
+            low_stock_threshold: req.low_stock_threshold,
+            max_per_order: req.max_per_order,
+            expected_version: req.expected_version,
+        };
+        item_change(self.command(shard, command).await?)
+    }
+
+    pub async fn adjust(&self, req: Adjust) -> Result<ItemChange, EngineError> {
+        if req.note.as_ref().is_some_and(|n| n.len() > MAX_REASON_LEN) {
+            return Err(EngineError::validation("note", format!("at most {MAX_REASON_LEN} bytes")));
+        }
+        if let Some(key) = &req.idempotency_key {
+            if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_LEN {
+                return Err(EngineError::validation(
+                    "idempotencyKey",
+                    format!("must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} bytes"),
+                ));
+            }
+        }
+        let shard = shard_of_sku(&req.sku, self.shard_count());
+        let command = Command::AdjustItem {
+            sku: req.sku,
+            delta: req.delta,
+            reason: req.reason,
+            note: req.note,
+            idempotency_key: req.idempotency_key,
+            expected_version: req.expected_version,
+        };
+        item_change(self.command(shard, command).await?)
+    }
+
+    pub async fn delete_item(&self, sku: Sku, expected_version: Option<u64>) -> Result<(), EngineError> {
+        let shard = shard_of_sku(&sku, self.shard_count());
+        self.command(shard, Command::DeleteItem { sku, expected_version }).await.map(|_| ())
+    }
+
+    pub async fn get_item(&self, sku: Sku) -> Result<Item, EngineError> {
+        let shard = shard_of_sku(&sku, self.shard_count());
+        match self.query(shard, Query::GetItem { sku }).await? {
+            QueryResult::Item(item) => Ok(item),
+            _ => Err(EngineError::Unavailable { reason: "internal error: bad query answer".into() }),
+        }
+    }
+
+    /// Up to `limit` items with sku > `after`, in sku order, across all shards.
+    pub async fn list_items(&self, after: Option<Sku>, limit: usize) -> Result<Vec<Item>, EngineError> {
+        if limit == 0 || limit > MAX_PAGE {
+            return Err(EngineError::validation("limit", format!("must be 1 to {MAX_PAGE}")));
+        }
+        let mut all = Vec::new();
+        for shard in 0..self.shard_count() {
+            match self.query(shard, Query::ListItems { after: after.clone(), limit }).await? {
+                QueryResult::Items(items) => all.extend(items),
+                _ => return Err(EngineError::Unavailable { reason: "internal error: bad query answer".into() }),
+            }
+        }
+        all.sort_by(|a, b| a.sku.cmp(&b.sku));
+        all.truncate(limit);
+        Ok(all)
+    }
+
+    /// Availability of each line now (no stock is held). Unknown SKUs are reported
+    /// with `exists: false`.
+    pub async fn check_availability(&self, lines: Vec<(Sku, u64)>) -> Result<Vec<LineAvailability>, EngineError> {
+        validate_lines(&lines, 1)?;
+        let n = self.shard_count();
+        let mut out: Vec<Option<LineAvailability>> = vec![None; lines.len()];
+        let mut by_shard: Vec<Vec<usize>> = vec![Vec::new(); n];
+        for (i, (sku, _)) in lines.iter().enumerate() {
+            by_shard[shard_of_sku(sku, n)].push(i);
+        }
+        for (shard, idx) in by_shard.into_iter().enumerate().filter(|(_, v)| !v.is_empty()) {
+            let part = idx.iter().map(|i| lines[*i].clone()).collect();
+            match self.query(shard, Query::Availability { lines: part }).await? {
+                QueryResult::Availability(found) => {
+                    for (i, a) in idx.into_iter().zip(found) {
+                        out[i] = Some(a);
+                    }
+                }
+                _ => return Err(EngineError::Unavailable { reason: "internal error: bad query answer".into() }),
+            }
+        }
+        Ok(out.into_iter().map(|a| a.expect("every line answered")).collect())
+    }
+}

@@ -1,0 +1,244 @@
+//! `Engine`: the facade an embedder or the server holds. Routes each request to the
+//! shard that owns it (SKU hash for stock, orderId hash for reservation headers),
+//! drives the cross-shard reservation protocol, and runs the expiry timer.
+//!
+//! The async methods are the API; `Engine::blocking()` wraps the same calls for
+//! threads that are not in an async runtime.
+
+mod blocking;
+mod items;
+mod reservations;
+
+pub use blocking::BlockingEngine;
+pub use items::{ItemChange, SetItem, Adjust};
+pub use reservations::{ReserveOutcome, ReserveRequest};
+
+use crate::clock::{Clock, SystemClock};
+use crate::command::{Applied, Command, Query, QueryResult};
+use crate::command_log::{CommandLog, NoLog};
+use crate::error::EngineError;
+use crate::limits::{DEFAULT_RETENTION_SECS, MAX_SHARDS};
+use crate::shard::{Request, ShardHandle, ShardStatus};
+use crate::shard_state::ShardState;
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+/// Settings of an engine. `Default` gives one shard per core, 24 h retention, and a
+/// background expiry sweep every 100 ms on the system clock.
+#[derive(Clone)]
+pub struct EngineConfig {
+    pub shards: usize,
+    /// How long finished reservations and adjustment keys are remembered.
+    pub retention_secs: u64,
+    /// How often the background expiry sweep runs; `None` = only by `expire_due()`.
+    pub expiry_interval: Option<Duration>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            shards: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            retention_secs: DEFAULT_RETENTION_SECS,
+            expiry_interval: Some(Duration::from_millis(100)),
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+impl std::fmt::Debug for EngineConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineConfig")
+            .field("shards", &self.shards)
+            .field("retention_secs", &self.retention_secs)
+            .field("expiry_interval", &self.expiry_interval)
+            .finish()
+    }
+}
+
+impl EngineConfig {
+    pub(crate) fn validate(&self) -> Result<(), EngineError> {
+        if self.shards == 0 || self.shards > MAX_SHARDS {
+            return Err(EngineError::validation("shards", format!("must be 1 to {MAX_SHARDS}")));
+        }
+        Ok(())
+    }
+}
+
+struct Inner {
+    shards: Vec<ShardHandle>,
+    config: EngineConfig,
+    stopping: AtomicBool,
+    expirer: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// The stock engine. Cheap to clone; all clones share the same shards.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+impl Engine {
+    /// An engine that keeps everything in memory: nothing survives the process.
+    /// For tests and benchmarks; use `Engine::open` for a durable one.
+    pub fn in_memory(config: EngineConfig) -> Result<Engine, EngineError> {
+        config.validate()?;
+        let states = (0..config.shards).map(ShardState::new).collect();
+        let logs = (0..config.shards).map(|_| Box::new(NoLog) as Box<dyn CommandLog>).collect();
+        Ok(Engine::start(states, logs, config))
+    }
+
+    /// Starts shard threads over recovered states and their logs.
+    pub(crate) fn start(states: Vec<ShardState>, logs: Vec<Box<dyn CommandLog>>, config: EngineConfig) -> Engine {
+        assert_eq!(states.len(), config.shards);
+        let shards = states
+            .into_iter()
+            .zip(logs)
+            .enumerate()
+            .map(|(i, (state, log))| ShardHandle::spawn(i, state, log, config.clock.clone()))
+            .collect();
+        let engine = Engine {
+            inner: Arc::new(Inner { shards, config, stopping: AtomicBool::new(false), expirer: Mutex::new(None) }),
+        };
+        if let Some(every) = engine.inner.config.expiry_interval {
+            let weak = Arc::downgrade(&engine.inner);
+            let handle = std::thread::Builder::new()
+                .name("stockd-expiry".into())
+                .spawn(move || loop {
+                    std::thread::sleep(every);
+                    let Some(inner) = weak.upgrade() else { return };
+                    if inner.stopping.load(Ordering::Acquire) {
+                        return;
+                    }
+                    let engine = Engine { inner };
+                    if let Err(e) = crate::block_on(engine.expire_due()) {
+                        tracing::warn!(error = %e, "expiry sweep failed");
+                    }
+                })
+                .expect("spawn expiry thread");
+            *engine.inner.expirer.lock() = Some(handle);
+        }
+        engine
+    }
+
+    pub fn shard_count(&self) -> usize {
+        self.inner.shards.len()
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    /// Live figures of each shard (durable LSN, failed flag, counters).
+    pub fn shard_status(&self) -> Vec<Arc<ShardStatus>> {
+        self.inner.shards.iter().map(|s| s.status.clone()).collect()
+    }
+
+    /// True when some shard's log has failed and it no longer acknowledges.
+    pub fn is_failed(&self) -> bool {
+        self.inner.shards.iter().any(|s| s.status.failed.load(Ordering::Acquire))
+    }
+
+    /// The blocking face of this engine.
+    pub fn blocking(&self) -> BlockingEngine<'_> {
+        BlockingEngine::new(self)
+    }
+
+    /// Stops the expiry sweep and every shard after it has finished (and synced)
+    /// what was queued before. Later calls answer SERVICE_UNAVAILABLE.
+    pub fn shutdown(&self) {
+        if self.inner.stopping.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        if let Some(h) = self.inner.expirer.lock().take() {
+            if h.thread().id() != std::thread::current().id() {
+                let _ = h.join();
+            }
+        }
+        for shard in &self.inner.shards {
+            // A blocking send: Stop must not be lost to a full queue.
+            let _ = shard.tx.send(Request::Stop);
+        }
+        for shard in &self.inner.shards {
+            if let Some(t) = shard.thread.lock().take() {
+                let _ = t.join();
+            }
+        }
+    }
+
+    // ---- sending to shards ------------------------------------------------------
+
+    fn check_open(&self) -> Result<(), EngineError> {
+        if self.inner.stopping.load(Ordering::Acquire) {
+            return Err(EngineError::Unavailable { reason: "engine is shutting down".into() });
+        }
+        Ok(())
+    }
+
+    pub(crate) fn send_command(
+        &self,
+        shard: usize,
+        command: Command,
+    ) -> Result<oneshot::Receiver<Result<Applied, EngineError>>, EngineError> {
+        self.check_open()?;
+        let (reply, rx) = oneshot::channel();
+        self.inner.shards[shard].send(shard, Request::Command { command, reply })?;
+        Ok(rx)
+    }
+
+    pub(crate) async fn command(&self, shard: usize, command: Command) -> Result<Applied, EngineError> {
+        let rx = self.send_command(shard, command)?;
+        await_reply(rx).await
+    }
+
+    pub(crate) async fn query(&self, shard: usize, query: Query) -> Result<QueryResult, EngineError> {
+        self.check_open()?;
+        let (reply, rx) = oneshot::channel();
+        self.inner.shards[shard].send(shard, Request::Query { query, reply })?;
+        await_reply(rx).await
+    }
+
+    /// A copy of every shard's state, each taken between two batches.
+    pub async fn shard_states(&self) -> Result<Vec<ShardState>, EngineError> {
+        let mut rxs = Vec::new();
+        for (i, shard) in self.inner.shards.iter().enumerate() {
+            let (reply, rx) = oneshot::channel();
+            shard.send(i, Request::Clone { reply })?;
+            rxs.push(rx);
+        }
+        let mut out = Vec::new();
+        for rx in rxs {
+            out.push(await_reply(rx).await?);
+        }
+        Ok(out)
+    }
+
+    /// Checks every invariant of every shard and across shards (each ACTIVE header's
+    /// lines are held; every hold belongs to a live header). Meaningful when no
+    /// request is in flight.
+    pub async fn check_invariants(&self) -> Result<(), String> {
+        let states = self.shard_states().await.map_err(|e| e.to_string())?;
+        crate::invariants::check_all(&states)
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.stopping.store(true, Ordering::Release);
+        for shard in &self.shards {
+            let _ = shard.tx.send(Request::Stop);
+        }
+        for shard in &self.shards {
+            if let Some(t) = shard.thread.lock().take() {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+pub(crate) async fn await_reply<T>(rx: oneshot::Receiver<Result<T, EngineError>>) -> Result<T, EngineError> {
+    rx.await.map_err(|_| EngineError::Unavailable { reason: "shard stopped before answering".into() })?
+}

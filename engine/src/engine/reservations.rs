@@ -1,0 +1,274 @@
+//! Reservation flows of the `Engine`, across shards. See ARCHITECTURE.md, "Cross-shard
+//! reservations", for why each step is ordered as it is.
+//!
+//! reserve: Open (home) → PlaceHold (each item shard, in parallel) → Activate (home).
+//!          A failed hold rolls back: ReleaseHold on the shards that held, Abort (home).
+//! commit / release / expire: transition the header (home) → CommitHold / ReleaseHold
+//!          on the item shards. The header is the truth; recovery re-drives holds.
+
+use super::items::{internal, validate_lines};
+use super::{await_reply, Engine};
+use crate::command::{Applied, Command, Outcome, Query, QueryResult};
+use crate::error::{EngineError, Shortfall};
+use crate::item::StockAlert;
+use crate::limits::{DEFAULT_TTL_SECS, MAX_METADATA_LEN, MAX_REASON_LEN, MAX_TTL_SECS, MIN_TTL_SECS};
+use crate::reservation::{Reservation, ReservationKey, ReservationStatus};
+use crate::routing::{home_of_key, home_of_order, shard_of_sku};
+use crate::sku::{OrderId, Sku};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReserveRequest {
+    pub order_id: OrderId,
+    pub lines: Vec<(Sku, u64)>,
+    /// Seconds to live, 1..=86,400; default 900.
+    pub ttl_secs: Option<u64>,
+    /// Opaque client metadata, at most 4 KiB.
+    pub metadata: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReserveOutcome {
+    pub reservation: Reservation,
+    /// False when the orderId already had this reservation (an idempotent repeat).
+    pub created: bool,
+    pub alerts: Vec<StockAlert>,
+}
+
+pub(crate) fn validate_ttl(ttl: u64) -> Result<(), EngineError> {
+    if !(MIN_TTL_SECS..=MAX_TTL_SECS).contains(&ttl) {
+        return Err(EngineError::validation(
+            "expiresIn",
+            format!("must be {MIN_TTL_SECS} to {MAX_TTL_SECS} seconds, got {ttl}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Groups lines by the shard that owns their SKU, keeping request order in each group.
+fn by_shard<T: Clone>(lines: &[(Sku, T)], shards: usize) -> Vec<(usize, Vec<(Sku, T)>)> {
+    let mut groups: Vec<(usize, Vec<(Sku, T)>)> = Vec::new();
+    for (sku, v) in lines {
+        let s = shard_of_sku(sku, shards);
+        match groups.iter_mut().find(|(g, _)| *g == s) {
+            Some((_, g)) => g.push((sku.clone(), v.clone())),
+            None => groups.push((s, vec![(sku.clone(), v.clone())])),
+        }
+    }
+    groups
+}
+
+/// One answer for a reservation whose holds failed on several shards, independent of
+/// how SKUs fall into shards: the highest-precedence error; among equals the one for
+/// the earliest line; shortfalls from every shard merged in request order.
+fn merge_hold_errors(errors: Vec<EngineError>, lines: &[(Sku, u64)]) -> EngineError {
+    let pos = |sku: &str| lines.iter().position(|(s, _)| s.as_str() == sku).unwrap_or(usize::MAX);
+    let best = errors.iter().map(EngineError::reserve_rank).min().expect("at least one error");
+    let mut errors: Vec<EngineError> = errors.into_iter().filter(|e| e.reserve_rank() == best).collect();
+    if let EngineError::InsufficientInventory { .. } = errors[0] {
+        let mut items: Vec<Shortfall> = errors
+            .into_iter()
+            .flat_map(|e| match e {
+                EngineError::InsufficientInventory { items } => items,
+                _ => Vec::new(),
+            })
+            .collect();
+        items.sort_by_key(|s| pos(&s.sku));
+        return EngineError::InsufficientInventory { items };
+    }
+    errors.sort_by_key(|e| match e {
+        EngineError::ItemNotFound { sku } | EngineError::MaxPerOrderExceeded { sku, .. } => pos(sku),
+        _ => usize::MAX,
+    });
+    errors.swap_remove(0)
+}
+
+impl Engine {
+    fn home(&self, key: &ReservationKey) -> Result<usize, EngineError> {
+        home_of_key(key, self.shard_count()).ok_or_else(|| EngineError::ReservationNotFound { key: key.to_string() })
+    }
+
+    /// Reserves every line for `order_id`, all or nothing. A repeated orderId with the
+    /// same lines answers the original reservation (`created: false`).
+    pub async fn reserve(&self, req: ReserveRequest) -> Result<ReserveOutcome, EngineError> {
+        validate_lines(&req.lines, 1)?;
+        let ttl = req.ttl_secs.unwrap_or(DEFAULT_TTL_SECS);
+        validate_ttl(ttl)?;
+        if req.metadata.as_ref().is_some_and(|m| m.len() > MAX_METADATA_LEN) {
+            return Err(EngineError::validation("metadata", format!("at most {MAX_METADATA_LEN} bytes")));
+        }
+        let n = self.shard_count();
+        let home = home_of_order(&req.order_id, n);
+        let open = Command::OpenReservation {
+            order_id: req.order_id.clone(),
+            lines: req.lines.clone(),
+            ttl_secs: ttl,
+            metadata: req.metadata,
+        };
+        let header = match self.command(home, open).await?.outcome {
+            Outcome::Opened(r) => r,
+            Outcome::Existing(r) => return Ok(ReserveOutcome { reservation: r, created: false, alerts: Vec::new() }),
+            other => return Err(internal(other)),
+        };
+        let id = header.reservation_id.clone();
+
+        // Place every shard's holds in parallel, then wait for all of them.
+        let mut waiting = Vec::new();
+        let mut errors = Vec::new();
+        for (shard, lines) in by_shard(&req.lines, n) {
+            let hold = Command::PlaceHold { reservation_id: id.clone(), order_id: req.order_id.clone(), lines };
+            match self.send_command(shard, hold) {
+                Ok(rx) => waiting.push((shard, rx)),
+                Err(e) => errors.push(e),
+            }
+        }
+        let mut held = Vec::new();
+        let mut alerts = Vec::new();
+        for (shard, rx) in waiting {
+            match await_reply(rx).await {
+                Ok(applied) => {
+                    held.push(shard);
+                    alerts.extend(applied.alerts);
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+
+        if errors.is_empty() {
+            let activated = self.command(home, Command::ActivateReservation { reservation_id: id }).await?;
+            return match activated.outcome {
+                Outcome::Reservation { reservation, .. } => Ok(ReserveOutcome { reservation, created: true, alerts }),
+                other => Err(internal(other)),
+            };
+        }
+        // Roll back: give back what was held, then forget the header. If this fails
+        // part-way the engine is failing anyway, and recovery releases the rest.
+        let mut rollbacks = Vec::new();
+        for shard in held {
+            if let Ok(rx) = self.send_command(shard, Command::ReleaseHold { reservation_id: id.clone() }) {
+                rollbacks.push(rx);
+            }
+        }
+        for rx in rollbacks {
+            let _ = await_reply(rx).await;
+        }
+        let _ = self.command(home, Command::AbortReservation { reservation_id: id }).await;
+        Err(merge_hold_errors(errors, &req.lines))
+    }
+
+    /// Commits a reservation: all of it, or `quantities` of the SKUs named (the rest
+    /// of those lines goes back to available). Repeating a commit answers the same.
+    pub async fn commit(
+        &self,
+        key: ReservationKey,
+        quantities: Option<Vec<(Sku, u64)>>,
+    ) -> Result<Reservation, EngineError> {
+        if let Some(q) = &quantities {
+            validate_lines(q, 0)?;
+        }
+        let home = self.home(&key)?;
+        let applied = self.command(home, Command::CommitReservation { key, quantities }).await?;
+        match applied.outcome {
+            Outcome::Reservation { reservation, .. } => {
+                self.settle_holds(&reservation).await?;
+                Ok(reservation)
+            }
+            Outcome::ExpiredOnAccess(r) => {
+                self.settle_holds(&r).await?;
+                Err(EngineError::ReservationExpired { reservation_id: r.reservation_id })
+            }
+            other => Err(internal(other)),
+        }
+    }
+
+    /// Releases a reservation's stock. Releasing again, or after expiry, answers the
+    /// reservation as it is; releasing a committed one is RESERVATION_COMMITTED.
+    pub async fn release(&self, key: ReservationKey, reason: Option<String>) -> Result<Reservation, EngineError> {
+        let reason = reason.unwrap_or_else(|| "RELEASED".to_owned());
+        if reason.is_empty() || reason.len() > MAX_REASON_LEN {
+            return Err(EngineError::validation("reason", format!("must be 1 to {MAX_REASON_LEN} bytes")));
+        }
+        let home = self.home(&key)?;
+        self.transition(home, Command::ReleaseReservation { key, reason }).await
+    }
+
+    /// Moves an ACTIVE reservation's deadline to now + `ttl_secs` (capped at 86,400 s
+    /// after its creation).
+    pub async fn extend(&self, key: ReservationKey, ttl_secs: u64) -> Result<Reservation, EngineError> {
+        validate_ttl(ttl_secs)?;
+        let home = self.home(&key)?;
+        self.transition(home, Command::ExtendReservation { key, ttl_secs }).await
+    }
+
+    /// Operator action: expire an ACTIVE reservation now.
+    pub async fn expire(&self, key: ReservationKey) -> Result<Reservation, EngineError> {
+        let home = self.home(&key)?;
+        self.transition(home, Command::ExpireReservation { key }).await
+    }
+
+    pub async fn get_reservation(&self, key: ReservationKey) -> Result<Reservation, EngineError> {
+        let home = self.home(&key)?;
+        match self.query(home, Query::GetReservation { key }).await? {
+            QueryResult::Reservation(r) => Ok(r),
+            _ => Err(EngineError::Unavailable { reason: "internal error: bad query answer".into() }),
+        }
+    }
+
+    /// Expires every ACTIVE reservation whose deadline has passed, on every shard, and
+    /// gives back their stock. The background sweep calls this; tests call it after
+    /// moving a manual clock. Returns the reservations it expired.
+    pub async fn expire_due(&self) -> Result<Vec<Reservation>, EngineError> {
+        let retention_ms = self.config().retention_secs * 1000;
+        let mut waiting = Vec::new();
+        for shard in 0..self.shard_count() {
+            waiting.push(self.send_command(shard, Command::ExpireDue { retention_ms })?);
+        }
+        let mut expired = Vec::new();
+        for rx in waiting {
+            match await_reply(rx).await?.outcome {
+                Outcome::Expired { expired: e, .. } => expired.extend(e),
+                other => return Err(internal(other)),
+            }
+        }
+        for r in &expired {
+            self.settle_holds(r).await?;
+        }
+        Ok(expired)
+    }
+
+    /// A header transition on the home shard, then the holds follow it.
+    async fn transition(&self, home: usize, command: Command) -> Result<Reservation, EngineError> {
+        let applied: Applied = self.command(home, command).await?;
+        match applied.outcome {
+            Outcome::Reservation { reservation, .. } => {
+                self.settle_holds(&reservation).await?;
+                Ok(reservation)
+            }
+            Outcome::ExpiredOnAccess(r) => {
+                self.settle_holds(&r).await?;
+                Err(EngineError::ReservationExpired { reservation_id: r.reservation_id })
+            }
+            other => Err(internal(other)),
+        }
+    }
+
+    /// Brings the holds of a finished reservation in line with its header: commit
+    /// them if COMMITTED, release them if RELEASED or EXPIRED. Idempotent.
+    pub(crate) async fn settle_holds(&self, r: &Reservation) -> Result<(), EngineError> {
+        let n = self.shard_count();
+        let lines: Vec<(Sku, u64)> = r.lines.iter().map(|l| (l.sku.clone(), l.committed)).collect();
+        let mut waiting = Vec::new();
+        for (shard, committed) in by_shard(&lines, n) {
+            let id = r.reservation_id.clone();
+            let command = match r.status {
+                ReservationStatus::Committed => Command::CommitHold { reservation_id: id, committed },
+                ReservationStatus::Released | ReservationStatus::Expired => Command::ReleaseHold { reservation_id: id },
+                ReservationStatus::Active | ReservationStatus::Pending => return Ok(()),
+            };
+            waiting.push(self.send_command(shard, command)?);
+        }
+        for rx in waiting {
+            await_reply(rx).await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,43 @@
+//! Invariants that span shards: a reservation header (home shard) and its holds
+//! (item shards) must agree. Per-shard invariants are `ShardState::check_invariants`.
+
+use crate::reservation::ReservationStatus;
+use crate::routing::home_of_order;
+use crate::shard_state::ShardState;
+use std::collections::HashMap;
+
+/// Checks each shard, then: every ACTIVE header's lines are held exactly on the
+/// shards of its SKUs, and every hold belongs to an ACTIVE or PENDING header on its
+/// home shard. Only meaningful with no request in flight (e.g. after recovery).
+pub fn check_all(states: &[ShardState]) -> Result<(), String> {
+    let n = states.len();
+    for s in states {
+        s.check_invariants().map_err(|e| format!("shard {}: {e}", s.shard()))?;
+    }
+    let mut held: HashMap<&str, Vec<(String, u64)>> = HashMap::new();
+    for s in states {
+        for (id, hold) in s.holds() {
+            let home = &states[home_of_order(&hold.order_id, n)];
+            match home.reservation(&crate::reservation::ReservationKey::Id(id.clone())) {
+                Some(r) if matches!(r.status, ReservationStatus::Active | ReservationStatus::Pending) => {}
+                Some(r) => return Err(format!("hold {id} on shard {} outlived its {:?} reservation", s.shard(), r.status)),
+                None => return Err(format!("hold {id} on shard {} has no reservation", s.shard())),
+            }
+            held.entry(id.as_str())
+                .or_default()
+                .extend(hold.lines.iter().map(|(sku, q)| (sku.to_string(), *q)));
+        }
+    }
+    for s in states {
+        for r in s.reservations().filter(|r| r.status == ReservationStatus::Active) {
+            let mut want: Vec<(String, u64)> = r.lines.iter().map(|l| (l.sku.to_string(), l.quantity)).collect();
+            let mut got = held.get(r.reservation_id.as_str()).cloned().unwrap_or_default();
+            want.sort();
+            got.sort();
+            if want != got {
+                return Err(format!("active reservation {} holds {got:?}, expected {want:?}", r.reservation_id));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,48 @@
+//! stockd-engine: the in-memory, sharded stock-reservation engine.
+//!
+//! **What it owns.** Items (`sku` → onHand, reserved, sold, thresholds, version) and
+//! reservations (ACTIVE → COMMITTED | RELEASED | EXPIRED), partitioned by hash into
+//! shards. Each shard is one thread that owns its state outright and applies
+//! commands with no locks ([`ShardState::apply`], pure: time is an input).
+//!
+//! **What it promises.**
+//! - `onHand = available + reserved`, nothing negative, never oversold, after every
+//!   command (`debug_assert!` per mutation; [`ShardState::check_invariants`] in full).
+//! - A failed command changes nothing. Every error is an [`EngineError`] with a stable
+//!   code.
+//! - A reservation over several shards is all or nothing (see ARCHITECTURE.md).
+//! - Nothing is answered before the shard's [`CommandLog`] has synced it.
+//! - Every queue, list and map has a bound ([`limits`]).
+//!
+//! It knows nothing of HTTP or Kafka. Embed it with [`Engine::in_memory`] (tests) or,
+//! durable, `Engine::open` (the WAL issue).
+
+pub mod clock;
+pub mod command;
+pub mod command_log;
+pub mod engine;
+pub mod error;
+pub mod invariants;
+pub mod item;
+pub mod limits;
+pub mod reservation;
+pub mod routing;
+pub mod shard;
+pub mod shard_state;
+pub mod sku;
+
+mod block_on;
+
+/// Milliseconds since the Unix epoch: the engine's only notion of time.
+pub type Millis = u64;
+
+pub use block_on::block_on;
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use command::{AdjustReason, Applied, Command, LineAvailability, Outcome, Query, QueryResult};
+pub use command_log::{CommandLog, NoLog};
+pub use engine::{Adjust, BlockingEngine, Engine, EngineConfig, ItemChange, ReserveOutcome, ReserveRequest, SetItem};
+pub use error::{EngineError, Shortfall};
+pub use item::{AlertKind, Item, StockAlert};
+pub use reservation::{Hold, Reservation, ReservationKey, ReservationLine, ReservationStatus};
+pub use shard_state::ShardState;
+pub use sku::{OrderId, Sku};

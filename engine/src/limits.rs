@@ -1,0 +1,42 @@
+//! Every bound the engine enforces, in one place. A request over a bound is refused
+//! with a clear error before it touches any state (TigerBeetle style: nothing unbounded).
+
+/// Longest SKU, in bytes. SKUs are `[A-Za-z0-9._:/-]{1,128}`.
+pub const MAX_SKU_LEN: usize = 128;
+/// Longest orderId, in bytes (printable ASCII, no spaces).
+pub const MAX_ORDER_ID_LEN: usize = 128;
+/// Most lines (distinct SKUs) in one reservation or availability check.
+pub const MAX_LINES: usize = 100;
+/// Largest quantity in one line of a reservation or check.
+pub const MAX_QUANTITY: u64 = 1_000_000_000;
+/// Largest onHand an item may hold.
+pub const MAX_ON_HAND: u64 = 1_000_000_000_000;
+/// Largest |delta| of one adjustment.
+pub const MAX_ADJUST_DELTA: i64 = 1_000_000_000;
+/// Reservation time-to-live bounds, seconds. Extensions are capped at
+/// `created_at + MAX_TTL_SECS` too.
+pub const MIN_TTL_SECS: u64 = 1;
+pub const MAX_TTL_SECS: u64 = 86_400;
+pub const DEFAULT_TTL_SECS: u64 = 900;
+/// Longest free-text reason (release reason, adjustment note).
+pub const MAX_REASON_LEN: usize = 256;
+/// Longest idempotency key of an adjustment.
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 128;
+/// Largest opaque metadata blob stored with a reservation, bytes.
+pub const MAX_METADATA_LEN: usize = 4096;
+/// Items one shard may hold.
+pub const MAX_ITEMS_PER_SHARD: usize = 10_000_000;
+/// Reservations (active, pending and remembered) one shard may hold.
+pub const MAX_RESERVATIONS_PER_SHARD: usize = 4_000_000;
+/// Remembered adjustment idempotency keys per shard.
+pub const MAX_ADJUST_KEYS_PER_SHARD: usize = 1_000_000;
+/// Requests waiting in one shard's queue; a full queue answers OVERLOADED.
+pub const SHARD_QUEUE_CAPACITY: usize = 65_536;
+/// Most requests a shard applies before one durability step.
+pub const MAX_BATCH: usize = 4_096;
+/// Most shards an engine runs.
+pub const MAX_SHARDS: usize = 256;
+/// Largest page of a listing.
+pub const MAX_PAGE: usize = 1_000;
+/// Default retention of finished reservations and adjustment keys, seconds.
+pub const DEFAULT_RETENTION_SECS: u64 = 24 * 3600;

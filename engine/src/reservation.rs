@@ -1,0 +1,130 @@
+//! Reservations: the header a home shard keeps, and the holds item shards keep.
+//!
+//! A reservation's *header* lives on its home shard (chosen by orderId) and is the
+//! source of truth for its status. The stock it holds lives as *holds* on the shards
+//! of its SKUs. ARCHITECTURE.md describes the protocol that keeps the two in step.
+
+use crate::sku::{OrderId, Sku};
+use crate::Millis;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ReservationStatus {
+    /// Header written, holds being placed. Never visible as a success to a client.
+    Pending,
+    Active,
+    Committed,
+    Released,
+    Expired,
+}
+
+impl ReservationStatus {
+    pub fn is_finished(self) -> bool {
+        matches!(self, Self::Committed | Self::Released | Self::Expired)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "PENDING",
+            Self::Active => "ACTIVE",
+            Self::Committed => "COMMITTED",
+            Self::Released => "RELEASED",
+            Self::Expired => "EXPIRED",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReservationLine {
+    pub sku: Sku,
+    pub quantity: u64,
+    /// Units committed (sold); set when the reservation is committed.
+    pub committed: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reservation {
+    pub reservation_id: String,
+    pub order_id: OrderId,
+    pub status: ReservationStatus,
+    pub lines: Vec<ReservationLine>,
+    pub created_at: Millis,
+    pub expires_at: Millis,
+    pub finished_at: Option<Millis>,
+    pub release_reason: Option<String>,
+    /// Opaque client metadata (the server stores JSON text).
+    pub metadata: Option<String>,
+}
+
+impl Reservation {
+    /// Same request as another, for idempotency: same SKUs with the same quantities.
+    pub fn same_lines(&self, lines: &[(Sku, u64)]) -> bool {
+        let mut mine: Vec<(&Sku, u64)> = self.lines.iter().map(|l| (&l.sku, l.quantity)).collect();
+        let mut theirs: Vec<(&Sku, u64)> = lines.iter().map(|(s, q)| (s, *q)).collect();
+        mine.sort();
+        theirs.sort();
+        mine == theirs
+    }
+}
+
+/// How a client names a reservation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReservationKey {
+    Order(OrderId),
+    Id(String),
+}
+
+impl std::fmt::Display for ReservationKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReservationKey::Order(o) => write!(f, "orderId {o}"),
+            ReservationKey::Id(id) => write!(f, "reservationId {id}"),
+        }
+    }
+}
+
+/// Stock an item shard holds for one reservation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hold {
+    pub order_id: OrderId,
+    pub lines: Vec<(Sku, u64)>,
+}
+
+/// Builds a reservation id that names its home shard, so a lookup by id is routed
+/// without a directory: `{secs:08x}-{shard:04x}-{seq:04x}-{seq:04x}-{seq:012x}`.
+pub fn make_reservation_id(now: Millis, shard: usize, seq: u64) -> String {
+    format!(
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        (now / 1000) as u32,
+        shard as u16,
+        (seq >> 48) & 0xffff,
+        (seq >> 32) & 0xffff,
+        seq & 0xffff_ffff
+    )
+}
+
+/// The home shard named in a reservation id, if it is well formed.
+pub fn shard_of_reservation_id(id: &str) -> Option<usize> {
+    let mut parts = id.split('-');
+    let first = parts.next()?;
+    let shard = parts.next()?;
+    if first.len() != 8 || shard.len() != 4 || parts.count() != 3 || id.len() != 36 {
+        return None;
+    }
+    usize::from_str_radix(shard, 16).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reservation_id_round_trip() {
+        let id = make_reservation_id(1_700_000_000_123, 7, 0x1234_5678_9abc);
+        assert_eq!(id.len(), 36);
+        assert_eq!(shard_of_reservation_id(&id), Some(7));
+        assert_eq!(shard_of_reservation_id("nope"), None);
+        assert_eq!(shard_of_reservation_id("zzzzzzzz-zzzz-0000-0000-000000000000"), None);
+    }
+}

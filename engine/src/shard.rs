@@ -1,0 +1,167 @@
+//! The shard actor: one thread that owns one `ShardState` and its `CommandLog`.
+//!
+//! Loop: take a batch of requests from the bounded queue → apply each in order →
+//! append every state change to the log → one `sync` → reply to all, in order.
+//! Nothing is answered before the sync that covers it; reads in a batch are answered
+//! after that sync too, so a read never shows state a crash could take back. If an
+//! append or sync fails the shard is failed for good (fail-stop): it answers every
+//! later request with SERVICE_UNAVAILABLE and never retries the sync.
+
+use crate::clock::Clock;
+use crate::command::{Applied, Command, Query, QueryResult};
+use crate::command_log::CommandLog;
+use crate::error::EngineError;
+use crate::limits::{MAX_BATCH, SHARD_QUEUE_CAPACITY};
+use crate::shard_state::ShardState;
+use crate::Millis;
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use tokio::sync::oneshot;
+
+pub(crate) type Reply<T> = oneshot::Sender<Result<T, EngineError>>;
+
+pub(crate) enum Request {
+    Command { command: Command, reply: Reply<Applied> },
+    Query { query: Query, reply: Reply<QueryResult> },
+    /// A copy of the whole state (tests, snapshots, invariant checks).
+    Clone { reply: Reply<ShardState> },
+    /// Finish what is queued before this, sync, and stop.
+    Stop,
+}
+
+/// What other threads may read about a shard without asking it.
+#[derive(Debug, Default)]
+pub struct ShardStatus {
+    pub durable_lsn: AtomicU64,
+    pub failed: AtomicBool,
+    pub applied: AtomicU64,
+    pub batches: AtomicU64,
+}
+
+pub(crate) struct ShardHandle {
+    pub tx: Sender<Request>,
+    pub status: Arc<ShardStatus>,
+    pub thread: parking_lot::Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl ShardHandle {
+    pub fn spawn(index: usize, state: ShardState, log: Box<dyn CommandLog>, clock: Arc<dyn Clock>) -> ShardHandle {
+        let (tx, rx) = crossbeam_channel::bounded(SHARD_QUEUE_CAPACITY);
+        let status = Arc::new(ShardStatus::default());
+        status.durable_lsn.store(log.durable_lsn(), Ordering::Release);
+        let st = status.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("stockd-shard-{index}"))
+            .spawn(move || ShardLoop { state, log, clock, status: st, failure: None, last_now: 0 }.run(rx))
+            .expect("spawn shard thread");
+        ShardHandle { tx, status, thread: parking_lot::Mutex::new(Some(thread)) }
+    }
+
+    /// Queues a request; a full queue is refused at once (explicit backpressure).
+    pub fn send(&self, index: usize, request: Request) -> Result<(), EngineError> {
+        self.tx.try_send(request).map_err(|e| match e {
+            TrySendError::Full(_) => EngineError::Overloaded { shard: index },
+            TrySendError::Disconnected(_) => EngineError::Unavailable { reason: "engine is shut down".into() },
+        })
+    }
+}
+
+enum Answer {
+    Command(Reply<Applied>, Result<Applied, EngineError>),
+    Query(Reply<QueryResult>, Result<QueryResult, EngineError>),
+    Clone(Reply<ShardState>, ShardState),
+}
+
+struct ShardLoop {
+    state: ShardState,
+    log: Box<dyn CommandLog>,
+    clock: Arc<dyn Clock>,
+    status: Arc<ShardStatus>,
+    failure: Option<String>,
+    last_now: Millis,
+}
+
+impl ShardLoop {
+    fn run(mut self, rx: Receiver<Request>) {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        let mut answers = Vec::with_capacity(MAX_BATCH);
+        loop {
+            match rx.recv() {
+                Ok(r) => batch.push(r),
+                Err(_) => return, // every sender is gone
+            }
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(r) => batch.push(r),
+                    Err(_) => break,
+                }
+            }
+            // Time never runs backwards inside a shard, whatever the wall clock does.
+            let now = self.clock.now().max(self.last_now);
+            self.last_now = now;
+            let mut stop = false;
+            let mut appended = false;
+            for request in batch.drain(..) {
+                match request {
+                    Request::Command { command, reply } => {
+                        let result = self.apply(&command, now, &mut appended);
+                        answers.push(Answer::Command(reply, result));
+                    }
+                    Request::Query { query, reply } => answers.push(Answer::Query(reply, self.state.query(&query))),
+                    Request::Clone { reply } => answers.push(Answer::Clone(reply, self.state.clone())),
+                    Request::Stop => stop = true,
+                }
+            }
+            if appended && self.failure.is_none() {
+                if let Err(e) = self.log.sync() {
+                    tracing::error!(shard = self.state.shard(), error = %e, "WAL sync failed; shard stops acknowledging");
+                    self.failure = Some(e.to_string());
+                    self.status.failed.store(true, Ordering::Release);
+                }
+                self.status.durable_lsn.store(self.log.durable_lsn(), Ordering::Release);
+            }
+            self.status.batches.fetch_add(1, Ordering::Relaxed);
+            self.reply_all(&mut answers);
+            if stop {
+                return;
+            }
+        }
+    }
+
+    fn apply(&mut self, command: &Command, now: Millis, appended: &mut bool) -> Result<Applied, EngineError> {
+        if let Some(reason) = &self.failure {
+            return Err(EngineError::Unavailable { reason: reason.clone() });
+        }
+        let applied = self.state.apply(command, now)?;
+        self.status.applied.fetch_add(1, Ordering::Relaxed);
+        if applied.changed {
+            *appended = true;
+            if let Err(e) = self.log.append(now, command) {
+                // The state is now ahead of the log: stop answering for good.
+                tracing::error!(shard = self.state.shard(), error = %e, "WAL append failed; shard stops acknowledging");
+                self.failure = Some(e.to_string());
+                self.status.failed.store(true, Ordering::Release);
+            }
+        }
+        Ok(applied)
+    }
+
+    fn reply_all(&mut self, answers: &mut Vec<Answer>) {
+        let failed = self.failure.as_ref().map(|reason| EngineError::Unavailable { reason: reason.clone() });
+        for answer in answers.drain(..) {
+            // A dropped receiver (caller gave up) is not an error for the shard.
+            match answer {
+                Answer::Command(reply, result) => {
+                    let _ = reply.send(failed.clone().map_or(result, Err));
+                }
+                Answer::Query(reply, result) => {
+                    let _ = reply.send(failed.clone().map_or(result, Err));
+                }
+                Answer::Clone(reply, state) => {
+                    let _ = reply.send(failed.clone().map_or(Ok(state), Err));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,235 @@
+//! `ShardState`: everything one shard owns, and `apply`, its pure transition function.
+//!
+//! `apply(command, now)` has no clock, no I/O and no randomness: the same state, command
+//! and time always give the same result and the same next state, so the WAL replays it
+//! exactly and tests compare it against a plain reference model. A command that fails
+//! changes nothing.
+
+mod items;
+mod reservations;
+
+use crate::command::{Applied, Command, LineAvailability, Outcome, Query, QueryResult};
+use crate::error::EngineError;
+use crate::item::Item;
+use crate::reservation::{Hold, Reservation, ReservationKey, ReservationStatus};
+use crate::sku::{OrderId, Sku};
+use crate::Millis;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// A remembered adjustment, so a repeated idempotency key answers the first result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdjustRecord {
+    pub delta: i64,
+    pub at: Millis,
+    pub item_after: Item,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ShardState {
+    /// This shard's index; part of every reservation id it issues.
+    pub(crate) shard: usize,
+    /// Sequence of the next reservation id.
+    pub(crate) next_seq: u64,
+    pub(crate) items: BTreeMap<Sku, Item>,
+    /// Item side: stock held per reservation id.
+    pub(crate) holds: HashMap<String, Hold>,
+    /// Home side: reservation headers by id, and the orderId index.
+    pub(crate) reservations: HashMap<String, Reservation>,
+    pub(crate) by_order: HashMap<OrderId, String>,
+    /// Deadlines of ACTIVE reservations, earliest first (the expiry timer).
+    pub(crate) deadlines: BTreeSet<(Millis, String)>,
+    /// Finished reservations by the time they finished (for retention).
+    pub(crate) finished: BTreeSet<(Millis, String)>,
+    /// Adjustment idempotency keys, scoped to their SKU.
+    pub(crate) adjust_keys: HashMap<(Sku, String), AdjustRecord>,
+    pub(crate) adjust_key_times: BTreeSet<(Millis, Sku, String)>,
+}
+
+impl ShardState {
+    pub fn new(shard: usize) -> ShardState {
+        ShardState { shard, ..ShardState::default() }
+    }
+
+    pub fn shard(&self) -> usize {
+        self.shard
+    }
+
+    /// Applies one command at time `now`. Pure and deterministic; on `Err` nothing
+    /// changed.
+    pub fn apply(&mut self, command: &Command, now: Millis) -> Result<Applied, EngineError> {
+        let mut alerts = Vec::new();
+        let outcome = match command {
+            Command::SetItem { sku, on_hand, low_stock_threshold, max_per_order, expected_version } => self
+                .set_item(sku, *on_hand, *low_stock_threshold, *max_per_order, *expected_version, now, &mut alerts)?,
+            Command::AdjustItem { sku, delta, idempotency_key, expected_version, .. } => {
+                self.adjust_item(sku, *delta, idempotency_key.as_deref(), *expected_version, now, &mut alerts)?
+            }
+            Command::DeleteItem { sku, expected_version } => self.delete_item(sku, *expected_version)?,
+            Command::OpenReservation { order_id, lines, ttl_secs, metadata } => {
+                self.open_reservation(order_id, lines, *ttl_secs, metadata, now)?
+            }
+            Command::PlaceHold { reservation_id, order_id, lines } => {
+                self.place_hold(reservation_id, order_id, lines, now, &mut alerts)?
+            }
+            Command::ActivateReservation { reservation_id } => self.activate(reservation_id)?,
+            Command::AbortReservation { reservation_id } => self.abort(reservation_id),
+            Command::ReleaseHold { reservation_id } => self.release_hold(reservation_id, now),
+            Command::CommitHold { reservation_id, committed } => self.commit_hold(reservation_id, committed, now),
+            Command::CommitReservation { key, quantities } => self.commit(key, quantities.as_deref(), now)?,
+            Command::ReleaseReservation { key, reason } => self.release(key, reason, now)?,
+            Command::ExtendReservation { key, ttl_secs } => self.extend(key, *ttl_secs, now)?,
+            Command::ExpireReservation { key } => self.expire_now(key, now)?,
+            Command::ExpireDue { retention_ms } => self.expire_due(*retention_ms, now),
+        };
+        let changed = match &outcome {
+            Outcome::Item { .. } | Outcome::Deleted { .. } | Outcome::Opened(_) | Outcome::ExpiredOnAccess(_) => true,
+            Outcome::Existing(_) => false,
+            Outcome::Reservation { changed, .. } | Outcome::Holds { changed } => *changed,
+            Outcome::Expired { expired, purged } => !expired.is_empty() || *purged > 0,
+        };
+        Ok(Applied { outcome, alerts, changed })
+    }
+
+    /// Answers a read. Never changes state.
+    pub fn query(&self, query: &Query) -> Result<QueryResult, EngineError> {
+        match query {
+            Query::GetItem { sku } => self
+                .items
+                .get(sku)
+                .cloned()
+                .map(QueryResult::Item)
+                .ok_or_else(|| EngineError::ItemNotFound { sku: sku.to_string() }),
+            Query::ListItems { after, limit } => {
+                let range = match after {
+                    Some(a) => self.items.range::<Sku, _>((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded)),
+                    None => self.items.range::<Sku, _>(..),
+                };
+                Ok(QueryResult::Items(range.take(*limit).map(|(_, i)| i.clone()).collect()))
+            }
+            Query::Availability { lines } => Ok(QueryResult::Availability(
+                lines
+                    .iter()
+                    .map(|(sku, q)| {
+                        let item = self.items.get(sku);
+                        LineAvailability {
+                            sku: sku.clone(),
+                            requested: *q,
+                            available: item.map_or(0, Item::available),
+                            exists: item.is_some(),
+                        }
+                    })
+                    .collect(),
+            )),
+            Query::GetReservation { key } => self
+                .find(key)
+                .map(|r| QueryResult::Reservation(r.clone()))
+                .ok_or_else(|| EngineError::ReservationNotFound { key: key.to_string() }),
+        }
+    }
+
+    pub fn item(&self, sku: &Sku) -> Option<&Item> {
+        self.items.get(sku)
+    }
+
+    pub fn items(&self) -> impl Iterator<Item = &Item> {
+        self.items.values()
+    }
+
+    pub fn reservations(&self) -> impl Iterator<Item = &Reservation> {
+        self.reservations.values()
+    }
+
+    pub fn holds(&self) -> impl Iterator<Item = (&String, &Hold)> {
+        self.holds.iter()
+    }
+
+    pub fn hold(&self, reservation_id: &str) -> Option<&Hold> {
+        self.holds.get(reservation_id)
+    }
+
+    pub fn reservation(&self, key: &ReservationKey) -> Option<&Reservation> {
+        self.find(key)
+    }
+
+    /// The earliest deadline of an ACTIVE reservation, for the expiry timer.
+    pub fn next_deadline(&self) -> Option<Millis> {
+        self.deadlines.first().map(|(t, _)| *t)
+    }
+
+    fn find(&self, key: &ReservationKey) -> Option<&Reservation> {
+        let id = match key {
+            ReservationKey::Id(id) => id,
+            ReservationKey::Order(order) => self.by_order.get(order)?,
+        };
+        self.reservations.get(id)
+    }
+
+    fn find_id(&self, key: &ReservationKey) -> Result<String, EngineError> {
+        self.find(key)
+            .map(|r| r.reservation_id.clone())
+            .ok_or_else(|| EngineError::ReservationNotFound { key: key.to_string() })
+    }
+
+    /// Checks every invariant of the shard by a full scan. Recovery and `verify` run
+    /// it in all builds; tests run it after every step.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let mut held: HashMap<&Sku, u64> = HashMap::new();
+        for (id, hold) in &self.holds {
+            for (sku, q) in &hold.lines {
+                if !self.items.contains_key(sku) {
+                    return Err(format!("hold {id} names missing item {sku}"));
+                }
+                if *q == 0 {
+                    return Err(format!("hold {id} holds 0 of {sku}"));
+                }
+                *held.entry(sku).or_default() += q;
+            }
+        }
+        for item in self.items.values() {
+            item.check()?;
+            let h = held.get(&item.sku).copied().unwrap_or(0);
+            if h != item.reserved {
+                return Err(format!("{}: reserved {} but holds sum to {h}", item.sku, item.reserved));
+            }
+        }
+        for (order, id) in &self.by_order {
+            match self.reservations.get(id) {
+                Some(r) if &r.order_id == order => {}
+                _ => return Err(format!("orderId index {order} -> {id} is dangling")),
+            }
+        }
+        if self.by_order.len() != self.reservations.len() {
+            return Err("orderId index and reservations differ in size".into());
+        }
+        let mut active = 0;
+        let mut finished = 0;
+        for r in self.reservations.values() {
+            match r.status {
+                ReservationStatus::Active => {
+                    active += 1;
+                    if !self.deadlines.contains(&(r.expires_at, r.reservation_id.clone())) {
+                        return Err(format!("active reservation {} has no timer", r.reservation_id));
+                    }
+                }
+                s if s.is_finished() => {
+                    finished += 1;
+                    let at = r.finished_at.ok_or_else(|| format!("{} finished without a time", r.reservation_id))?;
+                    if !self.finished.contains(&(at, r.reservation_id.clone())) {
+                        return Err(format!("finished reservation {} not tracked for retention", r.reservation_id));
+                    }
+                }
+                _ => {}
+            }
+            for l in &r.lines {
+                if l.committed > l.quantity {
+                    return Err(format!("{}: committed {} > reserved {}", r.reservation_id, l.committed, l.quantity));
+                }
+            }
+        }
+        if active != self.deadlines.len() || finished != self.finished.len() {
+            return Err("timer sets do not match reservation states".into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,334 @@
+//! Reservation operations of `ShardState`: headers on the home shard (open, activate,
+//! abort, commit, release, extend, expire) and holds on item shards (place, release,
+//! commit).
+
+use super::ShardState;
+use crate::command::Outcome;
+use crate::error::{EngineError, Shortfall};
+use crate::item::{alerts_for, StockAlert};
+use crate::limits::{MAX_RESERVATIONS_PER_SHARD, MAX_TTL_SECS};
+use crate::reservation::{make_reservation_id, Hold, Reservation, ReservationKey, ReservationLine, ReservationStatus};
+use crate::sku::{OrderId, Sku};
+use crate::Millis;
+use std::collections::HashSet;
+
+fn status_error(r: &Reservation) -> EngineError {
+    let reservation_id = r.reservation_id.clone();
+    match r.status {
+        ReservationStatus::Pending => EngineError::ReservationPending { reservation_id },
+        ReservationStatus::Committed => EngineError::ReservationCommitted { reservation_id },
+        ReservationStatus::Released => EngineError::ReservationReleased { reservation_id },
+        ReservationStatus::Expired | ReservationStatus::Active => EngineError::ReservationExpired { reservation_id },
+    }
+}
+
+impl ShardState {
+    // ---- home side: headers -------------------------------------------------------
+
+    pub(super) fn open_reservation(
+        &mut self,
+        order_id: &OrderId,
+        lines: &[(Sku, u64)],
+        ttl_secs: u64,
+        metadata: &Option<String>,
+        now: Millis,
+    ) -> Result<Outcome, EngineError> {
+        if let Some(id) = self.by_order.get(order_id) {
+            let existing = &self.reservations[id];
+            if !existing.same_lines(lines) {
+                return Err(EngineError::IdempotencyKeyReused { key: order_id.to_string() });
+            }
+            if existing.status == ReservationStatus::Pending {
+                return Err(status_error(existing));
+            }
+            return Ok(Outcome::Existing(existing.clone()));
+        }
+        if self.reservations.len() >= MAX_RESERVATIONS_PER_SHARD {
+            return Err(EngineError::LimitExceeded {
+                what: "reservations per shard".into(),
+                limit: MAX_RESERVATIONS_PER_SHARD as u64,
+            });
+        }
+        let reservation_id = make_reservation_id(now, self.shard, self.next_seq);
+        self.next_seq += 1;
+        let reservation = Reservation {
+            reservation_id: reservation_id.clone(),
+            order_id: order_id.clone(),
+            status: ReservationStatus::Pending,
+            lines: lines
+                .iter()
+                .map(|(sku, q)| ReservationLine { sku: sku.clone(), quantity: *q, committed: 0 })
+                .collect(),
+            created_at: now,
+            expires_at: now + ttl_secs * 1000,
+            finished_at: None,
+            release_reason: None,
+            metadata: metadata.clone(),
+        };
+        debug_assert!(!self.reservations.contains_key(&reservation_id), "reservation id reused");
+        self.by_order.insert(order_id.clone(), reservation_id.clone());
+        self.reservations.insert(reservation_id, reservation.clone());
+        Ok(Outcome::Opened(reservation))
+    }
+
+    pub(super) fn activate(&mut self, reservation_id: &str) -> Result<Outcome, EngineError> {
+        let r = self
+            .reservations
+            .get_mut(reservation_id)
+            .ok_or_else(|| EngineError::ReservationNotFound { key: reservation_id.to_owned() })?;
+        if r.status != ReservationStatus::Pending {
+            return Ok(Outcome::Reservation { reservation: r.clone(), changed: false });
+        }
+        r.status = ReservationStatus::Active;
+        self.deadlines.insert((r.expires_at, r.reservation_id.clone()));
+        Ok(Outcome::Reservation { reservation: r.clone(), changed: true })
+    }
+
+    pub(super) fn abort(&mut self, reservation_id: &str) -> Outcome {
+        match self.reservations.get(reservation_id) {
+            Some(r) if r.status == ReservationStatus::Pending => {
+                let r = self.reservations.remove(reservation_id).expect("present");
+                self.by_order.remove(&r.order_id);
+                Outcome::Reservation { reservation: r, changed: true }
+            }
+            Some(r) => Outcome::Reservation { reservation: r.clone(), changed: false },
+            None => Outcome::Holds { changed: false },
+        }
+    }
+
+    /// Moves an ACTIVE reservation to a finished state at `now`.
+    fn finish(&mut self, id: &str, status: ReservationStatus, reason: Option<&str>, now: Millis) -> Reservation {
+        debug_assert!(status.is_finished());
+        let r = self.reservations.get_mut(id).expect("caller found it");
+        debug_assert_eq!(r.status, ReservationStatus::Active);
+        let removed = self.deadlines.remove(&(r.expires_at, r.reservation_id.clone()));
+        debug_assert!(removed, "active reservation without a timer");
+        r.status = status;
+        r.finished_at = Some(now);
+        r.release_reason = reason.map(str::to_owned);
+        self.finished.insert((now, r.reservation_id.clone()));
+        r.clone()
+    }
+
+    /// The header named by `key`, expired on access if its deadline passed.
+    /// Returns `Err(outcome)` when it expired here.
+    fn active_or_expire(&mut self, key: &ReservationKey, now: Millis) -> Result<Result<String, Outcome>, EngineError> {
+        let id = self.find_id(key)?;
+        let r = &self.reservations[&id];
+        match r.status {
+            ReservationStatus::Active if now >= r.expires_at => {
+                let r = self.finish(&id, ReservationStatus::Expired, Some("EXPIRED"), now);
+                Ok(Err(Outcome::ExpiredOnAccess(r)))
+            }
+            ReservationStatus::Active => Ok(Ok(id)),
+            _ => Ok(Ok(id)),
+        }
+    }
+
+    pub(super) fn commit(
+        &mut self,
+        key: &ReservationKey,
+        quantities: Option<&[(Sku, u64)]>,
+        now: Millis,
+    ) -> Result<Outcome, EngineError> {
+        let id = match self.active_or_expire(key, now)? {
+            Ok(id) => id,
+            Err(expired) => return Ok(expired),
+        };
+        let r = &self.reservations[&id];
+        match r.status {
+            ReservationStatus::Active => {}
+            ReservationStatus::Committed => return Ok(Outcome::Reservation { reservation: r.clone(), changed: false }),
+            _ => return Err(status_error(r)),
+        }
+        let mut committed: Vec<u64> = r.lines.iter().map(|l| l.quantity).collect();
+        if let Some(quantities) = quantities {
+            let mut seen = HashSet::new();
+            for (i, (sku, q)) in quantities.iter().enumerate() {
+                let field = format!("items[{i}]");
+                if !seen.insert(sku) {
+                    return Err(EngineError::validation(&field, format!("{sku} appears twice")));
+                }
+                let Some(pos) = r.lines.iter().position(|l| &l.sku == sku) else {
+                    return Err(EngineError::validation(&field, format!("{sku} is not in this reservation")));
+                };
+                if *q > r.lines[pos].quantity {
+                    return Err(EngineError::validation(
+                        &format!("{field}.quantity"),
+                        format!("{q} exceeds the {} reserved", r.lines[pos].quantity),
+                    ));
+                }
+                committed[pos] = *q;
+            }
+        }
+        let r = self.reservations.get_mut(&id).expect("found above");
+        for (line, c) in r.lines.iter_mut().zip(committed) {
+            line.committed = c;
+        }
+        let r = self.finish(&id, ReservationStatus::Committed, None, now);
+        Ok(Outcome::Reservation { reservation: r, changed: true })
+    }
+
+    pub(super) fn release(&mut self, key: &ReservationKey, reason: &str, now: Millis) -> Result<Outcome, EngineError> {
+        let id = match self.active_or_expire(key, now)? {
+            Ok(id) => id,
+            // Released after its deadline: it is EXPIRED; the stock goes back either way.
+            Err(Outcome::ExpiredOnAccess(r)) => return Ok(Outcome::Reservation { reservation: r, changed: true }),
+            Err(other) => return Ok(other),
+        };
+        let r = &self.reservations[&id];
+        match r.status {
+            ReservationStatus::Active => {
+                let r = self.finish(&id, ReservationStatus::Released, Some(reason), now);
+                Ok(Outcome::Reservation { reservation: r, changed: true })
+            }
+            ReservationStatus::Released | ReservationStatus::Expired => {
+                Ok(Outcome::Reservation { reservation: r.clone(), changed: false })
+            }
+            _ => Err(status_error(r)),
+        }
+    }
+
+    pub(super) fn extend(&mut self, key: &ReservationKey, ttl_secs: u64, now: Millis) -> Result<Outcome, EngineError> {
+        let id = match self.active_or_expire(key, now)? {
+            Ok(id) => id,
+            Err(expired) => return Ok(expired),
+        };
+        let r = &self.reservations[&id];
+        if r.status != ReservationStatus::Active {
+            return Err(status_error(r));
+        }
+        let new_deadline = now + ttl_secs * 1000;
+        let cap = r.created_at + MAX_TTL_SECS * 1000;
+        if new_deadline > cap {
+            return Err(EngineError::validation(
+                "expiresIn",
+                format!(
+                    "a reservation may live at most {MAX_TTL_SECS} s from its creation; at most {} s remain",
+                    cap.saturating_sub(now) / 1000
+                ),
+            ));
+        }
+        let r = self.reservations.get_mut(&id).expect("found above");
+        self.deadlines.remove(&(r.expires_at, id.clone()));
+        r.expires_at = new_deadline;
+        self.deadlines.insert((new_deadline, id));
+        Ok(Outcome::Reservation { reservation: r.clone(), changed: true })
+    }
+
+    pub(super) fn expire_now(&mut self, key: &ReservationKey, now: Millis) -> Result<Outcome, EngineError> {
+        let id = self.find_id(key)?;
+        let r = &self.reservations[&id];
+        match r.status {
+            ReservationStatus::Active => {
+                let r = self.finish(&id, ReservationStatus::Expired, Some("EXPIRED"), now);
+                Ok(Outcome::Reservation { reservation: r, changed: true })
+            }
+            ReservationStatus::Expired => Ok(Outcome::Reservation { reservation: r.clone(), changed: false }),
+            _ => Err(status_error(r)),
+        }
+    }
+
+    pub(super) fn expire_due(&mut self, retention_ms: u64, now: Millis) -> Outcome {
+        let mut expired = Vec::new();
+        while let Some((deadline, _)) = self.deadlines.first() {
+            if *deadline > now {
+                break;
+            }
+            let (_, id) = self.deadlines.first().cloned().expect("non-empty");
+            expired.push(self.finish(&id, ReservationStatus::Expired, Some("EXPIRED"), now));
+        }
+        let cutoff = now.saturating_sub(retention_ms);
+        let mut purged = 0;
+        while let Some((at, _)) = self.finished.first() {
+            if *at > cutoff {
+                break;
+            }
+            let (_, id) = self.finished.pop_first().expect("non-empty");
+            let r = self.reservations.remove(&id).expect("tracked reservation exists");
+            self.by_order.remove(&r.order_id);
+            purged += 1;
+        }
+        purged += self.purge_adjust_keys(cutoff);
+        Outcome::Expired { expired, purged }
+    }
+
+    // ---- item side: holds ---------------------------------------------------------
+
+    pub(super) fn place_hold(
+        &mut self,
+        reservation_id: &str,
+        order_id: &OrderId,
+        lines: &[(Sku, u64)],
+        now: Millis,
+        alerts: &mut Vec<StockAlert>,
+    ) -> Result<Outcome, EngineError> {
+        if self.holds.contains_key(reservation_id) {
+            return Ok(Outcome::Holds { changed: false });
+        }
+        // Checks in a fixed order, all before any change: missing items, then
+        // per-order limits, then stock (reporting every short line).
+        let mut seen = HashSet::new();
+        for (sku, q) in lines {
+            if !seen.insert(sku) || *q == 0 {
+                return Err(EngineError::validation("items", format!("{sku} repeated or quantity 0")));
+            }
+        }
+        if let Some((sku, _)) = lines.iter().find(|(sku, _)| !self.items.contains_key(sku)) {
+            return Err(EngineError::ItemNotFound { sku: sku.to_string() });
+        }
+        for (sku, q) in lines {
+            if let Some(max) = self.items[sku].max_per_order {
+                if *q > max {
+                    return Err(EngineError::MaxPerOrderExceeded { sku: sku.to_string(), requested: *q, max_per_order: max });
+                }
+            }
+        }
+        let short: Vec<Shortfall> = lines
+            .iter()
+            .filter(|(sku, q)| self.items[sku].available() < *q)
+            .map(|(sku, q)| Shortfall { sku: sku.to_string(), requested: *q, available: self.items[sku].available() })
+            .collect();
+        if !short.is_empty() {
+            return Err(EngineError::InsufficientInventory { items: short });
+        }
+        for (sku, q) in lines {
+            let item = self.items.get_mut(sku).expect("checked above");
+            let before = item.available();
+            item.reserved += q;
+            item.touch(now);
+            alerts_for(item, before, alerts);
+        }
+        self.holds.insert(reservation_id.to_owned(), Hold { order_id: order_id.clone(), lines: lines.to_vec() });
+        Ok(Outcome::Holds { changed: true })
+    }
+
+    pub(super) fn release_hold(&mut self, reservation_id: &str, now: Millis) -> Outcome {
+        let Some(hold) = self.holds.remove(reservation_id) else {
+            return Outcome::Holds { changed: false };
+        };
+        for (sku, q) in &hold.lines {
+            let item = self.items.get_mut(sku).expect("held items cannot be deleted");
+            debug_assert!(item.reserved >= *q);
+            item.reserved -= q;
+            item.touch(now);
+        }
+        Outcome::Holds { changed: true }
+    }
+
+    pub(super) fn commit_hold(&mut self, reservation_id: &str, committed: &[(Sku, u64)], now: Millis) -> Outcome {
+        let Some(hold) = self.holds.remove(reservation_id) else {
+            return Outcome::Holds { changed: false };
+        };
+        for (sku, q) in &hold.lines {
+            let c = committed.iter().find(|(s, _)| s == sku).map_or(*q, |(_, c)| *c).min(*q);
+            let item = self.items.get_mut(sku).expect("held items cannot be deleted");
+            debug_assert!(item.reserved >= *q && item.on_hand >= c);
+            item.reserved -= q;
+            item.on_hand -= c;
+            item.sold += c;
+            item.touch(now);
+        }
+        Outcome::Holds { changed: true }
+    }
+}

@@ -1,0 +1,42 @@
+//! stockd-wal: the write-ahead log of one shard.
+//!
+//! **What it owns.** A directory of append-only *segment* files named by their first
+//! LSN (`00000000000000000001.wal`, ...). Each segment starts with a versioned header
+//! and holds framed records `(LSN, type byte, opaque payload)`, each covered by a
+//! CRC-32. The exact byte layout is in `wal/FORMAT.md`. The crate knows nothing of the
+//! engine: payloads are opaque bytes of at most [`MAX_PAYLOAD`].
+//!
+//! **What it promises.**
+//! * LSNs start at 1 and are contiguous across segments; a gap or reordering on disk
+//!   is reported as [`WalError::Corrupt`], never skipped.
+//! * [`WalWriter::append`] only buffers. [`WalWriter::sync`] writes everything buffered
+//!   and fsyncs once (group commit); when it returns `Ok(lsn)`, every record up to
+//!   `lsn` survives a crash (with [`Durability::Fsync`], the default).
+//! * A failed write or fsync is never retried: the writer enters a permanent failed
+//!   state and every later call returns [`WalError::Failed`]. Reopen to recover.
+//! * [`WalWriter::open`] verifies every record. An incomplete or unverifiable record
+//!   at the very end of the last segment (a torn write) is cut off, synced, logged and
+//!   reported in [`OpenReport::truncated_tail`]; damage anywhere else makes `open` fail
+//!   with `Corrupt` naming segment, byte offset and expected LSN. Nothing is guessed.
+//! * [`WalReader`] never modifies anything and verifies every record it yields.
+//! * Only one `WalWriter` may use a directory at a time (not enforced by a lock).
+
+mod config;
+mod error;
+mod fault;
+mod format;
+mod reader;
+mod scan;
+mod segment;
+mod writer;
+
+/// Log sequence number. The first record ever is LSN 1; 0 means "none".
+pub type Lsn = u64;
+
+pub use config::{Durability, WalConfig, DEFAULT_SEGMENT_SIZE};
+pub use error::WalError;
+pub use fault::FaultInjector;
+pub use format::{FORMAT_VERSION, MAGIC, MAX_PAYLOAD, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN};
+pub use reader::{SegmentInfo, WalIter, WalReader, WalRecord};
+pub use segment::{parse_segment_file_name, segment_file_name};
+pub use writer::{OpenReport, TruncatedTail, WalWriter};

@@ -1,0 +1,214 @@
+//! The strictly read-only side: list segments and iterate verified records.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use crate::format::{check_segment_header, Header, SEGMENT_HEADER_LEN};
+use crate::scan::{check_first_lsn, check_header_matches_name, step, Step};
+use crate::segment::{list_segments, SegmentBytes};
+use crate::{Lsn, TruncatedTail, WalError};
+
+/// A segment file as listed by [`WalReader::open`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentInfo {
+    pub path: PathBuf,
+    /// From the file name (the header is checked against it while iterating).
+    pub first_lsn: Lsn,
+    /// Size in bytes when the reader was opened.
+    pub size: u64,
+}
+
+/// One verified record, owned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalRecord {
+    pub lsn: Lsn,
+    pub record_type: u8,
+    pub payload: Vec<u8>,
+    /// Index into [`WalReader::segments`].
+    pub segment: usize,
+    /// Byte offset of the record's first byte inside that segment.
+    pub offset: u64,
+}
+
+/// Read-only view of a WAL directory. It opens files read-only and maps them; it
+/// never creates, writes, truncates or deletes anything, so it is safe to use while a
+/// writer appends to the same directory (it then sees the log as of each segment's
+/// mapping; a record still being written shows up as a torn tail).
+#[derive(Debug)]
+pub struct WalReader {
+    dir: PathBuf,
+    segments: Vec<SegmentInfo>,
+    torn_tail: Mutex<Option<TruncatedTail>>,
+}
+
+impl WalReader {
+    /// Lists the segments in `dir`. Errors if `dir` does not exist.
+    pub fn open(dir: &Path) -> Result<WalReader, WalError> {
+        let mut segments = Vec::new();
+        for (first_lsn, path) in list_segments(dir)? {
+            let size = std::fs::metadata(&path).map_err(|e| WalError::io(&path, e))?.len();
+            segments.push(SegmentInfo { path, first_lsn, size });
+        }
+        Ok(WalReader { dir: dir.to_path_buf(), segments, torn_tail: Mutex::new(None) })
+    }
+
+    /// The directory this reader reads.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Segments, oldest first.
+    pub fn segments(&self) -> &[SegmentInfo] {
+        &self.segments
+    }
+
+    /// Iterates records with LSN >= `from_lsn` (0 = from the oldest record on disk),
+    /// verifying every checksum and LSN on the way (including records before
+    /// `from_lsn` in the first segment read).
+    ///
+    /// * Corruption yields one `Err(WalError::Corrupt { segment, offset, lsn, .. })`
+    ///   and then the iterator ends.
+    /// * A torn tail at the end of the last segment ends iteration *without* an error;
+    ///   it is then reported by [`WalIter::torn_tail`] and [`WalReader::torn_tail`].
+    /// * If `from_lsn > 0` is older than the oldest segment's first LSN, the first item
+    ///   is `Err(WalError::LsnUnavailable)`: the records in between are gone.
+    pub fn iter_from(&self, from_lsn: Lsn) -> WalIter<'_> {
+        let mut it = WalIter {
+            reader: self,
+            from_lsn,
+            seg_idx: 0,
+            cur: None,
+            expected_first: None,
+            done: false,
+            torn_tail: None,
+            pending_err: None,
+        };
+        if let Some(oldest) = self.segments.first().map(|s| s.first_lsn) {
+            if from_lsn > 0 && from_lsn < oldest {
+                it.pending_err = Some(WalError::LsnUnavailable { requested: from_lsn, oldest });
+            }
+            // Start in the last segment whose first LSN is <= from_lsn.
+            it.seg_idx = self.segments.iter().rposition(|s| s.first_lsn <= from_lsn).unwrap_or(0);
+        }
+        it
+    }
+
+    /// The torn tail the most recent iteration that reached the end of the log found
+    /// (`None` if none did, or the tail was clean).
+    pub fn torn_tail(&self) -> Option<TruncatedTail> {
+        self.torn_tail.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+struct Cursor {
+    bytes: SegmentBytes,
+    off: usize,
+    expected: Lsn,
+    is_last: bool,
+}
+
+/// Iterator returned by [`WalReader::iter_from`].
+pub struct WalIter<'r> {
+    reader: &'r WalReader,
+    from_lsn: Lsn,
+    seg_idx: usize,
+    cur: Option<Cursor>,
+    /// First LSN the next segment must have (after the first segment read).
+    expected_first: Option<Lsn>,
+    done: bool,
+    torn_tail: Option<TruncatedTail>,
+    pending_err: Option<WalError>,
+}
+
+impl WalIter<'_> {
+    /// The torn tail at the end of the last segment, once iteration has ended there.
+    pub fn torn_tail(&self) -> Option<&TruncatedTail> {
+        self.torn_tail.as_ref()
+    }
+
+    fn finish_torn(&mut self, offset: u64, bytes_dropped: u64) {
+        let tail = TruncatedTail { segment: self.reader.segments[self.seg_idx].path.clone(), offset, bytes_dropped };
+        *self.reader.torn_tail.lock().unwrap_or_else(|e| e.into_inner()) = Some(tail.clone());
+        self.torn_tail = Some(tail);
+        self.done = true;
+    }
+
+    /// Maps segment `seg_idx` and checks its header; `Ok(None)` = torn header.
+    fn open_segment(&mut self) -> Result<Option<Cursor>, WalError> {
+        let info = &self.reader.segments[self.seg_idx];
+        let is_last = self.seg_idx + 1 == self.reader.segments.len();
+        check_first_lsn(&info.path, info.first_lsn, self.expected_first)?;
+        let bytes = SegmentBytes::open(&info.path)?;
+        match check_segment_header(&bytes, &info.path, is_last)? {
+            Header::Torn => Ok(None),
+            Header::Valid { first_lsn } => {
+                check_header_matches_name(&info.path, info.first_lsn, first_lsn)?;
+                Ok(Some(Cursor { bytes, off: SEGMENT_HEADER_LEN, expected: first_lsn, is_last }))
+            }
+        }
+    }
+}
+
+impl Iterator for WalIter<'_> {
+    type Item = Result<WalRecord, WalError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(e) = self.pending_err.take() {
+            self.done = true;
+            return Some(Err(e));
+        }
+        while !self.done {
+            let Some(cur) = self.cur.as_mut() else {
+                if self.seg_idx >= self.reader.segments.len() {
+                    self.done = true;
+                    return None;
+                }
+                match self.open_segment() {
+                    Ok(Some(c)) => self.cur = Some(c),
+                    Ok(None) => {
+                        let size = self.reader.segments[self.seg_idx].size;
+                        self.finish_torn(0, size);
+                    }
+                    Err(e) => {
+                        self.done = true;
+                        return Some(Err(e));
+                    }
+                }
+                continue;
+            };
+            let off = cur.off;
+            let lsn = cur.expected;
+            match step(&cur.bytes, off, lsn, cur.is_last) {
+                Step::Record { record_type, payload, next } => {
+                    cur.off = next;
+                    cur.expected += 1;
+                    if lsn >= self.from_lsn {
+                        return Some(Ok(WalRecord {
+                            lsn,
+                            record_type,
+                            payload: payload.to_vec(),
+                            segment: self.seg_idx,
+                            offset: off as u64,
+                        }));
+                    }
+                }
+                Step::End => {
+                    self.expected_first = Some(cur.expected);
+                    self.cur = None;
+                    self.seg_idx += 1;
+                }
+                Step::Torn { bytes_dropped } => self.finish_torn(off as u64, bytes_dropped),
+                Step::Corrupt(reason) => {
+                    self.done = true;
+                    return Some(Err(WalError::Corrupt {
+                        segment: self.reader.segments[self.seg_idx].path.clone(),
+                        offset: off as u64,
+                        lsn: Some(lsn),
+                        reason,
+                    }));
+                }
+            }
+        }
+        None
+    }
+}

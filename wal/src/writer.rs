@@ -1,0 +1,310 @@
+//! The appending side: open/recover, buffered append, group-commit sync, retention.
+
+use std::fs::{self, File, OpenOptions};
+use std::path::{Path, PathBuf};
+
+use crate::format::{encode_record, encode_segment_header, record_len, MAX_PAYLOAD, SEGMENT_HEADER_LEN};
+use crate::scan::scan_segment;
+use crate::segment::{list_segments, segment_file_name, sync_dir, sync_file, write_all, SegmentBytes};
+use crate::{Durability, FaultInjector, Lsn, WalConfig, WalError};
+
+/// What `WalWriter::open` found and repaired.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenReport {
+    /// Segment files in the log after opening (including one it may have created).
+    pub segments: usize,
+    /// Valid records verified across all segments.
+    pub records: u64,
+    /// LSN of the last valid record, 0 if the log holds none.
+    pub last_lsn: Lsn,
+    /// The torn tail that was cut off the last segment, if there was one.
+    pub truncated_tail: Option<TruncatedTail>,
+}
+
+/// A torn tail: the incomplete or unverifiable bytes at the end of the last segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TruncatedTail {
+    pub segment: PathBuf,
+    /// Byte offset in `segment` where the tail starts (= where the log now ends).
+    pub offset: u64,
+    pub bytes_dropped: u64,
+}
+
+#[derive(Debug)]
+struct SegmentMeta {
+    first_lsn: Lsn,
+    path: PathBuf,
+}
+
+/// Encoded records waiting for `sync`. The first chunk goes to the active segment
+/// unless `new_segment`; each `new_segment` chunk becomes a new file, header included.
+#[derive(Debug)]
+struct Chunk {
+    first_lsn: Lsn,
+    new_segment: bool,
+    records: u64,
+    bytes: Vec<u8>,
+}
+
+/// The single writer of one WAL directory. See the crate docs for the guarantees.
+#[derive(Debug)]
+pub struct WalWriter {
+    dir: PathBuf,
+    config: WalConfig,
+    /// Segment files on disk, oldest first; the last one is `active`.
+    segments: Vec<SegmentMeta>,
+    active: File,
+    /// Written to `active` since its last fsync.
+    active_dirty: bool,
+    pending: Vec<Chunk>,
+    /// Logical size of the newest segment (on disk + pending) and whether it holds a
+    /// record: decides rotation at append time.
+    tail_len: u64,
+    tail_has_records: bool,
+    next_lsn: Lsn,
+    /// LSN after the last record written to the active file (durable or not).
+    written_next: Lsn,
+    durable_lsn: Lsn,
+    failed: Option<String>,
+}
+
+impl WalWriter {
+    /// Opens (creating if needed) the log in `dir`, verifies every record, truncates a
+    /// torn tail and positions at the end. Fails with `Corrupt` / `BadVersion` rather
+    /// than guess when the log is damaged anywhere but its tail.
+    pub fn open(dir: &Path, config: WalConfig) -> Result<(WalWriter, OpenReport), WalError> {
+        if config.durability == Durability::None {
+            tracing::warn!(
+                dir = %dir.display(),
+                "WAL opened with Durability::None: records are NEVER fsynced and a crash \
+                 can lose acknowledged writes; use only for benchmarks"
+            );
+        }
+        let faults = config.faults.clone();
+        let faults = faults.as_deref();
+        let fsync = config.durability == Durability::Fsync;
+        if !dir.is_dir() {
+            fs::create_dir_all(dir).map_err(|e| WalError::io(dir, e))?;
+            if fsync {
+                if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    sync_dir(parent, faults)?;
+                }
+            }
+        }
+
+        let listing = list_segments(dir)?;
+        let mut segments = Vec::with_capacity(listing.len() + 1);
+        let mut records = 0;
+        let mut expected_first = None;
+        let mut last_scan = None;
+        for (i, (name_lsn, path)) in listing.iter().enumerate() {
+            let is_last = i + 1 == listing.len();
+            let bytes = SegmentBytes::open(path)?;
+            let scan = scan_segment(&bytes, path, *name_lsn, expected_first, is_last)?;
+            records += scan.records;
+            expected_first = Some(scan.first_lsn + scan.records);
+            segments.push(SegmentMeta { first_lsn: scan.first_lsn, path: path.clone() });
+            last_scan = Some(scan);
+        }
+
+        let mut truncated_tail = None;
+        let (active, tail_len, tail_has_records, next_lsn) = match last_scan {
+            None => {
+                let path = dir.join(segment_file_name(1));
+                let mut file = create_segment(&path)?;
+                let mut header = Vec::with_capacity(SEGMENT_HEADER_LEN);
+                encode_segment_header(1, &mut header);
+                write_all(&mut file, &header, &path, faults)?;
+                if fsync {
+                    sync_file(&file, &path, faults)?;
+                    sync_dir(dir, faults)?;
+                }
+                segments.push(SegmentMeta { first_lsn: 1, path });
+                (file, SEGMENT_HEADER_LEN as u64, false, 1)
+            }
+            Some(scan) => {
+                let path = &segments.last().expect("scanned a segment").path;
+                let mut file = OpenOptions::new().append(true).open(path).map_err(|e| WalError::io(path, e))?;
+                let mut len = scan.end;
+                if let Some(bytes_dropped) = scan.torn_bytes {
+                    tracing::warn!(
+                        segment = %path.display(),
+                        offset = scan.end,
+                        bytes_dropped,
+                        header_torn = scan.header_torn,
+                        "truncating torn tail of the WAL"
+                    );
+                    file.set_len(scan.end).map_err(|e| WalError::io(path, e))?;
+                    if scan.header_torn {
+                        let mut header = Vec::with_capacity(SEGMENT_HEADER_LEN);
+                        encode_segment_header(scan.first_lsn, &mut header);
+                        write_all(&mut file, &header, path, faults)?;
+                        len = SEGMENT_HEADER_LEN as u64;
+                    }
+                    truncated_tail = Some(TruncatedTail { segment: path.clone(), offset: scan.end, bytes_dropped });
+                }
+                // Records found on disk may only be in the page cache (the previous
+                // process may have died before syncing): make them durable now.
+                if fsync {
+                    sync_file(&file, path, faults)?;
+                }
+                (file, len, scan.records > 0, scan.first_lsn + scan.records)
+            }
+        };
+
+        let report = OpenReport { segments: segments.len(), records, last_lsn: next_lsn - 1, truncated_tail };
+        let writer = WalWriter {
+            dir: dir.to_path_buf(),
+            config,
+            segments,
+            active,
+            active_dirty: false,
+            pending: Vec::new(),
+            tail_len,
+            tail_has_records,
+            next_lsn,
+            written_next: next_lsn,
+            durable_lsn: next_lsn - 1,
+            failed: None,
+        };
+        Ok((writer, report))
+    }
+
+    /// Buffers one record in memory and returns its LSN. Nothing reaches the disk
+    /// until [`WalWriter::sync`]; until then the record is not durable.
+    pub fn append(&mut self, record_type: u8, payload: &[u8]) -> Result<Lsn, WalError> {
+        self.check_failed()?;
+        if payload.len() > MAX_PAYLOAD {
+            return Err(WalError::RecordTooLarge { size: payload.len(), max: MAX_PAYLOAD });
+        }
+        let lsn = self.next_lsn;
+        let len = record_len(payload.len());
+        if self.tail_has_records && self.tail_len + len > self.config.segment_size {
+            let mut bytes = Vec::with_capacity(SEGMENT_HEADER_LEN + len as usize);
+            encode_segment_header(lsn, &mut bytes);
+            self.pending.push(Chunk { first_lsn: lsn, new_segment: true, records: 0, bytes });
+            self.tail_len = SEGMENT_HEADER_LEN as u64;
+        } else if self.pending.is_empty() {
+            self.pending.push(Chunk { first_lsn: lsn, new_segment: false, records: 0, bytes: Vec::new() });
+        }
+        let chunk = self.pending.last_mut().expect("a chunk was just ensured");
+        debug_assert_eq!(chunk.first_lsn + chunk.records, lsn, "LSNs must be contiguous");
+        encode_record(lsn, record_type, payload, &mut chunk.bytes);
+        chunk.records += 1;
+        self.tail_len += len;
+        self.tail_has_records = true;
+        self.next_lsn += 1;
+        debug_assert!(self.durable_lsn < self.next_lsn);
+        Ok(lsn)
+    }
+
+    /// Group commit: writes every buffered record, then one `fdatasync` (plus one per
+    /// segment rotation, and a directory fsync if a segment was created). Returns the
+    /// durable LSN. Any write or sync error puts the writer in a permanent failed
+    /// state: this call and every later `append`/`sync` return [`WalError::Failed`].
+    pub fn sync(&mut self) -> Result<Lsn, WalError> {
+        self.check_failed()?;
+        if self.pending.is_empty() {
+            return Ok(self.durable_lsn);
+        }
+        let target = self.next_lsn - 1;
+        match self.write_and_sync_pending() {
+            Ok(()) => {
+                debug_assert!(target >= self.durable_lsn);
+                debug_assert_eq!(self.written_next, self.next_lsn);
+                self.durable_lsn = target;
+                Ok(target)
+            }
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    fn write_and_sync_pending(&mut self) -> Result<(), WalError> {
+        let faults = self.config.faults.clone();
+        let faults = faults.as_deref();
+        let mut created = false;
+        for chunk in std::mem::take(&mut self.pending) {
+            // LSN contiguity: each chunk continues exactly where the disk ends.
+            debug_assert_eq!(chunk.first_lsn, self.written_next);
+            if chunk.new_segment {
+                // The old segment must be complete on disk before its successor exists:
+                // recovery treats only the last segment's tail as possibly torn.
+                self.sync_active(faults)?;
+                let path = self.dir.join(segment_file_name(chunk.first_lsn));
+                self.active = create_segment(&path)?;
+                self.segments.push(SegmentMeta { first_lsn: chunk.first_lsn, path });
+                created = true;
+            }
+            let path = &self.segments.last().expect("active segment").path;
+            self.active_dirty = true;
+            write_all(&mut self.active, &chunk.bytes, path, faults)?;
+            self.written_next = chunk.first_lsn + chunk.records;
+        }
+        self.sync_active(faults)?;
+        if created && self.config.durability == Durability::Fsync {
+            sync_dir(&self.dir, faults)?;
+        }
+        Ok(())
+    }
+
+    fn sync_active(&mut self, faults: Option<&FaultInjector>) -> Result<(), WalError> {
+        if self.active_dirty && self.config.durability == Durability::Fsync {
+            let path = &self.segments.last().expect("active segment").path;
+            sync_file(&self.active, path, faults)?;
+        }
+        self.active_dirty = false;
+        Ok(())
+    }
+
+    /// Highest LSN known to be on stable storage (0 if none).
+    pub fn durable_lsn(&self) -> Lsn {
+        self.durable_lsn
+    }
+
+    /// The LSN the next `append` will return.
+    pub fn next_lsn(&self) -> Lsn {
+        self.next_lsn
+    }
+
+    /// Why the writer failed, if it did.
+    pub fn failure(&self) -> Option<&str> {
+        self.failed.as_deref()
+    }
+
+    /// Deletes whole segments whose every record has an LSN below `lsn` (never the
+    /// active segment), oldest first, then fsyncs the directory. Returns how many
+    /// were deleted.
+    pub fn remove_segments_before(&mut self, lsn: Lsn) -> Result<usize, WalError> {
+        self.check_failed()?;
+        let mut removed = 0;
+        // segments[1].first_lsn <= lsn  <=>  every record of segments[0] is < lsn.
+        while self.segments.len() > 1 && self.segments[1].first_lsn <= lsn {
+            let seg = self.segments.remove(0);
+            fs::remove_file(&seg.path).map_err(|e| WalError::io(&seg.path, e))?;
+            removed += 1;
+        }
+        if removed > 0 && self.config.durability == Durability::Fsync {
+            sync_dir(&self.dir, self.config.faults.as_deref())?;
+        }
+        Ok(removed)
+    }
+
+    fn check_failed(&self) -> Result<(), WalError> {
+        match &self.failed {
+            Some(why) => Err(WalError::Failed(why.clone())),
+            None => Ok(()),
+        }
+    }
+
+    fn fail(&mut self, cause: WalError) -> WalError {
+        let why = cause.to_string();
+        tracing::error!(dir = %self.dir.display(), error = %why, "WAL writer failed; refusing further appends");
+        self.pending.clear();
+        self.failed = Some(why.clone());
+        WalError::Failed(why)
+    }
+}
+
+fn create_segment(path: &Path) -> Result<File, WalError> {
+    OpenOptions::new().append(true).create_new(true).open(path).map_err(|e| WalError::io(path, e))
+}
