@@ -18,8 +18,7 @@ pub enum AdjustReason {
 }
 
 impl AdjustReason {
-    pub const ALL: [AdjustReason; 5] =
-        [Self::Restock, Self::Damaged, Self::Lost, Self::Correction, Self::Return];
+    pub const ALL: [AdjustReason; 5] = [Self::Restock, Self::Damaged, Self::Lost, Self::Correction, Self::Return];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -74,11 +73,17 @@ pub enum Command {
         lines: Vec<(Sku, u64)>,
     },
     /// Home shard: every hold is durable; PENDING → ACTIVE. The commit point.
-    ActivateReservation { reservation_id: String },
+    ActivateReservation {
+        reservation_id: String,
+    },
     /// Home shard: a hold failed; forget the PENDING header.
-    AbortReservation { reservation_id: String },
+    AbortReservation {
+        reservation_id: String,
+    },
     /// Item shard: give a reservation's held stock back. Idempotent.
-    ReleaseHold { reservation_id: String },
+    ReleaseHold {
+        reservation_id: String,
+    },
     /// Item shard: turn held stock into sold stock (`committed` per SKU, the rest goes
     /// back to available). Idempotent.
     CommitHold {
@@ -92,14 +97,24 @@ pub enum Command {
         quantities: Option<Vec<(Sku, u64)>>,
     },
     /// Home shard: ACTIVE → RELEASED.
-    ReleaseReservation { key: ReservationKey, reason: String },
+    ReleaseReservation {
+        key: ReservationKey,
+        reason: String,
+    },
     /// Home shard: move an ACTIVE reservation's deadline to `now + ttl_secs`.
-    ExtendReservation { key: ReservationKey, ttl_secs: u64 },
+    ExtendReservation {
+        key: ReservationKey,
+        ttl_secs: u64,
+    },
     /// Home shard: ACTIVE → EXPIRED now, whatever its deadline (operator action).
-    ExpireReservation { key: ReservationKey },
+    ExpireReservation {
+        key: ReservationKey,
+    },
     /// Expire every ACTIVE reservation whose deadline is at or before `now`, and
     /// forget finished reservations and adjustment keys older than `retention_ms`.
-    ExpireDue { retention_ms: u64 },
+    ExpireDue {
+        retention_ms: u64,
+    },
 }
 
 impl Command {
@@ -127,23 +142,36 @@ impl Command {
 /// What a successful command did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    Item { item: Item, created: bool },
-    Deleted { sku: Sku },
+    Item {
+        item: Item,
+        created: bool,
+    },
+    Deleted {
+        sku: Sku,
+    },
     /// A new PENDING header.
     Opened(Reservation),
     /// The orderId already had this reservation; nothing changed.
     Existing(Reservation),
     /// A header after a transition (activate, commit, release, extend, expire, abort).
     /// `changed` is false when the call was an idempotent repeat.
-    Reservation { reservation: Reservation, changed: bool },
+    Reservation {
+        reservation: Reservation,
+        changed: bool,
+    },
     /// A commit or extend found the deadline passed: the reservation is now EXPIRED
     /// and its holds must be released. The caller answers RESERVATION_EXPIRED.
     ExpiredOnAccess(Reservation),
     /// Holds placed, released or committed (`changed` false on an idempotent repeat).
-    Holds { changed: bool },
+    Holds {
+        changed: bool,
+    },
     /// Reservations expired by `ExpireDue`, whose holds must now be released, and how
     /// many finished reservations and adjustment keys it forgot.
-    Expired { expired: Vec<Reservation>, purged: usize },
+    Expired {
+        expired: Vec<Reservation>,
+        purged: usize,
+    },
 }
 
 /// The result of `ShardState::apply` on success.
@@ -159,11 +187,20 @@ pub struct Applied {
 /// A read. Never logged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Query {
-    GetItem { sku: Sku },
+    GetItem {
+        sku: Sku,
+    },
     /// Items with sku > `after`, in sku order, at most `limit`.
-    ListItems { after: Option<Sku>, limit: usize },
-    Availability { lines: Vec<(Sku, u64)> },
-    GetReservation { key: ReservationKey },
+    ListItems {
+        after: Option<Sku>,
+        limit: usize,
+    },
+    Availability {
+        lines: Vec<(Sku, u64)>,
+    },
+    GetReservation {
+        key: ReservationKey,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

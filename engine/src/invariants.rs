@@ -20,12 +20,12 @@ pub fn check_all(states: &[ShardState]) -> Result<(), String> {
             let home = &states[home_of_order(&hold.order_id, n)];
             match home.reservation(&crate::reservation::ReservationKey::Id(id.clone())) {
                 Some(r) if matches!(r.status, ReservationStatus::Active | ReservationStatus::Pending) => {}
-                Some(r) => return Err(format!("hold {id} on shard {} outlived its {:?} reservation", s.shard(), r.status)),
+                Some(r) => {
+                    return Err(format!("hold {id} on shard {} outlived its {:?} reservation", s.shard(), r.status))
+                }
                 None => return Err(format!("hold {id} on shard {} has no reservation", s.shard())),
             }
-            held.entry(id.as_str())
-                .or_default()
-                .extend(hold.lines.iter().map(|(sku, q)| (sku.to_string(), *q)));
+            held.entry(id.as_str()).or_default().extend(hold.lines.iter().map(|(sku, q)| (sku.to_string(), *q)));
         }
     }
     for s in states {

@@ -36,10 +36,7 @@ impl Item {
     /// recovery and `verify` in all builds.
     pub fn check(&self) -> Result<(), String> {
         if self.reserved > self.on_hand {
-            return Err(format!(
-                "{}: reserved {} exceeds onHand {}",
-                self.sku, self.reserved, self.on_hand
-            ));
+            return Err(format!("{}: reserved {} exceeds onHand {}", self.sku, self.reserved, self.on_hand));
         }
         if self.on_hand > crate::limits::MAX_ON_HAND {
             return Err(format!("{}: onHand {} over the limit", self.sku, self.on_hand));

@@ -22,10 +22,18 @@ use tokio::sync::oneshot;
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, EngineError>>;
 
 pub(crate) enum Request {
-    Command { command: Command, reply: Reply<Applied> },
-    Query { query: Query, reply: Reply<QueryResult> },
+    Command {
+        command: Command,
+        reply: Reply<Applied>,
+    },
+    Query {
+        query: Query,
+        reply: Reply<QueryResult>,
+    },
     /// A copy of the whole state (tests, snapshots, invariant checks).
-    Clone { reply: Reply<ShardState> },
+    Clone {
+        reply: Reply<ShardState>,
+    },
     /// Finish what is queued before this, sync, and stop.
     Stop,
 }

@@ -19,14 +19,8 @@ impl Sku {
                 format!("sku must be 1 to {MAX_SKU_LEN} bytes, got {}", s.len()),
             ));
         }
-        if let Some(c) = s
-            .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '/' | '-')))
-        {
-            return Err(EngineError::validation(
-                field,
-                format!("sku may hold only [A-Za-z0-9._:/-], found {c:?}"),
-            ));
+        if let Some(c) = s.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '/' | '-'))) {
+            return Err(EngineError::validation(field, format!("sku may hold only [A-Za-z0-9._:/-], found {c:?}")));
         }
         Ok(Sku(s.to_owned()))
     }
@@ -62,10 +56,7 @@ impl OrderId {
             ));
         }
         if !s.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(EngineError::validation(
-                field,
-                "orderId may hold only printable ASCII without spaces",
-            ));
+            return Err(EngineError::validation(field, "orderId may hold only printable ASCII without spaces"));
         }
         Ok(OrderId(s.to_owned()))
     }

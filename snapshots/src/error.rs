@@ -22,10 +22,7 @@ pub enum SnapshotError {
 
     /// The bytes of `path` are not a valid snapshot (see [`CorruptReason`]).
     #[error("corrupt snapshot `{}`: {reason}", path.display())]
-    Corrupt {
-        path: PathBuf,
-        reason: CorruptReason,
-    },
+    Corrupt { path: PathBuf, reason: CorruptReason },
 
     /// `path` carries the snapshot magic but a format version this build cannot read.
     #[error(
@@ -43,10 +40,7 @@ pub enum SnapshotError {
         dir.display(),
         skipped.len()
     )]
-    NoValidSnapshot {
-        dir: PathBuf,
-        skipped: Vec<(PathBuf, String)>,
-    },
+    NoValidSnapshot { dir: PathBuf, skipped: Vec<(PathBuf, String)> },
 
     /// A payload handed to [`crate::SnapshotStore::write`] exceeds [`MAX_PAYLOAD_LEN`].
     #[error("snapshot payload of {len} bytes exceeds the {MAX_PAYLOAD_LEN}-byte limit")]
@@ -97,25 +91,16 @@ pub enum CorruptReason {
 
 impl SnapshotError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
-        SnapshotError::Io {
-            path: path.into(),
-            source,
-        }
+        SnapshotError::Io { path: path.into(), source }
     }
 
     pub(crate) fn corrupt(path: impl Into<PathBuf>, reason: CorruptReason) -> Self {
-        SnapshotError::Corrupt {
-            path: path.into(),
-            reason,
-        }
+        SnapshotError::Corrupt { path: path.into(), reason }
     }
 
     /// True for errors that describe the snapshot's content (corrupt or unreadable
     /// version) rather than the environment; `load_latest` skips such files.
     pub fn is_content_error(&self) -> bool {
-        matches!(
-            self,
-            SnapshotError::Corrupt { .. } | SnapshotError::BadVersion { .. }
-        )
+        matches!(self, SnapshotError::Corrupt { .. } | SnapshotError::BadVersion { .. })
     }
 }

@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{CorruptReason, SnapshotError};
 use crate::format::{
-    check_length, decode_at, parse_header, Header, HEADER_LEN, MAX_FILE_LEN, MIN_FILE_LEN,
-    TRAILER_LEN,
+    check_length, decode_at, parse_header, Header, HEADER_LEN, MAX_FILE_LEN, MIN_FILE_LEN, TRAILER_LEN,
 };
 
 /// A snapshot that verified, with the files `load_latest` skipped to reach it.
@@ -34,10 +33,7 @@ pub struct LoadedSnapshot {
 pub fn read_snapshot_file(path: &Path) -> Result<LoadedSnapshot, SnapshotError> {
     let (file, file_len, header_bytes, _header) = open_and_check_header(path)?;
     let capacity = usize::try_from(file_len + 1).map_err(|_| {
-        SnapshotError::io(
-            path,
-            io::Error::new(io::ErrorKind::OutOfMemory, "snapshot exceeds address space"),
-        )
+        SnapshotError::io(path, io::Error::new(io::ErrorKind::OutOfMemory, "snapshot exceeds address space"))
     })?;
     let mut buf = Vec::new();
     buf.try_reserve_exact(capacity)
@@ -45,19 +41,12 @@ pub fn read_snapshot_file(path: &Path) -> Result<LoadedSnapshot, SnapshotError> 
     buf.extend_from_slice(&header_bytes);
     // Read at most one byte past the expected end: growth is detected, not followed.
     let limit = file_len - HEADER_LEN as u64 + 1;
-    file.take(limit)
-        .read_to_end(&mut buf)
-        .map_err(|e| SnapshotError::io(path, e))?;
+    file.take(limit).read_to_end(&mut buf).map_err(|e| SnapshotError::io(path, e))?;
     let (lsn, payload) = decode_at(&buf, path)?;
     let payload_len = payload.len();
     buf.truncate(HEADER_LEN + payload_len);
     buf.drain(..HEADER_LEN);
-    Ok(LoadedSnapshot {
-        lsn,
-        payload: buf,
-        path: path.to_path_buf(),
-        skipped: Vec::new(),
-    })
+    Ok(LoadedSnapshot { lsn, payload: buf, path: path.to_path_buf(), skipped: Vec::new() })
 }
 
 /// Verifies the snapshot at `path` without holding its payload in memory (the CRC is
@@ -79,35 +68,21 @@ pub(crate) fn verify_snapshot_file(path: &Path) -> Result<u64, SnapshotError> {
     let stored = u32::from_le_bytes(trailer);
     let computed = hasher.finalize();
     if stored != computed {
-        return Err(SnapshotError::corrupt(
-            path,
-            CorruptReason::ChecksumMismatch { stored, computed },
-        ));
+        return Err(SnapshotError::corrupt(path, CorruptReason::ChecksumMismatch { stored, computed }));
     }
     Ok(header.lsn)
 }
 
 /// Opens `path` read-only, checks its size bounds, reads and validates the header and
 /// checks the declared payload length against the real file size.
-fn open_and_check_header(
-    path: &Path,
-) -> Result<(File, u64, [u8; HEADER_LEN], Header), SnapshotError> {
+fn open_and_check_header(path: &Path) -> Result<(File, u64, [u8; HEADER_LEN], Header), SnapshotError> {
     let mut file = File::open(path).map_err(|e| SnapshotError::io(path, e))?;
-    let len = file
-        .metadata()
-        .map_err(|e| SnapshotError::io(path, e))?
-        .len();
+    let len = file.metadata().map_err(|e| SnapshotError::io(path, e))?.len();
     if len < MIN_FILE_LEN {
-        return Err(SnapshotError::corrupt(
-            path,
-            CorruptReason::TooShort { len },
-        ));
+        return Err(SnapshotError::corrupt(path, CorruptReason::TooShort { len }));
     }
     if len > MAX_FILE_LEN {
-        return Err(SnapshotError::corrupt(
-            path,
-            CorruptReason::FileTooLarge { len },
-        ));
+        return Err(SnapshotError::corrupt(path, CorruptReason::FileTooLarge { len }));
     }
     let mut header_bytes = [0u8; HEADER_LEN];
     read_exact_or_truncated(&mut file, &mut header_bytes, len, path)?;

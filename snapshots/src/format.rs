@@ -46,38 +46,23 @@ pub(crate) fn parse_header(header: &[u8], path: &Path) -> Result<Header, Snapsho
     }
     let version = u32::from_le_bytes(le_array(&header[8..12]));
     if version != FORMAT_VERSION {
-        return Err(SnapshotError::BadVersion {
-            path: path.to_path_buf(),
-            found: version,
-        });
+        return Err(SnapshotError::BadVersion { path: path.to_path_buf(), found: version });
     }
     let lsn = u64::from_le_bytes(le_array(&header[12..20]));
     let payload_len = u64::from_le_bytes(le_array(&header[20..28]));
     if payload_len > MAX_PAYLOAD_LEN {
-        return Err(SnapshotError::corrupt(
-            path,
-            CorruptReason::PayloadTooLarge {
-                declared: payload_len,
-            },
-        ));
+        return Err(SnapshotError::corrupt(path, CorruptReason::PayloadTooLarge { declared: payload_len }));
     }
     Ok(Header { lsn, payload_len })
 }
 
 /// Checks that a file of `file_len` bytes is consistent with `header`.
-pub(crate) fn check_length(
-    header: &Header,
-    file_len: u64,
-    path: &Path,
-) -> Result<(), SnapshotError> {
+pub(crate) fn check_length(header: &Header, file_len: u64, path: &Path) -> Result<(), SnapshotError> {
     let actual = file_len.saturating_sub(MIN_FILE_LEN);
     if header.payload_len != actual {
         return Err(SnapshotError::corrupt(
             path,
-            CorruptReason::LengthMismatch {
-                declared: header.payload_len,
-                actual,
-            },
+            CorruptReason::LengthMismatch { declared: header.payload_len, actual },
         ));
     }
     Ok(())
@@ -109,16 +94,10 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<(u64, &[u8]), SnapshotError> {
 }
 
 /// [`decode_snapshot`], attributing errors to `path`.
-pub(crate) fn decode_at<'a>(
-    bytes: &'a [u8],
-    path: &Path,
-) -> Result<(u64, &'a [u8]), SnapshotError> {
+pub(crate) fn decode_at<'a>(bytes: &'a [u8], path: &Path) -> Result<(u64, &'a [u8]), SnapshotError> {
     let len = bytes.len() as u64;
     if len < MIN_FILE_LEN {
-        return Err(SnapshotError::corrupt(
-            path,
-            CorruptReason::TooShort { len },
-        ));
+        return Err(SnapshotError::corrupt(path, CorruptReason::TooShort { len }));
     }
     let header = parse_header(&bytes[..HEADER_LEN], path)?;
     check_length(&header, len, path)?;
@@ -126,10 +105,7 @@ pub(crate) fn decode_at<'a>(
     let stored = u32::from_le_bytes(le_array(&bytes[body_end..]));
     let computed = crc32fast::hash(&bytes[..body_end]);
     if stored != computed {
-        return Err(SnapshotError::corrupt(
-            path,
-            CorruptReason::ChecksumMismatch { stored, computed },
-        ));
+        return Err(SnapshotError::corrupt(path, CorruptReason::ChecksumMismatch { stored, computed }));
     }
     Ok((header.lsn, &bytes[HEADER_LEN..body_end]))
 }

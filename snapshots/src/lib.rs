@@ -33,7 +33,6 @@ mod store;
 pub use error::{CorruptReason, SnapshotError};
 pub use file::{read_snapshot_file, LoadedSnapshot};
 pub use format::{
-    decode_snapshot, encode_snapshot, FORMAT_VERSION, HEADER_LEN, MAGIC, MAX_PAYLOAD_LEN,
-    MIN_FILE_LEN, TRAILER_LEN,
+    decode_snapshot, encode_snapshot, FORMAT_VERSION, HEADER_LEN, MAGIC, MAX_PAYLOAD_LEN, MIN_FILE_LEN, TRAILER_LEN,
 };
 pub use store::{snapshot_file_name, SnapshotInfo, SnapshotStore};

@@ -60,10 +60,7 @@ impl SnapshotStore {
     /// temp files (`snapshot-*.snap.tmp`) from writes that never completed.
     pub fn open(dir: &Path) -> Result<SnapshotStore, SnapshotError> {
         fs::create_dir_all(dir).map_err(|e| SnapshotError::io(dir, e))?;
-        let store = SnapshotStore {
-            dir: dir.to_path_buf(),
-            lock: Mutex::new(()),
-        };
+        let store = SnapshotStore { dir: dir.to_path_buf(), lock: Mutex::new(()) };
         let mut removed = 0usize;
         for (name, path) in store.entries()? {
             if parse_name(&name, TMP_SUFFIX).is_some() {
@@ -159,10 +156,7 @@ impl SnapshotStore {
                 Err(e) => return Err(e),
             }
         }
-        Err(SnapshotError::NoValidSnapshot {
-            dir: self.dir.clone(),
-            skipped,
-        })
+        Err(SnapshotError::NoValidSnapshot { dir: self.dir.clone(), skipped })
     }
 
     /// All snapshot files (by name, unverified), sorted by LSN ascending. Temp files
@@ -179,11 +173,7 @@ impl SnapshotStore {
                 Err(e) => return Err(SnapshotError::io(path, e)),
             };
             if meta.is_file() {
-                infos.push(SnapshotInfo {
-                    lsn,
-                    path,
-                    size: meta.len(),
-                });
+                infos.push(SnapshotInfo { lsn, path, size: meta.len() });
             }
         }
         infos.sort_by_key(|i| i.lsn);
@@ -253,9 +243,7 @@ impl SnapshotStore {
     }
 
     fn guard(&self) -> MutexGuard<'_, ()> {
-        self.lock
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// (file name, full path) of every directory entry with a UTF-8 name.
@@ -275,9 +263,7 @@ impl SnapshotStore {
     fn sync_dir(&self) -> Result<(), SnapshotError> {
         #[cfg(unix)]
         {
-            File::open(&self.dir)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| SnapshotError::io(&self.dir, e))?;
+            File::open(&self.dir).and_then(|d| d.sync_all()).map_err(|e| SnapshotError::io(&self.dir, e))?;
         }
         Ok(())
     }
@@ -286,12 +272,7 @@ impl SnapshotStore {
 /// Writes header, payload and CRC to a fresh `tmp` and fsyncs it. Returns the size.
 fn write_file(tmp: &Path, lsn: u64, payload: &[u8]) -> Result<u64, SnapshotError> {
     let io_err = |e| SnapshotError::io(tmp, e);
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(tmp)
-        .map_err(io_err)?;
+    let mut file = OpenOptions::new().write(true).create(true).truncate(true).open(tmp).map_err(io_err)?;
     let header = encode_header(lsn, payload.len() as u64);
     let mut hasher = crc32fast::Hasher::new();
     hasher.update(&header);
@@ -308,20 +289,11 @@ fn name_matches(info: &SnapshotInfo, header_lsn: u64) -> Result<(), SnapshotErro
     if header_lsn == info.lsn {
         Ok(())
     } else {
-        Err(SnapshotError::corrupt(
-            &info.path,
-            CorruptReason::LsnMismatch {
-                name: info.lsn,
-                header: header_lsn,
-            },
-        ))
+        Err(SnapshotError::corrupt(&info.path, CorruptReason::LsnMismatch { name: info.lsn, header: header_lsn }))
     }
 }
 
-fn check_name_lsn(
-    info: &SnapshotInfo,
-    snapshot: LoadedSnapshot,
-) -> Result<LoadedSnapshot, SnapshotError> {
+fn check_name_lsn(info: &SnapshotInfo, snapshot: LoadedSnapshot) -> Result<LoadedSnapshot, SnapshotError> {
     name_matches(info, snapshot.lsn).map(|()| snapshot)
 }
 

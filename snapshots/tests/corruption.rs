@@ -16,10 +16,8 @@ fn two_snapshots() -> (tempfile::TempDir, SnapshotStore, PathBuf) {
 }
 
 fn assert_fell_back(store: &SnapshotStore, corrupt: &Path, what: &str) {
-    let loaded = store
-        .load_latest()
-        .unwrap_or_else(|e| panic!("{what}: {e}"))
-        .unwrap_or_else(|| panic!("{what}: no snapshot"));
+    let loaded =
+        store.load_latest().unwrap_or_else(|e| panic!("{what}: {e}")).unwrap_or_else(|| panic!("{what}: no snapshot"));
     assert_eq!(loaded.lsn, 1, "{what}");
     assert_eq!(loaded.payload, b"previous state", "{what}");
     assert_eq!(loaded.skipped.len(), 1, "{what}");
@@ -57,10 +55,7 @@ fn every_truncation_of_the_newest_falls_back_to_the_previous() {
         fs::write(&newest, &original[..len]).unwrap();
         let what = format!("truncated to {len} bytes");
         let err = read_snapshot_file(&newest).expect_err(&what);
-        assert!(
-            matches!(err, SnapshotError::Corrupt { .. }),
-            "{what}: {err:?}"
-        );
+        assert!(matches!(err, SnapshotError::Corrupt { .. }), "{what}: {err:?}");
         assert_fell_back(&store, &newest, &what);
     }
 }
@@ -114,8 +109,5 @@ fn a_single_corrupt_snapshot_is_an_error() {
     let only = store.write(8, b"only").unwrap().path;
     fs::write(&only, b"").unwrap();
     let err = store.load_latest().unwrap_err();
-    assert!(
-        matches!(&err, SnapshotError::NoValidSnapshot { skipped, .. } if skipped.len() == 1),
-        "{err:?}"
-    );
+    assert!(matches!(&err, SnapshotError::NoValidSnapshot { skipped, .. } if skipped.len() == 1), "{err:?}");
 }

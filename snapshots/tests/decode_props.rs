@@ -2,9 +2,7 @@
 //! every damaged encoding it can detect, and round-trips every valid one.
 
 use proptest::prelude::*;
-use stockd_snapshots::{
-    decode_snapshot, encode_snapshot, CorruptReason, SnapshotError, HEADER_LEN, MIN_FILE_LEN,
-};
+use stockd_snapshots::{decode_snapshot, encode_snapshot, CorruptReason, SnapshotError, HEADER_LEN, MIN_FILE_LEN};
 
 /// Ok, or one of the two content errors; anything else (or a panic) fails.
 fn assert_clear_outcome(bytes: &[u8]) {
@@ -125,11 +123,7 @@ fn crc32_of(data: &[u8]) -> u32 {
     for &b in data {
         crc ^= u32::from(b);
         for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
         }
     }
     !crc

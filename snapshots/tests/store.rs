@@ -4,8 +4,7 @@ use std::fs;
 use std::path::Path;
 
 use stockd_snapshots::{
-    read_snapshot_file, snapshot_file_name, CorruptReason, SnapshotError, SnapshotStore,
-    MIN_FILE_LEN,
+    read_snapshot_file, snapshot_file_name, CorruptReason, SnapshotError, SnapshotStore, MIN_FILE_LEN,
 };
 
 fn store() -> (tempfile::TempDir, SnapshotStore) {
@@ -24,10 +23,7 @@ fn write_then_load_round_trips() {
     let payload = b"shard state \x00\xff bytes".to_vec();
     let info = store.write(17, &payload).unwrap();
     assert_eq!(info.lsn, 17);
-    assert_eq!(
-        info.path,
-        dir.path().join("snapshot-00000000000000000017.snap")
-    );
+    assert_eq!(info.path, dir.path().join("snapshot-00000000000000000017.snap"));
     assert_eq!(info.size, MIN_FILE_LEN + payload.len() as u64);
     assert_eq!(fs::metadata(&info.path).unwrap().len(), info.size);
 
@@ -83,10 +79,7 @@ fn open_on_a_regular_file_is_an_io_error() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("not-a-dir");
     fs::write(&file, b"").unwrap();
-    assert!(matches!(
-        SnapshotStore::open(&file),
-        Err(SnapshotError::Io { .. })
-    ));
+    assert!(matches!(SnapshotStore::open(&file), Err(SnapshotError::Io { .. })));
 }
 
 #[test]
@@ -97,10 +90,7 @@ fn load_latest_picks_the_highest_lsn_not_the_latest_written() {
     store.write(1_000, b"thousand").unwrap();
     store.write(20, b"twenty").unwrap();
     let loaded = store.load_latest().unwrap().unwrap();
-    assert_eq!(
-        (loaded.lsn, loaded.payload.as_slice()),
-        (1_000, &b"thousand"[..])
-    );
+    assert_eq!((loaded.lsn, loaded.payload.as_slice()), (1_000, &b"thousand"[..]));
     assert_eq!(lsns(&store), vec![5, 20, 100, 1_000]);
 }
 
@@ -129,10 +119,8 @@ fn rewriting_the_same_lsn_replaces_it() {
 fn write_leaves_no_temp_file() {
     let (dir, store) = store();
     store.write(4, b"abc").unwrap();
-    let names: Vec<String> = fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
+    let names: Vec<String> =
+        fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     assert_eq!(names, vec![snapshot_file_name(4)]);
 }
 
@@ -144,11 +132,7 @@ fn temp_leftovers_are_ignored_by_load_and_removed_by_open() {
     // A crashed write of a newer snapshot: valid-looking bytes under the temp name, and
     // a torn one.
     let newer_tmp = dir.path().join("snapshot-00000000000000000020.snap.tmp");
-    fs::write(
-        &newer_tmp,
-        stockd_snapshots::encode_snapshot(20, b"newer").unwrap(),
-    )
-    .unwrap();
+    fs::write(&newer_tmp, stockd_snapshots::encode_snapshot(20, b"newer").unwrap()).unwrap();
     let torn_tmp = dir.path().join("snapshot-00000000000000000030.snap.tmp");
     fs::write(&torn_tmp, b"STKDSNAP\x01").unwrap();
     let unrelated = dir.path().join("notes.tmp");
@@ -164,10 +148,7 @@ fn temp_leftovers_are_ignored_by_load_and_removed_by_open() {
     let store = SnapshotStore::open(dir.path()).unwrap();
     assert!(!newer_tmp.exists());
     assert!(!torn_tmp.exists());
-    assert!(
-        unrelated.exists(),
-        "open must only remove its own temp files"
-    );
+    assert!(unrelated.exists(), "open must only remove its own temp files");
     assert_eq!(store.load_latest().unwrap().unwrap().lsn, 10);
 }
 
@@ -198,11 +179,7 @@ fn file_whose_header_lsn_disagrees_with_its_name_is_skipped() {
     assert_eq!(loaded.lsn, 2);
     assert_eq!(loaded.skipped.len(), 1);
     assert_eq!(loaded.skipped[0].0, renamed);
-    assert!(
-        loaded.skipped[0].1.contains("does not match"),
-        "{}",
-        loaded.skipped[0].1
-    );
+    assert!(loaded.skipped[0].1.contains("does not match"), "{}", loaded.skipped[0].1);
     // The file itself is a valid snapshot to the content-only reader.
     assert_eq!(read_snapshot_file(&renamed).unwrap().lsn, 2);
 }
@@ -286,10 +263,7 @@ fn read_snapshot_file_does_not_modify_anything() {
     fs::set_permissions(&info.path, perms).unwrap();
 
     let loaded = read_snapshot_file(&info.path).unwrap();
-    assert_eq!(
-        (loaded.lsn, loaded.payload.as_slice()),
-        (5, &b"inspect me"[..])
-    );
+    assert_eq!((loaded.lsn, loaded.payload.as_slice()), (5, &b"inspect me"[..]));
     assert!(loaded.skipped.is_empty());
     assert_eq!(fs::read(&info.path).unwrap(), before);
     assert!(tmp.exists(), "the inspector must not clean up temp files");
@@ -318,10 +292,7 @@ fn huge_declared_length_is_rejected_before_allocating() {
         };
         assert_eq!(p, path);
         assert!(
-            matches!(
-                reason,
-                CorruptReason::PayloadTooLarge { .. } | CorruptReason::LengthMismatch { .. }
-            ),
+            matches!(reason, CorruptReason::PayloadTooLarge { .. } | CorruptReason::LengthMismatch { .. }),
             "{reason:?}"
         );
     }
@@ -335,18 +306,11 @@ fn future_format_version_is_bad_version() {
     let mut bytes = stockd_snapshots::encode_snapshot(2, b"v2").unwrap();
     bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
     fs::write(&path, &bytes).unwrap();
-    assert!(matches!(
-        read_snapshot_file(&path),
-        Err(SnapshotError::BadVersion { found: 2, .. })
-    ));
+    assert!(matches!(read_snapshot_file(&path), Err(SnapshotError::BadVersion { found: 2, .. })));
     let loaded = store.load_latest().unwrap().unwrap();
     assert_eq!(loaded.lsn, 1);
     assert_eq!(loaded.skipped[0].0, path);
-    assert!(
-        loaded.skipped[0].1.contains("version 2"),
-        "{}",
-        loaded.skipped[0].1
-    );
+    assert!(loaded.skipped[0].1.contains("version 2"), "{}", loaded.skipped[0].1);
 }
 
 #[test]

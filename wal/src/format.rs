@@ -138,3 +138,36 @@ pub(crate) fn decode_record(buf: &[u8], off: usize) -> Result<Decoded<'_>, Strin
         next: off + total,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_layout_matches_format_md() {
+        let mut out = Vec::new();
+        encode_record(5, 2, b"hi", &mut out);
+        let covered = [2, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 2, b'h', b'i'];
+        let crc = crc32fast::hash(&covered).to_le_bytes();
+        let mut expect = vec![2, 0, 0, 0];
+        expect.extend_from_slice(&crc);
+        expect.extend_from_slice(&[5, 0, 0, 0, 0, 0, 0, 0, 2, b'h', b'i']);
+        assert_eq!(out, expect);
+        let d = decode_record(&out, 0).unwrap();
+        assert_eq!((d.lsn, d.record_type, d.payload, d.next), (5, 2, &b"hi"[..], 19));
+    }
+
+    #[test]
+    fn header_layout_matches_format_md() {
+        let mut out = Vec::new();
+        encode_segment_header(417, &mut out);
+        assert_eq!(&out[..8], b"STKDWAL\0");
+        assert_eq!(&out[8..12], &1u32.to_le_bytes());
+        assert_eq!(&out[12..20], &417u64.to_le_bytes());
+        assert_eq!(&out[20..24], &crc32fast::hash(&out[..20]).to_le_bytes());
+        let p = std::path::Path::new("x");
+        assert_eq!(check_segment_header(&out, p, false).unwrap(), Header::Valid { first_lsn: 417 });
+        assert_eq!(check_segment_header(&out[..10], p, true).unwrap(), Header::Torn);
+        assert!(check_segment_header(&out[..10], p, false).is_err());
+    }
+}

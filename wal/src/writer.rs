@@ -279,8 +279,9 @@ impl WalWriter {
         let mut removed = 0;
         // segments[1].first_lsn <= lsn  <=>  every record of segments[0] is < lsn.
         while self.segments.len() > 1 && self.segments[1].first_lsn <= lsn {
-            let seg = self.segments.remove(0);
-            fs::remove_file(&seg.path).map_err(|e| WalError::io(&seg.path, e))?;
+            let path = &self.segments[0].path;
+            fs::remove_file(path).map_err(|e| WalError::io(path, e))?;
+            self.segments.remove(0);
             removed += 1;
         }
         if removed > 0 && self.config.durability == Durability::Fsync {

@@ -91,10 +91,7 @@ impl ShardState {
         alerts: &mut Vec<StockAlert>,
     ) -> Result<Outcome, EngineError> {
         if delta == 0 || delta.unsigned_abs() > MAX_ADJUST_DELTA as u64 {
-            return Err(EngineError::validation(
-                "delta",
-                format!("must be non-zero and within ±{MAX_ADJUST_DELTA}"),
-            ));
+            return Err(EngineError::validation("delta", format!("must be non-zero and within ±{MAX_ADJUST_DELTA}")));
         }
         if let Some(key) = idempotency_key {
             if let Some(rec) = self.adjust_keys.get(&(sku.clone(), key.to_owned())) {

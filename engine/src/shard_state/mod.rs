@@ -60,8 +60,9 @@ impl ShardState {
     pub fn apply(&mut self, command: &Command, now: Millis) -> Result<Applied, EngineError> {
         let mut alerts = Vec::new();
         let outcome = match command {
-            Command::SetItem { sku, on_hand, low_stock_threshold, max_per_order, expected_version } => self
-                .set_item(sku, *on_hand, *low_stock_threshold, *max_per_order, *expected_version, now, &mut alerts)?,
+            Command::SetItem { sku, on_hand, low_stock_threshold, max_per_order, expected_version } => {
+                self.set_item(sku, *on_hand, *low_stock_threshold, *max_per_order, *expected_version, now, &mut alerts)?
+            }
             Command::AdjustItem { sku, delta, idempotency_key, expected_version, .. } => {
                 self.adjust_item(sku, *delta, idempotency_key.as_deref(), *expected_version, now, &mut alerts)?
             }

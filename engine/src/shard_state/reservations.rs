@@ -280,7 +280,11 @@ impl ShardState {
         for (sku, q) in lines {
             if let Some(max) = self.items[sku].max_per_order {
                 if *q > max {
-                    return Err(EngineError::MaxPerOrderExceeded { sku: sku.to_string(), requested: *q, max_per_order: max });
+                    return Err(EngineError::MaxPerOrderExceeded {
+                        sku: sku.to_string(),
+                        requested: *q,
+                        max_per_order: max,
+                    });
                 }
             }
         }
