@@ -13,6 +13,10 @@ pub trait CommandLog: Send + 'static {
     fn sync(&mut self) -> Result<(), EngineError>;
     /// The LSN up to which records are durable (0 for a log that keeps nothing).
     fn durable_lsn(&self) -> u64;
+    /// Called on the shard thread after each successful sync (snapshots hook here).
+    fn after_sync(&mut self, _state: &crate::shard_state::ShardState) {}
+    /// Called once when the shard stops, after its last sync.
+    fn finish(&mut self) {}
 }
 
 /// The log of an in-memory engine: keeps nothing.

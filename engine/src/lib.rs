@@ -15,11 +15,12 @@
 //! - Every queue, list and map has a bound ([`limits`]).
 //!
 //! It knows nothing of HTTP or Kafka. Embed it with [`Engine::in_memory`] (tests) or,
-//! durable, `Engine::open` (the WAL issue).
+//! durable, [`Engine::open`] on a data directory.
 
 pub mod clock;
 pub mod command;
 pub mod command_log;
+pub mod durable;
 pub mod engine;
 pub mod error;
 pub mod invariants;
@@ -40,6 +41,7 @@ pub use block_on::block_on;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use command::{AdjustReason, Applied, Command, LineAvailability, Outcome, Query, QueryResult};
 pub use command_log::{CommandLog, NoLog};
+pub use durable::{Durability, FaultInjector, RecoveryReport, StorageConfig};
 pub use engine::{Adjust, BlockingEngine, Engine, EngineConfig, ItemChange, ReserveOutcome, ReserveRequest, SetItem};
 pub use error::{EngineError, Shortfall};
 pub use item::{AlertKind, Item, StockAlert};

@@ -54,14 +54,21 @@ pub(crate) struct ShardHandle {
 }
 
 impl ShardHandle {
-    pub fn spawn(index: usize, state: ShardState, log: Box<dyn CommandLog>, clock: Arc<dyn Clock>) -> ShardHandle {
+    pub fn spawn(
+        index: usize,
+        state: ShardState,
+        log: Box<dyn CommandLog>,
+        clock: Arc<dyn Clock>,
+        last_now: Millis,
+        engine_failed: Arc<AtomicBool>,
+    ) -> ShardHandle {
         let (tx, rx) = crossbeam_channel::bounded(SHARD_QUEUE_CAPACITY);
         let status = Arc::new(ShardStatus::default());
         status.durable_lsn.store(log.durable_lsn(), Ordering::Release);
         let st = status.clone();
         let thread = std::thread::Builder::new()
             .name(format!("stockd-shard-{index}"))
-            .spawn(move || ShardLoop { state, log, clock, status: st, failure: None, last_now: 0 }.run(rx))
+            .spawn(move || ShardLoop { state, log, clock, status: st, failure: None, last_now, engine_failed }.run(rx))
             .expect("spawn shard thread");
         ShardHandle { tx, status, thread: parking_lot::Mutex::new(Some(thread)) }
     }
@@ -88,6 +95,9 @@ struct ShardLoop {
     status: Arc<ShardStatus>,
     failure: Option<String>,
     last_now: Millis,
+    /// Set by whichever shard fails first: one failed log stops the whole engine,
+    /// since every shard's log lives on the same disk.
+    engine_failed: Arc<AtomicBool>,
 }
 
 impl ShardLoop {
@@ -97,7 +107,11 @@ impl ShardLoop {
         loop {
             match rx.recv() {
                 Ok(r) => batch.push(r),
-                Err(_) => return, // every sender is gone
+                Err(_) => {
+                    // Every sender is gone.
+                    self.log.finish();
+                    return;
+                }
             }
             while batch.len() < MAX_BATCH {
                 match rx.try_recv() {
@@ -108,6 +122,7 @@ impl ShardLoop {
             // Time never runs backwards inside a shard, whatever the wall clock does.
             let now = self.clock.now().max(self.last_now);
             self.last_now = now;
+            self.check_engine();
             let mut stop = false;
             let mut appended = false;
             for request in batch.drain(..) {
@@ -123,17 +138,34 @@ impl ShardLoop {
             }
             if appended && self.failure.is_none() {
                 if let Err(e) = self.log.sync() {
-                    tracing::error!(shard = self.state.shard(), error = %e, "WAL sync failed; shard stops acknowledging");
-                    self.failure = Some(e.to_string());
-                    self.status.failed.store(true, Ordering::Release);
+                    tracing::error!(shard = self.state.shard(), error = %e, "WAL sync failed; engine stops acknowledging");
+                    self.fail(e.to_string());
                 }
                 self.status.durable_lsn.store(self.log.durable_lsn(), Ordering::Release);
+                if self.failure.is_none() {
+                    self.log.after_sync(&self.state);
+                }
             }
             self.status.batches.fetch_add(1, Ordering::Relaxed);
             self.reply_all(&mut answers);
             if stop {
+                self.log.finish();
                 return;
             }
+        }
+    }
+
+    fn fail(&mut self, reason: String) {
+        self.failure = Some(reason);
+        self.status.failed.store(true, Ordering::Release);
+        self.engine_failed.store(true, Ordering::Release);
+    }
+
+    /// Adopts another shard's failure: once any log failed, nobody acknowledges.
+    fn check_engine(&mut self) {
+        if self.failure.is_none() && self.engine_failed.load(Ordering::Acquire) {
+            self.failure = Some("another shard's write-ahead log failed; the engine stopped acknowledging".into());
+            self.status.failed.store(true, Ordering::Release);
         }
     }
 
@@ -147,15 +179,15 @@ impl ShardLoop {
             *appended = true;
             if let Err(e) = self.log.append(now, command) {
                 // The state is now ahead of the log: stop answering for good.
-                tracing::error!(shard = self.state.shard(), error = %e, "WAL append failed; shard stops acknowledging");
-                self.failure = Some(e.to_string());
-                self.status.failed.store(true, Ordering::Release);
+                tracing::error!(shard = self.state.shard(), error = %e, "WAL append failed; engine stops acknowledging");
+                self.fail(e.to_string());
             }
         }
         Ok(applied)
     }
 
     fn reply_all(&mut self, answers: &mut Vec<Answer>) {
+        self.check_engine();
         let failed = self.failure.as_ref().map(|reason| EngineError::Unavailable { reason: reason.clone() });
         for answer in answers.drain(..) {
             // A dropped receiver (caller gave up) is not an error for the shard.

@@ -88,17 +88,28 @@ impl Engine {
         config.validate()?;
         let states = (0..config.shards).map(ShardState::new).collect();
         let logs = (0..config.shards).map(|_| Box::new(NoLog) as Box<dyn CommandLog>).collect();
-        Ok(Engine::start(states, logs, config))
+        let last_nows = vec![0; config.shards];
+        Ok(Engine::start(states, logs, last_nows, config))
     }
 
     /// Starts shard threads over recovered states and their logs.
-    pub(crate) fn start(states: Vec<ShardState>, logs: Vec<Box<dyn CommandLog>>, config: EngineConfig) -> Engine {
+    pub(crate) fn start(
+        states: Vec<ShardState>,
+        logs: Vec<Box<dyn CommandLog>>,
+        last_nows: Vec<crate::Millis>,
+        config: EngineConfig,
+    ) -> Engine {
         assert_eq!(states.len(), config.shards);
+        assert_eq!(logs.len(), config.shards);
+        let failed = Arc::new(AtomicBool::new(false));
         let shards = states
             .into_iter()
             .zip(logs)
+            .zip(last_nows)
             .enumerate()
-            .map(|(i, (state, log))| ShardHandle::spawn(i, state, log, config.clock.clone()))
+            .map(|(i, ((state, log), last_now))| {
+                ShardHandle::spawn(i, state, log, config.clock.clone(), last_now, failed.clone())
+            })
             .collect();
         let engine = Engine {
             inner: Arc::new(Inner { shards, config, stopping: AtomicBool::new(false), expirer: Mutex::new(None) }),

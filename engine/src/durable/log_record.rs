@@ -1,0 +1,66 @@
+//! The engine's WAL payload: one applied `Command` and the time it was applied at.
+//!
+//! Payload layout: `[PAYLOAD_VERSION: u8][bincode 2 (standard config, serde) of
+//! LogRecord]`. The WAL record's type byte is `command_type(&command)`, so tools can
+//! filter by type without decoding. The WAL frame (length, CRC, LSN) is wal/FORMAT.md.
+
+use crate::command::Command;
+use crate::Millis;
+use serde::{Deserialize, Serialize};
+
+/// Version of the payload encoding; a reader refuses any other.
+pub const PAYLOAD_VERSION: u8 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogRecord {
+    /// The time the shard applied the command (ms since the Unix epoch).
+    pub now: Millis,
+    pub command: Command,
+}
+
+/// The WAL type byte of a command.
+pub fn command_type(command: &Command) -> u8 {
+    match command {
+        Command::SetItem { .. } => 1,
+        Command::AdjustItem { .. } => 2,
+        Command::DeleteItem { .. } => 3,
+        Command::OpenReservation { .. } => 4,
+        Command::PlaceHold { .. } => 5,
+        Command::ActivateReservation { .. } => 6,
+        Command::AbortReservation { .. } => 7,
+        Command::ReleaseHold { .. } => 8,
+        Command::CommitHold { .. } => 9,
+        Command::CommitReservation { .. } => 10,
+        Command::ReleaseReservation { .. } => 11,
+        Command::ExtendReservation { .. } => 12,
+        Command::ExpireReservation { .. } => 13,
+        Command::ExpireDue { .. } => 14,
+    }
+}
+
+/// Encodes a record: `(type byte, payload)`.
+pub fn encode_record(now: Millis, command: &Command) -> (u8, Vec<u8>) {
+    let mut payload = vec![PAYLOAD_VERSION];
+    let record = LogRecord { now, command: command.clone() };
+    bincode::serde::encode_into_std_write(&record, &mut payload, bincode::config::standard())
+        .expect("encoding into a Vec cannot fail");
+    (command_type(command), payload)
+}
+
+/// Decodes a payload written by `encode_record`, checking version and type byte.
+pub fn decode_record(record_type: u8, payload: &[u8]) -> Result<LogRecord, String> {
+    let (&version, body) = payload.split_first().ok_or("empty payload")?;
+    if version != PAYLOAD_VERSION {
+        return Err(format!("unknown payload format version {version} (this build reads {PAYLOAD_VERSION})"));
+    }
+    let config = bincode::config::standard().with_limit::<{ 2 * 1024 * 1024 }>();
+    let (record, used): (LogRecord, usize) =
+        bincode::serde::decode_from_slice(body, config).map_err(|e| format!("undecodable payload: {e}"))?;
+    if used != body.len() {
+        return Err(format!("{} trailing bytes after the record", body.len() - used));
+    }
+    if command_type(&record.command) != record_type {
+        return Err(format!("type byte {record_type} does not match the {} command inside", record.command.kind()));
+    }
+    Ok(record)
+}

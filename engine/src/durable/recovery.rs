@@ -1,0 +1,249 @@
+//! `Engine::open`: recovery of every shard from snapshot + WAL, then settling what a
+//! crash left half-done, then the invariant check, then requests.
+
+use super::log_record::decode_record;
+use super::state_codec::decode_state;
+use super::wal_log::WalLog;
+use super::StorageConfig;
+use crate::command::Command;
+use crate::command_log::CommandLog;
+use crate::engine::{Engine, EngineConfig};
+use crate::error::EngineError;
+use crate::reservation::{ReservationKey, ReservationStatus};
+use crate::routing::home_of_order;
+use crate::shard_state::ShardState;
+use crate::Millis;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use stockd_snapshots::{SnapshotError, SnapshotStore};
+use stockd_wal::{Durability, TruncatedTail, WalConfig, WalReader, WalWriter};
+
+const MANIFEST: &str = "stockd.manifest";
+
+/// What recovery found and did on one shard.
+#[derive(Debug, Clone)]
+pub struct ShardRecovery {
+    pub shard: usize,
+    /// LSN of the snapshot recovery started from (None: from an empty state).
+    pub snapshot_lsn: Option<u64>,
+    /// Snapshots that failed to verify and were passed over, with the reason.
+    pub skipped_snapshots: Vec<(PathBuf, String)>,
+    pub records_replayed: u64,
+    pub last_lsn: u64,
+    pub truncated_tail: Option<TruncatedTail>,
+}
+
+/// What `Engine::open` did.
+#[derive(Debug, Clone)]
+pub struct RecoveryReport {
+    pub shards: Vec<ShardRecovery>,
+    /// Holds committed or released, and pending headers aborted, to finish
+    /// reservations a crash interrupted.
+    pub settled: usize,
+    /// Reservations whose deadline passed while the engine was down.
+    pub expired: usize,
+    pub elapsed: Duration,
+    pub records_per_sec: f64,
+}
+
+fn io_err(what: &str, path: &Path, e: impl std::fmt::Display) -> EngineError {
+    EngineError::Unavailable { reason: format!("{what} {}: {e}", path.display()) }
+}
+
+pub fn shard_dir(dir: &Path, shard: usize) -> PathBuf {
+    dir.join(format!("shard-{shard:03}"))
+}
+
+/// Reads (or, for a new directory, writes) the shard count the data was made with.
+fn shard_count(dir: &Path, wanted: usize) -> Result<usize, EngineError> {
+    let path = dir.join(MANIFEST);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let n = text
+                .lines()
+                .find_map(|l| l.strip_prefix("shards "))
+                .and_then(|n| n.trim().parse::<usize>().ok())
+                .filter(|n| (1..=crate::limits::MAX_SHARDS).contains(n))
+                .ok_or_else(|| io_err("unreadable manifest", &path, "no valid `shards N` line"))?;
+            if n != wanted {
+                tracing::warn!(stored = n, requested = wanted, "data directory was made with {n} shards; using {n}");
+            }
+            Ok(n)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(dir).map_err(|e| io_err("cannot create", dir, e))?;
+            let tmp = dir.join(format!("{MANIFEST}.tmp"));
+            std::fs::write(&tmp, format!("stockd-data 1\nshards {wanted}\n"))
+                .and_then(|_| std::fs::File::open(&tmp)?.sync_all())
+                .and_then(|_| std::fs::rename(&tmp, &path))
+                .and_then(|_| std::fs::File::open(dir)?.sync_all())
+                .map_err(|e| io_err("cannot write", &path, e))?;
+            Ok(wanted)
+        }
+        Err(e) => Err(io_err("cannot read", &path, e)),
+    }
+}
+
+struct RecoveredShard {
+    state: ShardState,
+    log: WalLog,
+    last_now: Millis,
+    report: ShardRecovery,
+}
+
+fn recover_shard(dir: &Path, shard: usize, storage: &StorageConfig) -> Result<RecoveredShard, EngineError> {
+    let sdir = shard_dir(dir, shard);
+    let snap_dir = sdir.join("snapshots");
+    let wal_dir = sdir.join("wal");
+    let store = SnapshotStore::open(&snap_dir).map_err(|e| io_err("cannot open snapshots in", &snap_dir, e))?;
+    let (mut state, snapshot_lsn, skipped) = match store.load_latest() {
+        Ok(Some(s)) => {
+            let state = decode_state(&s.payload).map_err(|e| io_err("bad snapshot", &s.path, e))?;
+            (state, Some(s.lsn), s.skipped)
+        }
+        Ok(None) => (ShardState::new(shard), None, Vec::new()),
+        // Every snapshot is bad: start empty and replay the whole WAL, if it is all there.
+        Err(SnapshotError::NoValidSnapshot { skipped, .. }) => (ShardState::new(shard), None, skipped),
+        Err(e) => return Err(io_err("cannot load snapshots from", &snap_dir, e)),
+    };
+    for (path, why) in &skipped {
+        tracing::warn!(shard, path = %path.display(), reason = %why, "corrupt snapshot passed over");
+    }
+    if state.shard() != shard {
+        return Err(io_err("snapshot of another shard in", &snap_dir, format!("it says shard {}", state.shard())));
+    }
+    let wal_config = WalConfig {
+        segment_size: storage.segment_size,
+        durability: storage.durability,
+        faults: storage.faults.clone(),
+    };
+    let (writer, open) = WalWriter::open(&wal_dir, wal_config).map_err(|e| io_err("cannot open WAL", &wal_dir, e))?;
+    if let Some(t) = &open.truncated_tail {
+        tracing::warn!(shard, segment = %t.segment.display(), offset = t.offset, bytes = t.bytes_dropped, "torn WAL tail truncated");
+    }
+    let from = snapshot_lsn.unwrap_or(0);
+    if open.last_lsn < from {
+        return Err(io_err(
+            "WAL is behind its snapshot in",
+            &wal_dir,
+            format!("the log ends at LSN {} but the snapshot covers LSN {from}", open.last_lsn),
+        ));
+    }
+    let reader = WalReader::open(&wal_dir).map_err(|e| io_err("cannot read WAL", &wal_dir, e))?;
+    let mut replayed = 0;
+    let mut last_now = 0;
+    for record in reader.iter_from(from + 1) {
+        let record = record.map_err(|e| io_err("cannot replay WAL", &wal_dir, e))?;
+        let at = |e: String| io_err("cannot replay WAL", &wal_dir, format!("LSN {}: {e}", record.lsn));
+        let logged = decode_record(record.record_type, &record.payload).map_err(at)?;
+        state
+            .apply(&logged.command, logged.now)
+            .map_err(|e| at(format!("{} failed on replay: {e}", logged.command.kind())))?;
+        last_now = last_now.max(logged.now);
+        replayed += 1;
+    }
+    state.check_invariants().map_err(|e| io_err("invariant broken after replay in", &sdir, e))?;
+    let report = ShardRecovery {
+        shard,
+        snapshot_lsn,
+        skipped_snapshots: skipped,
+        records_replayed: replayed,
+        last_lsn: open.last_lsn,
+        truncated_tail: open.truncated_tail,
+    };
+    Ok(RecoveredShard { state, log: WalLog::new(shard, writer, store, storage.clone()), last_now, report })
+}
+
+/// The commands that finish reservations a crash interrupted: a hold follows its
+/// header (COMMITTED → commit, RELEASED/EXPIRED/missing/PENDING → release), and a
+/// PENDING header, never acknowledged, is aborted.
+fn settle_plan(states: &[ShardState]) -> Vec<(usize, Command)> {
+    let n = states.len();
+    let mut plan = Vec::new();
+    for s in states {
+        for (id, hold) in s.holds() {
+            let home = &states[home_of_order(&hold.order_id, n)];
+            let reservation_id = id.clone();
+            match home.reservation(&ReservationKey::Id(id.clone())) {
+                Some(r) if r.status == ReservationStatus::Active => {}
+                Some(r) if r.status == ReservationStatus::Committed => {
+                    let committed = r.lines.iter().map(|l| (l.sku.clone(), l.committed)).collect();
+                    plan.push((s.shard(), Command::CommitHold { reservation_id, committed }));
+                }
+                _ => plan.push((s.shard(), Command::ReleaseHold { reservation_id })),
+            }
+        }
+    }
+    for s in states {
+        for r in s.reservations().filter(|r| r.status == ReservationStatus::Pending) {
+            plan.push((s.shard(), Command::AbortReservation { reservation_id: r.reservation_id.clone() }));
+        }
+    }
+    plan
+}
+
+impl Engine {
+    /// Opens (or creates) a durable engine on `dir`: recovers every shard, settles
+    /// interrupted reservations, expires what fell due while down, checks every
+    /// invariant, and only then returns.
+    pub fn open(
+        dir: &Path,
+        mut config: EngineConfig,
+        storage: StorageConfig,
+    ) -> Result<(Engine, RecoveryReport), EngineError> {
+        config.validate()?;
+        let started = Instant::now();
+        if storage.durability == Durability::None {
+            tracing::warn!(
+                "DURABILITY IS OFF (--durability none): acknowledged changes can be lost on a crash. Benchmarks only."
+            );
+        }
+        config.shards = shard_count(dir, config.shards)?;
+        let mut states = Vec::new();
+        let mut logs: Vec<Box<dyn CommandLog>> = Vec::new();
+        let mut last_nows = Vec::new();
+        let mut reports = Vec::new();
+        for shard in 0..config.shards {
+            let r = recover_shard(dir, shard, &storage)?;
+            states.push(r.state);
+            logs.push(Box::new(r.log));
+            last_nows.push(r.last_now);
+            reports.push(r.report);
+        }
+        let plan = settle_plan(&states);
+        let settled = plan.len();
+        let engine = Engine::start(states, logs, last_nows, config);
+        let finish = async {
+            for (shard, command) in plan {
+                engine.command(shard, command).await?;
+            }
+            let expired = engine.expire_due().await?.len();
+            engine
+                .check_invariants()
+                .await
+                .map_err(|e| EngineError::Unavailable { reason: format!("invariant broken after recovery: {e}") })?;
+            Ok::<usize, EngineError>(expired)
+        };
+        let expired = match crate::block_on(finish) {
+            Ok(n) => n,
+            Err(e) => {
+                engine.shutdown();
+                return Err(e);
+            }
+        };
+        let elapsed = started.elapsed();
+        let replayed: u64 = reports.iter().map(|r| r.records_replayed).sum();
+        let records_per_sec = replayed as f64 / elapsed.as_secs_f64().max(1e-9);
+        tracing::info!(
+            dir = %dir.display(),
+            shards = reports.len(),
+            records_replayed = replayed,
+            settled,
+            expired,
+            elapsed_ms = elapsed.as_millis() as u64,
+            records_per_sec = records_per_sec as u64,
+            "recovery complete"
+        );
+        Ok((engine, RecoveryReport { shards: reports, settled, expired, elapsed, records_per_sec }))
+    }
+}
