@@ -1,2 +1,3 @@
-//! stockd-benches: will own the criterion suites and the `stockd-load` generator
-//! (issue 7). Not built yet.
+//! stockd-benches: the `stockd-load` generator (embedded target and the `flash`
+//! workload today). Criterion suites, the HTTP target and the `mixed` workload are
+//! issue 7 and not built yet.

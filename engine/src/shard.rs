@@ -45,6 +45,10 @@ pub struct ShardStatus {
     pub failed: AtomicBool,
     pub applied: AtomicU64,
     pub batches: AtomicU64,
+    /// Records appended to the log, and syncs that covered them: their ratio is the
+    /// mean group-commit batch size.
+    pub logged: AtomicU64,
+    pub syncs: AtomicU64,
 }
 
 pub(crate) struct ShardHandle {
@@ -137,6 +141,7 @@ impl ShardLoop {
                 }
             }
             if appended && self.failure.is_none() {
+                self.status.syncs.fetch_add(1, Ordering::Relaxed);
                 if let Err(e) = self.log.sync() {
                     tracing::error!(shard = self.state.shard(), error = %e, "WAL sync failed; engine stops acknowledging");
                     self.fail(e.to_string());
@@ -177,6 +182,7 @@ impl ShardLoop {
         self.status.applied.fetch_add(1, Ordering::Relaxed);
         if applied.changed {
             *appended = true;
+            self.status.logged.fetch_add(1, Ordering::Relaxed);
             if let Err(e) = self.log.append(now, command) {
                 // The state is now ahead of the log: stop answering for good.
                 tracing::error!(shard = self.state.shard(), error = %e, "WAL append failed; engine stops acknowledging");
