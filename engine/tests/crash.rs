@@ -41,8 +41,14 @@ fn crash_child() {
     let e = engine.blocking();
     for i in 0..SKUS {
         if e.get_item(sku(i)).is_err() {
-            e.set_item(SetItem { sku: sku(i), on_hand: 1_000_000, low_stock_threshold: None, max_per_order: None, expected_version: None })
-                .unwrap();
+            e.set_item(SetItem {
+                sku: sku(i),
+                on_hand: 1_000_000,
+                low_stock_threshold: None,
+                max_per_order: None,
+                expected_version: None,
+            })
+            .unwrap();
         }
     }
     let threads: Vec<_> = (0..4)
@@ -53,24 +59,23 @@ fn crash_child() {
                 let e = engine.blocking();
                 for j in 0.. {
                     let order = format!("r{round}-t{t}-{j}");
-                    let lines: Vec<(Sku, u64)> = (0..1 + j % 3).map(|k| (sku((j + k * 2) % SKUS), 1 + k as u64)).collect();
-                    let req = ReserveRequest { order_id: OrderId::parse(&order, "o").unwrap(), lines, ttl_secs: None, metadata: None };
+                    let lines: Vec<(Sku, u64)> =
+                        (0..1 + j % 3).map(|k| (sku((j + k * 2) % SKUS), 1 + k as u64)).collect();
+                    let req = ReserveRequest {
+                        order_id: OrderId::parse(&order, "o").unwrap(),
+                        lines,
+                        ttl_secs: None,
+                        metadata: None,
+                    };
                     if e.reserve(req).is_err() {
                         continue;
                     }
                     println!("ACK RESERVED {order}");
-                    match j % 3 {
-                        0 => {
-                            if e.commit(key(&order), None).is_ok() {
-                                println!("ACK COMMITTED {order}");
-                            }
-                        }
-                        1 => {
-                            if e.release(key(&order), Some("CANCELLED".into())).is_ok() {
-                                println!("ACK RELEASED {order}");
-                            }
-                        }
-                        _ => {}
+                    if j % 3 == 0 && e.commit(key(&order), None).is_ok() {
+                        println!("ACK COMMITTED {order}");
+                    }
+                    if j % 3 == 1 && e.release(key(&order), Some("CANCELLED".into())).is_ok() {
+                        println!("ACK RELEASED {order}");
                     }
                 }
             })

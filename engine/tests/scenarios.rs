@@ -583,6 +583,8 @@ fn stock_alerts_come_from_the_operation_that_crosses_the_line() {
     // A set that crosses raises too; one that does not, not.
     assert!(set_full(&e, "AL", 30, None, None, None).unwrap().alerts.is_empty());
     let s = set_full(&e, "AL", 12, None, None, None).unwrap().alerts;
+    assert_eq!(s, vec![StockAlert { sku: sku("AL"), kind: AlertKind::LowStock, available: 2, threshold: 5 }]);
+    let s = set_full(&e, "AL", 10, None, None, None).unwrap().alerts;
     assert_eq!(s, vec![StockAlert { sku: sku("AL"), kind: AlertKind::OutOfStock, available: 0, threshold: 5 }]);
 
     // Several SKUs of one reserve each report their own crossing.
@@ -778,4 +780,68 @@ fn listing_and_availability_span_shards() {
         av.iter().map(|a| (a.sku.to_string(), a.requested, a.available, a.exists)).collect();
     assert_eq!(got, vec![("ls-07".into(), 5, 4, true), ("ls-nope".into(), 1, 0, false), ("ls-11".into(), 2, 11, true)]);
     assert_eq!(figures(&e, "ls-07"), (7, 3, 0), "a check holds nothing");
+}
+
+// ---- cancellation of the async API ------------------------------------------------------------
+//
+// An async caller may drop a future half-way (a tokio timeout, an HTTP client that
+// disconnects). A reservation must still never be left half placed or half settled:
+// the engine runs these flows on its coordinator, which the caller cannot cancel.
+
+/// Polls `fut` once with a no-op waker.
+fn poll_once<F: std::future::Future>(fut: std::pin::Pin<&mut F>) -> bool {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    fut.poll(&mut cx).is_ready()
+}
+
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn a_dropped_reserve_future_leaves_no_stock_held() {
+    let (e, clock) = engine();
+    set(&e, "CANCEL", 5);
+    let mut fut = Box::pin(e.reserve(ReserveRequest {
+        order_id: order("cancel-1"),
+        lines: vec![(sku("CANCEL"), 2)],
+        ttl_secs: Some(60),
+        metadata: None,
+    }));
+    // The first poll starts the flow; once its header exists, the caller goes away.
+    assert!(!poll_once(fut.as_mut()));
+    wait_until("the header", || e.blocking().get_reservation(by_order("cancel-1")).is_ok());
+    drop(fut);
+    std::thread::sleep(Duration::from_millis(50));
+
+    // Long after the reservation's ttl, a sweep must have given the stock back, and
+    // the orderId must be usable again (or answer a finished reservation).
+    clock.advance_secs(120);
+    e.blocking().expire_due().unwrap();
+    assert_eq!(figures(&e, "CANCEL"), (5, 0, 0), "stock held by a reservation no client ever saw succeed");
+    match reserve(&e, "cancel-1", &[("CANCEL", 2)], Some(60)) {
+        Ok(_) => {}
+        Err(err) => panic!("the orderId is stuck: {err:?}"),
+    }
+}
+
+#[test]
+fn a_dropped_commit_future_still_settles_its_holds() {
+    let (e, _clock) = engine();
+    set(&e, "CANCEL-C", 5);
+    let r = ok_reserve(&e, "cancel-c", &[("CANCEL-C", 2)], Some(60));
+    let mut fut = Box::pin(e.commit(by_id(&r), None));
+    assert!(!poll_once(fut.as_mut()));
+    wait_until("the COMMITTED header", || {
+        e.blocking().get_reservation(by_id(&r)).unwrap().status == ReservationStatus::Committed
+    });
+    drop(fut);
+    std::thread::sleep(Duration::from_millis(50));
+    e.blocking().expire_due().unwrap();
+    assert_eq!(figures(&e, "CANCEL-C"), (3, 0, 2), "a COMMITTED reservation's stock must be sold");
+    invariants(&e);
 }

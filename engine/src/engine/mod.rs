@@ -70,6 +70,9 @@ impl EngineConfig {
 
 struct Inner {
     shards: Vec<ShardHandle>,
+    /// Runs multi-step flows (reserve, commit, ...) to completion whatever happens to
+    /// the caller's future: a one-worker runtime that only passes messages.
+    coordinator: Option<tokio::runtime::Runtime>,
     config: EngineConfig,
     stopping: AtomicBool,
     expirer: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -112,7 +115,19 @@ impl Engine {
             })
             .collect();
         let engine = Engine {
-            inner: Arc::new(Inner { shards, config, stopping: AtomicBool::new(false), expirer: Mutex::new(None) }),
+            inner: Arc::new(Inner {
+                shards,
+                coordinator: Some(
+                    tokio::runtime::Builder::new_multi_thread()
+                        .worker_threads(1)
+                        .thread_name("stockd-coordinator")
+                        .build()
+                        .expect("start the coordinator runtime"),
+                ),
+                config,
+                stopping: AtomicBool::new(false),
+                expirer: Mutex::new(None),
+            }),
         };
         if let Some(every) = engine.inner.config.expiry_interval {
             let weak = Arc::downgrade(&engine.inner);
@@ -200,6 +215,21 @@ impl Engine {
         Ok(rx)
     }
 
+    /// Runs `flow` on the coordinator and waits for its answer. Dropping the returned
+    /// future does not cancel the flow: a reservation is never left half placed or
+    /// half settled because a caller went away.
+    pub(crate) async fn drive<T, F, Fut>(&self, flow: F) -> Result<T, EngineError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Engine) -> Fut,
+        Fut: std::future::Future<Output = Result<T, EngineError>> + Send + 'static,
+    {
+        self.check_open()?;
+        let runtime = self.inner.coordinator.as_ref().expect("coordinator lives as long as the engine");
+        let task = runtime.spawn(flow(self.clone()));
+        task.await.map_err(|e| EngineError::Unavailable { reason: format!("coordinator task failed: {e}") })?
+    }
+
     pub(crate) async fn command(&self, shard: usize, command: Command) -> Result<Applied, EngineError> {
         let rx = self.send_command(shard, command)?;
         await_reply(rx).await
@@ -239,6 +269,10 @@ impl Engine {
 impl Drop for Inner {
     fn drop(&mut self) {
         self.stopping.store(true, Ordering::Release);
+        // Never blocks, so dropping the last Engine inside async code is fine.
+        if let Some(rt) = self.coordinator.take() {
+            rt.shutdown_background();
+        }
         for shard in &self.shards {
             let _ = shard.tx.send(Request::Stop);
         }

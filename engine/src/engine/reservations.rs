@@ -89,7 +89,7 @@ impl Engine {
 
     /// Reserves every line for `order_id`, all or nothing. A repeated orderId with the
     /// same lines answers the original reservation (`created: false`).
-    pub async fn reserve(&self, req: ReserveRequest) -> Result<ReserveOutcome, EngineError> {
+    async fn reserve_flow(&self, req: ReserveRequest) -> Result<ReserveOutcome, EngineError> {
         validate_lines(&req.lines, 1)?;
         let ttl = req.ttl_secs.unwrap_or(DEFAULT_TTL_SECS);
         validate_ttl(ttl)?;
@@ -157,7 +157,7 @@ impl Engine {
 
     /// Commits a reservation: all of it, or `quantities` of the SKUs named (the rest
     /// of those lines goes back to available). Repeating a commit answers the same.
-    pub async fn commit(
+    async fn commit_flow(
         &self,
         key: ReservationKey,
         quantities: Option<Vec<(Sku, u64)>>,
@@ -188,7 +188,7 @@ impl Engine {
             return Err(EngineError::validation("reason", format!("must be 1 to {MAX_REASON_LEN} bytes")));
         }
         let home = self.home(&key)?;
-        self.transition(home, Command::ReleaseReservation { key, reason }).await
+        self.drive(move |e| async move { e.transition(home, Command::ReleaseReservation { key, reason }).await }).await
     }
 
     /// Moves an ACTIVE reservation's deadline to now + `ttl_secs` (capped at 86,400 s
@@ -196,13 +196,13 @@ impl Engine {
     pub async fn extend(&self, key: ReservationKey, ttl_secs: u64) -> Result<Reservation, EngineError> {
         validate_ttl(ttl_secs)?;
         let home = self.home(&key)?;
-        self.transition(home, Command::ExtendReservation { key, ttl_secs }).await
+        self.drive(move |e| async move { e.transition(home, Command::ExtendReservation { key, ttl_secs }).await }).await
     }
 
     /// Operator action: expire an ACTIVE reservation now.
     pub async fn expire(&self, key: ReservationKey) -> Result<Reservation, EngineError> {
         let home = self.home(&key)?;
-        self.transition(home, Command::ExpireReservation { key }).await
+        self.drive(move |e| async move { e.transition(home, Command::ExpireReservation { key }).await }).await
     }
 
     pub async fn get_reservation(&self, key: ReservationKey) -> Result<Reservation, EngineError> {
@@ -216,7 +216,7 @@ impl Engine {
     /// Expires every ACTIVE reservation whose deadline has passed, on every shard, and
     /// gives back their stock. The background sweep calls this; tests call it after
     /// moving a manual clock. Returns the reservations it expired.
-    pub async fn expire_due(&self) -> Result<Vec<Reservation>, EngineError> {
+    async fn expire_due_flow(&self) -> Result<Vec<Reservation>, EngineError> {
         let retention_ms = self.config().retention_secs * 1000;
         let mut waiting = Vec::new();
         for shard in 0..self.shard_count() {
@@ -233,6 +233,32 @@ impl Engine {
             self.settle_holds(r).await?;
         }
         Ok(expired)
+    }
+
+    /// Reserves every line for `order_id`, all or nothing. A repeated orderId with the
+    /// same lines answers the original reservation (`created: false`).
+    ///
+    /// Like every multi-step flow here, it runs on the engine's coordinator, so
+    /// dropping the returned future (a client that hung up) never leaves it half done.
+    pub async fn reserve(&self, req: ReserveRequest) -> Result<ReserveOutcome, EngineError> {
+        self.drive(move |e| async move { e.reserve_flow(req).await }).await
+    }
+
+    /// Commits a reservation: all of it, or `quantities` of the SKUs named (the rest
+    /// of those lines goes back to available). Repeating a commit answers the same.
+    pub async fn commit(
+        &self,
+        key: ReservationKey,
+        quantities: Option<Vec<(Sku, u64)>>,
+    ) -> Result<Reservation, EngineError> {
+        self.drive(move |e| async move { e.commit_flow(key, quantities).await }).await
+    }
+
+    /// Expires every ACTIVE reservation whose deadline has passed, on every shard, and
+    /// gives back their stock. The background sweep calls this; tests call it after
+    /// moving a manual clock. Returns the reservations it expired.
+    pub async fn expire_due(&self) -> Result<Vec<Reservation>, EngineError> {
+        self.drive(move |e| async move { e.expire_due_flow().await }).await
     }
 
     /// A header transition on the home shard, then the holds follow it.
