@@ -59,6 +59,14 @@ pub enum Command {
         sku: Sku,
         expected_version: Option<u64>,
     },
+    /// Fast path, when the home shard also owns every SKU: open, hold and activate
+    /// in one step (or answer an existing reservation). All or nothing.
+    ReserveLocal {
+        order_id: OrderId,
+        lines: Vec<(Sku, u64)>,
+        ttl_secs: u64,
+        metadata: Option<String>,
+    },
     /// Home shard: write a PENDING header (or answer an existing one).
     OpenReservation {
         order_id: OrderId,
@@ -125,6 +133,7 @@ impl Command {
             Command::AdjustItem { .. } => "ADJUST",
             Command::DeleteItem { .. } => "DELETE_ITEM",
             Command::OpenReservation { .. } => "OPEN_RESERVATION",
+            Command::ReserveLocal { .. } => "RESERVE",
             Command::PlaceHold { .. } => "PLACE_HOLD",
             Command::ActivateReservation { .. } => "ACTIVATE",
             Command::AbortReservation { .. } => "ABORT",
@@ -151,6 +160,8 @@ pub enum Outcome {
     },
     /// A new PENDING header.
     Opened(Reservation),
+    /// A new ACTIVE reservation made in one step (`ReserveLocal`).
+    Reserved(Reservation),
     /// The orderId already had this reservation; nothing changed.
     Existing(Reservation),
     /// A header after a transition (activate, commit, release, extend, expire, abort).
@@ -171,6 +182,8 @@ pub enum Outcome {
     Expired {
         expired: Vec<Reservation>,
         purged: usize,
+        /// OrderIds whose finished headers were forgotten.
+        purged_orders: Vec<OrderId>,
     },
 }
 

@@ -49,6 +49,11 @@ pub enum EngineError {
     Overloaded { shard: usize },
     #[error("engine unavailable: {reason}")]
     Unavailable { reason: String },
+    /// Internal: the orderId's home moved while the request was in flight; the
+    /// facade routes it again. Never returned to a caller.
+    #[doc(hidden)]
+    #[error("order routed to the wrong shard; retry")]
+    Misrouted,
 }
 
 impl EngineError {
@@ -76,6 +81,7 @@ impl EngineError {
             EngineError::LimitExceeded { .. } => "LIMIT_EXCEEDED",
             EngineError::Overloaded { .. } => "OVERLOADED",
             EngineError::Unavailable { .. } => "SERVICE_UNAVAILABLE",
+            EngineError::Misrouted => "MISROUTED",
         }
     }
 

@@ -1,8 +1,8 @@
 //! Invariants that span shards: a reservation header (home shard) and its holds
 //! (item shards) must agree. Per-shard invariants are `ShardState::check_invariants`.
 
+use crate::reservation::shard_of_reservation_id;
 use crate::reservation::ReservationStatus;
-use crate::routing::home_of_order;
 use crate::shard_state::ShardState;
 use std::collections::HashMap;
 
@@ -10,14 +10,15 @@ use std::collections::HashMap;
 /// shards of its SKUs, and every hold belongs to an ACTIVE or PENDING header on its
 /// home shard. Only meaningful with no request in flight (e.g. after recovery).
 pub fn check_all(states: &[ShardState]) -> Result<(), String> {
-    let n = states.len();
     for s in states {
         s.check_invariants().map_err(|e| format!("shard {}: {e}", s.shard()))?;
     }
     let mut held: HashMap<&str, Vec<(String, u64)>> = HashMap::new();
     for s in states {
         for (id, hold) in s.holds() {
-            let home = &states[home_of_order(&hold.order_id, n)];
+            let Some(home) = shard_of_reservation_id(id).and_then(|h| states.get(h)) else {
+                return Err(format!("hold {id} on shard {} names no valid home shard", s.shard()));
+            };
             match home.reservation(&crate::reservation::ReservationKey::Id(id.clone())) {
                 Some(r) if matches!(r.status, ReservationStatus::Active | ReservationStatus::Pending) => {}
                 Some(r) => {

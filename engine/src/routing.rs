@@ -1,9 +1,10 @@
 //! Which shard owns what. The hash is FNV-1a 64, written out here so that routing
 //! never changes with a Rust release: a SKU's data lives in its shard's WAL, so the
 //! mapping must be the same on every restart (the shard count is fixed per data dir).
+//! Reservation headers are found through the facade's orderId index, or by the shard
+//! number inside a reservation id.
 
-use crate::reservation::{shard_of_reservation_id, ReservationKey};
-use crate::sku::{OrderId, Sku};
+use crate::sku::Sku;
 
 fn fnv1a(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -17,25 +18,6 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 /// The shard that owns `sku`'s stock.
 pub fn shard_of_sku(sku: &Sku, shards: usize) -> usize {
     (fnv1a(sku.as_str().as_bytes()) % shards as u64) as usize
-}
-
-/// The home shard of an order: it keeps the reservation header and orderId index.
-pub fn home_of_order(order: &OrderId, shards: usize) -> usize {
-    // A distinct prefix so an order and a SKU with the same text do not always meet.
-    let mut h = fnv1a(b"order:");
-    for b in order.as_str().as_bytes() {
-        h ^= *b as u64;
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    (h % shards as u64) as usize
-}
-
-/// The home shard of a reservation named by `key`, if the key can name one.
-pub fn home_of_key(key: &ReservationKey, shards: usize) -> Option<usize> {
-    match key {
-        ReservationKey::Order(o) => Some(home_of_order(o, shards)),
-        ReservationKey::Id(id) => shard_of_reservation_id(id).filter(|s| *s < shards),
-    }
 }
 
 #[cfg(test)]

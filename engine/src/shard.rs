@@ -8,11 +8,14 @@
 //! later request with SERVICE_UNAVAILABLE and never retries the sync.
 
 use crate::clock::Clock;
+use crate::command::Outcome;
 use crate::command::{Applied, Command, Query, QueryResult};
 use crate::command_log::CommandLog;
+use crate::engine::OrderIndex;
 use crate::error::EngineError;
 use crate::limits::{MAX_BATCH, SHARD_QUEUE_CAPACITY};
 use crate::shard_state::ShardState;
+use crate::sku::OrderId;
 use crate::Millis;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -65,6 +68,7 @@ impl ShardHandle {
         clock: Arc<dyn Clock>,
         last_now: Millis,
         engine_failed: Arc<AtomicBool>,
+        orders: Arc<OrderIndex>,
     ) -> ShardHandle {
         let (tx, rx) = crossbeam_channel::bounded(SHARD_QUEUE_CAPACITY);
         let status = Arc::new(ShardStatus::default());
@@ -72,7 +76,9 @@ impl ShardHandle {
         let st = status.clone();
         let thread = std::thread::Builder::new()
             .name(format!("stockd-shard-{index}"))
-            .spawn(move || ShardLoop { state, log, clock, status: st, failure: None, last_now, engine_failed }.run(rx))
+            .spawn(move || {
+                ShardLoop { state, log, clock, status: st, failure: None, last_now, engine_failed, orders }.run(rx)
+            })
             .expect("spawn shard thread");
         ShardHandle { tx, status, thread: parking_lot::Mutex::new(Some(thread)) }
     }
@@ -102,6 +108,9 @@ struct ShardLoop {
     /// Set by whichever shard fails first: one failed log stops the whole engine,
     /// since every shard's log lives on the same disk.
     engine_failed: Arc<AtomicBool>,
+    /// The facade's orderId → home index, which this shard keeps true for the
+    /// headers it owns (see `engine::OrderIndex`).
+    orders: Arc<OrderIndex>,
 }
 
 impl ShardLoop {
@@ -178,7 +187,19 @@ impl ShardLoop {
         if let Some(reason) = &self.failure {
             return Err(EngineError::Unavailable { reason: reason.clone() });
         }
-        let applied = self.state.apply(command, now)?;
+        let opening = match command {
+            Command::OpenReservation { order_id, .. } | Command::ReserveLocal { order_id, .. } => Some(order_id),
+            _ => None,
+        };
+        if let Some(order) = opening {
+            // A header may only be created where the index says its order lives.
+            if self.orders.get(order).map(|home| *home) != Some(self.state.shard()) {
+                return Err(EngineError::Misrouted);
+            }
+        }
+        let result = self.state.apply(command, now);
+        self.update_index(command, opening, &result);
+        let applied = result?;
         self.status.applied.fetch_add(1, Ordering::Relaxed);
         if applied.changed {
             *appended = true;
@@ -190,6 +211,34 @@ impl ShardLoop {
             }
         }
         Ok(applied)
+    }
+
+    /// Drops index entries that point here for orders this shard no longer (or never)
+    /// had a header for: after a failed open, an abort, or a retention purge.
+    fn update_index(&self, command: &Command, opening: Option<&OrderId>, result: &Result<Applied, EngineError>) {
+        let forget = |order: &OrderId| {
+            if !self.state.has_order(order) {
+                self.orders.remove_if(order, |_, home| *home == self.state.shard());
+            }
+        };
+        match (result, command) {
+            (Err(_), _) => {
+                if let Some(order) = opening {
+                    forget(order);
+                }
+            }
+            (Ok(a), Command::AbortReservation { .. }) => {
+                if let Outcome::Reservation { reservation, changed: true } = &a.outcome {
+                    forget(&reservation.order_id);
+                }
+            }
+            (Ok(a), Command::ExpireDue { .. }) => {
+                if let Outcome::Expired { purged_orders, .. } = &a.outcome {
+                    purged_orders.iter().for_each(forget);
+                }
+            }
+            _ => {}
+        }
     }
 
     fn reply_all(&mut self, answers: &mut Vec<Answer>) {

@@ -35,13 +35,20 @@ pub fn command_type(command: &Command) -> u8 {
         Command::ExtendReservation { .. } => 12,
         Command::ExpireReservation { .. } => 13,
         Command::ExpireDue { .. } => 14,
+        Command::ReserveLocal { .. } => 15,
     }
 }
 
 /// Encodes a record: `(type byte, payload)`.
 pub fn encode_record(now: Millis, command: &Command) -> (u8, Vec<u8>) {
-    let mut payload = vec![PAYLOAD_VERSION];
-    let record = LogRecord { now, command: command.clone() };
+    #[derive(Serialize)]
+    struct LogRecordRef<'a> {
+        now: Millis,
+        command: &'a Command,
+    }
+    let mut payload = Vec::with_capacity(96);
+    payload.push(PAYLOAD_VERSION);
+    let record = LogRecordRef { now, command };
     bincode::serde::encode_into_std_write(&record, &mut payload, bincode::config::standard())
         .expect("encoding into a Vec cannot fail");
     (command_type(command), payload)

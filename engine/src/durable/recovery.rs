@@ -9,8 +9,8 @@ use crate::command::Command;
 use crate::command_log::CommandLog;
 use crate::engine::{Engine, EngineConfig};
 use crate::error::EngineError;
+use crate::reservation::shard_of_reservation_id;
 use crate::reservation::{ReservationKey, ReservationStatus};
-use crate::routing::home_of_order;
 use crate::shard_state::ShardState;
 use crate::Millis;
 use std::path::{Path, PathBuf};
@@ -158,13 +158,14 @@ fn recover_shard(dir: &Path, shard: usize, storage: &StorageConfig) -> Result<Re
 /// header (COMMITTED → commit, RELEASED/EXPIRED/missing/PENDING → release), and a
 /// PENDING header, never acknowledged, is aborted.
 fn settle_plan(states: &[ShardState]) -> Vec<(usize, Command)> {
-    let n = states.len();
     let mut plan = Vec::new();
     for s in states {
-        for (id, hold) in s.holds() {
-            let home = &states[home_of_order(&hold.order_id, n)];
+        for (id, _hold) in s.holds() {
             let reservation_id = id.clone();
-            match home.reservation(&ReservationKey::Id(id.clone())) {
+            let header = shard_of_reservation_id(id)
+                .and_then(|h| states.get(h))
+                .and_then(|home| home.reservation(&ReservationKey::Id(id.clone())));
+            match header {
                 Some(r) if r.status == ReservationStatus::Active => {}
                 Some(r) if r.status == ReservationStatus::Committed => {
                     let committed = r.lines.iter().map(|l| (l.sku.clone(), l.committed)).collect();

@@ -68,8 +68,15 @@ impl EngineConfig {
     }
 }
 
+/// orderId → home shard of its reservation header. Volatile: rebuilt from the
+/// headers on open. An entry may outlive its header (it then only routes); a header
+/// is only ever created on the shard its entry names (checked by that shard), so an
+/// orderId never has two live headers.
+pub(crate) type OrderIndex = dashmap::DashMap<crate::sku::OrderId, usize>;
+
 struct Inner {
     shards: Vec<ShardHandle>,
+    orders: Arc<OrderIndex>,
     /// Runs multi-step flows (reserve, commit, ...) to completion whatever happens to
     /// the caller's future: a one-worker runtime that only passes messages.
     coordinator: Option<tokio::runtime::Runtime>,
@@ -105,18 +112,25 @@ impl Engine {
         assert_eq!(states.len(), config.shards);
         assert_eq!(logs.len(), config.shards);
         let failed = Arc::new(AtomicBool::new(false));
+        let orders: Arc<OrderIndex> = Arc::new(OrderIndex::new());
+        for state in &states {
+            for order in state.order_ids() {
+                orders.insert(order.clone(), state.shard());
+            }
+        }
         let shards = states
             .into_iter()
             .zip(logs)
             .zip(last_nows)
             .enumerate()
             .map(|(i, ((state, log), last_now))| {
-                ShardHandle::spawn(i, state, log, config.clock.clone(), last_now, failed.clone())
+                ShardHandle::spawn(i, state, log, config.clock.clone(), last_now, failed.clone(), orders.clone())
             })
             .collect();
         let engine = Engine {
             inner: Arc::new(Inner {
                 shards,
+                orders,
                 coordinator: Some(
                     tokio::runtime::Builder::new_multi_thread()
                         .worker_threads(1)
@@ -148,6 +162,10 @@ impl Engine {
             *engine.inner.expirer.lock() = Some(handle);
         }
         engine
+    }
+
+    pub(crate) fn orders(&self) -> &OrderIndex {
+        &self.inner.orders
     }
 
     pub fn shard_count(&self) -> usize {

@@ -12,8 +12,12 @@ use crate::command::{Applied, Command, Outcome, Query, QueryResult};
 use crate::error::{EngineError, Shortfall};
 use crate::item::StockAlert;
 use crate::limits::{DEFAULT_TTL_SECS, MAX_METADATA_LEN, MAX_REASON_LEN, MAX_TTL_SECS, MIN_TTL_SECS};
+use crate::reservation::shard_of_reservation_id;
 use crate::reservation::{Reservation, ReservationKey, ReservationStatus};
-use crate::routing::{home_of_key, home_of_order, shard_of_sku};
+use crate::routing::shard_of_sku;
+
+/// How often a reserve is routed again when the orderId's home moves under it.
+const MAX_REROUTES: usize = 16;
 use crate::sku::{OrderId, Sku};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,21 +87,65 @@ fn merge_hold_errors(errors: Vec<EngineError>, lines: &[(Sku, u64)]) -> EngineEr
 }
 
 impl Engine {
+    /// The shard that keeps the header of the reservation named by `key`.
     fn home(&self, key: &ReservationKey) -> Result<usize, EngineError> {
-        home_of_key(key, self.shard_count()).ok_or_else(|| EngineError::ReservationNotFound { key: key.to_string() })
+        let home = match key {
+            ReservationKey::Order(order) => self.orders().get(order).map(|h| *h),
+            ReservationKey::Id(id) => shard_of_reservation_id(id).filter(|s| *s < self.shard_count()),
+        };
+        home.ok_or_else(|| EngineError::ReservationNotFound { key: key.to_string() })
     }
 
     /// Reserves every line for `order_id`, all or nothing. A repeated orderId with the
     /// same lines answers the original reservation (`created: false`).
-    async fn reserve_flow(&self, req: ReserveRequest) -> Result<ReserveOutcome, EngineError> {
+    ///
+    /// When one shard owns every SKU (always for a one-SKU flash-sale order) the
+    /// reservation is made in one step on that shard (`ReserveLocal`: one queue hop,
+    /// one group-committed record). Otherwise the cross-shard protocol runs on the
+    /// coordinator, so dropping this future never leaves it half done.
+    pub async fn reserve(&self, req: ReserveRequest) -> Result<ReserveOutcome, EngineError> {
         validate_lines(&req.lines, 1)?;
         let ttl = req.ttl_secs.unwrap_or(DEFAULT_TTL_SECS);
         validate_ttl(ttl)?;
         if req.metadata.as_ref().is_some_and(|m| m.len() > MAX_METADATA_LEN) {
             return Err(EngineError::validation("metadata", format!("at most {MAX_METADATA_LEN} bytes")));
         }
+        let first_shard = shard_of_sku(&req.lines[0].0, self.shard_count());
+        let one_shard = req.lines.iter().all(|(sku, _)| shard_of_sku(sku, self.shard_count()) == first_shard);
+        // The index may move under a racing request; the shard then answers Misrouted.
+        for _ in 0..MAX_REROUTES {
+            let home = *self.orders().entry(req.order_id.clone()).or_insert(first_shard);
+            let result = if one_shard && home == first_shard {
+                let command = Command::ReserveLocal {
+                    order_id: req.order_id.clone(),
+                    lines: req.lines.clone(),
+                    ttl_secs: ttl,
+                    metadata: req.metadata.clone(),
+                };
+                self.command(home, command).await.and_then(|applied| match applied.outcome {
+                    Outcome::Reserved(reservation) => {
+                        Ok(ReserveOutcome { reservation, created: true, alerts: applied.alerts })
+                    }
+                    Outcome::Existing(reservation) => {
+                        Ok(ReserveOutcome { reservation, created: false, alerts: Vec::new() })
+                    }
+                    other => Err(internal(other)),
+                })
+            } else {
+                let req = req.clone();
+                self.drive(move |e| async move { e.reserve_flow(req, ttl, home).await }).await
+            };
+            match result {
+                Err(EngineError::Misrouted) => continue,
+                other => return other,
+            }
+        }
+        Err(EngineError::Unavailable { reason: "the orderId's home shard kept moving; retry".into() })
+    }
+
+    /// The cross-shard reservation protocol with the header on `home`.
+    async fn reserve_flow(&self, req: ReserveRequest, ttl: u64, home: usize) -> Result<ReserveOutcome, EngineError> {
         let n = self.shard_count();
-        let home = home_of_order(&req.order_id, n);
         let open = Command::OpenReservation {
             order_id: req.order_id.clone(),
             lines: req.lines.clone(),
@@ -235,15 +283,6 @@ impl Engine {
         Ok(expired)
     }
 
-    /// Reserves every line for `order_id`, all or nothing. A repeated orderId with the
-    /// same lines answers the original reservation (`created: false`).
-    ///
-    /// Like every multi-step flow here, it runs on the engine's coordinator, so
-    /// dropping the returned future (a client that hung up) never leaves it half done.
-    pub async fn reserve(&self, req: ReserveRequest) -> Result<ReserveOutcome, EngineError> {
-        self.drive(move |e| async move { e.reserve_flow(req).await }).await
-    }
-
     /// Commits a reservation: all of it, or `quantities` of the SKUs named (the rest
     /// of those lines goes back to available). Repeating a commit answers the same.
     pub async fn commit(
@@ -281,9 +320,11 @@ impl Engine {
     /// them if COMMITTED, release them if RELEASED or EXPIRED. Idempotent.
     pub(crate) async fn settle_holds(&self, r: &Reservation) -> Result<(), EngineError> {
         let n = self.shard_count();
+        // The home shard settled its own holds in the same step as the transition.
+        let home = shard_of_reservation_id(&r.reservation_id);
         let lines: Vec<(Sku, u64)> = r.lines.iter().map(|l| (l.sku.clone(), l.committed)).collect();
         let mut waiting = Vec::new();
-        for (shard, committed) in by_shard(&lines, n) {
+        for (shard, committed) in by_shard(&lines, n).into_iter().filter(|(s, _)| Some(*s) != home) {
             let id = r.reservation_id.clone();
             let command = match r.status {
                 ReservationStatus::Committed => Command::CommitHold { reservation_id: id, committed },

@@ -70,6 +70,9 @@ impl ShardState {
             Command::OpenReservation { order_id, lines, ttl_secs, metadata } => {
                 self.open_reservation(order_id, lines, *ttl_secs, metadata, now)?
             }
+            Command::ReserveLocal { order_id, lines, ttl_secs, metadata } => {
+                self.reserve_local(order_id, lines, *ttl_secs, metadata, now, &mut alerts)?
+            }
             Command::PlaceHold { reservation_id, order_id, lines } => {
                 self.place_hold(reservation_id, order_id, lines, now, &mut alerts)?
             }
@@ -84,10 +87,14 @@ impl ShardState {
             Command::ExpireDue { retention_ms } => self.expire_due(*retention_ms, now),
         };
         let changed = match &outcome {
-            Outcome::Item { .. } | Outcome::Deleted { .. } | Outcome::Opened(_) | Outcome::ExpiredOnAccess(_) => true,
+            Outcome::Item { .. }
+            | Outcome::Deleted { .. }
+            | Outcome::Opened(_)
+            | Outcome::Reserved(_)
+            | Outcome::ExpiredOnAccess(_) => true,
             Outcome::Existing(_) => false,
             Outcome::Reservation { changed, .. } | Outcome::Holds { changed } => *changed,
-            Outcome::Expired { expired, purged } => !expired.is_empty() || *purged > 0,
+            Outcome::Expired { expired, purged, .. } => !expired.is_empty() || *purged > 0,
         };
         Ok(Applied { outcome, alerts, changed })
     }
@@ -147,6 +154,16 @@ impl ShardState {
 
     pub fn hold(&self, reservation_id: &str) -> Option<&Hold> {
         self.holds.get(reservation_id)
+    }
+
+    /// Whether this shard holds a header for `order`.
+    pub fn has_order(&self, order: &OrderId) -> bool {
+        self.by_order.contains_key(order)
+    }
+
+    /// Every orderId whose header this shard holds.
+    pub fn order_ids(&self) -> impl Iterator<Item = &OrderId> {
+        self.by_order.keys()
     }
 
     pub fn reservation(&self, key: &ReservationKey) -> Option<&Reservation> {

@@ -25,14 +25,9 @@ fn status_error(r: &Reservation) -> EngineError {
 impl ShardState {
     // ---- home side: headers -------------------------------------------------------
 
-    pub(super) fn open_reservation(
-        &mut self,
-        order_id: &OrderId,
-        lines: &[(Sku, u64)],
-        ttl_secs: u64,
-        metadata: &Option<String>,
-        now: Millis,
-    ) -> Result<Outcome, EngineError> {
+    /// The answer to a reserve whose orderId already has a header, if it has one:
+    /// the existing reservation (same lines), or why not. Checks the limit otherwise.
+    fn existing_or_room(&self, order_id: &OrderId, lines: &[(Sku, u64)]) -> Result<Option<Outcome>, EngineError> {
         if let Some(id) = self.by_order.get(order_id) {
             let existing = &self.reservations[id];
             if !existing.same_lines(lines) {
@@ -41,7 +36,7 @@ impl ShardState {
             if existing.status == ReservationStatus::Pending {
                 return Err(status_error(existing));
             }
-            return Ok(Outcome::Existing(existing.clone()));
+            return Ok(Some(Outcome::Existing(existing.clone())));
         }
         if self.reservations.len() >= MAX_RESERVATIONS_PER_SHARD {
             return Err(EngineError::LimitExceeded {
@@ -49,6 +44,56 @@ impl ShardState {
                 limit: MAX_RESERVATIONS_PER_SHARD as u64,
             });
         }
+        Ok(None)
+    }
+
+    pub(super) fn open_reservation(
+        &mut self,
+        order_id: &OrderId,
+        lines: &[(Sku, u64)],
+        ttl_secs: u64,
+        metadata: &Option<String>,
+        now: Millis,
+    ) -> Result<Outcome, EngineError> {
+        if let Some(existing) = self.existing_or_room(order_id, lines)? {
+            return Ok(existing);
+        }
+        Ok(Outcome::Opened(self.new_header(order_id, lines, ttl_secs, metadata, now)))
+    }
+
+    /// The fast path: open, hold and activate at once, all or nothing.
+    pub(super) fn reserve_local(
+        &mut self,
+        order_id: &OrderId,
+        lines: &[(Sku, u64)],
+        ttl_secs: u64,
+        metadata: &Option<String>,
+        now: Millis,
+        alerts: &mut Vec<StockAlert>,
+    ) -> Result<Outcome, EngineError> {
+        if let Some(existing) = self.existing_or_room(order_id, lines)? {
+            return Ok(existing);
+        }
+        // The id the header will get; place_hold changes nothing if it fails.
+        let reservation_id = make_reservation_id(now, self.shard, self.next_seq);
+        self.place_hold(&reservation_id, order_id, lines, now, alerts)?;
+        let header = self.new_header(order_id, lines, ttl_secs, metadata, now);
+        debug_assert_eq!(header.reservation_id, reservation_id);
+        match self.activate(&reservation_id)? {
+            Outcome::Reservation { reservation, .. } => Ok(Outcome::Reserved(reservation)),
+            other => unreachable!("activate of a new header answered {other:?}"),
+        }
+    }
+
+    /// Writes a new PENDING header with the next reservation id.
+    fn new_header(
+        &mut self,
+        order_id: &OrderId,
+        lines: &[(Sku, u64)],
+        ttl_secs: u64,
+        metadata: &Option<String>,
+        now: Millis,
+    ) -> Reservation {
         let reservation_id = make_reservation_id(now, self.shard, self.next_seq);
         self.next_seq += 1;
         let reservation = Reservation {
@@ -68,7 +113,7 @@ impl ShardState {
         debug_assert!(!self.reservations.contains_key(&reservation_id), "reservation id reused");
         self.by_order.insert(order_id.clone(), reservation_id.clone());
         self.reservations.insert(reservation_id, reservation.clone());
-        Ok(Outcome::Opened(reservation))
+        reservation
     }
 
     pub(super) fn activate(&mut self, reservation_id: &str) -> Result<Outcome, EngineError> {
@@ -96,7 +141,8 @@ impl ShardState {
         }
     }
 
-    /// Moves an ACTIVE reservation to a finished state at `now`.
+    /// Moves an ACTIVE reservation to a finished state at `now`, and settles the holds
+    /// this same shard keeps for it (holds on other shards are the caller's to settle).
     fn finish(&mut self, id: &str, status: ReservationStatus, reason: Option<&str>, now: Millis) -> Reservation {
         debug_assert!(status.is_finished());
         let r = self.reservations.get_mut(id).expect("caller found it");
@@ -107,7 +153,14 @@ impl ShardState {
         r.finished_at = Some(now);
         r.release_reason = reason.map(str::to_owned);
         self.finished.insert((now, r.reservation_id.clone()));
-        r.clone()
+        let r = r.clone();
+        if status == ReservationStatus::Committed {
+            let committed: Vec<(Sku, u64)> = r.lines.iter().map(|l| (l.sku.clone(), l.committed)).collect();
+            self.commit_hold(id, &committed, now);
+        } else {
+            self.release_hold(id, now);
+        }
+        r
     }
 
     /// The header named by `key`, expired on access if its deadline passed.
@@ -239,7 +292,7 @@ impl ShardState {
             expired.push(self.finish(&id, ReservationStatus::Expired, Some("EXPIRED"), now));
         }
         let cutoff = now.saturating_sub(retention_ms);
-        let mut purged = 0;
+        let mut purged_orders = Vec::new();
         while let Some((at, _)) = self.finished.first() {
             if *at > cutoff {
                 break;
@@ -247,10 +300,10 @@ impl ShardState {
             let (_, id) = self.finished.pop_first().expect("non-empty");
             let r = self.reservations.remove(&id).expect("tracked reservation exists");
             self.by_order.remove(&r.order_id);
-            purged += 1;
+            purged_orders.push(r.order_id);
         }
-        purged += self.purge_adjust_keys(cutoff);
-        Outcome::Expired { expired, purged }
+        let purged = purged_orders.len() + self.purge_adjust_keys(cutoff);
+        Outcome::Expired { expired, purged, purged_orders }
     }
 
     // ---- item side: holds ---------------------------------------------------------
