@@ -33,6 +33,12 @@ pub(crate) enum Request {
         query: Query,
         reply: Reply<QueryResult>,
     },
+    /// Many commands in one message (batch submitters): applied in order, covered by
+    /// the same sync, answered together.
+    Commands {
+        commands: Vec<Command>,
+        reply: Reply<Vec<Result<Applied, EngineError>>>,
+    },
     /// A copy of the whole state (tests, snapshots, invariant checks).
     Clone {
         reply: Reply<ShardState>,
@@ -94,6 +100,7 @@ impl ShardHandle {
 
 enum Answer {
     Command(Reply<Applied>, Result<Applied, EngineError>),
+    Commands(Reply<Vec<Result<Applied, EngineError>>>, Vec<Result<Applied, EngineError>>),
     Query(Reply<QueryResult>, Result<QueryResult, EngineError>),
     Clone(Reply<ShardState>, ShardState),
 }
@@ -143,6 +150,10 @@ impl ShardLoop {
                     Request::Command { command, reply } => {
                         let result = self.apply(&command, now, &mut appended);
                         answers.push(Answer::Command(reply, result));
+                    }
+                    Request::Commands { commands, reply } => {
+                        let results = commands.iter().map(|c| self.apply(c, now, &mut appended)).collect();
+                        answers.push(Answer::Commands(reply, results));
                     }
                     Request::Query { query, reply } => answers.push(Answer::Query(reply, self.state.query(&query))),
                     Request::Clone { reply } => answers.push(Answer::Clone(reply, self.state.clone())),
@@ -249,6 +260,9 @@ impl ShardLoop {
             match answer {
                 Answer::Command(reply, result) => {
                     let _ = reply.send(failed.clone().map_or(result, Err));
+                }
+                Answer::Commands(reply, results) => {
+                    let _ = reply.send(failed.clone().map_or(Ok(results), Err));
                 }
                 Answer::Query(reply, result) => {
                     let _ = reply.send(failed.clone().map_or(result, Err));

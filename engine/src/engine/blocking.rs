@@ -46,6 +46,10 @@ impl<'a> BlockingEngine<'a> {
         block_on(self.engine.reserve(req))
     }
 
+    pub fn reserve_many(&self, requests: Vec<ReserveRequest>) -> Vec<Result<ReserveOutcome, EngineError>> {
+        block_on(self.engine.reserve_many(requests))
+    }
+
     pub fn commit(&self, key: ReservationKey, quantities: Option<Vec<(Sku, u64)>>) -> Result<Reservation, EngineError> {
         block_on(self.engine.commit(key, quantities))
     }

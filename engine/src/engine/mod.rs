@@ -253,6 +253,19 @@ impl Engine {
         await_reply(rx).await
     }
 
+    /// Sends many commands to one shard in one message; one answer per command.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn send_commands(
+        &self,
+        shard: usize,
+        commands: Vec<Command>,
+    ) -> Result<oneshot::Receiver<Result<Vec<Result<Applied, EngineError>>, EngineError>>, EngineError> {
+        self.check_open()?;
+        let (reply, rx) = oneshot::channel();
+        self.inner.shards[shard].send(shard, Request::Commands { commands, reply })?;
+        Ok(rx)
+    }
+
     pub(crate) async fn query(&self, shard: usize, query: Query) -> Result<QueryResult, EngineError> {
         self.check_open()?;
         let (reply, rx) = oneshot::channel();

@@ -143,6 +143,80 @@ impl Engine {
         Err(EngineError::Unavailable { reason: "the orderId's home shard kept moving; retry".into() })
     }
 
+    /// Reserves many orders at once, for batch submitters (a checkout queue, a load
+    /// balancer coalescing requests). Orders whose SKUs all live on one shard travel
+    /// to it in one message and share one sync; the rest go through `reserve`. Each
+    /// order is still all or nothing on its own; answers come back in request order.
+    pub async fn reserve_many(&self, requests: Vec<ReserveRequest>) -> Vec<Result<ReserveOutcome, EngineError>> {
+        let n = self.shard_count();
+        let mut answers: Vec<Option<Result<ReserveOutcome, EngineError>>> = (0..requests.len()).map(|_| None).collect();
+        let mut per_shard: Vec<(Vec<usize>, Vec<Command>)> = (0..n).map(|_| (Vec::new(), Vec::new())).collect();
+        let mut slow = Vec::new();
+        for (i, req) in requests.iter().enumerate() {
+            let valid = validate_lines(&req.lines, 1)
+                .and_then(|_| validate_ttl(req.ttl_secs.unwrap_or(DEFAULT_TTL_SECS)))
+                .and_then(|_| match &req.metadata {
+                    Some(m) if m.len() > MAX_METADATA_LEN => {
+                        Err(EngineError::validation("metadata", format!("at most {MAX_METADATA_LEN} bytes")))
+                    }
+                    _ => Ok(()),
+                });
+            if let Err(e) = valid {
+                answers[i] = Some(Err(e));
+                continue;
+            }
+            let first = shard_of_sku(&req.lines[0].0, n);
+            let one_shard = req.lines.iter().all(|(sku, _)| shard_of_sku(sku, n) == first);
+            let home = *self.orders().entry(req.order_id.clone()).or_insert(first);
+            if one_shard && home == first {
+                per_shard[home].0.push(i);
+                per_shard[home].1.push(Command::ReserveLocal {
+                    order_id: req.order_id.clone(),
+                    lines: req.lines.clone(),
+                    ttl_secs: req.ttl_secs.unwrap_or(DEFAULT_TTL_SECS),
+                    metadata: req.metadata.clone(),
+                });
+            } else {
+                slow.push(i);
+            }
+        }
+        let mut waiting = Vec::new();
+        for (shard, (idx, commands)) in per_shard.into_iter().enumerate().filter(|(_, (i, _))| !i.is_empty()) {
+            match self.send_commands(shard, commands) {
+                Ok(rx) => waiting.push((idx, rx)),
+                Err(e) => idx.into_iter().for_each(|i| answers[i] = Some(Err(e.clone()))),
+            }
+        }
+        for (idx, rx) in waiting {
+            match await_reply(rx).await {
+                Ok(results) => {
+                    for (i, result) in idx.into_iter().zip(results) {
+                        answers[i] = Some(match result.map(|a| (a.outcome, a.alerts)) {
+                            Ok((Outcome::Reserved(reservation), alerts)) => {
+                                Ok(ReserveOutcome { reservation, created: true, alerts })
+                            }
+                            Ok((Outcome::Existing(reservation), _)) => {
+                                Ok(ReserveOutcome { reservation, created: false, alerts: Vec::new() })
+                            }
+                            Ok((other, _)) => Err(internal(other)),
+                            // Routed again one by one.
+                            Err(EngineError::Misrouted) => {
+                                slow.push(i);
+                                continue;
+                            }
+                            Err(e) => Err(e),
+                        });
+                    }
+                }
+                Err(e) => idx.into_iter().for_each(|i| answers[i] = Some(Err(e.clone()))),
+            }
+        }
+        for i in slow {
+            answers[i] = Some(self.reserve(requests[i].clone()).await);
+        }
+        answers.into_iter().map(|a| a.expect("every request answered")).collect()
+    }
+
     /// The cross-shard reservation protocol with the header on `home`.
     async fn reserve_flow(&self, req: ReserveRequest, ttl: u64, home: usize) -> Result<ReserveOutcome, EngineError> {
         let n = self.shard_count();
