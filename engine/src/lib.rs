@@ -31,6 +31,7 @@ pub mod routing;
 pub mod shard;
 pub mod shard_state;
 pub mod sku;
+pub mod sync;
 
 mod block_on;
 

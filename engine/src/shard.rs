@@ -16,15 +16,18 @@ use crate::error::EngineError;
 use crate::limits::{MAX_BATCH, SHARD_QUEUE_CAPACITY};
 use crate::shard_state::ShardState;
 use crate::sku::OrderId;
+use crate::sync::queue::{BoundedQueue, PushError};
+use crate::sync::reply::ReplySender;
+use crate::sync::thread::{spawn_named, JoinHandle};
 use crate::Millis;
-use crossbeam_channel::{Receiver, Sender, TrySendError};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use tokio::sync::oneshot;
 
-pub(crate) type Reply<T> = oneshot::Sender<Result<T, EngineError>>;
+pub type Reply<T> = ReplySender<Result<T, EngineError>>;
 
-pub(crate) enum Request {
+/// A message to a shard. Public for loom-tests/, which drive a real shard loop.
+#[doc(hidden)]
+pub enum Request {
     Command {
         command: Command,
         reply: Reply<Applied>,
@@ -43,8 +46,6 @@ pub(crate) enum Request {
     Clone {
         reply: Reply<ShardState>,
     },
-    /// Finish what is queued before this, sync, and stop.
-    Stop,
 }
 
 /// What other threads may read about a shard without asking it.
@@ -60,13 +61,16 @@ pub struct ShardStatus {
     pub syncs: AtomicU64,
 }
 
-pub(crate) struct ShardHandle {
-    pub tx: Sender<Request>,
+/// A running shard: its queue, live status and thread. Public for loom-tests/.
+#[doc(hidden)]
+pub struct ShardHandle {
+    pub queue: Arc<BoundedQueue<Request>>,
     pub status: Arc<ShardStatus>,
-    pub thread: parking_lot::Mutex<Option<std::thread::JoinHandle<()>>>,
+    pub thread: parking_lot::Mutex<Option<JoinHandle<()>>>,
 }
 
 impl ShardHandle {
+    #[allow(clippy::too_many_arguments)]
     pub fn spawn(
         index: usize,
         state: ShardState,
@@ -76,25 +80,31 @@ impl ShardHandle {
         engine_failed: Arc<AtomicBool>,
         orders: Arc<OrderIndex>,
     ) -> ShardHandle {
-        let (tx, rx) = crossbeam_channel::bounded(SHARD_QUEUE_CAPACITY);
+        let queue = Arc::new(BoundedQueue::new(SHARD_QUEUE_CAPACITY));
+        let rx = queue.clone();
         let status = Arc::new(ShardStatus::default());
         status.durable_lsn.store(log.durable_lsn(), Ordering::Release);
         let st = status.clone();
-        let thread = std::thread::Builder::new()
-            .name(format!("stockd-shard-{index}"))
-            .spawn(move || {
-                ShardLoop { state, log, clock, status: st, failure: None, last_now, engine_failed, orders }.run(rx)
-            })
-            .expect("spawn shard thread");
-        ShardHandle { tx, status, thread: parking_lot::Mutex::new(Some(thread)) }
+        let thread = spawn_named(format!("stockd-shard-{index}"), move || {
+            ShardLoop { state, log, clock, status: st, failure: None, last_now, engine_failed, orders }.run(&rx)
+        });
+        ShardHandle { queue, status, thread: parking_lot::Mutex::new(Some(thread)) }
     }
 
     /// Queues a request; a full queue is refused at once (explicit backpressure).
     pub fn send(&self, index: usize, request: Request) -> Result<(), EngineError> {
-        self.tx.try_send(request).map_err(|e| match e {
-            TrySendError::Full(_) => EngineError::Overloaded { shard: index },
-            TrySendError::Disconnected(_) => EngineError::Unavailable { reason: "engine is shut down".into() },
+        self.queue.try_push(request).map_err(|e| match e {
+            PushError::Full(_) => EngineError::Overloaded { shard: index },
+            PushError::Closed(_) => EngineError::Unavailable { reason: "engine is shut down".into() },
         })
+    }
+
+    /// Stops the shard once it has answered (and synced) everything queued before.
+    pub fn stop(&self) {
+        self.queue.close();
+        if let Some(t) = self.thread.lock().take() {
+            let _ = t.join();
+        }
     }
 }
 
@@ -121,29 +131,14 @@ struct ShardLoop {
 }
 
 impl ShardLoop {
-    fn run(mut self, rx: Receiver<Request>) {
+    fn run(mut self, queue: &BoundedQueue<Request>) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         let mut answers = Vec::with_capacity(MAX_BATCH);
-        loop {
-            match rx.recv() {
-                Ok(r) => batch.push(r),
-                Err(_) => {
-                    // Every sender is gone.
-                    self.log.finish();
-                    return;
-                }
-            }
-            while batch.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(r) => batch.push(r),
-                    Err(_) => break,
-                }
-            }
+        while queue.pop_batch(&mut batch, MAX_BATCH) {
             // Time never runs backwards inside a shard, whatever the wall clock does.
             let now = self.clock.now().max(self.last_now);
             self.last_now = now;
             self.check_engine();
-            let mut stop = false;
             let mut appended = false;
             for request in batch.drain(..) {
                 match request {
@@ -157,7 +152,6 @@ impl ShardLoop {
                     }
                     Request::Query { query, reply } => answers.push(Answer::Query(reply, self.state.query(&query))),
                     Request::Clone { reply } => answers.push(Answer::Clone(reply, self.state.clone())),
-                    Request::Stop => stop = true,
                 }
             }
             if appended && self.failure.is_none() {
@@ -173,11 +167,9 @@ impl ShardLoop {
             }
             self.status.batches.fetch_add(1, Ordering::Relaxed);
             self.reply_all(&mut answers);
-            if stop {
-                self.log.finish();
-                return;
-            }
         }
+        // Closed and drained: everything accepted was answered after its sync.
+        self.log.finish();
     }
 
     fn fail(&mut self, reason: String) {
@@ -259,16 +251,16 @@ impl ShardLoop {
             // A dropped receiver (caller gave up) is not an error for the shard.
             match answer {
                 Answer::Command(reply, result) => {
-                    let _ = reply.send(failed.clone().map_or(result, Err));
+                    reply.send(failed.clone().map_or(result, Err));
                 }
                 Answer::Commands(reply, results) => {
-                    let _ = reply.send(failed.clone().map_or(Ok(results), Err));
+                    reply.send(failed.clone().map_or(Ok(results), Err));
                 }
                 Answer::Query(reply, result) => {
-                    let _ = reply.send(failed.clone().map_or(result, Err));
+                    reply.send(failed.clone().map_or(result, Err));
                 }
                 Answer::Clone(reply, state) => {
-                    let _ = reply.send(failed.clone().map_or(Ok(state), Err));
+                    reply.send(failed.clone().map_or(Ok(state), Err));
                 }
             }
         }

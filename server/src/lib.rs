@@ -1,3 +1,136 @@
-//! stockd-server: the `stockd` binary. Will own the axum HTTP API and the Kafka front,
-//! routing requests to the engine's shards and mapping engine errors to HTTP statuses.
-//! Not built yet (issue 4); today `stockd` only prints what it will be.
+//! stockd-server: the `stockd` binary's HTTP front (axum) over the stock engine.
+//!
+//! Reading order (like mini-redis):
+//! - [`cli`]: flags of `stockd serve`;
+//! - [`app`]: the router and the shared state;
+//! - [`envelope`]: the `{success, data | error, meta}` envelope and engine error → HTTP
+//!   status mapping;
+//! - [`extract`]: the strict JSON extractor (413 / 415 / 400 naming the field);
+//! - [`routes`]: items, reservations (seed 002's contract), ops (health, metrics,
+//!   OpenAPI);
+//! - [`auth`]: the admin token; [`metrics`]: Prometheus text.
+//!
+//! [`serve`] opens the engine, binds, prints `listening on ADDR` on stdout, serves
+//! until SIGTERM/SIGINT, drains in-flight requests, then shuts the engine down (every
+//! shard finishes and syncs what it had queued).
+
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod envelope;
+pub mod extract;
+pub mod metrics;
+pub mod routes;
+
+use cli::{DurabilityArg, LogFormat, ServeArgs};
+use std::io::Write;
+use std::sync::atomic::Ordering;
+use stockd_engine::{Durability, Engine, EngineConfig, StorageConfig};
+
+/// Opens the engine `args` describe: durable over `--data-dir`.
+pub fn open_engine(args: &ServeArgs) -> Result<Engine, String> {
+    let mut config = EngineConfig::default();
+    if let Some(n) = args.shards {
+        config.shards = usize::from(n);
+    }
+    std::fs::create_dir_all(&args.data_dir).map_err(|e| format!("data dir {}: {e}", args.data_dir.display()))?;
+    let durability = match args.durability {
+        DurabilityArg::Fsync => Durability::Fsync,
+        DurabilityArg::None => Durability::None,
+    };
+    let storage = StorageConfig { durability, ..Default::default() };
+    let (engine, report) = Engine::open(&args.data_dir, config, storage).map_err(|e| e.to_string())?;
+    let replayed: u64 = report.shards.iter().map(|s| s.records_replayed).sum();
+    tracing::info!(
+        shards = report.shards.len(),
+        replayed,
+        settled = report.settled,
+        expired = report.expired,
+        elapsed_ms = report.elapsed.as_millis() as u64,
+        "recovered"
+    );
+    for s in &report.shards {
+        for (path, why) in &s.skipped_snapshots {
+            tracing::warn!(shard = s.shard, path = %path.display(), why, "skipped a bad snapshot");
+        }
+        if let Some(t) = &s.truncated_tail {
+            tracing::warn!(shard = s.shard, tail = ?t, "truncated a torn WAL tail");
+        }
+    }
+    Ok(engine)
+}
+
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Runs `stockd serve` to completion.
+pub async fn serve(args: ServeArgs) -> Result<(), String> {
+    let engine = {
+        let args = args.clone();
+        tokio::task::spawn_blocking(move || open_engine(&args)).await.map_err(|e| e.to_string())??
+    };
+    let durability = match args.durability {
+        DurabilityArg::Fsync => DurabilityArg::Fsync.as_str(),
+        DurabilityArg::None => DurabilityArg::None.as_str(),
+    };
+    let state = app::AppState::new(engine.clone(), args.admin_token.clone(), durability);
+    let listener =
+        tokio::net::TcpListener::bind(args.listen).await.map_err(|e| format!("bind {}: {e}", args.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    // Handlers first: a supervisor may signal us as soon as it reads the line below.
+    let signal = shutdown_signal();
+    tracing::info!(%addr, shards = engine.shard_count(), durability, data_dir = %args.data_dir.display(), "stockd listening");
+    {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "listening on {addr}");
+        let _ = out.flush();
+    }
+    let stopping = state.stopping.clone();
+    let result = axum::serve(listener, app::router(state))
+        .with_graceful_shutdown(async move {
+            signal.await;
+            stopping.store(true, Ordering::Release);
+            tracing::info!("signal received: draining in-flight requests");
+        })
+        .await
+        .map_err(|e| e.to_string());
+    tokio::task::spawn_blocking(move || engine.shutdown()).await.map_err(|e| e.to_string())?;
+    tracing::info!("stockd stopped");
+    result
+}
+
+/// Installs the SIGINT/SIGTERM handlers now (so a signal that arrives right after
+/// "listening on" is already ours) and returns a future that resolves on either.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let int = signal(SignalKind::interrupt());
+        let term = signal(SignalKind::terminate());
+        async move {
+            match (int, term) {
+                (Ok(mut int), Ok(mut term)) => {
+                    tokio::select! {
+                        _ = int.recv() => {},
+                        _ = term.recv() => {},
+                    }
+                }
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

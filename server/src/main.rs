@@ -1,4 +1,13 @@
+use clap::Parser;
+use stockd_server::cli::{Cli, Command};
+
 fn main() {
-    eprintln!("stockd: the HTTP server is not built yet; run `cargo run -p stockd-engine --example flash_sale`");
-    std::process::exit(2);
+    let cli = Cli::parse();
+    let Command::Serve(args) = cli.command;
+    stockd_server::init_logging(args.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    if let Err(e) = runtime.block_on(stockd_server::serve(args)) {
+        eprintln!("stockd: {e}");
+        std::process::exit(1);
+    }
 }

@@ -20,11 +20,11 @@ use crate::error::EngineError;
 use crate::limits::{DEFAULT_RETENTION_SECS, MAX_SHARDS};
 use crate::shard::{Request, ShardHandle, ShardStatus};
 use crate::shard_state::ShardState;
+use crate::sync::reply::{reply_channel, ReplyReceiver};
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::oneshot;
 
 /// Settings of an engine. `Default` gives one shard per core, 24 h retention, and a
 /// background expiry sweep every 100 ms on the system clock.
@@ -72,7 +72,8 @@ impl EngineConfig {
 /// headers on open. An entry may outlive its header (it then only routes); a header
 /// is only ever created on the shard its entry names (checked by that shard), so an
 /// orderId never has two live headers.
-pub(crate) type OrderIndex = dashmap::DashMap<crate::sku::OrderId, usize>;
+#[doc(hidden)]
+pub type OrderIndex = dashmap::DashMap<crate::sku::OrderId, usize>;
 
 struct Inner {
     shards: Vec<ShardHandle>,
@@ -202,15 +203,7 @@ impl Engine {
                 let _ = h.join();
             }
         }
-        for shard in &self.inner.shards {
-            // A blocking send: Stop must not be lost to a full queue.
-            let _ = shard.tx.send(Request::Stop);
-        }
-        for shard in &self.inner.shards {
-            if let Some(t) = shard.thread.lock().take() {
-                let _ = t.join();
-            }
-        }
+        stop_shards(&self.inner.shards);
     }
 
     // ---- sending to shards ------------------------------------------------------
@@ -226,9 +219,9 @@ impl Engine {
         &self,
         shard: usize,
         command: Command,
-    ) -> Result<oneshot::Receiver<Result<Applied, EngineError>>, EngineError> {
+    ) -> Result<ReplyReceiver<Result<Applied, EngineError>>, EngineError> {
         self.check_open()?;
-        let (reply, rx) = oneshot::channel();
+        let (reply, rx) = reply_channel();
         self.inner.shards[shard].send(shard, Request::Command { command, reply })?;
         Ok(rx)
     }
@@ -259,16 +252,16 @@ impl Engine {
         &self,
         shard: usize,
         commands: Vec<Command>,
-    ) -> Result<oneshot::Receiver<Result<Vec<Result<Applied, EngineError>>, EngineError>>, EngineError> {
+    ) -> Result<ReplyReceiver<Result<Vec<Result<Applied, EngineError>>, EngineError>>, EngineError> {
         self.check_open()?;
-        let (reply, rx) = oneshot::channel();
+        let (reply, rx) = reply_channel();
         self.inner.shards[shard].send(shard, Request::Commands { commands, reply })?;
         Ok(rx)
     }
 
     pub(crate) async fn query(&self, shard: usize, query: Query) -> Result<QueryResult, EngineError> {
         self.check_open()?;
-        let (reply, rx) = oneshot::channel();
+        let (reply, rx) = reply_channel();
         self.inner.shards[shard].send(shard, Request::Query { query, reply })?;
         await_reply(rx).await
     }
@@ -277,7 +270,7 @@ impl Engine {
     pub async fn shard_states(&self) -> Result<Vec<ShardState>, EngineError> {
         let mut rxs = Vec::new();
         for (i, shard) in self.inner.shards.iter().enumerate() {
-            let (reply, rx) = oneshot::channel();
+            let (reply, rx) = reply_channel();
             shard.send(i, Request::Clone { reply })?;
             rxs.push(rx);
         }
@@ -304,17 +297,21 @@ impl Drop for Inner {
         if let Some(rt) = self.coordinator.take() {
             rt.shutdown_background();
         }
-        for shard in &self.shards {
-            let _ = shard.tx.send(Request::Stop);
-        }
-        for shard in &self.shards {
-            if let Some(t) = shard.thread.lock().take() {
-                let _ = t.join();
-            }
-        }
+        stop_shards(&self.shards);
     }
 }
 
-pub(crate) async fn await_reply<T>(rx: oneshot::Receiver<Result<T, EngineError>>) -> Result<T, EngineError> {
-    rx.await.map_err(|_| EngineError::Unavailable { reason: "shard stopped before answering".into() })?
+/// Closes every shard's queue at once (no shard takes new work while another is still
+/// open), then waits for each to drain, sync and stop.
+fn stop_shards(shards: &[ShardHandle]) {
+    for shard in shards {
+        shard.queue.close();
+    }
+    for shard in shards {
+        shard.stop();
+    }
+}
+
+pub(crate) async fn await_reply<T>(rx: ReplyReceiver<Result<T, EngineError>>) -> Result<T, EngineError> {
+    rx.await.map_err(|_canceled| EngineError::Unavailable { reason: "shard stopped before answering".into() })?
 }

@@ -1,0 +1,101 @@
+//! The router: every route, the shared state, the fallbacks that keep even a 404 or
+//! 405 inside the JSON envelope, and the body limit.
+
+use crate::envelope::ApiError;
+use crate::extract::MAX_BODY;
+use crate::metrics::Metrics;
+use crate::routes::{items, ops, reservations};
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::routing::{get, post, put};
+use axum::Router;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use stockd_engine::Engine;
+
+/// What every handler shares. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Engine,
+    pub admin_token: Option<Arc<str>>,
+    pub metrics: Arc<Metrics>,
+    pub stopping: Arc<AtomicBool>,
+    pub durability: &'static str,
+}
+
+impl AppState {
+    pub fn new(engine: Engine, admin_token: Option<String>, durability: &'static str) -> AppState {
+        AppState {
+            engine,
+            admin_token: admin_token.filter(|t| !t.is_empty()).map(Arc::from),
+            metrics: Arc::new(Metrics::default()),
+            stopping: Arc::new(AtomicBool::new(false)),
+            durability,
+        }
+    }
+
+    /// Mutating routes call this first: 503 once a shard's WAL has failed.
+    pub fn writable(&self) -> Result<(), ApiError> {
+        if self.engine.is_failed() {
+            return Err(ApiError::unavailable(ops::wal_failure(&self.engine).unwrap_or_else(|| "WAL failed".into())));
+        }
+        if self.stopping.load(Ordering::Acquire) {
+            return Err(ApiError::unavailable("shutting down"));
+        }
+        Ok(())
+    }
+}
+
+/// Every route of the API, as `(method, path)`; the OpenAPI test checks the document
+/// against this list.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("get", "/api/v1/inventory/items"),
+    ("put", "/api/v1/inventory/items/{sku}"),
+    ("get", "/api/v1/inventory/items/{sku}"),
+    ("delete", "/api/v1/inventory/items/{sku}"),
+    ("post", "/api/v1/inventory/items/{sku}/adjust"),
+    ("post", "/api/v1/inventory/check-availability"),
+    ("post", "/api/v1/inventory/reserve"),
+    ("post", "/api/v1/inventory/commit"),
+    ("post", "/api/v1/inventory/release"),
+    ("post", "/api/v1/inventory/extend"),
+    ("get", "/api/v1/inventory/reservations/{id}"),
+    ("post", "/api/v1/inventory/reservations/{id}/expire"),
+    ("get", "/health"),
+    ("get", "/ready"),
+    ("get", "/metrics"),
+    ("get", "/api/v1/openapi.json"),
+];
+
+pub fn router(state: AppState) -> Router {
+    let inventory = Router::new()
+        .route("/items", get(items::list_items))
+        .route("/items/{sku}", put(items::put_item).get(items::get_item).delete(items::delete_item))
+        .route("/items/{sku}/adjust", post(items::adjust_item))
+        .route("/check-availability", post(reservations::check_availability))
+        .route("/reserve", post(reservations::reserve))
+        .route("/commit", post(reservations::commit))
+        .route("/release", post(reservations::release))
+        .route("/extend", post(reservations::extend))
+        .route("/reservations/{id}", get(reservations::get_reservation))
+        .route("/reservations/{id}/expire", post(reservations::expire));
+    Router::new()
+        .nest("/api/v1/inventory", inventory)
+        .route("/health", get(ops::health))
+        .route("/ready", get(ops::ready))
+        .route("/metrics", get(ops::metrics))
+        .route("/api/v1/openapi.json", get(ops::openapi))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::metrics::track))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", "method not allowed on this route")
+}

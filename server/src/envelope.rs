@@ -1,0 +1,193 @@
+//! The response envelope every route answers with, and the mapping from engine errors
+//! to HTTP statuses.
+//!
+//! Success: `{"success": true, "data": {...}, "meta": {"timestamp": "..."}}`.
+//! Error: `{"success": false, "error": {"code", "message", "details"}, "meta": {...}}`.
+//! The `code` strings are the engine's stable [`EngineError::code`] plus the few the
+//! HTTP layer adds (`PAYLOAD_TOO_LARGE`, `UNSUPPORTED_MEDIA_TYPE`, `UNAUTHORIZED`,
+//! `FORBIDDEN`, `NOT_FOUND`, `METHOD_NOT_ALLOWED`).
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::{json, Value};
+use stockd_engine::{EngineError, Millis};
+
+/// Renders milliseconds since the epoch as RFC 3339 UTC with milliseconds,
+/// e.g. `2023-11-21T15:57:30.123Z`.
+pub fn rfc3339(ms: Millis) -> String {
+    let secs = ms / 1000;
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z", rem / 3600, (rem / 60) % 60, rem % 60, ms % 1000)
+}
+
+/// Now, in milliseconds since the epoch.
+pub fn now_ms() -> Millis {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as Millis)
+}
+
+fn meta() -> Value {
+    json!({ "timestamp": rfc3339(now_ms()) })
+}
+
+/// A success response: `status` with `data` in the envelope.
+pub fn ok(status: StatusCode, data: impl Serialize) -> Response {
+    let body = json!({ "success": true, "data": data, "meta": meta() });
+    (status, axum::Json(body)).into_response()
+}
+
+/// An error answer. Every rejection in the server ends up as one of these.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub details: Value,
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError { status, code, message: message.into(), details: json!({}), retry_after: None }
+    }
+
+    pub fn with_details(mut self, details: Value) -> ApiError {
+        self.details = details;
+        self
+    }
+
+    /// 400 VALIDATION_ERROR naming `field`.
+    pub fn validation(field: impl Into<String>, message: impl Into<String>) -> ApiError {
+        let field = field.into();
+        let message = message.into();
+        ApiError::new(StatusCode::BAD_REQUEST, "VALIDATION_ERROR", format!("invalid {field}: {message}"))
+            .with_details(json!({ "field": field, "reason": message }))
+    }
+
+    pub fn unavailable(reason: impl Into<String>) -> ApiError {
+        let reason = reason.into();
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE", format!("engine unavailable: {reason}"))
+            .with_details(json!({ "reason": reason }))
+    }
+}
+
+/// The HTTP status of each engine error code. `LIMIT_EXCEEDED` (a shard is full of
+/// items, reservations or adjustment keys) answers 507 Insufficient Storage: the
+/// request was fine, the server has no room for it.
+pub fn status_of(e: &EngineError) -> StatusCode {
+    match e {
+        EngineError::Validation { .. } => StatusCode::BAD_REQUEST,
+        EngineError::ItemNotFound { .. } | EngineError::ReservationNotFound { .. } => StatusCode::NOT_FOUND,
+        EngineError::ItemExists { .. }
+        | EngineError::InsufficientInventory { .. }
+        | EngineError::ReservationExpired { .. }
+        | EngineError::ReservationReleased { .. }
+        | EngineError::ReservationCommitted { .. }
+        | EngineError::ReservationPending { .. }
+        | EngineError::VersionConflict { .. }
+        | EngineError::ItemHasReservations { .. }
+        | EngineError::NegativeInventory { .. }
+        | EngineError::MaxPerOrderExceeded { .. } => StatusCode::CONFLICT,
+        EngineError::IdempotencyKeyReused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        EngineError::LimitExceeded { .. } => StatusCode::INSUFFICIENT_STORAGE,
+        EngineError::Overloaded { .. } => StatusCode::TOO_MANY_REQUESTS,
+        // Internal to the engine (it retries); should it ever leak, ask for a retry.
+        EngineError::Unavailable { .. } | EngineError::Misrouted => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+fn details_of(e: &EngineError) -> Value {
+    match e {
+        EngineError::Validation { field, message } => json!({ "field": field, "reason": message }),
+        EngineError::ItemNotFound { sku } | EngineError::ItemExists { sku } => json!({ "sku": sku }),
+        EngineError::ReservationNotFound { key } => json!({ "key": key }),
+        EngineError::InsufficientInventory { items } => json!({
+            "items": items.iter().map(|s| json!({
+                "sku": s.sku, "requestedQuantity": s.requested, "availableQuantity": s.available,
+            })).collect::<Vec<_>>()
+        }),
+        EngineError::ReservationExpired { reservation_id }
+        | EngineError::ReservationReleased { reservation_id }
+        | EngineError::ReservationCommitted { reservation_id }
+        | EngineError::ReservationPending { reservation_id } => json!({ "reservationId": reservation_id }),
+        EngineError::VersionConflict { sku, expected, actual } => {
+            json!({ "sku": sku, "expectedVersion": expected, "actualVersion": actual })
+        }
+        EngineError::ItemHasReservations { sku, reserved } => json!({ "sku": sku, "reserved": reserved }),
+        EngineError::NegativeInventory { sku, delta, available } => {
+            json!({ "sku": sku, "delta": delta, "available": available })
+        }
+        EngineError::MaxPerOrderExceeded { sku, requested, max_per_order } => {
+            json!({ "sku": sku, "requestedQuantity": requested, "maxPerOrder": max_per_order })
+        }
+        EngineError::IdempotencyKeyReused { key } => json!({ "key": key }),
+        EngineError::LimitExceeded { what, limit } => json!({ "what": what, "limit": limit }),
+        EngineError::Overloaded { shard } => json!({ "shard": shard }),
+        EngineError::Unavailable { reason } => json!({ "reason": reason }),
+        EngineError::Misrouted => json!({}),
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> ApiError {
+        let internal = match &e {
+            EngineError::Unavailable { reason } => reason.starts_with("internal error"),
+            EngineError::Misrouted => true,
+            _ => false,
+        };
+        if internal {
+            crate::metrics::INVARIANT_VIOLATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::error!(error = %e, "engine reported an internal inconsistency");
+        }
+        let retry_after = matches!(e, EngineError::Overloaded { .. } | EngineError::Misrouted).then_some(1);
+        ApiError { status: status_of(&e), code: e.code(), message: e.to_string(), details: details_of(&e), retry_after }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({
+            "success": false,
+            "error": { "code": self.code, "message": self.message, "details": self.details },
+            "meta": meta(),
+        });
+        let mut resp = (self.status, axum::Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        resp
+    }
+}
+
+pub type ApiResult = Result<Response, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(1_700_581_050_123), "2023-11-21T15:37:30.123Z");
+        assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00.000Z");
+    }
+
+    #[test]
+    fn every_engine_error_has_a_4xx_or_5xx() {
+        let e = EngineError::Overloaded { shard: 1 };
+        let api = ApiError::from(e);
+        assert_eq!(api.status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(api.retry_after, Some(1));
+    }
+}

@@ -1,0 +1,179 @@
+//! Prometheus text metrics, hand-written (a few atomics and one map; no exporter
+//! crate needed). Rendered by `GET /metrics`.
+//!
+//! What the server can see is counted here; per-shard WAL figures are read from the
+//! engine's `shard_status()` on each scrape. Reservations the engine expires on its
+//! own timer are not visible to the server, so `stockd_reservations_active` counts
+//! created − committed − released − expired-by-operator (an upper bound until the
+//! engine exports its own counts).
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use parking_lot::Mutex;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+use stockd_engine::shard::ShardStatus;
+use stockd_engine::{AlertKind, Engine, StockAlert};
+
+use crate::app::AppState;
+
+/// Upper bounds (seconds) of the reserve latency buckets.
+const BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
+
+/// A per-shard series: name, type, help, and how to read it from the shard's status.
+type ShardMetric = (&'static str, &'static str, &'static str, fn(&ShardStatus) -> u64);
+
+#[derive(Default)]
+pub struct Histogram {
+    counts: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    pub fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
+            self.counts[i].fetch_add(1, Relaxed);
+        }
+        self.count.fetch_add(1, Relaxed);
+        self.sum_micros.fetch_add(d.as_micros() as u64, Relaxed);
+    }
+
+    fn render(&self, name: &str, out: &mut String) {
+        let mut cumulative = 0;
+        for (b, c) in BUCKETS.iter().zip(&self.counts) {
+            cumulative += c.load(Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {cumulative}");
+        }
+        let count = self.count.load(Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(out, "{name}_sum {}", self.sum_micros.load(Relaxed) as f64 / 1e6);
+        let _ = writeln!(out, "{name}_count {count}");
+    }
+}
+
+/// Engine answers that reported an internal inconsistency (an "internal error:"
+/// SERVICE_UNAVAILABLE, or a misrouted request leaking out). Process-wide, bumped by
+/// the error mapping in `envelope`. Must stay 0.
+pub static INVARIANT_VIOLATIONS: AtomicU64 = AtomicU64::new(0);
+
+#[derive(Default)]
+pub struct Metrics {
+    /// (method, route template, status) → count.
+    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
+    pub reserve_latency: Histogram,
+    pub reservations_created: AtomicU64,
+    pub reservations_committed: AtomicU64,
+    pub reservations_released: AtomicU64,
+    pub reservations_expired: AtomicU64,
+    pub reserve_rejected: AtomicU64,
+    pub low_stock_alerts: AtomicU64,
+    pub out_of_stock_alerts: AtomicU64,
+}
+
+impl Metrics {
+    pub fn count_alerts(&self, alerts: &[StockAlert]) {
+        for a in alerts {
+            match a.kind {
+                AlertKind::LowStock => self.low_stock_alerts.fetch_add(1, Relaxed),
+                AlertKind::OutOfStock => self.out_of_stock_alerts.fetch_add(1, Relaxed),
+            };
+        }
+    }
+
+    fn record(&self, method: &str, route: &str, status: u16) {
+        *self.requests.lock().entry((method.to_owned(), route.to_owned(), status)).or_insert(0) += 1;
+    }
+
+    pub fn render(&self, engine: &Engine) -> String {
+        let mut out = String::with_capacity(4096);
+        let o = &mut out;
+        let _ = writeln!(o, "# HELP stockd_http_requests_total HTTP requests by method, route and status.");
+        let _ = writeln!(o, "# TYPE stockd_http_requests_total counter");
+        for ((m, r, s), n) in self.requests.lock().iter() {
+            let _ = writeln!(o, "stockd_http_requests_total{{method=\"{m}\",route=\"{r}\",status=\"{s}\"}} {n}");
+        }
+        let _ = writeln!(o, "# HELP stockd_reserve_duration_seconds Latency of POST /reserve.");
+        let _ = writeln!(o, "# TYPE stockd_reserve_duration_seconds histogram");
+        self.reserve_latency.render("stockd_reserve_duration_seconds", o);
+        let counters = [
+            ("stockd_reservations_created_total", "Reservations created.", &self.reservations_created),
+            ("stockd_reservations_committed_total", "Reservations committed.", &self.reservations_committed),
+            ("stockd_reservations_released_total", "Reservations released.", &self.reservations_released),
+            (
+                "stockd_reservations_expired_total",
+                "Reservations expired by the operator route (the engine's own expiry sweep is not counted).",
+                &self.reservations_expired,
+            ),
+            ("stockd_reserve_rejected_total", "Reserve requests refused by the engine.", &self.reserve_rejected),
+            ("stockd_low_stock_alerts_total", "Low-stock alerts raised by requests.", &self.low_stock_alerts),
+            ("stockd_out_of_stock_alerts_total", "Out-of-stock alerts raised by requests.", &self.out_of_stock_alerts),
+        ];
+        for (name, help, v) in counters {
+            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", v.load(Relaxed));
+        }
+        let active = self.reservations_created.load(Relaxed).saturating_sub(
+            self.reservations_committed.load(Relaxed)
+                + self.reservations_released.load(Relaxed)
+                + self.reservations_expired.load(Relaxed),
+        );
+        let _ = writeln!(o, "# HELP stockd_reservations_active Reservations created and not yet finished through the API (upper bound: excludes the engine's timed expiry).");
+        let _ = writeln!(o, "# TYPE stockd_reservations_active gauge\nstockd_reservations_active {active}");
+        let _ = writeln!(
+            o,
+            "# HELP stockd_invariant_violations Engine answers reporting an internal inconsistency; must stay 0."
+        );
+        let _ = writeln!(
+            o,
+            "# TYPE stockd_invariant_violations gauge\nstockd_invariant_violations {}",
+            INVARIANT_VIOLATIONS.load(Relaxed)
+        );
+        let status = engine.shard_status();
+        let shard_metrics: [ShardMetric; 6] = [
+            ("stockd_wal_durable_lsn", "gauge", "Last WAL sequence number synced, per shard.", |s| {
+                s.durable_lsn.load(Relaxed)
+            }),
+            ("stockd_shard_failed", "gauge", "1 when the shard's WAL failed.", |s| {
+                u64::from(s.failed.load(std::sync::atomic::Ordering::Acquire))
+            }),
+            ("stockd_wal_records_total", "counter", "Records appended to the WAL, per shard.", |s| {
+                s.logged.load(Relaxed)
+            }),
+            (
+                "stockd_wal_syncs_total",
+                "counter",
+                "WAL syncs, per shard; records/syncs is the mean group-commit batch size.",
+                |s| s.syncs.load(Relaxed),
+            ),
+            ("stockd_shard_applied_total", "counter", "Requests applied by the shard.", |s| s.applied.load(Relaxed)),
+            (
+                "stockd_shard_batches_total",
+                "counter",
+                "Durability steps (batches) of the shard; applied/batches is the mean batch size.",
+                |s| s.batches.load(Relaxed),
+            ),
+        ];
+        for (name, kind, help, get) in shard_metrics {
+            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (i, s) in status.iter().enumerate() {
+                let _ = writeln!(o, "{name}{{shard=\"{i}\"}} {}", get(s));
+            }
+        }
+        out
+    }
+}
+
+/// Middleware: counts every request by method, route template and status.
+pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_owned();
+    let method = req.method().as_str().to_owned();
+    let started = Instant::now();
+    let resp = next.run(req).await;
+    state.metrics.record(&method, &route, resp.status().as_u16());
+    tracing::debug!(%method, %route, status = resp.status().as_u16(), micros = started.elapsed().as_micros() as u64, "request");
+    resp
+}

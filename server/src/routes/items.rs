@@ -1,0 +1,204 @@
+//! Item routes: create/update, read, list, delete, adjust. Writes need the admin
+//! token when one is configured.
+
+use crate::app::AppState;
+use crate::auth::Admin;
+use crate::envelope::{ok, rfc3339, ApiError, ApiResult};
+use crate::extract::{PathParam, StrictJson};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use stockd_engine::limits::MAX_PAGE;
+use stockd_engine::{Adjust, AdjustReason, Item, SetItem, Sku};
+use utoipa::ToSchema;
+
+/// Body of `PUT /items/{sku}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PutItemBody {
+    pub on_hand: u64,
+    pub low_stock_threshold: Option<u64>,
+    /// Most units one reservation may take; 0 clears the limit.
+    pub max_per_order: Option<u64>,
+    pub expected_version: Option<u64>,
+}
+
+/// Body of `POST /items/{sku}/adjust`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AdjustBody {
+    pub delta: i64,
+    /// RESTOCK, DAMAGED, LOST, CORRECTION or RETURN; default CORRECTION.
+    pub reason: Option<String>,
+    pub note: Option<String>,
+    pub idempotency_key: Option<String>,
+    pub expected_version: Option<u64>,
+}
+
+/// An item as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ItemView {
+    pub sku: String,
+    pub on_hand: u64,
+    pub available: u64,
+    pub reserved: u64,
+    pub sold: u64,
+    pub low_stock_threshold: u64,
+    pub low_stock: bool,
+    pub max_per_order: Option<u64>,
+    pub version: u64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<&Item> for ItemView {
+    fn from(i: &Item) -> ItemView {
+        ItemView {
+            sku: i.sku.to_string(),
+            on_hand: i.on_hand,
+            available: i.available(),
+            reserved: i.reserved,
+            sold: i.sold,
+            low_stock_threshold: i.low_stock_threshold,
+            low_stock: i.is_low_stock(),
+            max_per_order: i.max_per_order,
+            version: i.version,
+            created_at: rfc3339(i.created_at),
+            updated_at: rfc3339(i.updated_at),
+        }
+    }
+}
+
+/// A page of items.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ItemPage {
+    pub items: Vec<ItemView>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+fn sku_of(path: &str) -> Result<Sku, ApiError> {
+    Ok(Sku::parse(path, "sku")?)
+}
+
+fn u64_param(q: &HashMap<String, String>, name: &str) -> Result<Option<u64>, ApiError> {
+    q.get(name)
+        .map(|v| v.parse::<u64>().map_err(|_| ApiError::validation(name, format!("must be a whole number, got {v:?}"))))
+        .transpose()
+}
+
+#[utoipa::path(put, path = "/api/v1/inventory/items/{sku}", tag = "items",
+    params(("sku" = String, Path, description = "SKU, [A-Za-z0-9._:/-]{1,128}, URL-encoded")),
+    request_body = PutItemBody,
+    responses((status = 201, body = ItemView, description = "created"), (status = 200, body = ItemView, description = "updated"),
+        (status = 400, description = "VALIDATION_ERROR"), (status = 401, description = "UNAUTHORIZED"), (status = 403, description = "FORBIDDEN"),
+        (status = 409, description = "VERSION_CONFLICT, ITEM_HAS_RESERVATIONS (onHand below reserved)")),
+    security(("admin" = [])))]
+pub async fn put_item(
+    _: Admin,
+    State(st): State<AppState>,
+    PathParam(sku): PathParam,
+    StrictJson(body): StrictJson<PutItemBody>,
+) -> ApiResult {
+    st.writable()?;
+    let req = SetItem {
+        sku: sku_of(&sku)?,
+        on_hand: body.on_hand,
+        low_stock_threshold: body.low_stock_threshold,
+        max_per_order: body.max_per_order,
+        expected_version: body.expected_version,
+    };
+    let change = st.engine.set_item(req).await?;
+    st.metrics.count_alerts(&change.alerts);
+    let status = if change.created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok(ok(status, ItemView::from(&change.item)))
+}
+
+#[utoipa::path(get, path = "/api/v1/inventory/items/{sku}", tag = "items",
+    params(("sku" = String, Path, description = "SKU, URL-encoded")),
+    responses((status = 200, body = ItemView, description = "the item"), (status = 404, description = "ITEM_NOT_FOUND")))]
+pub async fn get_item(State(st): State<AppState>, PathParam(sku): PathParam) -> ApiResult {
+    let item = st.engine.get_item(sku_of(&sku)?).await?;
+    Ok(ok(StatusCode::OK, ItemView::from(&item)))
+}
+
+#[utoipa::path(get, path = "/api/v1/inventory/items", tag = "items",
+    params(("limit" = Option<u64>, Query, description = "page size, 1 to 1000, default 100"),
+        ("cursor" = Option<String>, Query, description = "nextCursor of the previous page")),
+    responses((status = 200, body = ItemPage, description = "items in sku order"), (status = 400, description = "VALIDATION_ERROR")))]
+pub async fn list_items(
+    State(st): State<AppState>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> ApiResult {
+    let Query(q) = query.map_err(|e| ApiError::validation("query", e.body_text()))?;
+    let limit = u64_param(&q, "limit")?.unwrap_or(100);
+    if limit == 0 || limit > MAX_PAGE as u64 {
+        return Err(ApiError::validation("limit", format!("must be 1 to {MAX_PAGE}")));
+    }
+    let after = q.get("cursor").filter(|c| !c.is_empty()).map(|c| Sku::parse(c, "cursor")).transpose()?;
+    let items = st.engine.list_items(after, limit as usize).await?;
+    let next_cursor = (items.len() as u64 == limit).then(|| items.last().map(|i| i.sku.to_string())).flatten();
+    Ok(ok(StatusCode::OK, ItemPage { items: items.iter().map(ItemView::from).collect(), next_cursor }))
+}
+
+#[utoipa::path(delete, path = "/api/v1/inventory/items/{sku}", tag = "items",
+    params(("sku" = String, Path, description = "SKU, URL-encoded"),
+        ("expectedVersion" = Option<u64>, Query, description = "refuse unless the item is at this version")),
+    responses((status = 200, description = "deleted"), (status = 404, description = "ITEM_NOT_FOUND"),
+        (status = 401, description = "UNAUTHORIZED"), (status = 403, description = "FORBIDDEN"),
+        (status = 409, description = "ITEM_HAS_RESERVATIONS, VERSION_CONFLICT")),
+    security(("admin" = [])))]
+pub async fn delete_item(
+    _: Admin,
+    State(st): State<AppState>,
+    PathParam(sku): PathParam,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> ApiResult {
+    st.writable()?;
+    let Query(q) = query.map_err(|e| ApiError::validation("query", e.body_text()))?;
+    let expected = u64_param(&q, "expectedVersion")?;
+    let sku = sku_of(&sku)?;
+    st.engine.delete_item(sku.clone(), expected).await?;
+    Ok(ok(StatusCode::OK, serde_json::json!({ "sku": sku.as_str(), "deleted": true })))
+}
+
+#[utoipa::path(post, path = "/api/v1/inventory/items/{sku}/adjust", tag = "items",
+    params(("sku" = String, Path, description = "SKU, URL-encoded")),
+    request_body = AdjustBody,
+    responses((status = 200, body = ItemView, description = "adjusted (or an idempotent repeat)"),
+        (status = 400, description = "VALIDATION_ERROR"), (status = 401, description = "UNAUTHORIZED"), (status = 403, description = "FORBIDDEN"),
+        (status = 404, description = "ITEM_NOT_FOUND"), (status = 409, description = "NEGATIVE_INVENTORY, VERSION_CONFLICT"),
+        (status = 422, description = "IDEMPOTENCY_KEY_REUSED")),
+    security(("admin" = [])))]
+pub async fn adjust_item(
+    _: Admin,
+    State(st): State<AppState>,
+    PathParam(sku): PathParam,
+    StrictJson(body): StrictJson<AdjustBody>,
+) -> ApiResult {
+    st.writable()?;
+    let reason = match body.reason.as_deref() {
+        None => AdjustReason::Correction,
+        Some(r) => AdjustReason::parse(r).ok_or_else(|| {
+            ApiError::validation(
+                "reason",
+                format!("must be one of RESTOCK, DAMAGED, LOST, CORRECTION, RETURN; got {r:?}"),
+            )
+        })?,
+    };
+    let req = Adjust {
+        sku: sku_of(&sku)?,
+        delta: body.delta,
+        reason,
+        note: body.note,
+        idempotency_key: body.idempotency_key,
+        expected_version: body.expected_version,
+    };
+    let change = st.engine.adjust(req).await?;
+    st.metrics.count_alerts(&change.alerts);
+    Ok(ok(StatusCode::OK, ItemView::from(&change.item)))
+}

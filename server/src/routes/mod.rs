@@ -1,0 +1,5 @@
+//! The handlers, one module per area.
+
+pub mod items;
+pub mod ops;
+pub mod reservations;

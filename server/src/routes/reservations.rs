@@ -1,0 +1,345 @@
+//! Reservation routes, following the Order Service contract (seed 002):
+//! check-availability, reserve, release; plus commit, extend, lookup and the
+//! operator's expire.
+//!
+//! An item line names its SKU either as `sku` or as `productId` (+ `variantId`):
+//! `{productId, variantId}` is the SKU `productId:variantId`, a `productId` alone is
+//! the SKU `productId`. Answers echo each line the way the client named it.
+
+use crate::app::AppState;
+use crate::auth::Admin;
+use crate::envelope::{now_ms, ok, rfc3339, ApiError, ApiResult};
+use crate::extract::{PathParam, StrictJson};
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Instant;
+use stockd_engine::{EngineError, OrderId, Reservation, ReservationKey, ReservationStatus, ReserveRequest, Sku};
+use utoipa::ToSchema;
+
+/// One line of a request: `sku`, or `productId` with an optional `variantId`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LineIn {
+    pub product_id: Option<String>,
+    pub variant_id: Option<String>,
+    pub sku: Option<String>,
+    pub quantity: u64,
+}
+
+impl LineIn {
+    fn sku(&self, i: usize) -> Result<Sku, ApiError> {
+        let field = |f: &str| format!("items[{i}].{f}");
+        match (&self.sku, &self.product_id, &self.variant_id) {
+            (Some(s), None, None) => Ok(Sku::parse(s, &field("sku"))?),
+            (Some(_), _, _) => {
+                Err(ApiError::validation(field("sku"), "give either sku or productId/variantId, not both"))
+            }
+            (None, Some(p), v) => {
+                Sku::parse(p, &field("productId"))?;
+                match v {
+                    Some(v) => {
+                        Sku::parse(v, &field("variantId"))?;
+                        Ok(Sku::parse(&format!("{p}:{v}"), &field("productId"))?)
+                    }
+                    None => Ok(Sku::parse(p, &field("productId"))?),
+                }
+            }
+            (None, None, Some(_)) => Err(ApiError::validation(field("productId"), "variantId needs a productId")),
+            (None, None, None) => Err(ApiError::validation(field("productId"), "give sku or productId")),
+        }
+    }
+
+    /// The line's name as the client gave it.
+    fn echo(&self) -> Map<String, Value> {
+        let mut m = Map::new();
+        if let Some(p) = &self.product_id {
+            m.insert("productId".into(), json!(p));
+            if let Some(v) = &self.variant_id {
+                m.insert("variantId".into(), json!(v));
+            }
+        } else if let Some(s) = &self.sku {
+            m.insert("sku".into(), json!(s));
+        }
+        m
+    }
+}
+
+fn lines_of(items: &[LineIn]) -> Result<Vec<(Sku, u64)>, ApiError> {
+    items.iter().enumerate().map(|(i, l)| Ok((l.sku(i)?, l.quantity))).collect()
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CheckBody {
+    pub items: Vec<LineIn>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ReserveBody {
+    pub order_id: String,
+    pub items: Vec<LineIn>,
+    /// Seconds to hold the stock, 1 to 86400; default 900.
+    pub expires_in: Option<u64>,
+    /// Opaque client data (at most 4 KiB as JSON text), returned by lookups.
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Value>,
+}
+
+/// Commit: exactly one of orderId / reservationId; `items` commits less than
+/// reserved for the SKUs it names (the rest goes back to available).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CommitBody {
+    pub order_id: Option<String>,
+    pub reservation_id: Option<String>,
+    pub items: Option<Vec<LineIn>>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ReleaseBody {
+    pub order_id: Option<String>,
+    pub reservation_id: Option<String>,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ExtendBody {
+    pub order_id: Option<String>,
+    pub reservation_id: Option<String>,
+    pub expires_in: u64,
+}
+
+/// Whether `r` was finished by the call that started at `t0` (rather than being an
+/// idempotent repeat): the engine stamps `finishedAt` with the same system clock.
+/// Only feeds metrics.
+fn finished_by_this_call(r: &Reservation, t0: u64) -> bool {
+    r.finished_at.is_some_and(|f| f >= t0)
+}
+
+fn key_of(order_id: Option<String>, reservation_id: Option<String>) -> Result<ReservationKey, ApiError> {
+    match (order_id, reservation_id) {
+        (Some(o), None) => Ok(ReservationKey::Order(OrderId::parse(&o, "orderId")?)),
+        (None, Some(r)) if !r.is_empty() && r.len() <= 64 => Ok(ReservationKey::Id(r)),
+        (None, Some(_)) => Err(ApiError::validation("reservationId", "must be 1 to 64 bytes")),
+        _ => Err(ApiError::validation("orderId", "give exactly one of orderId or reservationId")),
+    }
+}
+
+/// A reservation as lookups, commit, release and extend show it. Each line has its
+/// `sku` and, split at the first `:`, `productId` / `variantId`.
+pub fn reservation_view(r: &Reservation) -> Value {
+    let items: Vec<Value> = r
+        .lines
+        .iter()
+        .map(|l| {
+            let sku = l.sku.as_str();
+            let mut m = Map::new();
+            m.insert("sku".into(), json!(sku));
+            match sku.split_once(':') {
+                Some((p, v)) => {
+                    m.insert("productId".into(), json!(p));
+                    m.insert("variantId".into(), json!(v));
+                }
+                None => {
+                    m.insert("productId".into(), json!(sku));
+                }
+            }
+            m.insert("quantity".into(), json!(l.quantity));
+            m.insert("committedQuantity".into(), json!(l.committed));
+            Value::Object(m)
+        })
+        .collect();
+    let metadata = r.metadata.as_deref().and_then(|m| serde_json::from_str::<Value>(m).ok());
+    json!({
+        "reservationId": r.reservation_id,
+        "orderId": r.order_id.as_str(),
+        "status": r.status.as_str(),
+        "items": items,
+        "createdAt": rfc3339(r.created_at),
+        "expiresAt": rfc3339(r.expires_at),
+        "finishedAt": r.finished_at.map(rfc3339),
+        "releaseReason": r.release_reason,
+        "metadata": metadata,
+    })
+}
+
+#[utoipa::path(post, path = "/api/v1/inventory/check-availability", tag = "reservations", request_body = CheckBody,
+    responses((status = 200, description = "per item: available, requestedQuantity, availableQuantity (unknown items: available false, availableQuantity 0)"),
+        (status = 400, description = "VALIDATION_ERROR")))]
+pub async fn check_availability(State(st): State<AppState>, StrictJson(body): StrictJson<CheckBody>) -> ApiResult {
+    let lines = lines_of(&body.items)?;
+    let found = st.engine.check_availability(lines).await?;
+    let mut all = true;
+    let items: Vec<Value> = body
+        .items
+        .iter()
+        .zip(&found)
+        .map(|(line, a)| {
+            let available = a.exists && a.available >= a.requested;
+            all &= available;
+            let mut m = line.echo();
+            m.insert("available".into(), json!(available));
+            m.insert("requestedQuantity".into(), json!(a.requested));
+            m.insert("availableQuantity".into(), json!(if a.exists { a.available } else { 0 }));
+            Value::Object(m)
+        })
+        .collect();
+    Ok(ok(StatusCode::OK, json!({ "available": all, "items": items })))
+}
+
+#[utoipa::path(post, path = "/api/v1/inventory/reserve", tag = "reservations", request_body = ReserveBody,
+    responses((status = 201, description = "reserved: reservationId, orderId, items (reserved: true), expiresAt"),
+        (status = 200, description = "the orderId already had this reservation (idempotent repeat)"),
+        (status = 400, description = "VALIDATION_ERROR"), (status = 404, description = "ITEM_NOT_FOUND"),
+        (status = 409, description = "INSUFFICIENT_INVENTORY (details.items: requestedQuantity, availableQuantity), MAX_PER_ORDER_EXCEEDED, RESERVATION_PENDING"),
+        (status = 422, description = "IDEMPOTENCY_KEY_REUSED: the orderId was used with other items"),
+        (status = 429, description = "OVERLOADED"), (status = 503, description = "SERVICE_UNAVAILABLE")))]
+pub async fn reserve(State(st): State<AppState>, StrictJson(body): StrictJson<ReserveBody>) -> ApiResult {
+    st.writable()?;
+    let started = Instant::now();
+    let result = reserve_inner(&st, body).await;
+    st.metrics.reserve_latency.observe(started.elapsed());
+    if result.is_err() {
+        st.metrics.reserve_rejected.fetch_add(1, Relaxed);
+    }
+    result
+}
+
+async fn reserve_inner(st: &AppState, body: ReserveBody) -> ApiResult {
+    let order_id = OrderId::parse(&body.order_id, "orderId")?;
+    let lines = lines_of(&body.items)?;
+    let metadata = body.metadata.as_ref().map(Value::to_string);
+    let req = ReserveRequest { order_id, lines: lines.clone(), ttl_secs: body.expires_in, metadata };
+    let outcome = match st.engine.reserve(req).await {
+        Ok(o) => o,
+        Err(EngineError::InsufficientInventory { items }) => {
+            let mut err = ApiError::from(EngineError::InsufficientInventory { items: items.clone() });
+            let detail: Vec<Value> = items
+                .iter()
+                .map(|s| {
+                    let line = lines.iter().position(|(sku, _)| sku.as_str() == s.sku).map(|i| &body.items[i]);
+                    let mut m = line.map(LineIn::echo).unwrap_or_default();
+                    m.insert("sku".into(), json!(s.sku));
+                    m.insert("requestedQuantity".into(), json!(s.requested));
+                    m.insert("availableQuantity".into(), json!(s.available));
+                    Value::Object(m)
+                })
+                .collect();
+            err.details = json!({ "items": detail });
+            return Err(err);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if outcome.created {
+        st.metrics.reservations_created.fetch_add(1, Relaxed);
+    }
+    st.metrics.count_alerts(&outcome.alerts);
+    let r = &outcome.reservation;
+    let reserved = matches!(r.status, ReservationStatus::Active | ReservationStatus::Committed);
+    let items: Vec<Value> = body
+        .items
+        .iter()
+        .map(|line| {
+            let mut m = line.echo();
+            m.insert("quantity".into(), json!(line.quantity));
+            m.insert("reserved".into(), json!(reserved));
+            Value::Object(m)
+        })
+        .collect();
+    let status = if outcome.created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok(ok(
+        status,
+        json!({
+            "reservationId": r.reservation_id,
+            "orderId": r.order_id.as_str(),
+            "status": r.status.as_str(),
+            "items": items,
+            "expiresAt": rfc3339(r.expires_at),
+        }),
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/inventory/commit", tag = "reservations", request_body = CommitBody,
+    responses((status = 200, description = "committed (or already committed)"), (status = 400, description = "VALIDATION_ERROR"),
+        (status = 404, description = "RESERVATION_NOT_FOUND"),
+        (status = 409, description = "RESERVATION_EXPIRED, RESERVATION_RELEASED, RESERVATION_PENDING")))]
+pub async fn commit(State(st): State<AppState>, StrictJson(body): StrictJson<CommitBody>) -> ApiResult {
+    st.writable()?;
+    let key = key_of(body.order_id, body.reservation_id)?;
+    let quantities = body.items.as_deref().map(lines_of).transpose()?;
+    let t0 = now_ms();
+    let r = st.engine.commit(key, quantities).await?;
+    if finished_by_this_call(&r, t0) {
+        st.metrics.reservations_committed.fetch_add(1, Relaxed);
+    }
+    Ok(ok(StatusCode::OK, reservation_view(&r)))
+}
+
+#[utoipa::path(post, path = "/api/v1/inventory/release", tag = "reservations", request_body = ReleaseBody,
+    responses((status = 200, description = "released (or already released / expired)"), (status = 400, description = "VALIDATION_ERROR"),
+        (status = 404, description = "RESERVATION_NOT_FOUND"), (status = 409, description = "RESERVATION_COMMITTED, RESERVATION_PENDING")))]
+pub async fn release(State(st): State<AppState>, StrictJson(body): StrictJson<ReleaseBody>) -> ApiResult {
+    st.writable()?;
+    let key = key_of(body.order_id, body.reservation_id)?;
+    let t0 = now_ms();
+    let r = st.engine.release(key, body.reason).await?;
+    if r.status == ReservationStatus::Released && finished_by_this_call(&r, t0) {
+        st.metrics.reservations_released.fetch_add(1, Relaxed);
+    }
+    Ok(ok(StatusCode::OK, reservation_view(&r)))
+}
+
+#[utoipa::path(post, path = "/api/v1/inventory/extend", tag = "reservations", request_body = ExtendBody,
+    responses((status = 200, description = "the new expiresAt"), (status = 400, description = "VALIDATION_ERROR"),
+        (status = 404, description = "RESERVATION_NOT_FOUND"),
+        (status = 409, description = "RESERVATION_EXPIRED, RESERVATION_RELEASED, RESERVATION_COMMITTED")))]
+pub async fn extend(State(st): State<AppState>, StrictJson(body): StrictJson<ExtendBody>) -> ApiResult {
+    st.writable()?;
+    let key = key_of(body.order_id, body.reservation_id)?;
+    let r = st.engine.extend(key, body.expires_in).await?;
+    Ok(ok(StatusCode::OK, reservation_view(&r)))
+}
+
+/// Looks `id` up as a reservationId, then as an orderId.
+async fn find(st: &AppState, id: &str) -> Result<ReservationKey, ApiError> {
+    let as_id = ReservationKey::Id(id.to_owned());
+    if id.len() <= 64 {
+        match st.engine.get_reservation(as_id.clone()).await {
+            Ok(_) => return Ok(as_id),
+            Err(EngineError::ReservationNotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(ReservationKey::Order(OrderId::parse(id, "id")?))
+}
+
+#[utoipa::path(get, path = "/api/v1/inventory/reservations/{id}", tag = "reservations",
+    params(("id" = String, Path, description = "reservationId or orderId")),
+    responses((status = 200, description = "the reservation"), (status = 404, description = "RESERVATION_NOT_FOUND")))]
+pub async fn get_reservation(State(st): State<AppState>, PathParam(id): PathParam) -> ApiResult {
+    let key = find(&st, &id).await?;
+    let r = st.engine.get_reservation(key).await?;
+    Ok(ok(StatusCode::OK, reservation_view(&r)))
+}
+
+#[utoipa::path(post, path = "/api/v1/inventory/reservations/{id}/expire", tag = "reservations",
+    params(("id" = String, Path, description = "reservationId or orderId")),
+    responses((status = 200, description = "expired now"), (status = 401, description = "UNAUTHORIZED"), (status = 403, description = "FORBIDDEN"),
+        (status = 404, description = "RESERVATION_NOT_FOUND"), (status = 409, description = "RESERVATION_COMMITTED, RESERVATION_RELEASED")),
+    security(("admin" = [])))]
+pub async fn expire(_: Admin, State(st): State<AppState>, PathParam(id): PathParam) -> ApiResult {
+    st.writable()?;
+    let key = find(&st, &id).await?;
+    let t0 = now_ms();
+    let r = st.engine.expire(key).await?;
+    if r.status == ReservationStatus::Expired && finished_by_this_call(&r, t0) {
+        st.metrics.reservations_expired.fetch_add(1, Relaxed);
+    }
+    Ok(ok(StatusCode::OK, reservation_view(&r)))
+}

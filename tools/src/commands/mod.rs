@@ -1,0 +1,139 @@
+//! One module per subcommand.
+
+pub mod history;
+pub mod inspect;
+pub mod replay;
+pub mod stats;
+pub mod verify;
+
+use stockd_engine::{Command, ReservationKey, Sku};
+
+/// The fields of a command this build does not know by name (a newer engine's
+/// variant), read through its serde form: `{"Variant": {"sku": .., "lines": [[sku, q]],
+/// "order_id": ..}}`.
+fn generic(command: &Command) -> (Vec<Sku>, Option<String>) {
+    let v = serde_json::to_value(command).unwrap_or_default();
+    let Some(fields) = v.as_object().and_then(|o| o.values().next()).and_then(|f| f.as_object()) else {
+        return (Vec::new(), None);
+    };
+    let mut skus: Vec<Sku> = Vec::new();
+    if let Some(s) = fields.get("sku").and_then(|s| s.as_str()) {
+        skus.extend(Sku::parse(s, "sku").ok());
+    }
+    for l in fields.get("lines").and_then(|l| l.as_array()).into_iter().flatten() {
+        skus.extend(l.get(0).and_then(|s| s.as_str()).and_then(|s| Sku::parse(s, "sku").ok()));
+    }
+    (skus, fields.get("order_id").and_then(|o| o.as_str()).map(str::to_string))
+}
+
+/// The SKUs a command names directly.
+pub fn skus_of(command: &Command) -> Vec<Sku> {
+    skus_ref(command).map_or_else(|| generic(command).0, |v| v.into_iter().cloned().collect())
+}
+
+fn skus_ref(command: &Command) -> Option<Vec<&Sku>> {
+    Some(match command {
+        Command::SetItem { sku, .. } | Command::AdjustItem { sku, .. } | Command::DeleteItem { sku, .. } => vec![sku],
+        Command::OpenReservation { lines, .. } | Command::PlaceHold { lines, .. } => {
+            lines.iter().map(|(s, _)| s).collect()
+        }
+        Command::CommitHold { committed, .. } => committed.iter().map(|(s, _)| s).collect(),
+        Command::CommitReservation { quantities: Some(q), .. } => q.iter().map(|(s, _)| s).collect(),
+        Command::ActivateReservation { .. }
+        | Command::AbortReservation { .. }
+        | Command::ReleaseHold { .. }
+        | Command::CommitReservation { .. }
+        | Command::ReleaseReservation { .. }
+        | Command::ExtendReservation { .. }
+        | Command::ExpireReservation { .. }
+        | Command::ExpireDue { .. } => Vec::new(),
+        #[allow(unreachable_patterns)]
+        _ => return None,
+    })
+}
+
+/// The reservation id a command names directly.
+pub fn reservation_id_of(command: &Command) -> Option<&str> {
+    match command {
+        Command::PlaceHold { reservation_id, .. }
+        | Command::ActivateReservation { reservation_id }
+        | Command::AbortReservation { reservation_id }
+        | Command::ReleaseHold { reservation_id }
+        | Command::CommitHold { reservation_id, .. } => Some(reservation_id),
+        Command::CommitReservation { key, .. }
+        | Command::ReleaseReservation { key, .. }
+        | Command::ExtendReservation { key, .. }
+        | Command::ExpireReservation { key } => match key {
+            ReservationKey::Id(id) => Some(id),
+            ReservationKey::Order(_) => None,
+        },
+        _ => None,
+    }
+}
+
+/// The orderId a command names directly.
+pub fn order_of(command: &Command) -> Option<String> {
+    match command {
+        Command::OpenReservation { order_id, .. } | Command::PlaceHold { order_id, .. } => Some(order_id.to_string()),
+        Command::CommitReservation { key, .. }
+        | Command::ReleaseReservation { key, .. }
+        | Command::ExtendReservation { key, .. }
+        | Command::ExpireReservation { key } => match key {
+            ReservationKey::Order(o) => Some(o.to_string()),
+            ReservationKey::Id(_) => None,
+        },
+        Command::SetItem { .. }
+        | Command::AdjustItem { .. }
+        | Command::DeleteItem { .. }
+        | Command::ActivateReservation { .. }
+        | Command::AbortReservation { .. }
+        | Command::ReleaseHold { .. }
+        | Command::CommitHold { .. }
+        | Command::ExpireDue { .. } => None,
+        #[allow(unreachable_patterns)]
+        _ => generic(command).1,
+    }
+}
+
+fn lines_str(lines: &[(Sku, u64)]) -> String {
+    lines.iter().map(|(s, q)| format!("{s}:{q}")).collect::<Vec<_>>().join(" ")
+}
+
+/// The quantities and other figures of a command, as text.
+pub fn quantities_of(command: &Command) -> String {
+    match command {
+        Command::SetItem { on_hand, low_stock_threshold, max_per_order, .. } => {
+            let mut s = format!("onHand={on_hand}");
+            if let Some(t) = low_stock_threshold {
+                s.push_str(&format!(" lowStock={t}"));
+            }
+            if let Some(m) = max_per_order {
+                s.push_str(&format!(" maxPerOrder={m}"));
+            }
+            s
+        }
+        Command::AdjustItem { delta, reason, note, .. } => {
+            let mut s = format!("delta={delta:+} reason={}", reason.as_str());
+            if let Some(n) = note {
+                s.push_str(&format!(" note={n:?}"));
+            }
+            s
+        }
+        Command::OpenReservation { lines, ttl_secs, .. } => format!("{} ttl={ttl_secs}s", lines_str(lines)),
+        Command::PlaceHold { lines, .. } => lines_str(lines),
+        Command::CommitHold { committed, .. } => lines_str(committed),
+        Command::CommitReservation { quantities: Some(q), .. } => lines_str(q),
+        Command::ReleaseReservation { reason, .. } => format!("reason={reason:?}"),
+        Command::ExtendReservation { ttl_secs, .. } => format!("ttl={ttl_secs}s"),
+        Command::ExpireDue { retention_ms } => format!("retention={retention_ms}ms"),
+        Command::DeleteItem { .. }
+        | Command::ActivateReservation { .. }
+        | Command::AbortReservation { .. }
+        | Command::ReleaseHold { .. }
+        | Command::CommitReservation { .. }
+        | Command::ExpireReservation { .. } => String::new(),
+        // A newer command: its serde form.
+        #[allow(unreachable_patterns)]
+        other => serde_json::to_value(other).map(|v| v.to_string()).unwrap_or_default(),
+    }
+}
