@@ -59,6 +59,28 @@ pub struct ShardStatus {
     /// mean group-commit batch size.
     pub logged: AtomicU64,
     pub syncs: AtomicU64,
+    /// ACTIVE reservations whose header this shard keeps (a gauge).
+    pub active_reservations: AtomicU64,
+    /// Reservations this shard's headers saw expire (sweep, on access, operator).
+    pub expired: AtomicU64,
+    /// WAL sync latency: counts per bucket of `SYNC_BUCKETS_MICROS` (last = +Inf),
+    /// and the total in microseconds.
+    pub sync_buckets: [AtomicU64; SYNC_BUCKETS_MICROS.len() + 1],
+    pub sync_micros_total: AtomicU64,
+    /// Why the shard stopped acknowledging, once it has.
+    pub failure: parking_lot::Mutex<Option<String>>,
+}
+
+/// Upper bounds, in microseconds, of the WAL sync latency buckets.
+pub const SYNC_BUCKETS_MICROS: [u64; 12] =
+    [50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000];
+
+impl ShardStatus {
+    fn observe_sync(&self, micros: u64) {
+        let i = SYNC_BUCKETS_MICROS.iter().position(|b| micros <= *b).unwrap_or(SYNC_BUCKETS_MICROS.len());
+        self.sync_buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.sync_micros_total.fetch_add(micros, Ordering::Relaxed);
+    }
 }
 
 /// A running shard: its queue, live status and thread. Public for loom-tests/.
@@ -156,7 +178,10 @@ impl ShardLoop {
             }
             if appended && self.failure.is_none() {
                 self.status.syncs.fetch_add(1, Ordering::Relaxed);
-                if let Err(e) = self.log.sync() {
+                let started = std::time::Instant::now();
+                let synced = self.log.sync();
+                self.status.observe_sync(started.elapsed().as_micros() as u64);
+                if let Err(e) = synced {
                     tracing::error!(shard = self.state.shard(), error = %e, "WAL sync failed; engine stops acknowledging");
                     self.fail(e.to_string());
                 }
@@ -166,6 +191,7 @@ impl ShardLoop {
                 }
             }
             self.status.batches.fetch_add(1, Ordering::Relaxed);
+            self.status.active_reservations.store(self.state.active_reservations() as u64, Ordering::Relaxed);
             self.reply_all(&mut answers);
         }
         // Closed and drained: everything accepted was answered after its sync.
@@ -173,6 +199,7 @@ impl ShardLoop {
     }
 
     fn fail(&mut self, reason: String) {
+        *self.status.failure.lock() = Some(reason.clone());
         self.failure = Some(reason);
         self.status.failed.store(true, Ordering::Release);
         self.engine_failed.store(true, Ordering::Release);
@@ -181,7 +208,9 @@ impl ShardLoop {
     /// Adopts another shard's failure: once any log failed, nobody acknowledges.
     fn check_engine(&mut self) {
         if self.failure.is_none() && self.engine_failed.load(Ordering::Acquire) {
-            self.failure = Some("another shard's write-ahead log failed; the engine stopped acknowledging".into());
+            let reason = "another shard's write-ahead log failed; the engine stopped acknowledging".to_string();
+            *self.status.failure.lock() = Some(reason.clone());
+            self.failure = Some(reason);
             self.status.failed.store(true, Ordering::Release);
         }
     }
@@ -204,6 +233,19 @@ impl ShardLoop {
         self.update_index(command, opening, &result);
         let applied = result?;
         self.status.applied.fetch_add(1, Ordering::Relaxed);
+        let expired = match &applied.outcome {
+            Outcome::Expired { expired, .. } => expired.len() as u64,
+            Outcome::ExpiredOnAccess(_) => 1,
+            Outcome::Reservation { reservation, changed: true }
+                if reservation.status == crate::reservation::ReservationStatus::Expired =>
+            {
+                1
+            }
+            _ => 0,
+        };
+        if expired > 0 {
+            self.status.expired.fetch_add(expired, Ordering::Relaxed);
+        }
         if applied.changed {
             *appended = true;
             self.status.logged.fetch_add(1, Ordering::Relaxed);

@@ -21,6 +21,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub stopping: Arc<AtomicBool>,
     pub durability: &'static str,
+    /// Set when the Kafka front runs (`--kafka-brokers`); /health then shows it.
+    pub kafka: Option<Arc<crate::kafka::KafkaStatus>>,
 }
 
 impl AppState {
@@ -31,6 +33,7 @@ impl AppState {
             metrics: Arc::new(Metrics::default()),
             stopping: Arc::new(AtomicBool::new(false)),
             durability,
+            kafka: None,
         }
     }
 

@@ -41,6 +41,8 @@ pub struct ServeArgs {
     /// Log format on stderr.
     #[arg(long, env = "STOCKD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    #[command(flatten)]
+    pub kafka: crate::kafka::KafkaArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

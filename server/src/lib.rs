@@ -19,6 +19,7 @@ pub mod auth;
 pub mod cli;
 pub mod envelope;
 pub mod extract;
+pub mod kafka;
 pub mod metrics;
 pub mod routes;
 
@@ -81,7 +82,16 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
         DurabilityArg::Fsync => DurabilityArg::Fsync.as_str(),
         DurabilityArg::None => DurabilityArg::None.as_str(),
     };
-    let state = app::AppState::new(engine.clone(), args.admin_token.clone(), durability);
+    let mut state = app::AppState::new(engine.clone(), args.admin_token.clone(), durability);
+    let kafka = match args.kafka.kafka_brokers.as_deref().map(str::trim).filter(|b| !b.is_empty()) {
+        Some(brokers) => {
+            let k = kafka::Kafka::start(&args.kafka, brokers, engine.clone(), args.data_dir.clone())?;
+            tracing::info!(brokers, "kafka front started");
+            state.kafka = Some(k.status.clone());
+            Some(k)
+        }
+        None => None,
+    };
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.map_err(|e| format!("bind {}: {e}", args.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
@@ -102,6 +112,9 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
         })
         .await
         .map_err(|e| e.to_string());
+    if let Some(k) = kafka {
+        k.shutdown(std::time::Duration::from_secs(10)).await;
+    }
     tokio::task::spawn_blocking(move || engine.shutdown()).await.map_err(|e| e.to_string())?;
     tracing::info!("stockd stopped");
     result

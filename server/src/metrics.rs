@@ -1,11 +1,9 @@
 //! Prometheus text metrics, hand-written (a few atomics and one map; no exporter
 //! crate needed). Rendered by `GET /metrics`.
 //!
-//! What the server can see is counted here; per-shard WAL figures are read from the
-//! engine's `shard_status()` on each scrape. Reservations the engine expires on its
-//! own timer are not visible to the server, so `stockd_reservations_active` counts
-//! created − committed − released − expired-by-operator (an upper bound until the
-//! engine exports its own counts).
+//! What the server can see is counted here; per-shard figures (active reservations,
+//! expirations, WAL records, syncs and sync latency) are read from the engine's
+//! `shard_status()` on each scrape.
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
@@ -15,7 +13,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
-use stockd_engine::shard::ShardStatus;
+use stockd_engine::shard::{ShardStatus, SYNC_BUCKETS_MICROS};
 use stockd_engine::{AlertKind, Engine, StockAlert};
 
 use crate::app::AppState;
@@ -69,7 +67,6 @@ pub struct Metrics {
     pub reservations_created: AtomicU64,
     pub reservations_committed: AtomicU64,
     pub reservations_released: AtomicU64,
-    pub reservations_expired: AtomicU64,
     pub reserve_rejected: AtomicU64,
     pub low_stock_alerts: AtomicU64,
     pub out_of_stock_alerts: AtomicU64,
@@ -104,11 +101,6 @@ impl Metrics {
             ("stockd_reservations_created_total", "Reservations created.", &self.reservations_created),
             ("stockd_reservations_committed_total", "Reservations committed.", &self.reservations_committed),
             ("stockd_reservations_released_total", "Reservations released.", &self.reservations_released),
-            (
-                "stockd_reservations_expired_total",
-                "Reservations expired by the operator route (the engine's own expiry sweep is not counted).",
-                &self.reservations_expired,
-            ),
             ("stockd_reserve_rejected_total", "Reserve requests refused by the engine.", &self.reserve_rejected),
             ("stockd_low_stock_alerts_total", "Low-stock alerts raised by requests.", &self.low_stock_alerts),
             ("stockd_out_of_stock_alerts_total", "Out-of-stock alerts raised by requests.", &self.out_of_stock_alerts),
@@ -116,13 +108,30 @@ impl Metrics {
         for (name, help, v) in counters {
             let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", v.load(Relaxed));
         }
-        let active = self.reservations_created.load(Relaxed).saturating_sub(
-            self.reservations_committed.load(Relaxed)
-                + self.reservations_released.load(Relaxed)
-                + self.reservations_expired.load(Relaxed),
-        );
-        let _ = writeln!(o, "# HELP stockd_reservations_active Reservations created and not yet finished through the API (upper bound: excludes the engine's timed expiry).");
+        let status = engine.shard_status();
+        let active: u64 = status.iter().map(|s| s.active_reservations.load(Relaxed)).sum();
+        let expired: u64 = status.iter().map(|s| s.expired.load(Relaxed)).sum();
+        let _ = writeln!(o, "# HELP stockd_reservations_active ACTIVE reservations, all shards.");
         let _ = writeln!(o, "# TYPE stockd_reservations_active gauge\nstockd_reservations_active {active}");
+        let _ =
+            writeln!(o, "# HELP stockd_reservations_expired_total Reservations expired (timer, on access, operator).");
+        let _ = writeln!(
+            o,
+            "# TYPE stockd_reservations_expired_total counter\nstockd_reservations_expired_total {expired}"
+        );
+        let _ = writeln!(o, "# HELP stockd_wal_sync_duration_seconds WAL group-commit sync latency, all shards.");
+        let _ = writeln!(o, "# TYPE stockd_wal_sync_duration_seconds histogram");
+        let mut cumulative = 0;
+        for (i, bound) in SYNC_BUCKETS_MICROS.iter().enumerate() {
+            cumulative += status.iter().map(|s| s.sync_buckets[i].load(Relaxed)).sum::<u64>();
+            let _ =
+                writeln!(o, "stockd_wal_sync_duration_seconds_bucket{{le=\"{}\"}} {cumulative}", *bound as f64 / 1e6);
+        }
+        let syncs: u64 = status.iter().map(|s| s.syncs.load(Relaxed)).sum();
+        let sync_micros: u64 = status.iter().map(|s| s.sync_micros_total.load(Relaxed)).sum();
+        let _ = writeln!(o, "stockd_wal_sync_duration_seconds_bucket{{le=\"+Inf\"}} {syncs}");
+        let _ = writeln!(o, "stockd_wal_sync_duration_seconds_sum {}", sync_micros as f64 / 1e6);
+        let _ = writeln!(o, "stockd_wal_sync_duration_seconds_count {syncs}");
         let _ = writeln!(
             o,
             "# HELP stockd_invariant_violations Engine answers reporting an internal inconsistency; must stay 0."
@@ -132,7 +141,6 @@ impl Metrics {
             "# TYPE stockd_invariant_violations gauge\nstockd_invariant_violations {}",
             INVARIANT_VIOLATIONS.load(Relaxed)
         );
-        let status = engine.shard_status();
         let shard_metrics: [ShardMetric; 6] = [
             ("stockd_wal_durable_lsn", "gauge", "Last WAL sequence number synced, per shard.", |s| {
                 s.durable_lsn.load(Relaxed)

@@ -54,6 +54,8 @@ fn health_ready_and_metrics() {
         "stockd_invariant_violations 0",
         "stockd_wal_durable_lsn{shard=\"3\"}",
         "stockd_shard_failed{shard=\"0\"} 0",
+        "stockd_reservations_expired_total 0",
+        "stockd_wal_sync_duration_seconds_bucket{le=\"+Inf\"}",
     ] {
         assert!(text.contains(needle), "metrics lack {needle:?}:\n{text}");
     }

@@ -44,8 +44,19 @@ pub struct WalReader {
 impl WalReader {
     /// Lists the segments in `dir`. Errors if `dir` does not exist.
     pub fn open(dir: &Path) -> Result<WalReader, WalError> {
+        // A directory listing taken while a writer rotates can miss a segment created
+        // during the scan yet show a later one, which would read as a gap. List until
+        // two listings in a row agree (bounded), so a live log reads consistently.
+        let mut listing = list_segments(dir)?;
+        for _ in 0..16 {
+            let again = list_segments(dir)?;
+            if again == listing {
+                break;
+            }
+            listing = again;
+        }
         let mut segments = Vec::new();
-        for (first_lsn, path) in list_segments(dir)? {
+        for (first_lsn, path) in listing {
             let size = std::fs::metadata(&path).map_err(|e| WalError::io(&path, e))?.len();
             segments.push(SegmentInfo { path, first_lsn, size });
         }

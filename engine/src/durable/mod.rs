@@ -4,11 +4,13 @@
 //! reservations a crash left half-made, checks every invariant, and only then
 //! returns an engine that accepts requests.
 
+pub mod follower;
 mod log_record;
 mod recovery;
 mod state_codec;
 mod wal_log;
 
+pub use follower::{FollowedRecord, WalFollower};
 pub use log_record::{command_type, decode_record, encode_record, LogRecord, PAYLOAD_VERSION};
 pub use recovery::{RecoveryReport, ShardRecovery};
 pub use state_codec::{decode_state, encode_state, STATE_VERSION};

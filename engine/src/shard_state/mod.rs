@@ -170,6 +170,11 @@ impl ShardState {
         self.find(key)
     }
 
+    /// How many reservations this shard keeps ACTIVE (one timer entry each).
+    pub fn active_reservations(&self) -> usize {
+        self.deadlines.len()
+    }
+
     /// The earliest deadline of an ACTIVE reservation, for the expiry timer.
     pub fn next_deadline(&self) -> Option<Millis> {
         self.deadlines.first().map(|(t, _)| *t)

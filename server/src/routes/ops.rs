@@ -13,15 +13,16 @@ use utoipa::OpenApi;
 
 /// Why the WAL is failed, when it is.
 pub fn wal_failure(engine: &Engine) -> Option<String> {
-    let failed: Vec<usize> = engine
-        .shard_status()
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| s.failed.load(Ordering::Acquire))
-        .map(|(i, _)| i)
-        .collect();
-    (!failed.is_empty())
-        .then(|| format!("WAL append or sync failed on shard(s) {failed:?}; the shard stopped acknowledging"))
+    let status = engine.shard_status();
+    let failed: Vec<usize> =
+        status.iter().enumerate().filter(|(_, s)| s.failed.load(Ordering::Acquire)).map(|(i, _)| i).collect();
+    let cause = status.iter().find_map(|s| s.failure.lock().clone());
+    (!failed.is_empty()).then(|| {
+        format!(
+            "WAL append or sync failed on shard(s) {failed:?}; the engine stopped acknowledging: {}",
+            cause.unwrap_or_else(|| "unknown cause".into())
+        )
+    })
 }
 
 #[utoipa::path(get, path = "/health", tag = "ops",
@@ -31,7 +32,7 @@ pub async fn health(State(st): State<AppState>) -> ApiResult {
     let engine = &st.engine;
     let lsns: Vec<u64> = engine.shard_status().iter().map(|s| s.durable_lsn.load(Ordering::Acquire)).collect();
     let failure = wal_failure(engine);
-    let body = json!({
+    let mut body = json!({
         "status": if failure.is_some() { "failed" } else { "ok" },
         "version": env!("CARGO_PKG_VERSION"),
         "shards": engine.shard_count(),
@@ -40,6 +41,9 @@ pub async fn health(State(st): State<AppState>) -> ApiResult {
         "wal": if failure.is_some() { "failed" } else { "ok" },
         "walReason": failure,
     });
+    if let Some(k) = &st.kafka {
+        body["kafka"] = k.health(engine);
+    }
     match failure {
         None => Ok(ok(StatusCode::OK, body)),
         Some(reason) => Err(ApiError::unavailable(reason).with_details(body)),

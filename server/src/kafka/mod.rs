@@ -1,0 +1,207 @@
+//! The Kafka front (only with `--kafka-brokers`; without it nothing here runs).
+//!
+//! - [`consumer`]: consumes order / payment / product events (group `stockd`), turns
+//!   each into an engine call, and stores its offset for commit only after the engine
+//!   answered (it answers after fsync). Unparseable or unappliable messages go to the
+//!   dead-letter topic with their origin and the error.
+//! - [`publisher`]: the WAL is the outbox. One [`stockd_engine::durable::WalFollower`]
+//!   per shard replays the durable records into `inventory.*` events and publishes
+//!   them; the last LSN the broker acknowledged per shard is kept in
+//!   `DATA/kafka-outbox.offsets`, so a restart resumes from there (at-least-once;
+//!   event ids `{shard}-{lsn}-{n}` let consumers drop duplicates).
+//! - [`events`]: the event contract (parsing, the type → action map, event shapes).
+
+pub mod consumer;
+pub mod events;
+pub mod publisher;
+
+use clap::Args;
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use stockd_engine::Engine;
+use tokio::task::JoinHandle;
+
+/// Flags of the Kafka front.
+#[derive(Debug, Clone, Args)]
+pub struct KafkaArgs {
+    /// Kafka bootstrap servers (`host:port,...`). Enables the Kafka front: consuming
+    /// order/payment/product events and publishing inventory events from the WAL.
+    #[arg(long, env = "STOCKD_KAFKA_BROKERS")]
+    pub kafka_brokers: Option<String>,
+    /// Consumer group id.
+    #[arg(long, env = "STOCKD_KAFKA_GROUP", default_value = "stockd")]
+    pub kafka_group: String,
+    /// Topics to consume (comma-separated). Default: one topic per mapped event type
+    /// (order.created, payment.completed, ...).
+    #[arg(long, env = "STOCKD_KAFKA_TOPICS", value_delimiter = ',')]
+    pub kafka_topics: Vec<String>,
+    /// Event-type mapping overrides, `ACTION=TYPE[,TYPE...]` (repeatable; `;` between
+    /// them in the variable). Actions: reserve, commit, confirm, cancel,
+    /// payment_failed, restock, create_item.
+    #[arg(long, env = "STOCKD_KAFKA_MAP", value_delimiter = ';')]
+    pub kafka_map: Vec<String>,
+    /// Topic of the events stockd publishes; `{type}` is replaced by the event type.
+    #[arg(long, env = "STOCKD_KAFKA_PUBLISH_TOPIC", default_value = "{type}")]
+    pub kafka_publish_topic: String,
+    /// Dead-letter topic.
+    #[arg(long, env = "STOCKD_KAFKA_DLQ_TOPIC", default_value = "stockd.dlq")]
+    pub kafka_dlq_topic: String,
+    /// Do not publish inventory events from the WAL (consume only).
+    #[arg(long, env = "STOCKD_KAFKA_NO_PUBLISH")]
+    pub kafka_no_publish: bool,
+    /// Do not consume (publish only).
+    #[arg(long, env = "STOCKD_KAFKA_NO_CONSUME")]
+    pub kafka_no_consume: bool,
+}
+
+/// Live figures of the Kafka front, for /health.
+#[derive(Debug, Default)]
+pub struct KafkaStatus {
+    pub brokers: String,
+    pub consumed: AtomicU64,
+    pub applied: AtomicU64,
+    pub dead_lettered: AtomicU64,
+    pub consumer_errors: AtomicU64,
+    /// Per shard: the last LSN the broker acknowledged.
+    pub published_lsn: Vec<AtomicU64>,
+    pub published: AtomicU64,
+    pub publish_errors: AtomicU64,
+    pub publishing: bool,
+    pub consuming: bool,
+}
+
+impl KafkaStatus {
+    /// The `kafka` field of /health: counters and, per shard, the published LSN and
+    /// the publish lag (durable LSN − published LSN).
+    pub fn health(&self, engine: &Engine) -> Value {
+        let durable: Vec<u64> = engine.shard_status().iter().map(|s| s.durable_lsn.load(Ordering::Acquire)).collect();
+        let published: Vec<u64> = self.published_lsn.iter().map(|p| p.load(Ordering::Acquire)).collect();
+        let lag: Vec<u64> = durable.iter().zip(&published).map(|(d, p)| d.saturating_sub(*p)).collect();
+        json!({
+            "brokers": self.brokers,
+            "consumer": {
+                "enabled": self.consuming,
+                "consumed": self.consumed.load(Ordering::Relaxed),
+                "applied": self.applied.load(Ordering::Relaxed),
+                "deadLettered": self.dead_lettered.load(Ordering::Relaxed),
+                "errors": self.consumer_errors.load(Ordering::Relaxed),
+            },
+            "publisher": {
+                "enabled": self.publishing,
+                "published": self.published.load(Ordering::Relaxed),
+                "errors": self.publish_errors.load(Ordering::Relaxed),
+                "publishedLsn": published,
+                "lag": lag,
+                "lagTotal": lag.iter().sum::<u64>(),
+            },
+        })
+    }
+}
+
+/// The running Kafka tasks.
+pub struct Kafka {
+    pub status: Arc<KafkaStatus>,
+    stop: Arc<AtomicBool>,
+    stop_notify: Arc<tokio::sync::Notify>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// Producer settings shared by the publisher and the consumer's answers.
+pub(crate) fn producer_config(brokers: &str) -> rdkafka::ClientConfig {
+    let mut c = rdkafka::ClientConfig::new();
+    c.set("bootstrap.servers", brokers)
+        .set("client.id", "stockd")
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", "30000");
+    c
+}
+
+impl Kafka {
+    /// Starts the consumer and the publishers `args` ask for. `data_dir` holds the
+    /// shards' WAL (read by the publishers) and the outbox offsets file.
+    pub fn start(args: &KafkaArgs, brokers: &str, engine: Engine, data_dir: PathBuf) -> Result<Kafka, String> {
+        let map = events::EventMap::with_overrides(&args.kafka_map)?;
+        let producer: rdkafka::producer::FutureProducer =
+            producer_config(brokers).create().map_err(|e| format!("kafka producer: {e}"))?;
+        let status = Arc::new(KafkaStatus {
+            brokers: brokers.to_owned(),
+            published_lsn: (0..engine.shard_count()).map(|_| AtomicU64::new(0)).collect(),
+            publishing: !args.kafka_no_publish,
+            consuming: !args.kafka_no_consume,
+            ..KafkaStatus::default()
+        });
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop_notify = Arc::new(tokio::sync::Notify::new());
+        let mut tasks = Vec::new();
+        if !args.kafka_no_publish {
+            let handles = publisher::start(publisher::PublisherConfig {
+                engine: engine.clone(),
+                data_dir,
+                producer: producer.clone(),
+                topic_template: args.kafka_publish_topic.clone(),
+                status: status.clone(),
+                stop: stop.clone(),
+                stop_notify: stop_notify.clone(),
+            })?;
+            tasks.extend(handles);
+        }
+        if !args.kafka_no_consume {
+            let topics = if args.kafka_topics.iter().any(|t| !t.trim().is_empty()) {
+                args.kafka_topics.iter().map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).collect()
+            } else {
+                map.types()
+            };
+            let handle = consumer::start(consumer::ConsumerConfig {
+                engine,
+                brokers: brokers.to_owned(),
+                group: args.kafka_group.clone(),
+                topics,
+                map,
+                dlq_topic: args.kafka_dlq_topic.clone(),
+                publish_topic: args.kafka_publish_topic.clone(),
+                producer,
+                status: status.clone(),
+                stop: stop.clone(),
+                stop_notify: stop_notify.clone(),
+            })?;
+            tasks.push(handle);
+        }
+        Ok(Kafka { status, stop, stop_notify, tasks })
+    }
+
+    /// Stops consuming (committing what was stored) and publishing (after the batch in
+    /// flight), waiting at most `within`.
+    pub async fn shutdown(self, within: std::time::Duration) {
+        self.stop.store(true, Ordering::Release);
+        self.stop_notify.notify_waiters();
+        let all = async {
+            for t in self.tasks {
+                let _ = t.await;
+            }
+        };
+        if tokio::time::timeout(within, all).await.is_err() {
+            tracing::warn!("kafka tasks did not stop in time");
+        }
+    }
+}
+
+/// Milliseconds since the epoch, now.
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Sleeps `d` or until stop is asked; true if stop was asked.
+pub(crate) async fn pause(d: std::time::Duration, stop: &AtomicBool, notify: &tokio::sync::Notify) -> bool {
+    if stop.load(Ordering::Acquire) {
+        return true;
+    }
+    tokio::select! {
+        _ = tokio::time::sleep(d) => {}
+        _ = notify.notified() => {}
+    }
+    stop.load(Ordering::Acquire)
+}

@@ -1,0 +1,230 @@
+//! The WAL as the outbox: one task per shard follows the shard's WAL up to its
+//! durable LSN ([`WalFollower`]), turns each record into events
+//! ([`events_for_record`]), publishes them keyed by orderId / SKU, waits for the
+//! broker's acknowledgement of the whole batch, and only then records the batch's last
+//! LSN in `DATA/kafka-outbox.offsets` (temp file + fsync + rename). A restart resumes
+//! after the recorded LSN: nothing is lost, and what is published twice (a batch
+//! acknowledged but not yet recorded) carries the same event ids.
+
+use super::events::events_for_record;
+use super::{pause, KafkaStatus};
+use parking_lot::Mutex;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use stockd_engine::durable::WalFollower;
+use stockd_engine::Engine;
+use tokio::task::JoinHandle;
+
+pub const OFFSETS_FILE: &str = "kafka-outbox.offsets";
+/// Records replayed per batch.
+const BATCH: usize = 2_000;
+const IDLE: Duration = Duration::from_millis(20);
+
+pub struct PublisherConfig {
+    pub engine: Engine,
+    pub data_dir: PathBuf,
+    pub producer: FutureProducer,
+    pub topic_template: String,
+    pub status: Arc<KafkaStatus>,
+    pub stop: Arc<AtomicBool>,
+    pub stop_notify: Arc<tokio::sync::Notify>,
+}
+
+/// `DATA/kafka-outbox.offsets`: one `shard lsn` line per shard, the last LSN whose
+/// events the broker acknowledged.
+pub struct OutboxOffsets {
+    path: PathBuf,
+    lsns: Mutex<BTreeMap<usize, u64>>,
+}
+
+impl OutboxOffsets {
+    pub fn load(data_dir: &Path) -> Result<OutboxOffsets, String> {
+        let path = data_dir.join(OFFSETS_FILE);
+        let mut lsns = BTreeMap::new();
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                for line in text.lines().filter(|l| !l.trim().is_empty() && !l.starts_with('#')) {
+                    let mut parts = line.split_whitespace();
+                    let parsed = (|| Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?)))();
+                    let (shard, lsn): (usize, u64) =
+                        parsed.ok_or_else(|| format!("{}: bad line {line:?}", path.display()))?;
+                    lsns.insert(shard, lsn);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        }
+        Ok(OutboxOffsets { path, lsns: Mutex::new(lsns) })
+    }
+
+    pub fn get(&self, shard: usize) -> u64 {
+        self.lsns.lock().get(&shard).copied().unwrap_or(0)
+    }
+
+    /// Records `lsn` for `shard` durably (temp + fsync + rename).
+    pub fn set(&self, shard: usize, lsn: u64) -> std::io::Result<()> {
+        let mut lsns = self.lsns.lock();
+        lsns.insert(shard, lsn);
+        let mut text = String::from("# stockd kafka outbox: shard, last published LSN\n");
+        for (s, l) in lsns.iter() {
+            text.push_str(&format!("{s} {l}\n"));
+        }
+        let tmp = self.path.with_extension("offsets.tmp");
+        {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(text.as_bytes())?;
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, &self.path)?;
+        if let Some(dir) = self.path.parent() {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    }
+}
+
+/// Starts one publishing task per shard.
+pub fn start(cfg: PublisherConfig) -> Result<Vec<JoinHandle<()>>, String> {
+    let offsets = Arc::new(OutboxOffsets::load(&cfg.data_dir)?);
+    let cfg = Arc::new(cfg);
+    let mut tasks = Vec::new();
+    for shard in 0..cfg.engine.shard_count() {
+        let from = offsets.get(shard);
+        cfg.status.published_lsn[shard].store(from, Ordering::Release);
+        let (cfg, offsets) = (cfg.clone(), offsets.clone());
+        tasks.push(tokio::spawn(async move { run_shard(cfg, offsets, shard, from).await }));
+    }
+    Ok(tasks)
+}
+
+async fn open_follower(cfg: &PublisherConfig, shard: usize, after: u64) -> Option<WalFollower> {
+    let dir = cfg.data_dir.join(format!("shard-{shard:03}"));
+    loop {
+        let d = dir.clone();
+        match tokio::task::spawn_blocking(move || WalFollower::open(&d, shard, after)).await {
+            Ok(Ok(f)) => {
+                if let Some((first, last)) = f.gap() {
+                    tracing::error!(
+                        shard,
+                        first,
+                        last,
+                        "kafka outbox: WAL records were pruned before they were published; their events are lost"
+                    );
+                }
+                return Some(f);
+            }
+            Ok(Err(e)) => tracing::error!(shard, error = %e, "kafka outbox: cannot open the WAL follower"),
+            Err(e) => tracing::error!(shard, error = %e, "kafka outbox: follower task failed"),
+        }
+        if pause(Duration::from_secs(1), &cfg.stop, &cfg.stop_notify).await {
+            return None;
+        }
+    }
+}
+
+async fn run_shard(cfg: Arc<PublisherConfig>, offsets: Arc<OutboxOffsets>, shard: usize, from: u64) {
+    let Some(mut follower) = open_follower(&cfg, shard, from).await else { return };
+    let status = cfg.engine.shard_status()[shard].clone();
+    let mut published = from;
+    while !cfg.stop.load(Ordering::Acquire) {
+        let durable = status.durable_lsn.load(Ordering::Acquire);
+        if durable <= follower.applied_lsn() {
+            pause(IDLE, &cfg.stop, &cfg.stop_notify).await;
+            continue;
+        }
+        let polled = tokio::task::spawn_blocking(move || {
+            let r = follower.poll(durable, BATCH);
+            (follower, r)
+        })
+        .await;
+        let records = match polled {
+            Ok((f, Ok(records))) => {
+                follower = f;
+                records
+            }
+            Ok((_, Err(e))) => {
+                tracing::error!(shard, error = %e, "kafka outbox: WAL follow failed; reopening");
+                cfg.status.publish_errors.fetch_add(1, Ordering::Relaxed);
+                if pause(Duration::from_secs(1), &cfg.stop, &cfg.stop_notify).await {
+                    return;
+                }
+                let Some(f) = open_follower(&cfg, shard, published).await else { return };
+                follower = f;
+                continue;
+            }
+            Err(e) => {
+                tracing::error!(shard, error = %e, "kafka outbox: follower task failed");
+                return;
+            }
+        };
+        let last = follower.applied_lsn();
+        let events: Vec<_> = records
+            .iter()
+            .flat_map(|r| events_for_record(shard, r.lsn, r.now, &r.command, &r.applied))
+            .map(|e| {
+                let topic = e.topic(&cfg.topic_template);
+                let body = serde_json::to_vec(&e.envelope()).expect("JSON of a Value");
+                (topic, e.key, e.id, e.event_type, body)
+            })
+            .collect();
+        // Publish the batch until the broker has acknowledged every event.
+        let mut pending: Vec<usize> = (0..events.len()).collect();
+        let mut backoff = Duration::from_millis(100);
+        while !pending.is_empty() {
+            let mut futures = Vec::with_capacity(pending.len());
+            for &i in &pending {
+                let (topic, key, id, event_type, body) = &events[i];
+                let headers = OwnedHeaders::new()
+                    .insert(Header { key: "id", value: Some(id.as_str()) })
+                    .insert(Header { key: "type", value: Some(*event_type) });
+                let record = FutureRecord::to(topic).key(key.as_str()).payload(body.as_slice()).headers(headers);
+                match cfg.producer.send_result(record) {
+                    Ok(f) => futures.push((i, Some(f))),
+                    Err(_) => futures.push((i, None)), // queue full: retried below
+                }
+            }
+            let mut failed = Vec::new();
+            let mut first_error = None;
+            for (i, f) in futures {
+                let ok = match f {
+                    Some(f) => match f.await {
+                        Ok(Ok(_)) => true,
+                        Ok(Err((e, _))) => {
+                            first_error.get_or_insert_with(|| e.to_string());
+                            false
+                        }
+                        Err(_) => false,
+                    },
+                    None => false,
+                };
+                if ok {
+                    cfg.status.published.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    failed.push(i);
+                }
+            }
+            pending = failed;
+            if !pending.is_empty() {
+                cfg.status.publish_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(shard, unacknowledged = pending.len(), error = ?first_error, "kafka outbox: publish failed; retrying");
+                // Events already sent are sent again only on a restart; here only the
+                // failed ones are retried, with the same ids.
+                if pause(backoff, &cfg.stop, &cfg.stop_notify).await {
+                    return;
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+        published = last;
+        if let Err(e) = offsets.set(shard, last) {
+            tracing::error!(shard, error = %e, "kafka outbox: cannot record the published LSN");
+        }
+        cfg.status.published_lsn[shard].store(last, Ordering::Release);
+    }
+}
