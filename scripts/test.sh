@@ -1,7 +1,22 @@
 #!/usr/bin/env bash
-# Everything CI checks: formatting, lints, the whole workspace's tests.
+# Everything CI checks, in order: formatting, lints, the workspace's tests, the loom
+# models (release, loom's own cfg), and the benchmarks in smoke mode (each bench runs
+# once to prove it works; nothing is timed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+step() { printf '\n=== %s (%s)\n' "$1" "$(date +%T)"; }
+
+step "format"
 cargo fmt --all -- --check
+step "clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+step "tests"
 cargo test --workspace --locked
+step "loom models"
+RUSTFLAGS="--cfg stockd_loom" LOOM_MAX_PREEMPTIONS=2 \
+  cargo test -p stockd-loom-tests --release --locked --target-dir target/loom
+if [ -d benches/benches ]; then
+  step "benchmarks, smoke mode"
+  STOCKD_BENCH_SMOKE=1 cargo bench -p stockd-benches --locked -- --test
+fi
+step "done"
