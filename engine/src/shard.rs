@@ -71,6 +71,15 @@ pub struct ShardStatus {
     pub failure: parking_lot::Mutex<Option<String>>,
 }
 
+/// The reason inside an error, without the "engine unavailable:" prefix it will get
+/// again when the failure is reported.
+fn reason_of(e: EngineError) -> String {
+    match e {
+        EngineError::Unavailable { reason } => reason,
+        other => other.to_string(),
+    }
+}
+
 /// Upper bounds, in microseconds, of the WAL sync latency buckets.
 pub const SYNC_BUCKETS_MICROS: [u64; 12] =
     [50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000];
@@ -183,7 +192,7 @@ impl ShardLoop {
                 self.status.observe_sync(started.elapsed().as_micros() as u64);
                 if let Err(e) = synced {
                     tracing::error!(shard = self.state.shard(), error = %e, "WAL sync failed; engine stops acknowledging");
-                    self.fail(e.to_string());
+                    self.fail(reason_of(e));
                 }
                 self.status.durable_lsn.store(self.log.durable_lsn(), Ordering::Release);
                 if self.failure.is_none() {
@@ -252,7 +261,7 @@ impl ShardLoop {
             if let Err(e) = self.log.append(now, command) {
                 // The state is now ahead of the log: stop answering for good.
                 tracing::error!(shard = self.state.shard(), error = %e, "WAL append failed; engine stops acknowledging");
-                self.fail(e.to_string());
+                self.fail(reason_of(e));
             }
         }
         Ok(applied)

@@ -805,15 +805,24 @@ fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
 #[test]
 fn a_dropped_reserve_future_leaves_no_stock_held() {
     let (e, clock) = engine();
+    // Two SKUs on different shards, so the reserve runs the multi-step protocol.
+    let other = (0..64)
+        .map(|i| format!("CANCEL-{i}"))
+        .find(|s| {
+            stockd_engine::routing::shard_of_sku(&sku(s), 4) != stockd_engine::routing::shard_of_sku(&sku("CANCEL"), 4)
+        })
+        .unwrap();
     set(&e, "CANCEL", 5);
+    set(&e, &other, 5);
+    let lines = vec![(sku("CANCEL"), 2), (sku(&other), 1)];
     let mut fut = Box::pin(e.reserve(ReserveRequest {
         order_id: order("cancel-1"),
-        lines: vec![(sku("CANCEL"), 2)],
+        lines: lines.clone(),
         ttl_secs: Some(60),
         metadata: None,
     }));
     // The first poll starts the flow; once its header exists, the caller goes away.
-    assert!(!poll_once(fut.as_mut()));
+    let _ = poll_once(fut.as_mut());
     wait_until("the header", || e.blocking().get_reservation(by_order("cancel-1")).is_ok());
     drop(fut);
     std::thread::sleep(Duration::from_millis(50));
@@ -823,7 +832,14 @@ fn a_dropped_reserve_future_leaves_no_stock_held() {
     clock.advance_secs(120);
     e.blocking().expire_due().unwrap();
     assert_eq!(figures(&e, "CANCEL"), (5, 0, 0), "stock held by a reservation no client ever saw succeed");
-    match reserve(&e, "cancel-1", &[("CANCEL", 2)], Some(60)) {
+    assert_eq!(figures(&e, &other), (5, 0, 0), "stock held by a reservation no client ever saw succeed");
+    invariants(&e);
+    match e.blocking().reserve(ReserveRequest {
+        order_id: order("cancel-1"),
+        lines,
+        ttl_secs: Some(60),
+        metadata: None,
+    }) {
         Ok(_) => {}
         Err(err) => panic!("the orderId is stuck: {err:?}"),
     }

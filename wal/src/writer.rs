@@ -279,13 +279,19 @@ impl WalWriter {
         let mut removed = 0;
         // segments[1].first_lsn <= lsn  <=>  every record of segments[0] is < lsn.
         while self.segments.len() > 1 && self.segments[1].first_lsn <= lsn {
-            let path = &self.segments[0].path;
-            fs::remove_file(path).map_err(|e| WalError::io(path, e))?;
+            let path = self.segments[0].path.clone();
+            if let Err(e) = fs::remove_file(&path) {
+                // The directory is now in a state we did not choose: fail for good,
+                // like any other write error.
+                return Err(self.fail(WalError::io(&path, e)));
+            }
             self.segments.remove(0);
             removed += 1;
         }
         if removed > 0 && self.config.durability == Durability::Fsync {
-            sync_dir(&self.dir, self.config.faults.as_deref())?;
+            if let Err(e) = sync_dir(&self.dir, self.config.faults.as_deref()) {
+                return Err(self.fail(e));
+            }
         }
         Ok(removed)
     }

@@ -18,8 +18,10 @@ pub fn decode_state(payload: &[u8]) -> Result<ShardState, String> {
     if version != STATE_VERSION {
         return Err(format!("unknown snapshot state version {version} (this build reads {STATE_VERSION})"));
     }
-    let (state, used): (ShardState, usize) = bincode::serde::decode_from_slice(body, bincode::config::standard())
-        .map_err(|e| format!("undecodable snapshot state: {e}"))?;
+    // A limit, so a corrupt length prefix is an error, not a huge allocation.
+    let config = bincode::config::standard().with_limit::<{ stockd_snapshots::MAX_PAYLOAD_LEN as usize }>();
+    let (state, used): (ShardState, usize) =
+        bincode::serde::decode_from_slice(body, config).map_err(|e| format!("undecodable snapshot state: {e}"))?;
     if used != body.len() {
         return Err(format!("{} trailing bytes after the snapshot state", body.len() - used));
     }
