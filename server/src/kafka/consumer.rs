@@ -1,4 +1,8 @@
-//! The consumer: one message at a time, in partition order.
+//! The consumer. It takes the messages already there (up to 512) as a batch and
+//! handles them in lanes: the messages of one order (its orderId, else the Kafka key)
+//! one after the other in consumed order, different orders concurrently (so one fsync
+//! of the engine's group commit covers many messages). Offsets of a batch are stored
+//! only when every message of it has been handled.
 //!
 //! For each message: parse (bare payload or seed 002's envelope), map its type to an
 //! [`Action`], call the engine (which answers only after the change is fsynced), then
@@ -85,12 +89,16 @@ pub fn start(cfg: ConsumerConfig) -> Result<JoinHandle<()>, String> {
     Ok(tokio::spawn(run(cfg, consumer)))
 }
 
+/// Messages taken from the consumer at most per batch.
+const BATCH: usize = 512;
+
 async fn run(cfg: ConsumerConfig, consumer: StreamConsumer) {
+    let cfg = Arc::new(cfg);
     loop {
         if cfg.stop.load(Ordering::Acquire) {
             break;
         }
-        let msg: OwnedMessage = tokio::select! {
+        let first: OwnedMessage = tokio::select! {
             m = consumer.recv() => match m {
                 Ok(m) => m.detach(),
                 Err(e) => {
@@ -105,18 +113,70 @@ async fn run(cfg: ConsumerConfig, consumer: StreamConsumer) {
             },
             _ = cfg.stop_notify.notified() => break,
         };
-        cfg.status.consumed.fetch_add(1, Ordering::Relaxed);
-        if !process(&cfg, &msg).await {
-            break; // stopping: the offset is not stored
+        // Take what is already there, up to BATCH.
+        let mut batch = vec![first];
+        while batch.len() < BATCH {
+            match tokio::time::timeout(Duration::from_millis(1), consumer.recv()).await {
+                Ok(Ok(m)) => batch.push(m.detach()),
+                _ => break,
+            }
         }
-        if let Err(e) = consumer.store_offset(msg.topic(), msg.partition(), msg.offset()) {
-            tracing::warn!(error = %e, topic = msg.topic(), offset = msg.offset(), "kafka: cannot store offset");
+        cfg.status.consumed.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        if !process_batch(&cfg, &batch).await {
+            break; // stopping: no offset of this batch is stored; it is redelivered
+        }
+        for msg in &batch {
+            if let Err(e) = consumer.store_offset(msg.topic(), msg.partition(), msg.offset()) {
+                tracing::warn!(error = %e, topic = msg.topic(), offset = msg.offset(), "kafka: cannot store offset");
+            }
         }
     }
     if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
         tracing::debug!(error = %e, "kafka: final offset commit");
     }
     tracing::info!("kafka consumer stopped");
+}
+
+/// The lane of a message: messages of one order (orderId, else the Kafka key) are
+/// handled one after the other in the order consumed; lanes run concurrently, so the
+/// engine's group commit shares one fsync among many messages.
+fn lane_of(msg: &OwnedMessage, index: usize) -> String {
+    if let Ok(order) = parse_message(msg.topic(), msg.payload()).and_then(|m| m.order_id()) {
+        return format!("order:{order}");
+    }
+    match msg.key() {
+        Some(k) => format!("key:{}", String::from_utf8_lossy(k)),
+        None => format!("msg:{index}"),
+    }
+}
+
+/// Handles a batch to the end; false when stopping interrupted it.
+async fn process_batch(cfg: &Arc<ConsumerConfig>, batch: &[OwnedMessage]) -> bool {
+    let mut lanes: Vec<(String, Vec<OwnedMessage>)> = Vec::new();
+    for (i, msg) in batch.iter().enumerate() {
+        let lane = lane_of(msg, i);
+        match lanes.iter_mut().find(|(l, _)| *l == lane) {
+            Some((_, msgs)) => msgs.push(msg.clone()),
+            None => lanes.push((lane, vec![msg.clone()])),
+        }
+    }
+    let mut set = tokio::task::JoinSet::new();
+    for (_, msgs) in lanes {
+        let cfg = cfg.clone();
+        set.spawn(async move {
+            for m in &msgs {
+                if !process(&cfg, m).await {
+                    return false;
+                }
+            }
+            true
+        });
+    }
+    let mut all = true;
+    while let Some(done) = set.join_next().await {
+        all &= done.unwrap_or(false);
+    }
+    all
 }
 
 /// Handles one message to the end (applied, answered or dead-lettered). False when
