@@ -1,3 +1,151 @@
-//! stockd-benches: the `stockd-load` generator (embedded target and the `flash`
-//! workload today). Criterion suites, the HTTP target and the `mixed` workload are
-//! issue 7 and not built yet.
+//! stockd-benches: shared helpers of the criterion suites (`benches/*.rs`) and the
+//! `stockd-load` generator (`src/bin/stockd-load.rs`), plus `stockd-mem` (RSS per
+//! item and per reservation).
+//!
+//! Sizes: every suite reads its size from an environment variable (named in the
+//! suite) and uses a small one in smoke mode, which is on when criterion runs with
+//! `--test` (`cargo bench -p stockd-benches -- --test`) or `STOCKD_BENCH_SMOKE=1`.
+
+use std::path::Path;
+use stockd_engine::{Command, Millis, OrderId, Outcome, ReservationKey, ShardState, Sku};
+use stockd_wal::{Durability, WalConfig, WalWriter};
+
+/// True in smoke mode: criterion's `--test` flag or `STOCKD_BENCH_SMOKE=1`.
+pub fn smoke() -> bool {
+    std::env::args().any(|a| a == "--test") || std::env::var("STOCKD_BENCH_SMOKE").is_ok_and(|v| v == "1")
+}
+
+/// `name` from the environment if set, else `smoke_value` in smoke mode, else `full`.
+pub fn size(name: &str, full: usize, smoke_value: usize) -> usize {
+    match std::env::var(name).ok().and_then(|v| v.replace('_', "").parse().ok()) {
+        Some(n) => n,
+        None if smoke() => smoke_value,
+        None => full,
+    }
+}
+
+/// The i-th benchmark SKU (`sku-0000042`).
+pub fn sku(i: usize) -> Sku {
+    Sku::parse(&format!("sku-{i:07}"), "sku").expect("valid sku")
+}
+
+pub fn order(prefix: &str, i: u64) -> OrderId {
+    OrderId::parse(&format!("{prefix}-{i}"), "orderId").expect("valid orderId")
+}
+
+/// A start time for the pure state machine (ms since the epoch).
+pub const T0: Millis = 1_700_000_000_000;
+
+/// A shard state holding `items` SKUs (`sku(0..items)`), each with `on_hand` units.
+pub fn state_with_items(items: usize, on_hand: u64) -> ShardState {
+    let mut state = ShardState::new(0);
+    for i in 0..items {
+        let cmd = Command::SetItem {
+            sku: sku(i),
+            on_hand,
+            low_stock_threshold: None,
+            max_per_order: None,
+            expected_version: None,
+        };
+        state.apply(&cmd, T0).expect("set item");
+    }
+    state
+}
+
+/// Applies `command` at `now`, panicking on an error (bench setup only).
+pub fn must(state: &mut ShardState, command: &Command, now: Millis) -> Outcome {
+    match state.apply(command, now) {
+        Ok(a) => a.outcome,
+        Err(e) => panic!("{} failed in setup: {e}", command.kind()),
+    }
+}
+
+/// Reserves 1 unit of `sku` for `order_id` in one step (`ReserveLocal`: header and
+/// hold in one record, what the engine logs when one shard owns every SKU of the
+/// order); returns the reservation id.
+pub fn reserve_on(state: &mut ShardState, order_id: OrderId, sku: Sku, ttl_secs: u64, now: Millis) -> String {
+    let cmd = Command::ReserveLocal { order_id, lines: vec![(sku, 1)], ttl_secs, metadata: None };
+    match must(state, &cmd, now) {
+        Outcome::Reserved(r) => r.reservation_id,
+        other => panic!("reserve answered {other:?}"),
+    }
+}
+
+/// The command stream of a busy single shard, as the shard logs it: `items` SetItem
+/// records, then one-shard reservations of 1 unit (`ReserveLocal`), each committed
+/// (`CommitReservation`, which settles the hold in the same record) or every fourth
+/// released (`ReleaseReservation`), with an ExpireDue sweep every 1,000 reservations.
+/// Time advances 1 ms per reservation. Every command is applied to a scratch state
+/// first, so the stream replays without an error. Calls `f(now, command)` for exactly
+/// `records` commands.
+pub fn log_commands(items: usize, records: u64, f: impl FnMut(Millis, &Command)) {
+    struct Sink<F> {
+        state: ShardState,
+        n: u64,
+        records: u64,
+        f: F,
+    }
+    impl<F: FnMut(Millis, &Command)> Sink<F> {
+        /// Applies and emits `cmd`; `None` once `records` commands were emitted.
+        fn emit(&mut self, now: Millis, cmd: Command) -> Option<Outcome> {
+            if self.n >= self.records {
+                return None;
+            }
+            let outcome = must(&mut self.state, &cmd, now);
+            (self.f)(now, &cmd);
+            self.n += 1;
+            Some(outcome)
+        }
+    }
+    let mut sink = Sink { state: ShardState::new(0), n: 0, records, f };
+    for i in 0..items {
+        let cmd = Command::SetItem {
+            sku: sku(i),
+            on_hand: 1_000_000_000_000,
+            low_stock_threshold: None,
+            max_per_order: None,
+            expected_version: None,
+        };
+        sink.emit(T0, cmd);
+    }
+    let mut j = 0u64;
+    while sink.n < sink.records {
+        let now = T0 + j;
+        let order_id = order("replay", j);
+        let lines = vec![(sku(j as usize % items.max(1)), 1)];
+        let reserve = Command::ReserveLocal { order_id: order_id.clone(), lines, ttl_secs: 3600, metadata: None };
+        if sink.emit(now, reserve).is_none() {
+            return;
+        }
+        let key = ReservationKey::Order(order_id);
+        if j % 4 == 3 {
+            sink.emit(now, Command::ReleaseReservation { key, reason: "bench".into() });
+        } else {
+            sink.emit(now, Command::CommitReservation { key, quantities: None });
+        }
+        if j % 1000 == 999 {
+            sink.emit(now, Command::ExpireDue { retention_ms: 1000 });
+        }
+        j += 1;
+    }
+}
+
+/// Writes `records` commands of [`log_commands`] to a WAL in `dir` (no fsync per
+/// record; one sync at the end). Returns the last LSN.
+pub fn write_log(dir: &Path, items: usize, records: u64) -> u64 {
+    let config = WalConfig { durability: Durability::None, ..WalConfig::default() };
+    let (mut wal, _) = WalWriter::open(dir, config).expect("open wal");
+    log_commands(items, records, |now, cmd| {
+        let (t, payload) = stockd_engine::durable::encode_record(now, cmd);
+        wal.append(t, &payload).expect("append");
+    });
+    wal.sync().expect("sync")
+}
+
+/// Resident set size of this process in bytes (Linux `/proc/self/status`).
+pub fn rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}

@@ -1,0 +1,207 @@
+//! `ShardState::apply`, the pure transition function every shard runs, on a state
+//! with many items (`STOCKD_BENCH_ITEMS`, default 100,000; 1,000 in smoke mode).
+//!
+//! Per operation: `reserve_local` = ReserveLocal (header + hold in one record: the
+//! whole reservation of an order whose SKUs live on one shard, as in a flash sale);
+//! `reserve_place_hold` = PlaceHold (the item side of a cross-shard reservation);
+//! `commit` = CommitReservation and `release` = ReleaseReservation (each settling
+//! the same-shard hold in the same record); `expire` = an ExpireDue sweep that
+//! expires 1,024 due reservations, per reservation. Setup and cleanup of each chunk
+//! of operations run outside the timed section.
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use std::time::{Duration, Instant};
+use stockd_benches::{must, order, reserve_on, size, sku, smoke, state_with_items, T0};
+use stockd_engine::{Command, Outcome, ReservationKey, ShardState};
+
+const CHUNK: u64 = 1024;
+
+/// Runs `iters` operations in chunks: `prepare(chunk_no, k)` builds the chunk's
+/// commands untimed, `run` applies them timed, `cleanup` restores the state untimed.
+fn chunked<P, T>(
+    state: &mut ShardState,
+    iters: u64,
+    mut prepare: impl FnMut(&mut ShardState, u64, u64) -> P,
+    mut run: impl FnMut(&mut ShardState, &P) -> T,
+    mut cleanup: impl FnMut(&mut ShardState, P, T),
+) -> Duration {
+    let mut total = Duration::ZERO;
+    let mut done = 0;
+    let mut chunk_no = 0;
+    while done < iters {
+        let k = CHUNK.min(iters - done);
+        let p = prepare(state, chunk_no, k);
+        let t = Instant::now();
+        let out = run(state, &p);
+        total += t.elapsed();
+        cleanup(state, p, out);
+        done += k;
+        chunk_no += 1;
+    }
+    total
+}
+
+fn bench_apply(c: &mut Criterion) {
+    let items = size("STOCKD_BENCH_ITEMS", 100_000, 1_000);
+    let mut state = state_with_items(items, 1_000_000_000_000);
+    let mut g = c.benchmark_group(format!("apply/{items}_items"));
+    g.throughput(Throughput::Elements(1));
+    if !smoke() {
+        g.measurement_time(Duration::from_secs(4)).warm_up_time(Duration::from_secs(1));
+    }
+    let mut seq = 0u64;
+    let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+    let mut pick = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        (rng % items as u64) as usize
+    };
+
+    let mut clock = T0;
+    g.bench_function("reserve_local", |b| {
+        b.iter_custom(|iters| {
+            chunked(
+                &mut state,
+                iters,
+                |_, _, k| {
+                    clock += 1000;
+                    let cmds = (0..k)
+                        .map(|_| {
+                            seq += 1;
+                            Command::ReserveLocal {
+                                order_id: order("o", seq),
+                                lines: vec![(sku(pick()), 1)],
+                                ttl_secs: 3600,
+                                metadata: None,
+                            }
+                        })
+                        .collect::<Vec<_>>();
+                    (clock, cmds)
+                },
+                |s, (now, cmds)| {
+                    for cmd in cmds {
+                        assert!(s.apply(cmd, *now).expect("reserve").changed);
+                    }
+                },
+                |s, (now, cmds), ()| {
+                    for cmd in cmds {
+                        if let Command::ReserveLocal { order_id, .. } = cmd {
+                            let key = ReservationKey::Order(order_id);
+                            must(s, &Command::ReleaseReservation { key, reason: "bench".into() }, now);
+                        }
+                    }
+                    must(s, &Command::ExpireDue { retention_ms: 0 }, now + 1);
+                },
+            )
+        })
+    });
+
+    g.bench_function("reserve_place_hold", |b| {
+        b.iter_custom(|iters| {
+            chunked(
+                &mut state,
+                iters,
+                |_, _, k| {
+                    (0..k)
+                        .map(|_| {
+                            seq += 1;
+                            Command::PlaceHold {
+                                reservation_id: format!("hold-{seq:012}"),
+                                order_id: order("o", seq),
+                                lines: vec![(sku(pick()), 1)],
+                            }
+                        })
+                        .collect::<Vec<_>>()
+                },
+                |s, cmds| {
+                    for cmd in cmds {
+                        assert!(s.apply(cmd, T0).expect("place hold").changed);
+                    }
+                },
+                |s, cmds, ()| {
+                    for cmd in cmds {
+                        if let Command::PlaceHold { reservation_id, .. } = cmd {
+                            must(s, &Command::ReleaseHold { reservation_id }, T0);
+                        }
+                    }
+                },
+            )
+        })
+    });
+
+    // commit and release: reservations made untimed, then settled timed.
+    for (name, commit) in [("commit", true), ("release", false)] {
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                chunked(
+                    &mut state,
+                    iters,
+                    |s, _, k| {
+                        clock += 1000;
+                        let now = clock;
+                        let rs = (0..k)
+                            .map(|_| {
+                                seq += 1;
+                                let o = order("o", seq);
+                                reserve_on(s, o.clone(), sku(pick()), 3600, now);
+                                o
+                            })
+                            .collect::<Vec<_>>();
+                        (now, rs)
+                    },
+                    |s, (now, rs)| {
+                        for o in rs {
+                            let key = ReservationKey::Order(o.clone());
+                            let cmd = if commit {
+                                Command::CommitReservation { key, quantities: None }
+                            } else {
+                                Command::ReleaseReservation { key, reason: "bench".into() }
+                            };
+                            assert!(s.apply(&cmd, *now).expect("settle").changed);
+                        }
+                    },
+                    |s, (now, _), ()| {
+                        must(s, &Command::ExpireDue { retention_ms: 0 }, now + 1);
+                    },
+                )
+            })
+        });
+    }
+
+    g.bench_function("expire", |b| {
+        b.iter_custom(|iters| {
+            chunked(
+                &mut state,
+                iters,
+                |s, _, k| {
+                    clock += 10_000;
+                    for _ in 0..k {
+                        seq += 1;
+                        reserve_on(s, order("o", seq), sku(pick()), 1, clock);
+                    }
+                    (clock, k)
+                },
+                |s, &(now, k)| {
+                    let at = now + 2000;
+                    let expired = match s.apply(&Command::ExpireDue { retention_ms: 86_400_000 }, at) {
+                        Ok(a) => match a.outcome {
+                            Outcome::Expired { expired, .. } => expired,
+                            other => panic!("expire answered {other:?}"),
+                        },
+                        Err(e) => panic!("expire failed: {e}"),
+                    };
+                    assert_eq!(expired.len() as u64, k);
+                },
+                |s, (now, _), ()| {
+                    must(s, &Command::ExpireDue { retention_ms: 0 }, now + 3000);
+                },
+            )
+        })
+    });
+    g.finish();
+    state.check_invariants().expect("invariants after the apply benches");
+}
+
+criterion_group!(benches, bench_apply);
+criterion_main!(benches);

@@ -1,0 +1,105 @@
+//! Recovery speed. `replay`: read a WAL of `STOCKD_BENCH_REPLAY_RECORDS` records
+//! (default 1,000,000; 10,000 in smoke mode) with `WalReader` (every CRC verified),
+//! `decode_record` each and `ShardState::apply` it to a fresh state. `engine_open`:
+//! `Engine::open` on a one-shard data directory whose WAL holds
+//! `STOCKD_BENCH_OPEN_RECORDS` records (default 1,000,000; 10,000 in smoke mode;
+//! set it to 10000000 for the 10 M-record figure, which takes minutes)
+//! and no snapshot: the full recovery a restart does. The log is the command stream
+//! of `stockd_benches::log_commands` (items, then reserve / commit / release cycles).
+
+use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+use stockd_benches::{size, smoke, write_log};
+use stockd_engine::durable::decode_record;
+use stockd_engine::{Durability, Engine, EngineConfig, ShardState, StorageConfig};
+use stockd_wal::WalReader;
+
+const ITEMS: usize = 10_000;
+
+fn bench_replay(c: &mut Criterion) {
+    let records = size("STOCKD_BENCH_REPLAY_RECORDS", 1_000_000, 10_000) as u64;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let t = Instant::now();
+    let last = write_log(dir.path(), ITEMS.min(records as usize / 2), records);
+    assert_eq!(last, records);
+    eprintln!("replay bench: wrote {records} records in {:.2} s", t.elapsed().as_secs_f64());
+    let mut g = c.benchmark_group(format!("replay/{records}_records"));
+    g.throughput(Throughput::Elements(records));
+    if !smoke() {
+        g.sampling_mode(SamplingMode::Flat)
+            .sample_size(10)
+            .measurement_time(Duration::from_secs(8))
+            .warm_up_time(Duration::from_secs(1));
+    }
+    g.bench_function("read_verify", |b| {
+        b.iter(|| {
+            let reader = WalReader::open(dir.path()).expect("open reader");
+            let mut n = 0u64;
+            for r in reader.iter_from(1) {
+                black_box(r.expect("record"));
+                n += 1;
+            }
+            assert_eq!(n, records);
+        })
+    });
+    g.bench_function("read_decode_apply", |b| {
+        b.iter(|| {
+            let reader = WalReader::open(dir.path()).expect("open reader");
+            let mut state = ShardState::new(0);
+            for r in reader.iter_from(1) {
+                let r = r.expect("record");
+                let rec = decode_record(r.record_type, &r.payload).expect("decode");
+                state.apply(&rec.command, rec.now).expect("replays");
+            }
+            black_box(state)
+        })
+    });
+    g.finish();
+}
+
+fn bench_open(c: &mut Criterion) {
+    let records = size("STOCKD_BENCH_OPEN_RECORDS", 1_000_000, 10_000) as u64;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = || EngineConfig { shards: 1, expiry_interval: None, ..EngineConfig::default() };
+    // Never snapshot, so every open replays the whole log.
+    let storage = || StorageConfig {
+        durability: Durability::None,
+        snapshot_every_records: u64::MAX,
+        snapshot_every: Duration::from_secs(1 << 30),
+        ..StorageConfig::default()
+    };
+    // Lay out the data directory (manifest, shard-000/), then fill its WAL directly.
+    let (engine, _) = Engine::open(dir.path(), config(), storage()).expect("create data dir");
+    engine.shutdown();
+    drop(engine);
+    let t = Instant::now();
+    write_log(&dir.path().join("shard-000").join("wal"), ITEMS.min(records as usize / 2), records);
+    eprintln!("engine_open bench: wrote {records} records in {:.2} s", t.elapsed().as_secs_f64());
+    let mut g = c.benchmark_group(format!("engine_open/{records}_records"));
+    g.throughput(Throughput::Elements(records));
+    if !smoke() {
+        g.sampling_mode(SamplingMode::Flat)
+            .sample_size(10)
+            .measurement_time(Duration::from_secs(10))
+            .warm_up_time(Duration::from_secs(1));
+    }
+    g.bench_function("open", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let t = Instant::now();
+                let (engine, report) = Engine::open(dir.path(), config(), storage()).expect("open");
+                total += t.elapsed();
+                let replayed: u64 = report.shards.iter().map(|s| s.records_replayed).sum();
+                assert!(replayed >= records, "replayed {replayed} of {records}");
+                engine.shutdown();
+            }
+            total
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench_replay, bench_open);
+criterion_main!(benches);
