@@ -7,7 +7,6 @@ use crate::item::{Item, StockAlert};
 use crate::limits::{MAX_IDEMPOTENCY_KEY_LEN, MAX_LINES, MAX_PAGE, MAX_QUANTITY, MAX_REASON_LEN};
 use crate::routing::shard_of_sku;
 use crate::sku::Sku;
-use std::collections::HashSet;
 
 /// Create an item or set its figures.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,7 +55,6 @@ pub(crate) fn validate_lines(lines: &[(Sku, u64)], min_quantity: u64) -> Result<
     if lines.is_empty() || lines.len() > MAX_LINES {
         return Err(EngineError::validation("items", format!("must hold 1 to {MAX_LINES} items, got {}", lines.len())));
     }
-    let mut seen = HashSet::with_capacity(lines.len());
     for (i, (sku, q)) in lines.iter().enumerate() {
         if !(min_quantity..=MAX_QUANTITY).contains(q) {
             return Err(EngineError::validation(
@@ -64,7 +62,8 @@ pub(crate) fn validate_lines(lines: &[(Sku, u64)], min_quantity: u64) -> Result<
                 format!("must be {min_quantity} to {MAX_QUANTITY}, got {q}"),
             ));
         }
-        if !seen.insert(sku) {
+        // At most MAX_LINES lines: a scan beats allocating a set.
+        if lines[..i].iter().any(|(s, _)| s == sku) {
             return Err(EngineError::validation(&format!("items[{i}].sku"), format!("{sku} appears more than once")));
         }
     }

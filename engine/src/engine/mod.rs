@@ -73,7 +73,7 @@ impl EngineConfig {
 /// is only ever created on the shard its entry names (checked by that shard), so an
 /// orderId never has two live headers.
 #[doc(hidden)]
-pub type OrderIndex = dashmap::DashMap<crate::sku::OrderId, usize>;
+pub type OrderIndex = dashmap::DashMap<crate::sku::OrderId, usize, ahash::RandomState>;
 
 struct Inner {
     shards: Vec<ShardHandle>,
@@ -113,7 +113,7 @@ impl Engine {
         assert_eq!(states.len(), config.shards);
         assert_eq!(logs.len(), config.shards);
         let failed = Arc::new(AtomicBool::new(false));
-        let orders: Arc<OrderIndex> = Arc::new(OrderIndex::new());
+        let orders: Arc<OrderIndex> = Arc::new(OrderIndex::default());
         for state in &states {
             for order in state.order_ids() {
                 orders.insert(order.clone(), state.shard());

@@ -17,6 +17,10 @@ use crate::Millis;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+/// The shard's hash maps: aHash (fast, and keyed at random per process, so client-chosen
+/// keys cannot be crafted to collide).
+pub(crate) type FastMap<K, V> = HashMap<K, V, ahash::RandomState>;
+
 /// A remembered adjustment, so a repeated idempotency key answers the first result.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AdjustRecord {
@@ -33,16 +37,16 @@ pub struct ShardState {
     pub(crate) next_seq: u64,
     pub(crate) items: BTreeMap<Sku, Item>,
     /// Item side: stock held per reservation id.
-    pub(crate) holds: HashMap<String, Hold>,
+    pub(crate) holds: FastMap<String, Hold>,
     /// Home side: reservation headers by id, and the orderId index.
-    pub(crate) reservations: HashMap<String, Reservation>,
-    pub(crate) by_order: HashMap<OrderId, String>,
+    pub(crate) reservations: FastMap<String, Reservation>,
+    pub(crate) by_order: FastMap<OrderId, String>,
     /// Deadlines of ACTIVE reservations, earliest first (the expiry timer).
     pub(crate) deadlines: BTreeSet<(Millis, String)>,
     /// Finished reservations by the time they finished (for retention).
     pub(crate) finished: BTreeSet<(Millis, String)>,
     /// Adjustment idempotency keys, scoped to their SKU.
-    pub(crate) adjust_keys: HashMap<(Sku, String), AdjustRecord>,
+    pub(crate) adjust_keys: FastMap<(Sku, String), AdjustRecord>,
     pub(crate) adjust_key_times: BTreeSet<(Millis, Sku, String)>,
 }
 

@@ -321,9 +321,9 @@ impl ShardState {
         }
         // Checks in a fixed order, all before any change: missing items, then
         // per-order limits, then stock (reporting every short line).
-        let mut seen = HashSet::new();
-        for (sku, q) in lines {
-            if !seen.insert(sku) || *q == 0 {
+        for (i, (sku, q)) in lines.iter().enumerate() {
+            // Lines are few (at most MAX_LINES): a scan beats allocating a set.
+            if lines[..i].iter().any(|(s, _)| s == sku) || *q == 0 {
                 return Err(EngineError::validation("items", format!("{sku} repeated or quantity 0")));
             }
         }
