@@ -288,6 +288,21 @@ fn assert_same(got: &[ShardState], want: &[ShardState]) {
     }
 }
 
+#[test]
+fn a_data_dir_is_opened_by_one_engine_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(1_700_000_000_000);
+    let engine = Engine::open(dir.path(), config(2, &clock), StorageConfig::default()).unwrap().0;
+    let err =
+        Engine::open(dir.path(), config(2, &clock), StorageConfig::default()).err().expect("second open must fail");
+    assert!(err.to_string().contains("in use by another stockd process"), "{err}");
+    engine.shutdown();
+    drop(engine);
+    // Released with the engine.
+    let engine = Engine::open(dir.path(), config(2, &clock), StorageConfig::default()).unwrap().0;
+    engine.shutdown();
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();

@@ -84,6 +84,25 @@ fn shard_count(dir: &Path, wanted: usize) -> Result<usize, EngineError> {
     }
 }
 
+/// Takes the data directory's exclusive lock (`DATA/stockd.lock`, an advisory file
+/// lock the OS drops when the process dies), so two engines never write one WAL.
+fn lock_dir(dir: &Path) -> Result<std::fs::File, EngineError> {
+    let path = dir.join("stockd.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| io_err("cannot open", &path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(EngineError::Unavailable {
+            reason: format!("data directory {} is in use by another stockd process", dir.display()),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(io_err("cannot lock", &path, e)),
+    }
+}
+
 struct RecoveredShard {
     state: ShardState,
     log: WalLog,
@@ -200,6 +219,7 @@ impl Engine {
             );
         }
         config.shards = shard_count(dir, config.shards)?;
+        let lock = lock_dir(dir)?;
         let mut states = Vec::new();
         let mut logs: Vec<Box<dyn CommandLog>> = Vec::new();
         let mut last_nows = Vec::new();
@@ -213,7 +233,7 @@ impl Engine {
         }
         let plan = settle_plan(&states);
         let settled = plan.len();
-        let engine = Engine::start(states, logs, last_nows, config);
+        let engine = Engine::start(states, logs, last_nows, config, Some(lock));
         let finish = async {
             for (shard, command) in plan {
                 engine.command(shard, command).await?;

@@ -82,6 +82,8 @@ struct Inner {
     /// the caller's future: a one-worker runtime that only passes messages.
     coordinator: Option<tokio::runtime::Runtime>,
     config: EngineConfig,
+    /// The data directory's exclusive lock, held until shutdown.
+    dir_lock: Mutex<Option<std::fs::File>>,
     stopping: AtomicBool,
     expirer: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
@@ -100,7 +102,7 @@ impl Engine {
         let states = (0..config.shards).map(ShardState::new).collect();
         let logs = (0..config.shards).map(|_| Box::new(NoLog) as Box<dyn CommandLog>).collect();
         let last_nows = vec![0; config.shards];
-        Ok(Engine::start(states, logs, last_nows, config))
+        Ok(Engine::start(states, logs, last_nows, config, None))
     }
 
     /// Starts shard threads over recovered states and their logs.
@@ -109,6 +111,7 @@ impl Engine {
         logs: Vec<Box<dyn CommandLog>>,
         last_nows: Vec<crate::Millis>,
         config: EngineConfig,
+        dir_lock: Option<std::fs::File>,
     ) -> Engine {
         assert_eq!(states.len(), config.shards);
         assert_eq!(logs.len(), config.shards);
@@ -140,6 +143,7 @@ impl Engine {
                         .expect("start the coordinator runtime"),
                 ),
                 config,
+                dir_lock: Mutex::new(dir_lock),
                 stopping: AtomicBool::new(false),
                 expirer: Mutex::new(None),
             }),
@@ -204,6 +208,8 @@ impl Engine {
             }
         }
         stop_shards(&self.inner.shards);
+        // Every shard has synced and stopped: another engine may have the directory.
+        self.inner.dir_lock.lock().take();
     }
 
     // ---- sending to shards ------------------------------------------------------
