@@ -354,6 +354,13 @@ fn broker_outage_and_restart_lose_and_repeat_nothing() {
         std::thread::sleep(Duration::from_millis(500));
         let lag = health_kafka(&server)["publisher"]["lagTotal"].as_u64().unwrap();
         assert!(lag > 0, "nothing can be acknowledged while the broker is down");
+        let metrics = server.text("/metrics");
+        let shown: u64 = metrics
+            .lines()
+            .filter(|l| l.starts_with("stockd_kafka_publish_lag{"))
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+            .sum();
+        assert!(shown > 0, "/metrics must show the publish lag:\n{metrics}");
         mock.broker_up(1).unwrap();
     } else {
         reserve(&server, "r-3");

@@ -100,6 +100,32 @@ impl KafkaStatus {
     }
 }
 
+impl KafkaStatus {
+    /// Prometheus lines for /metrics: consumer counters and the publish lag per shard.
+    pub fn render_metrics(&self, engine: &Engine, out: &mut String) {
+        use std::fmt::Write;
+        let counters = [
+            ("stockd_kafka_consumed_total", "Kafka messages consumed.", &self.consumed),
+            ("stockd_kafka_applied_total", "Kafka messages applied to the engine.", &self.applied),
+            ("stockd_kafka_dead_lettered_total", "Kafka messages sent to the dead-letter topic.", &self.dead_lettered),
+            ("stockd_kafka_published_total", "Inventory events the broker acknowledged.", &self.published),
+            ("stockd_kafka_publish_errors_total", "Failed publish attempts.", &self.publish_errors),
+        ];
+        for (name, help, v) in counters {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", v.load(Ordering::Relaxed));
+        }
+        let _ = writeln!(
+            out,
+            "# HELP stockd_kafka_publish_lag WAL records durable but not yet acknowledged by the broker, per shard."
+        );
+        let _ = writeln!(out, "# TYPE stockd_kafka_publish_lag gauge");
+        for (i, (s, p)) in engine.shard_status().iter().zip(&self.published_lsn).enumerate() {
+            let lag = s.durable_lsn.load(Ordering::Acquire).saturating_sub(p.load(Ordering::Acquire));
+            let _ = writeln!(out, "stockd_kafka_publish_lag{{shard=\"{i}\"}} {lag}");
+        }
+    }
+}
+
 /// The running Kafka tasks.
 pub struct Kafka {
     pub status: Arc<KafkaStatus>,

@@ -59,7 +59,10 @@ pub async fn ready(State(st): State<AppState>) -> ApiResult {
 
 #[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Prometheus text format 0.0.4")))]
 pub async fn metrics(State(st): State<AppState>) -> Response {
-    let text = st.metrics.render(&st.engine);
+    let mut text = st.metrics.render(&st.engine);
+    if let Some(k) = &st.kafka {
+        k.render_metrics(&st.engine, &mut text);
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
 }
 
