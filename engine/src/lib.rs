@@ -32,6 +32,7 @@ pub mod shard;
 pub mod shard_state;
 pub mod sku;
 pub mod sync;
+pub mod time;
 
 mod block_on;
 

@@ -4,7 +4,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use stockd_engine::{Millis, Sku};
 
-use crate::time::parse_rfc3339;
+use stockd_engine::time::parse_rfc3339;
 
 /// Offline, strictly read-only inspection, verification and point-in-time replay of a
 /// stockd data directory (safe to run while the server writes to it).

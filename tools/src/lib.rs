@@ -15,7 +15,6 @@ pub mod output;
 pub mod scan;
 #[doc(hidden)]
 pub mod testgen;
-pub mod time;
 
 use std::process::ExitCode;
 

@@ -48,7 +48,7 @@ fn replay_until_a_time_applies_to_all_shards() {
                 expected.extend(e.items_after.clone().unwrap());
             }
         }
-        let json = replay_json(&dir, &stockd_tools::time::format_millis(t));
+        let json = replay_json(&dir, &stockd_engine::time::format_millis(t));
         assert_eq!(items_of(&json, None), expected, "at {t}");
     }
     // --out FILE.csv writes CSV.

@@ -21,8 +21,8 @@ use crate::cli::HistoryArgs;
 use crate::data_dir::{choose_start, DataDir, StartAt};
 use crate::output::RowWriter;
 use crate::scan::Progress;
-use crate::time::format_millis;
 use crate::Error;
+use stockd_engine::time::format_millis;
 
 pub const COLUMNS: [&str; 15] = [
     "time",

@@ -9,8 +9,8 @@ use crate::cli::{Format, InspectArgs, Point};
 use crate::data_dir::DataDir;
 use crate::output::RowWriter;
 use crate::scan::{wal_error, Merged, Progress, ShardScan};
-use crate::time::format_millis;
 use crate::Error;
+use stockd_engine::time::format_millis;
 
 pub fn run(args: &InspectArgs) -> Result<ExitCode, Error> {
     let dd = DataDir::open(&args.dir)?;

@@ -10,8 +10,8 @@ use crate::cli::{Format, Point, ReplayArgs};
 use crate::data_dir::{choose_start, DataDir, ShardDir, Start, StartAt};
 use crate::output::RowWriter;
 use crate::scan::{locate, Progress, Rec, ShardScan};
-use crate::time::format_millis;
 use crate::Error;
+use stockd_engine::time::format_millis;
 
 /// Replays one shard from `start`, calling `each` for every record with LSN > the
 /// start's and within `until` (records are applied by `each`). Stops at the first

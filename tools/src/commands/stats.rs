@@ -67,8 +67,8 @@ pub fn run(args: &StatsArgs) -> Result<ExitCode, Error> {
     let total: u64 = by_type.values().sum();
     w.row(vec![json!("records"), json!("total"), json!(total)])?;
     if total > 0 {
-        w.row(vec![json!("records"), json!("first_time"), json!(crate::time::format_millis(first))])?;
-        w.row(vec![json!("records"), json!("last_time"), json!(crate::time::format_millis(last))])?;
+        w.row(vec![json!("records"), json!("first_time"), json!(stockd_engine::time::format_millis(first))])?;
+        w.row(vec![json!("records"), json!("last_time"), json!(stockd_engine::time::format_millis(last))])?;
     }
     for (k, v) in &by_type {
         w.row(vec![json!("records_by_type"), json!(k), json!(v)])?;

@@ -1,7 +1,8 @@
-//! A small RFC 3339 parser and formatter (UTC output), so no date crate is needed.
-//! Times are engine `Millis` (milliseconds since the Unix epoch).
+//! RFC 3339 for the engine's `Millis` (milliseconds since the Unix epoch): the one
+//! formatter (UTC, `YYYY-MM-DDTHH:MM:SS.mmmZ`) and parser that the server, its Kafka
+//! events and `stockd-wal` all use, so no date crate is needed.
 
-use stockd_engine::Millis;
+use crate::Millis;
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
