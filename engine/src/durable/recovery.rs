@@ -94,12 +94,23 @@ fn lock_dir(dir: &Path) -> Result<std::fs::File, EngineError> {
         .write(true)
         .open(&path)
         .map_err(|e| io_err("cannot open", &path, e))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(EngineError::Unavailable {
-            reason: format!("data directory {} is in use by another stockd process", dir.display()),
-        }),
-        Err(std::fs::TryLockError::Error(e)) => Err(io_err("cannot lock", &path, e)),
+    // A lock just released can linger for a moment: a child process forked by this
+    // process (any `Command`) shares the descriptor until it execs. Wait briefly
+    // before deciding that another engine really holds it.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(EngineError::Unavailable {
+                    reason: format!("data directory {} is in use by another stockd process", dir.display()),
+                })
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io_err("cannot lock", &path, e)),
+        }
     }
 }
 
