@@ -59,6 +59,11 @@ pub enum Command {
         sku: Sku,
         expected_version: Option<u64>,
     },
+    /// Operator: block (or unblock) new reservations of a SKU.
+    SetSalesBlocked {
+        sku: Sku,
+        blocked: bool,
+    },
     /// Fast path, when the home shard also owns every SKU: open, hold and activate
     /// in one step (or answer an existing reservation). All or nothing.
     ReserveLocal {
@@ -132,6 +137,8 @@ impl Command {
             Command::SetItem { .. } => "SET_ITEM",
             Command::AdjustItem { .. } => "ADJUST",
             Command::DeleteItem { .. } => "DELETE_ITEM",
+            Command::SetSalesBlocked { blocked: true, .. } => "BLOCK_SALES",
+            Command::SetSalesBlocked { blocked: false, .. } => "UNBLOCK_SALES",
             Command::OpenReservation { .. } => "OPEN_RESERVATION",
             Command::ReserveLocal { .. } => "RESERVE",
             Command::PlaceHold { .. } => "PLACE_HOLD",

@@ -39,6 +39,8 @@ pub enum EngineError {
     ItemHasReservations { sku: String, reserved: u64 },
     #[error("adjusting {sku} by {delta} would leave available negative (available {available})")]
     NegativeInventory { sku: String, delta: i64, available: u64 },
+    #[error("sales of {sku} are blocked by an operator")]
+    SalesBlocked { sku: String },
     #[error("{sku}: at most {max_per_order} per order, {requested} requested")]
     MaxPerOrderExceeded { sku: String, requested: u64, max_per_order: u64 },
     #[error("idempotency key {key} was already used for a different request")]
@@ -76,6 +78,7 @@ impl EngineError {
             EngineError::VersionConflict { .. } => "VERSION_CONFLICT",
             EngineError::ItemHasReservations { .. } => "ITEM_HAS_RESERVATIONS",
             EngineError::NegativeInventory { .. } => "NEGATIVE_INVENTORY",
+            EngineError::SalesBlocked { .. } => "SALES_BLOCKED",
             EngineError::MaxPerOrderExceeded { .. } => "MAX_PER_ORDER_EXCEEDED",
             EngineError::IdempotencyKeyReused { .. } => "IDEMPOTENCY_KEY_REUSED",
             EngineError::LimitExceeded { .. } => "LIMIT_EXCEEDED",
@@ -92,9 +95,10 @@ impl EngineError {
             EngineError::Unavailable { .. } | EngineError::Overloaded { .. } => 0,
             EngineError::Validation { .. } => 1,
             EngineError::ItemNotFound { .. } => 2,
-            EngineError::MaxPerOrderExceeded { .. } => 3,
-            EngineError::InsufficientInventory { .. } => 4,
-            _ => 5,
+            EngineError::SalesBlocked { .. } => 3,
+            EngineError::MaxPerOrderExceeded { .. } => 4,
+            EngineError::InsufficientInventory { .. } => 5,
+            _ => 6,
         }
     }
 }

@@ -17,6 +17,9 @@ pub struct Item {
     pub low_stock_threshold: u64,
     /// Flash-sale guard: most units one reservation may take; `None` = no limit.
     pub max_per_order: Option<u64>,
+    /// Operator switch: while set, new reservations of this SKU are refused with
+    /// SALES_BLOCKED; existing ones can still commit or release.
+    pub sales_blocked: bool,
     /// Bumped by every mutation of this item.
     pub version: u64,
     pub created_at: Millis,

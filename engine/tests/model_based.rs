@@ -18,6 +18,7 @@ enum Op {
     Set { sku: usize, on_hand: u64, threshold: Option<u64>, mpo: Option<u64>, stale: bool },
     Adjust { sku: usize, delta: i64, key: Option<u8>, stale: bool },
     Delete { sku: usize },
+    Block { sku: usize, blocked: bool },
     Reserve { order: usize, lines: Vec<(usize, u64)>, ttl: u64 },
     Commit { order: usize, qty: Option<Vec<(usize, u64)>> },
     Release { order: usize },
@@ -37,6 +38,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (sku.clone(), -6i64..7, proptest::option::of(0u8..3), proptest::bool::weighted(0.1))
             .prop_map(|(sku, delta, key, stale)| Op::Adjust { sku, delta, key, stale }),
         1 => sku.clone().prop_map(|sku| Op::Delete { sku }),
+        1 => (sku.clone(), proptest::bool::weighted(0.6)).prop_map(|(sku, blocked)| Op::Block { sku, blocked }),
         6 => (order.clone(), proptest::collection::vec((sku.clone(), 0u64..6), 0..4), prop_oneof![Just(0u64), 1u64..120, Just(86_400), Just(86_401)])
             .prop_map(|(order, lines, ttl)| Op::Reserve { order, lines, ttl }),
         3 => (order.clone(), proptest::option::of(proptest::collection::vec((sku.clone(), 0u64..4), 0..3)))
@@ -125,6 +127,9 @@ fn run(shards: usize, ops: Vec<Op>) -> Result<(), TestCaseError> {
                     Err(err) => obs_err(&err),
                 };
                 (got, m.delete(SKUS[*s]))
+            }
+            Op::Block { sku: s, blocked } => {
+                (item_obs(e.set_sales_blocked(sku(*s), *blocked)), m.block(SKUS[*s], *blocked))
             }
             Op::Reserve { order, lines, ttl } => {
                 let req = ReserveRequest {

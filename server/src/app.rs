@@ -57,6 +57,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/inventory/items/{sku}"),
     ("delete", "/api/v1/inventory/items/{sku}"),
     ("post", "/api/v1/inventory/items/{sku}/adjust"),
+    ("post", "/api/v1/inventory/items/{sku}/block"),
+    ("post", "/api/v1/inventory/items/{sku}/unblock"),
     ("post", "/api/v1/inventory/check-availability"),
     ("post", "/api/v1/inventory/reserve"),
     ("post", "/api/v1/inventory/commit"),
@@ -75,6 +77,8 @@ pub fn router(state: AppState) -> Router {
         .route("/items", get(items::list_items))
         .route("/items/{sku}", put(items::put_item).get(items::get_item).delete(items::delete_item))
         .route("/items/{sku}/adjust", post(items::adjust_item))
+        .route("/items/{sku}/block", post(items::block_item))
+        .route("/items/{sku}/unblock", post(items::unblock_item))
         .route("/check-availability", post(reservations::check_availability))
         .route("/reserve", post(reservations::reserve))
         .route("/commit", post(reservations::commit))

@@ -84,6 +84,7 @@ pub fn status_of(e: &EngineError) -> StatusCode {
         | EngineError::VersionConflict { .. }
         | EngineError::ItemHasReservations { .. }
         | EngineError::NegativeInventory { .. }
+        | EngineError::SalesBlocked { .. }
         | EngineError::MaxPerOrderExceeded { .. } => StatusCode::CONFLICT,
         EngineError::IdempotencyKeyReused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         EngineError::LimitExceeded { .. } => StatusCode::INSUFFICIENT_STORAGE,
@@ -96,7 +97,9 @@ pub fn status_of(e: &EngineError) -> StatusCode {
 fn details_of(e: &EngineError) -> Value {
     match e {
         EngineError::Validation { field, message } => json!({ "field": field, "reason": message }),
-        EngineError::ItemNotFound { sku } | EngineError::ItemExists { sku } => json!({ "sku": sku }),
+        EngineError::ItemNotFound { sku } | EngineError::ItemExists { sku } | EngineError::SalesBlocked { sku } => {
+            json!({ "sku": sku })
+        }
         EngineError::ReservationNotFound { key } => json!({ "key": key }),
         EngineError::InsufficientInventory { items } => json!({
             "items": items.iter().map(|s| json!({

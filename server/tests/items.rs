@@ -172,3 +172,29 @@ fn admin_token_guards_item_writes_only() {
     assert_error(del(Some("bad")), 403, "FORBIDDEN");
     assert_ok(del(Some("s3cret")), 200);
 }
+
+#[test]
+fn blocking_sales_refuses_new_reservations_only() {
+    let s = Server::start(&["--durability", "none", "--admin-token", "s3cret"]);
+    let call = |method, path: &str, body: Option<&str>, token| s.call(method, path, body, token);
+    assert_ok(call("PUT", &format!("{ITEMS}/B"), Some(r#"{"onHand": 5}"#), Some("s3cret")), 201);
+    let reserve = |order: &str| {
+        s.post("/api/v1/inventory/reserve", &format!(r#"{{"orderId":"{order}","items":[{{"sku":"B","quantity":1}}]}}"#))
+    };
+    assert_ok(reserve("before"), 201);
+    assert_error(call("POST", &format!("{ITEMS}/B/block"), None, None), 401, "UNAUTHORIZED");
+    assert_error(call("POST", &format!("{ITEMS}/B/block"), None, Some("nope")), 403, "FORBIDDEN");
+    let item = assert_ok(call("POST", &format!("{ITEMS}/B/block"), None, Some("s3cret")), 200);
+    assert_eq!(item["salesBlocked"], true);
+    assert_eq!(assert_ok(s.get(&format!("{ITEMS}/B")), 200)["salesBlocked"], true);
+    let err = assert_error(reserve("after"), 409, "SALES_BLOCKED");
+    assert_eq!(err["sku"], "B");
+    // What was reserved before the block can still be committed.
+    assert_ok(s.post("/api/v1/inventory/commit", r#"{"orderId":"before"}"#), 200);
+    assert_error(call("POST", &format!("{ITEMS}/NOPE/block"), None, Some("s3cret")), 404, "ITEM_NOT_FOUND");
+    let item = assert_ok(call("POST", &format!("{ITEMS}/B/unblock"), None, Some("s3cret")), 200);
+    assert_eq!(item["salesBlocked"], false);
+    assert_ok(reserve("after"), 201);
+    let b = assert_ok(s.get(&format!("{ITEMS}/B")), 200);
+    assert_eq!((b["onHand"].as_u64(), b["reserved"].as_u64(), b["sold"].as_u64()), (Some(4), Some(1), Some(1)));
+}

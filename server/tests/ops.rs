@@ -11,6 +11,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/inventory/items/{sku}"),
     ("delete", "/api/v1/inventory/items/{sku}"),
     ("post", "/api/v1/inventory/items/{sku}/adjust"),
+    ("post", "/api/v1/inventory/items/{sku}/block"),
+    ("post", "/api/v1/inventory/items/{sku}/unblock"),
     ("post", "/api/v1/inventory/check-availability"),
     ("post", "/api/v1/inventory/reserve"),
     ("post", "/api/v1/inventory/commit"),

@@ -36,6 +36,7 @@ pub fn command_type(command: &Command) -> u8 {
         Command::ExpireReservation { .. } => 13,
         Command::ExpireDue { .. } => 14,
         Command::ReserveLocal { .. } => 15,
+        Command::SetSalesBlocked { .. } => 16,
     }
 }
 

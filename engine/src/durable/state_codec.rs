@@ -4,7 +4,8 @@
 
 use crate::shard_state::ShardState;
 
-pub const STATE_VERSION: u8 = 1;
+/// 2: items carry `sales_blocked`.
+pub const STATE_VERSION: u8 = 2;
 
 pub fn encode_state(state: &ShardState) -> Vec<u8> {
     let mut out = vec![STATE_VERSION];

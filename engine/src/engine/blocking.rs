@@ -26,6 +26,10 @@ impl<'a> BlockingEngine<'a> {
         block_on(self.engine.adjust(req))
     }
 
+    pub fn set_sales_blocked(&self, sku: Sku, blocked: bool) -> Result<ItemChange, EngineError> {
+        block_on(self.engine.set_sales_blocked(sku, blocked))
+    }
+
     pub fn delete_item(&self, sku: Sku, expected_version: Option<u64>) -> Result<(), EngineError> {
         block_on(self.engine.delete_item(sku, expected_version))
     }

@@ -107,6 +107,13 @@ impl Engine {
         item_change(self.command(shard, command).await?)
     }
 
+    /// Operator: block (`true`) or unblock new reservations of `sku`. Reservations
+    /// already made can still commit or release.
+    pub async fn set_sales_blocked(&self, sku: Sku, blocked: bool) -> Result<ItemChange, EngineError> {
+        let shard = shard_of_sku(&sku, self.shard_count());
+        item_change(self.command(shard, Command::SetSalesBlocked { sku, blocked }).await?)
+    }
+
     pub async fn delete_item(&self, sku: Sku, expected_version: Option<u64>) -> Result<(), EngineError> {
         let shard = shard_of_sku(&sku, self.shard_count());
         self.command(shard, Command::DeleteItem { sku, expected_version }).await.map(|_| ())

@@ -80,7 +80,9 @@ fn merge_hold_errors(errors: Vec<EngineError>, lines: &[(Sku, u64)]) -> EngineEr
         return EngineError::InsufficientInventory { items };
     }
     errors.sort_by_key(|e| match e {
-        EngineError::ItemNotFound { sku } | EngineError::MaxPerOrderExceeded { sku, .. } => pos(sku),
+        EngineError::ItemNotFound { sku }
+        | EngineError::SalesBlocked { sku }
+        | EngineError::MaxPerOrderExceeded { sku, .. } => pos(sku),
         _ => usize::MAX,
     });
     errors.swap_remove(0)

@@ -70,6 +70,7 @@ impl ShardState {
                     sold: 0,
                     low_stock_threshold: low_stock_threshold.unwrap_or(0),
                     max_per_order: max_per_order(None),
+                    sales_blocked: false,
                     version: 1,
                     created_at: now,
                     updated_at: now,
@@ -138,6 +139,13 @@ impl ShardState {
         }
         self.items.remove(sku);
         Ok(Outcome::Deleted { sku: sku.clone() })
+    }
+
+    pub(super) fn set_sales_blocked(&mut self, sku: &Sku, blocked: bool, now: Millis) -> Result<Outcome, EngineError> {
+        let item = self.items.get_mut(sku).ok_or_else(|| EngineError::ItemNotFound { sku: sku.to_string() })?;
+        item.sales_blocked = blocked;
+        item.touch(now);
+        Ok(Outcome::Item { item: item.clone(), created: false })
     }
 
     /// Forgets adjustment keys recorded at or before `cutoff`; returns how many.

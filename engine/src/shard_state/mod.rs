@@ -71,6 +71,7 @@ impl ShardState {
                 self.adjust_item(sku, *delta, idempotency_key.as_deref(), *expected_version, now, &mut alerts)?
             }
             Command::DeleteItem { sku, expected_version } => self.delete_item(sku, *expected_version)?,
+            Command::SetSalesBlocked { sku, blocked } => self.set_sales_blocked(sku, *blocked, now)?,
             Command::OpenReservation { order_id, lines, ttl_secs, metadata } => {
                 self.open_reservation(order_id, lines, *ttl_secs, metadata, now)?
             }

@@ -330,6 +330,9 @@ impl ShardState {
         if let Some((sku, _)) = lines.iter().find(|(sku, _)| !self.items.contains_key(sku)) {
             return Err(EngineError::ItemNotFound { sku: sku.to_string() });
         }
+        if let Some((sku, _)) = lines.iter().find(|(sku, _)| self.items[sku].sales_blocked) {
+            return Err(EngineError::SalesBlocked { sku: sku.to_string() });
+        }
         for (sku, q) in lines {
             if let Some(max) = self.items[sku].max_per_order {
                 if *q > max {

@@ -12,6 +12,7 @@ pub struct MItem {
     pub sold: u64,
     pub threshold: u64,
     pub max_per_order: Option<u64>,
+    pub blocked: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,7 +44,7 @@ pub enum Obs {
 /// Errors compared by code plus the detail that does not depend on ids or versions.
 pub fn obs_err(e: &EngineError) -> Obs {
     let detail = match e {
-        EngineError::ItemNotFound { sku } => sku.clone(),
+        EngineError::ItemNotFound { sku } | EngineError::SalesBlocked { sku } => sku.clone(),
         EngineError::InsufficientInventory { items } => format!("{items:?}"),
         EngineError::MaxPerOrderExceeded { sku, requested, max_per_order } => {
             format!("{sku} {requested} {max_per_order}")
@@ -104,6 +105,7 @@ impl Model {
                     sold: 0,
                     threshold: threshold.unwrap_or(0),
                     max_per_order: mpo_new(None),
+                    blocked: false,
                 };
                 let o = Self::item_obs(&i);
                 self.items.insert(sku.to_owned(), i);
@@ -135,6 +137,16 @@ impl Model {
             self.adjust_keys.insert((sku.to_owned(), k.to_owned()), (delta, now, o.clone()));
         }
         o
+    }
+
+    pub fn block(&mut self, sku: &str, blocked: bool) -> Obs {
+        match self.items.get_mut(sku) {
+            None => err("ITEM_NOT_FOUND", sku),
+            Some(i) => {
+                i.blocked = blocked;
+                Self::item_obs(i)
+            }
+        }
     }
 
     pub fn delete(&mut self, sku: &str) -> Obs {
@@ -170,6 +182,9 @@ impl Model {
         }
         if let Some((s, _)) = lines.iter().find(|(s, _)| !self.items.contains_key(s)) {
             return err("ITEM_NOT_FOUND", s.clone());
+        }
+        if let Some((s, _)) = lines.iter().find(|(s, _)| self.items[s].blocked) {
+            return err("SALES_BLOCKED", s.clone());
         }
         for (s, q) in lines {
             if let Some(m) = self.items[s].max_per_order {

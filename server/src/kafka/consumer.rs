@@ -336,6 +336,7 @@ async fn reserve(engine: &Engine, incoming: &Incoming, position: String) -> Resu
         Err(
             e @ (EngineError::InsufficientInventory { .. }
             | EngineError::ItemNotFound { .. }
+            | EngineError::SalesBlocked { .. }
             | EngineError::MaxPerOrderExceeded { .. }),
         ) => Ok(Handled::Answer(reservation_failed(position, &order, incoming, &e, now_ms()))),
         Err(e) => Err(e.into()),

@@ -429,9 +429,9 @@ pub fn reservation_failed(
                 v
             })
             .collect(),
-        EngineError::ItemNotFound { sku } => {
+        EngineError::ItemNotFound { sku } | EngineError::SalesBlocked { sku } => {
             let mut v = line_json(sku, 0);
-            v["reason"] = json!("ITEM_NOT_FOUND");
+            v["reason"] = json!(error.code());
             vec![v]
         }
         EngineError::MaxPerOrderExceeded { sku, requested, max_per_order } => {

@@ -49,6 +49,8 @@ pub struct ItemView {
     pub low_stock_threshold: u64,
     pub low_stock: bool,
     pub max_per_order: Option<u64>,
+    /// New reservations are refused (SALES_BLOCKED) while set.
+    pub sales_blocked: bool,
     pub version: u64,
     pub created_at: String,
     pub updated_at: String,
@@ -65,6 +67,7 @@ impl From<&Item> for ItemView {
             low_stock_threshold: i.low_stock_threshold,
             low_stock: i.is_low_stock(),
             max_per_order: i.max_per_order,
+            sales_blocked: i.sales_blocked,
             version: i.version,
             created_at: rfc3339(i.created_at),
             updated_at: rfc3339(i.updated_at),
@@ -200,5 +203,31 @@ pub async fn adjust_item(
     };
     let change = st.engine.adjust(req).await?;
     st.metrics.count_alerts(&change.alerts);
+    Ok(ok(StatusCode::OK, ItemView::from(&change.item)))
+}
+
+#[utoipa::path(post, path = "/api/v1/inventory/items/{sku}/block", tag = "items",
+    params(("sku" = String, Path, description = "SKU, URL-encoded")),
+    responses((status = 200, body = ItemView, description = "sales blocked: new reservations get 409 SALES_BLOCKED; existing ones can still commit or release"),
+        (status = 401, description = "UNAUTHORIZED"), (status = 403, description = "FORBIDDEN"),
+        (status = 404, description = "ITEM_NOT_FOUND")),
+    security(("admin" = [])))]
+pub async fn block_item(_: Admin, State(st): State<AppState>, PathParam(sku): PathParam) -> ApiResult {
+    set_blocked(st, sku, true).await
+}
+
+#[utoipa::path(post, path = "/api/v1/inventory/items/{sku}/unblock", tag = "items",
+    params(("sku" = String, Path, description = "SKU, URL-encoded")),
+    responses((status = 200, body = ItemView, description = "sales allowed again"),
+        (status = 401, description = "UNAUTHORIZED"), (status = 403, description = "FORBIDDEN"),
+        (status = 404, description = "ITEM_NOT_FOUND")),
+    security(("admin" = [])))]
+pub async fn unblock_item(_: Admin, State(st): State<AppState>, PathParam(sku): PathParam) -> ApiResult {
+    set_blocked(st, sku, false).await
+}
+
+async fn set_blocked(st: AppState, sku: String, blocked: bool) -> ApiResult {
+    st.writable()?;
+    let change = st.engine.set_sales_blocked(sku_of(&sku)?, blocked).await?;
     Ok(ok(StatusCode::OK, ItemView::from(&change.item)))
 }

@@ -94,6 +94,8 @@ impl utoipa::Modify for AdminSecurity {
         super::items::get_item,
         super::items::delete_item,
         super::items::adjust_item,
+        super::items::block_item,
+        super::items::unblock_item,
         super::reservations::check_availability,
         super::reservations::reserve,
         super::reservations::commit,
