@@ -49,29 +49,6 @@ impl AppState {
     }
 }
 
-/// Every route of the API, as `(method, path)`; the OpenAPI test checks the document
-/// against this list.
-pub const ROUTES: &[(&str, &str)] = &[
-    ("get", "/api/v1/inventory/items"),
-    ("put", "/api/v1/inventory/items/{sku}"),
-    ("get", "/api/v1/inventory/items/{sku}"),
-    ("delete", "/api/v1/inventory/items/{sku}"),
-    ("post", "/api/v1/inventory/items/{sku}/adjust"),
-    ("post", "/api/v1/inventory/items/{sku}/block"),
-    ("post", "/api/v1/inventory/items/{sku}/unblock"),
-    ("post", "/api/v1/inventory/check-availability"),
-    ("post", "/api/v1/inventory/reserve"),
-    ("post", "/api/v1/inventory/commit"),
-    ("post", "/api/v1/inventory/release"),
-    ("post", "/api/v1/inventory/extend"),
-    ("get", "/api/v1/inventory/reservations/{id}"),
-    ("post", "/api/v1/inventory/reservations/{id}/expire"),
-    ("get", "/health"),
-    ("get", "/ready"),
-    ("get", "/metrics"),
-    ("get", "/api/v1/openapi.json"),
-];
-
 pub fn router(state: AppState) -> Router {
     let inventory = Router::new()
         .route("/items", get(items::list_items))
