@@ -74,6 +74,7 @@ fn bench_apply(c: &mut Criterion) {
                                 lines: vec![(sku(pick()), 1)],
                                 ttl_secs: 3600,
                                 metadata: None,
+                                placement: Default::default(),
                             }
                         })
                         .collect::<Vec<_>>();
@@ -110,6 +111,7 @@ fn bench_apply(c: &mut Criterion) {
                                 reservation_id: format!("hold-{seq:012}"),
                                 order_id: order("o", seq),
                                 lines: vec![(sku(pick()), 1)],
+                                placement: Default::default(),
                             }
                         })
                         .collect::<Vec<_>>()

@@ -16,6 +16,7 @@ fn place_hold(i: u64) -> Command {
         reservation_id: format!("6553f100-0000-0000-0000-{i:012x}"),
         order_id: order("order", i),
         lines: vec![(sku(i as usize % 100_000), 1)],
+        placement: Default::default(),
     }
 }
 

@@ -46,6 +46,8 @@ pub fn state_with_items(items: usize, on_hand: u64) -> ShardState {
             low_stock_threshold: None,
             max_per_order: None,
             expected_version: None,
+            location: None,
+            incoming: None,
         };
         state.apply(&cmd, T0).expect("set item");
     }
@@ -64,7 +66,13 @@ pub fn must(state: &mut ShardState, command: &Command, now: Millis) -> Outcome {
 /// hold in one record, what the engine logs when one shard owns every SKU of the
 /// order); returns the reservation id.
 pub fn reserve_on(state: &mut ShardState, order_id: OrderId, sku: Sku, ttl_secs: u64, now: Millis) -> String {
-    let cmd = Command::ReserveLocal { order_id, lines: vec![(sku, 1)], ttl_secs, metadata: None };
+    let cmd = Command::ReserveLocal {
+        order_id,
+        lines: vec![(sku, 1)],
+        ttl_secs,
+        metadata: None,
+        placement: Default::default(),
+    };
     match must(state, &cmd, now) {
         Outcome::Reserved(r) => r.reservation_id,
         other => panic!("reserve answered {other:?}"),
@@ -105,6 +113,8 @@ pub fn log_commands(items: usize, records: u64, f: impl FnMut(Millis, &Command))
             low_stock_threshold: None,
             max_per_order: None,
             expected_version: None,
+            location: None,
+            incoming: None,
         };
         sink.emit(T0, cmd);
     }
@@ -113,7 +123,13 @@ pub fn log_commands(items: usize, records: u64, f: impl FnMut(Millis, &Command))
         let now = T0 + j;
         let order_id = order("replay", j);
         let lines = vec![(sku(j as usize % items.max(1)), 1)];
-        let reserve = Command::ReserveLocal { order_id: order_id.clone(), lines, ttl_secs: 3600, metadata: None };
+        let reserve = Command::ReserveLocal {
+            order_id: order_id.clone(),
+            lines,
+            ttl_secs: 3600,
+            metadata: None,
+            placement: Default::default(),
+        };
         if sink.emit(now, reserve).is_none() {
             return;
         }

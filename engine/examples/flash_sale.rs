@@ -23,6 +23,7 @@ fn main() -> ExitCode {
         retention_secs: 3_600,
         expiry_interval: Some(Duration::from_millis(100)),
         clock: Arc::new(SystemClock),
+        warehouses: None,
     })
     .expect("engine config is valid");
     let hot = Sku::parse(SKU, "sku").expect("valid sku");
@@ -34,6 +35,8 @@ fn main() -> ExitCode {
             low_stock_threshold: Some(100),
             max_per_order: Some(1),
             expected_version: None,
+            location: None,
+            incoming: None,
         })
         .expect("stock the hot SKU");
 
@@ -48,8 +51,13 @@ fn main() -> ExitCode {
             s.spawn(|| loop {
                 let n = next_order.fetch_add(1, Ordering::Relaxed);
                 let order_id = OrderId::parse(&format!("flash-order-{n}"), "orderId").expect("valid orderId");
-                let request =
-                    ReserveRequest { order_id, lines: vec![(hot.clone(), 1)], ttl_secs: Some(600), metadata: None };
+                let request = ReserveRequest {
+                    order_id,
+                    lines: vec![(hot.clone(), 1)],
+                    ttl_secs: Some(600),
+                    metadata: None,
+                    placement: Default::default(),
+                };
                 match engine.blocking().reserve(request) {
                     Ok(r) => won.lock().unwrap().push(r.reservation.reservation_id),
                     Err(EngineError::InsufficientInventory { .. }) => {

@@ -3,6 +3,7 @@
 //! applied at is exactly what the WAL stores, so replay re-runs `ShardState::apply`.
 
 use crate::item::{Item, StockAlert};
+use crate::location::{Allocation, LocationId, Placement, Warehouse};
 use crate::reservation::{Reservation, ReservationKey};
 use crate::sku::{OrderId, Sku};
 use serde::{Deserialize, Serialize};
@@ -40,13 +41,19 @@ impl AdjustReason {
 pub enum Command {
     /// Create an item or set its figures. Absent optional fields keep their value
     /// (or take the default on create). `max_per_order: Some(0)` clears the limit.
+    ///
+    /// `on_hand` (and `incoming`, if given) are those of `location`; no location means
+    /// the default one. A location the item does not stock yet is added.
     SetItem {
         sku: Sku,
         on_hand: u64,
         low_stock_threshold: Option<u64>,
         max_per_order: Option<u64>,
         expected_version: Option<u64>,
+        location: Option<LocationId>,
+        incoming: Option<u64>,
     },
+    /// Changes the onHand of `location` (default: the default location) by `delta`.
     AdjustItem {
         sku: Sku,
         delta: i64,
@@ -54,6 +61,28 @@ pub enum Command {
         note: Option<String>,
         idempotency_key: Option<String>,
         expected_version: Option<u64>,
+        location: Option<LocationId>,
+    },
+    /// Moves `quantity` available units of a SKU from one location to another: onto
+    /// the destination's shelves, or into its `incoming` when `in_transit`.
+    Transfer {
+        sku: Sku,
+        from: LocationId,
+        to: LocationId,
+        quantity: u64,
+        in_transit: bool,
+        note: Option<String>,
+    },
+    /// Receives `quantity` units of a location's incoming stock: incoming → onHand.
+    ReceiveIncoming {
+        sku: Sku,
+        location: LocationId,
+        quantity: u64,
+    },
+    /// Replaces the warehouse table allocation reads (logged, so replay allocates
+    /// with the table that was in force).
+    SetWarehouses {
+        warehouses: Vec<Warehouse>,
     },
     DeleteItem {
         sku: Sku,
@@ -71,6 +100,7 @@ pub enum Command {
         lines: Vec<(Sku, u64)>,
         ttl_secs: u64,
         metadata: Option<String>,
+        placement: Placement,
     },
     /// Home shard: write a PENDING header (or answer an existing one).
     OpenReservation {
@@ -80,14 +110,18 @@ pub enum Command {
         metadata: Option<String>,
     },
     /// Item shard: hold stock for this shard's lines of a reservation, all or nothing.
+    /// The shard allocates each line to locations (see `location::allocate`).
     PlaceHold {
         reservation_id: String,
         order_id: OrderId,
         lines: Vec<(Sku, u64)>,
+        placement: Placement,
     },
     /// Home shard: every hold is durable; PENDING → ACTIVE. The commit point.
+    /// `allocations` are what the holds chose, recorded in the header.
     ActivateReservation {
         reservation_id: String,
+        allocations: Vec<Allocation>,
     },
     /// Home shard: a hold failed; forget the PENDING header.
     AbortReservation {
@@ -137,6 +171,9 @@ impl Command {
             Command::SetItem { .. } => "SET_ITEM",
             Command::AdjustItem { .. } => "ADJUST",
             Command::DeleteItem { .. } => "DELETE_ITEM",
+            Command::Transfer { .. } => "TRANSFER",
+            Command::ReceiveIncoming { .. } => "RECEIVE",
+            Command::SetWarehouses { .. } => "SET_WAREHOUSES",
             Command::SetSalesBlocked { blocked: true, .. } => "BLOCK_SALES",
             Command::SetSalesBlocked { blocked: false, .. } => "UNBLOCK_SALES",
             Command::OpenReservation { .. } => "OPEN_RESERVATION",
@@ -180,8 +217,17 @@ pub enum Outcome {
     /// A commit or extend found the deadline passed: the reservation is now EXPIRED
     /// and its holds must be released. The caller answers RESERVATION_EXPIRED.
     ExpiredOnAccess(Reservation),
-    /// Holds placed, released or committed (`changed` false on an idempotent repeat).
+    /// Holds released or committed (`changed` false on an idempotent repeat).
     Holds {
+        changed: bool,
+    },
+    /// Holds placed (or, `changed` false, already placed): where the units are held.
+    Placed {
+        allocations: Vec<Allocation>,
+        changed: bool,
+    },
+    /// The warehouse table was replaced.
+    Warehouses {
         changed: bool,
     },
     /// Reservations expired by `ExpireDue`, whose holds must now be released, and how
@@ -221,6 +267,7 @@ pub enum Query {
     GetReservation {
         key: ReservationKey,
     },
+    Warehouses,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -231,6 +278,7 @@ pub enum QueryResult {
     /// whether the item exists.
     Availability(Vec<LineAvailability>),
     Reservation(Reservation),
+    Warehouses(Vec<Warehouse>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,6 +9,21 @@ use std::collections::HashMap;
 /// Checks each shard, then: every ACTIVE header's lines are held exactly on the
 /// shards of its SKUs, and every hold belongs to an ACTIVE or PENDING header on its
 /// home shard. Only meaningful with no request in flight (e.g. after recovery).
+/// Times a mutation left an item with more reserved than on hand, since start. The
+/// engine's transitions make this impossible; the counter proves it in production
+/// (exported as `stockd_oversell_detected_total`) and must stay 0.
+static OVERSELLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+pub(crate) fn report_oversell() {
+    OVERSELLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    tracing::error!("oversell detected: an item has more reserved than on hand");
+}
+
+/// See [`OVERSELLS`]: how many oversells were detected since the process started.
+pub fn oversells_detected() -> u64 {
+    OVERSELLS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 pub fn check_all(states: &[ShardState]) -> Result<(), String> {
     for s in states {
         s.check_invariants().map_err(|e| format!("shard {}: {e}", s.shard()))?;
@@ -26,12 +41,21 @@ pub fn check_all(states: &[ShardState]) -> Result<(), String> {
                 }
                 None => return Err(format!("hold {id} on shard {} has no reservation", s.shard())),
             }
-            held.entry(id.as_str()).or_default().extend(hold.lines.iter().map(|(sku, q)| (sku.to_string(), *q)));
+            held.entry(id.as_str())
+                .or_default()
+                .extend(hold.allocations.iter().map(|a| (format!("{}@{}", a.sku, a.location), a.quantity)));
         }
     }
     for s in states {
         for r in s.reservations().filter(|r| r.status == ReservationStatus::Active) {
-            let mut want: Vec<(String, u64)> = r.lines.iter().map(|l| (l.sku.to_string(), l.quantity)).collect();
+            for l in &r.lines {
+                let allocated: u64 = r.allocations.iter().filter(|a| a.sku == l.sku).map(|a| a.quantity).sum();
+                if allocated != l.quantity {
+                    return Err(format!("{}: {} allocated {allocated} of {}", r.reservation_id, l.sku, l.quantity));
+                }
+            }
+            let mut want: Vec<(String, u64)> =
+                r.allocations.iter().map(|a| (format!("{}@{}", a.sku, a.location), a.quantity)).collect();
             let mut got = held.get(r.reservation_id.as_str()).cloned().unwrap_or_default();
             want.sort();
             got.sort();

@@ -26,6 +26,7 @@ pub mod error;
 pub mod invariants;
 pub mod item;
 pub mod limits;
+pub mod location;
 pub mod reservation;
 pub mod routing;
 pub mod shard;

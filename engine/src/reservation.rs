@@ -4,6 +4,7 @@
 //! source of truth for its status. The stock it holds lives as *holds* on the shards
 //! of its SKUs. ARCHITECTURE.md describes the protocol that keeps the two in step.
 
+use crate::location::Allocation;
 use crate::sku::{OrderId, Sku};
 use crate::Millis;
 use serde::{Deserialize, Serialize};
@@ -49,6 +50,10 @@ pub struct Reservation {
     pub order_id: OrderId,
     pub status: ReservationStatus,
     pub lines: Vec<ReservationLine>,
+    /// Where the units come from: per SKU, the locations chosen when the stock was
+    /// held, in the order they were chosen (empty while PENDING). Per SKU the
+    /// quantities sum to its line's; once committed, so do the `committed` figures.
+    pub allocations: Vec<Allocation>,
     pub created_at: Millis,
     pub expires_at: Millis,
     pub finished_at: Option<Millis>,
@@ -84,11 +89,19 @@ impl std::fmt::Display for ReservationKey {
     }
 }
 
-/// Stock an item shard holds for one reservation.
+/// Stock an item shard holds for one reservation: per SKU, the units held at each
+/// location (`committed` is unused here).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hold {
     pub order_id: OrderId,
-    pub lines: Vec<(Sku, u64)>,
+    pub allocations: Vec<Allocation>,
+}
+
+impl Hold {
+    /// Units of `sku` this hold keeps, over all locations.
+    pub fn quantity_of(&self, sku: &Sku) -> u64 {
+        self.allocations.iter().filter(|a| &a.sku == sku).map(|a| a.quantity).sum()
+    }
 }
 
 /// Builds a reservation id that names its home shard, so a lookup by id is routed

@@ -17,6 +17,7 @@ fn reserve(e: &BlockingEngine, order: &str, lines: &[(&str, u64)]) -> Result<Res
         lines: lines.iter().map(|(s, q)| (sku(s), *q)).collect(),
         ttl_secs: None,
         metadata: None,
+        placement: Default::default(),
     })
 }
 
@@ -38,6 +39,8 @@ fn blocked_sales_refuse_new_reservations_but_let_existing_ones_finish() {
             low_stock_threshold: None,
             max_per_order: None,
             expected_version: None,
+            location: None,
+            incoming: None,
         })
         .unwrap();
     }
@@ -79,6 +82,8 @@ fn a_block_survives_a_restart() {
             low_stock_threshold: None,
             max_per_order: None,
             expected_version: None,
+            location: None,
+            incoming: None,
         })
         .unwrap();
     engine.blocking().set_sales_blocked(sku("a"), true).unwrap();

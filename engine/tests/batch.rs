@@ -19,6 +19,7 @@ fn req(order: &str, lines: &[(&str, u64)]) -> ReserveRequest {
         lines: lines.iter().map(|(s, q)| (sku(s), *q)).collect(),
         ttl_secs: None,
         metadata: None,
+        placement: Default::default(),
     }
 }
 
@@ -30,6 +31,8 @@ fn stock(e: &Engine, s: &str, on_hand: u64) {
             low_stock_threshold: None,
             max_per_order: None,
             expected_version: None,
+            location: None,
+            incoming: None,
         })
         .unwrap();
 }

@@ -16,6 +16,7 @@ fn engine(shards: usize) -> Engine {
         retention_secs: 3_600,
         expiry_interval: None,
         clock: Arc::new(ManualClock::new(START)),
+        warehouses: None,
     })
     .unwrap()
 }
@@ -36,6 +37,8 @@ fn stock(e: &Engine, s: &str, on_hand: u64) {
             low_stock_threshold: None,
             max_per_order: None,
             expected_version: None,
+            location: None,
+            incoming: None,
         })
         .unwrap();
 }
@@ -50,6 +53,7 @@ fn reserve(e: &Engine, order_id: &str, lines: &[(&str, u64)]) -> Result<ReserveO
         lines: lines.iter().map(|(s, q)| (sku(s), *q)).collect(),
         ttl_secs: None,
         metadata: None,
+        placement: Default::default(),
     })
 }
 

@@ -47,6 +47,8 @@ fn crash_child() {
                 low_stock_threshold: None,
                 max_per_order: None,
                 expected_version: None,
+                location: None,
+                incoming: None,
             })
             .unwrap();
         }
@@ -66,6 +68,7 @@ fn crash_child() {
                         lines,
                         ttl_secs: None,
                         metadata: None,
+                        placement: Default::default(),
                     };
                     if e.reserve(req).is_err() {
                         continue;

@@ -9,6 +9,7 @@ use proptest::prelude::*;
 use stockd_engine::durable::{
     command_type, decode_record, decode_state, encode_record, encode_state, PAYLOAD_VERSION, STATE_VERSION,
 };
+use stockd_engine::location::{Allocation, LocationId, Warehouse};
 use stockd_engine::*;
 
 const NOW: Millis = 1_700_000_000_000;
@@ -31,6 +32,8 @@ fn sample_commands() -> Vec<Command> {
             low_stock_threshold: Some(2),
             max_per_order: Some(5),
             expected_version: None,
+            location: None,
+            incoming: None,
         },
         Command::AdjustItem {
             sku: sku("a"),
@@ -39,6 +42,7 @@ fn sample_commands() -> Vec<Command> {
             note: Some("dropped".into()),
             idempotency_key: Some("k1".into()),
             expected_version: Some(4),
+            location: None,
         },
         Command::DeleteItem { sku: sku("b"), expected_version: None },
         Command::OpenReservation {
@@ -47,8 +51,42 @@ fn sample_commands() -> Vec<Command> {
             ttl_secs: 600,
             metadata: Some("{\"u\":1}".into()),
         },
-        Command::PlaceHold { reservation_id: id.clone(), order_id: order("o1"), lines: vec![(sku("a"), 2)] },
-        Command::ActivateReservation { reservation_id: id.clone() },
+        Command::PlaceHold {
+            reservation_id: id.clone(),
+            order_id: order("o1"),
+            lines: vec![(sku("a"), 2)],
+            placement: Default::default(),
+        },
+        Command::ActivateReservation {
+            reservation_id: id.clone(),
+            allocations: vec![Allocation {
+                sku: sku("a"),
+                location: LocationId::parse("wh-1", "location").unwrap(),
+                quantity: 2,
+                committed: 0,
+            }],
+        },
+        Command::Transfer {
+            sku: sku("a"),
+            from: LocationId::DEFAULT,
+            to: LocationId::parse("wh-2", "location").unwrap(),
+            quantity: 3,
+            in_transit: true,
+            note: Some("rebalance".into()),
+        },
+        Command::ReceiveIncoming {
+            sku: sku("a"),
+            location: LocationId::parse("wh-2", "location").unwrap(),
+            quantity: 3,
+        },
+        Command::SetWarehouses {
+            warehouses: vec![Warehouse {
+                id: LocationId::parse("wh-2", "location").unwrap(),
+                name: "Two".into(),
+                region: Some("south".into()),
+                priority: 1,
+            }],
+        },
         Command::AbortReservation { reservation_id: id.clone() },
         Command::ReleaseHold { reservation_id: id.clone() },
         Command::CommitHold { reservation_id: id.clone(), committed: vec![(sku("a"), 1)] },
@@ -71,6 +109,8 @@ fn populated_state() -> ShardState {
         low_stock_threshold: None,
         max_per_order: None,
         expected_version: None,
+        location: None,
+        incoming: None,
     });
     apply(Command::SetItem {
         sku: sku("b"),
@@ -78,6 +118,8 @@ fn populated_state() -> ShardState {
         low_stock_threshold: None,
         max_per_order: None,
         expected_version: None,
+        location: None,
+        incoming: None,
     });
     apply(Command::AdjustItem {
         sku: sku("a"),
@@ -86,6 +128,7 @@ fn populated_state() -> ShardState {
         note: None,
         idempotency_key: Some("k1".into()),
         expected_version: None,
+        location: None,
     });
     for (o, q) in [("o1", 2), ("o2", 1)] {
         let opened = apply(Command::OpenReservation {
@@ -96,8 +139,14 @@ fn populated_state() -> ShardState {
         });
         let Outcome::Opened(r) = opened.outcome else { panic!("not opened") };
         let id = r.reservation_id;
-        apply(Command::PlaceHold { reservation_id: id.clone(), order_id: order(o), lines: vec![(sku("a"), q)] });
-        apply(Command::ActivateReservation { reservation_id: id });
+        let placed = apply(Command::PlaceHold {
+            reservation_id: id.clone(),
+            order_id: order(o),
+            lines: vec![(sku("a"), q)],
+            placement: Default::default(),
+        });
+        let Outcome::Placed { allocations, .. } = placed.outcome else { panic!("not placed") };
+        apply(Command::ActivateReservation { reservation_id: id, allocations });
     }
     apply(Command::CommitReservation { key: ReservationKey::Order(order("o2")), quantities: None });
     s

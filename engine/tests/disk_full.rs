@@ -16,7 +16,13 @@ use stockd_wal::{Durability, FaultInjector as WalFaults, WalConfig, WalReader, W
 const START: Millis = 1_700_000_000_000;
 
 fn config(shards: usize, clock: &ManualClock) -> EngineConfig {
-    EngineConfig { shards, retention_secs: 3600, expiry_interval: None, clock: Arc::new(clock.clone()) }
+    EngineConfig {
+        shards,
+        retention_secs: 3600,
+        expiry_interval: None,
+        clock: Arc::new(clock.clone()),
+        warehouses: None,
+    }
 }
 
 fn sku(i: usize) -> Sku {
@@ -32,7 +38,15 @@ fn key(s: &str) -> ReservationKey {
 }
 
 fn set(e: &BlockingEngine, i: usize, on_hand: u64) -> Result<ItemChange, EngineError> {
-    e.set_item(SetItem { sku: sku(i), on_hand, low_stock_threshold: None, max_per_order: None, expected_version: None })
+    e.set_item(SetItem {
+        sku: sku(i),
+        on_hand,
+        low_stock_threshold: None,
+        max_per_order: None,
+        expected_version: None,
+        location: None,
+        incoming: None,
+    })
 }
 
 fn reserve(e: &BlockingEngine, o: &str, lines: &[(usize, u64)]) -> Result<ReserveOutcome, EngineError> {
@@ -41,6 +55,7 @@ fn reserve(e: &BlockingEngine, o: &str, lines: &[(usize, u64)]) -> Result<Reserv
         lines: lines.iter().map(|(s, q)| (sku(*s), *q)).collect(),
         ttl_secs: Some(3000),
         metadata: None,
+        placement: Default::default(),
     })
 }
 
@@ -161,6 +176,7 @@ fn enospc_on_wal_write_is_503_and_a_restart_recovers_everything_acknowledged() {
                 note: None,
                 idempotency_key: None,
                 expected_version: None,
+                location: None,
             })
             .map(|_| ()),
         ),

@@ -7,7 +7,13 @@ use std::time::Duration;
 use stockd_engine::*;
 
 fn config(shards: usize, clock: &ManualClock) -> EngineConfig {
-    EngineConfig { shards, retention_secs: 3600, expiry_interval: None, clock: Arc::new(clock.clone()) }
+    EngineConfig {
+        shards,
+        retention_secs: 3600,
+        expiry_interval: None,
+        clock: Arc::new(clock.clone()),
+        warehouses: None,
+    }
 }
 
 fn sku(s: &str) -> Sku {
@@ -25,6 +31,8 @@ fn set(e: &BlockingEngine, s: &str, on_hand: u64) {
         low_stock_threshold: Some(2),
         max_per_order: None,
         expected_version: None,
+        location: None,
+        incoming: None,
     })
     .unwrap();
 }
@@ -35,6 +43,7 @@ fn reserve(e: &BlockingEngine, o: &str, lines: &[(&str, u64)]) -> Result<Reserve
         lines: lines.iter().map(|(s, q)| (sku(s), *q)).collect(),
         ttl_secs: Some(600),
         metadata: Some("{\"userId\":\"u1\"}".into()),
+        placement: Default::default(),
     })
 }
 
@@ -62,6 +71,7 @@ fn workload(e: &BlockingEngine, clock: &ManualClock, rounds: usize) {
                 note: None,
                 idempotency_key: Some(format!("k{r}")),
                 expected_version: None,
+                location: None,
             })
             .unwrap();
         }

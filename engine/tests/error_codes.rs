@@ -17,6 +17,7 @@ fn engine() -> (Engine, ManualClock) {
         retention_secs: 3_600,
         expiry_interval: None,
         clock: Arc::new(clock.clone()),
+        warehouses: None,
     })
     .unwrap();
     (e, clock)
@@ -38,6 +39,8 @@ fn stock(e: &Engine, s: &str, on_hand: u64) -> Item {
             low_stock_threshold: None,
             max_per_order: None,
             expected_version: None,
+            location: None,
+            incoming: None,
         })
         .unwrap()
         .item
@@ -58,6 +61,7 @@ fn request(o: &str, lines: &[(&str, u64)], ttl: Option<u64>) -> ReserveRequest {
         lines: lines.iter().map(|(s, q)| (sku(s), *q)).collect(),
         ttl_secs: ttl,
         metadata: None,
+        placement: Default::default(),
     }
 }
 
@@ -73,6 +77,7 @@ fn adjust_req(s: &str, delta: i64) -> Adjust {
         note: None,
         idempotency_key: None,
         expected_version: None,
+        location: None,
     }
 }
 
@@ -263,6 +268,8 @@ fn validation_adjust_fields() {
         low_stock_threshold: None,
         max_per_order: None,
         expected_version: None,
+        location: None,
+        incoming: None,
     });
     assert_validation(big, "onHand", "1000000000000");
     let big = e.blocking().set_item(SetItem {
@@ -271,6 +278,8 @@ fn validation_adjust_fields() {
         low_stock_threshold: Some(MAX_ON_HAND + 1),
         max_per_order: None,
         expected_version: None,
+        location: None,
+        incoming: None,
     });
     assert_validation(big, "lowStockThreshold", "1000000000000");
     stock(&e, "VA-BIG", MAX_ON_HAND - 5);
@@ -468,6 +477,8 @@ fn version_conflict() {
         low_stock_threshold: None,
         max_per_order: None,
         expected_version: Some(stale),
+        location: None,
+        incoming: None,
     });
     assert_eq!(set.unwrap_err(), want);
     let mut adj = adjust_req("VC", 1);
@@ -493,6 +504,8 @@ fn item_has_reservations() {
         low_stock_threshold: None,
         max_per_order: None,
         expected_version: None,
+        location: None,
+        incoming: None,
     });
     assert_eq!(set.unwrap_err(), want);
     assert_eq!(want.code(), "ITEM_HAS_RESERVATIONS");
@@ -528,6 +541,8 @@ fn max_per_order_exceeded() {
             low_stock_threshold: None,
             max_per_order: Some(2),
             expected_version: None,
+            location: None,
+            incoming: None,
         })
         .unwrap();
     // A short SKU on another shard: the per-order limit still wins, whatever the layout.
@@ -598,6 +613,8 @@ fn service_unavailable_after_shutdown() {
                 low_stock_threshold: None,
                 max_per_order: None,
                 expected_version: None,
+                location: None,
+                incoming: None,
             })
             .unwrap_err(),
         ),

@@ -88,8 +88,13 @@ fn run(shards: usize, ops: Vec<Op>) -> Result<(), TestCaseError> {
     let start = 1_700_000_000_000;
     let clock = ManualClock::new(start);
     let retention_secs = 7_200;
-    let config =
-        EngineConfig { shards, retention_secs, expiry_interval: None, clock: std::sync::Arc::new(clock.clone()) };
+    let config = EngineConfig {
+        shards,
+        retention_secs,
+        expiry_interval: None,
+        clock: std::sync::Arc::new(clock.clone()),
+        warehouses: None,
+    };
     let engine = Engine::in_memory(config).unwrap();
     let e = engine.blocking();
     let mut m = Model { retention_ms: retention_secs * 1000, ..Model::default() };
@@ -105,6 +110,8 @@ fn run(shards: usize, ops: Vec<Op>) -> Result<(), TestCaseError> {
                     low_stock_threshold: *threshold,
                     max_per_order: *mpo,
                     expected_version: ev,
+                    location: None,
+                    incoming: None,
                 }));
                 (got, m.set(SKUS[*s], *on_hand, *threshold, *mpo, *stale))
             }
@@ -118,6 +125,7 @@ fn run(shards: usize, ops: Vec<Op>) -> Result<(), TestCaseError> {
                     note: None,
                     idempotency_key: k.clone(),
                     expected_version: ev,
+                    location: None,
                 }));
                 (got, m.adjust(SKUS[*s], *delta, k.as_deref(), *stale, now))
             }
@@ -137,6 +145,7 @@ fn run(shards: usize, ops: Vec<Op>) -> Result<(), TestCaseError> {
                     lines: lines.iter().map(|(s, q)| (sku(*s), *q)).collect(),
                     ttl_secs: Some(*ttl),
                     metadata: None,
+                    placement: Default::default(),
                 };
                 let got = res_obs(e.reserve(req).map(|o| o.reservation));
                 let lines: Vec<(String, u64)> = lines.iter().map(|(s, q)| (SKUS[*s].to_owned(), *q)).collect();

@@ -266,6 +266,7 @@ impl Sim {
             retention_secs: 365 * 24 * 3600,
             expiry_interval: None,
             clock: Arc::new(self.clock.clone()),
+            warehouses: None,
         }
     }
 
@@ -322,6 +323,8 @@ impl Sim {
                     low_stock_threshold: Some(3),
                     max_per_order: None,
                     expected_version: None,
+                    location: None,
+                    incoming: None,
                 });
                 match r {
                     Ok(c) => {
@@ -349,6 +352,7 @@ impl Sim {
                             note: None,
                             idempotency_key: Some(k.clone()),
                             expected_version: None,
+                            location: None,
                         });
                         match r {
                             Ok(c) => assert_eq!(c.item, item, "{ctx}replayed key {k} answered differently"),
@@ -374,6 +378,7 @@ impl Sim {
                     note: None,
                     idempotency_key: k.clone(),
                     expected_version: None,
+                    location: None,
                 });
                 match r {
                     Ok(c) => {
@@ -411,6 +416,7 @@ impl Sim {
                             lines: lines.clone(),
                             ttl_secs: Some(60),
                             metadata: None,
+                            placement: Default::default(),
                         });
                         match got {
                             Ok(out) => assert!(!out.created, "{ctx}repeated {order} created a new reservation"),
@@ -434,6 +440,7 @@ impl Sim {
                     lines: lines.iter().map(|(s, q)| (sku(*s), *q)).collect(),
                     ttl_secs: Some(ttl),
                     metadata: Some(format!("{{\"seed\":{}}}", self.seed)),
+                    placement: Default::default(),
                 });
                 match got {
                     Ok(out) => {
@@ -873,6 +880,7 @@ impl Sim {
                     note: None,
                     idempotency_key: Some(k.clone()),
                     expected_version: None,
+                    location: None,
                 })
                 .unwrap_or_else(|err| panic!("{ctx}replay of key {k} after recovery: {err}"));
             assert_eq!(c.item, item, "{ctx}key {k} answered differently after recovery");

@@ -53,6 +53,8 @@ fn set_item(sku: &str) -> Command {
         low_stock_threshold: None,
         max_per_order: None,
         expected_version: None,
+        location: None,
+        incoming: None,
     }
 }
 

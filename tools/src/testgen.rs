@@ -127,8 +127,15 @@ impl Gen {
             self.skus.push(sku.clone());
         }
         let s = shard_of_sku(&sku, self.shards());
-        let cmd =
-            Command::SetItem { sku, on_hand, low_stock_threshold: None, max_per_order: None, expected_version: None };
+        let cmd = Command::SetItem {
+            sku,
+            on_hand,
+            low_stock_threshold: None,
+            max_per_order: None,
+            expected_version: None,
+            location: None,
+            incoming: None,
+        };
         self.exec(s, cmd);
     }
 
@@ -141,6 +148,7 @@ impl Gen {
             note: None,
             idempotency_key: None,
             expected_version: None,
+            location: None,
         };
         self.exec(s, cmd);
     }
@@ -166,9 +174,18 @@ impl Gen {
             _ => return None,
         };
         let mut placed = Vec::new();
+        let mut allocations = Vec::new();
         for (shard, l) in self.item_shards(&lines) {
-            let cmd = Command::PlaceHold { reservation_id: id.clone(), order_id: order.clone(), lines: l };
-            if self.exec(shard, cmd).is_some() {
+            let cmd = Command::PlaceHold {
+                reservation_id: id.clone(),
+                order_id: order.clone(),
+                lines: l,
+                placement: Default::default(),
+            };
+            if let Some(applied) = self.exec(shard, cmd) {
+                if let Outcome::Placed { allocations: a, .. } = applied.outcome {
+                    allocations.extend(a);
+                }
                 placed.push(shard);
             } else {
                 for s in placed {
@@ -178,7 +195,8 @@ impl Gen {
                 return None;
             }
         }
-        self.exec(home, Command::ActivateReservation { reservation_id: id.clone() });
+        allocations.sort_by_key(|a| lines.iter().position(|(s, _)| s == &a.sku));
+        self.exec(home, Command::ActivateReservation { reservation_id: id.clone(), allocations });
         self.active.push((id.clone(), order));
         Some(id)
     }

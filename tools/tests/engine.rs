@@ -26,12 +26,21 @@ fn reads_what_the_engine_wrote() {
             low_stock_threshold: None,
             max_per_order: None,
             expected_version: None,
+            location: None,
+            incoming: None,
         })
         .unwrap();
     }
     let order = |o: &str| OrderId::parse(o, "o").unwrap();
     let reserve = |o: &str, lines: Vec<(Sku, u64)>, ttl: u64| {
-        b.reserve(ReserveRequest { order_id: order(o), lines, ttl_secs: Some(ttl), metadata: None }).unwrap()
+        b.reserve(ReserveRequest {
+            order_id: order(o),
+            lines,
+            ttl_secs: Some(ttl),
+            metadata: None,
+            placement: Default::default(),
+        })
+        .unwrap()
     };
     reserve("o-1", vec![(sku("A-1"), 3), (sku("B-2"), 2)], 60);
     reserve("o-2", vec![(sku("C-3"), 5)], 60);
@@ -45,6 +54,7 @@ fn reads_what_the_engine_wrote() {
         note: None,
         idempotency_key: None,
         expected_version: None,
+        location: None,
     })
     .unwrap();
     clock.advance_secs(10);

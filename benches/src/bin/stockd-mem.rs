@@ -46,6 +46,8 @@ fn main() {
                 low_stock_threshold: None,
                 max_per_order: None,
                 expected_version: None,
+                location: None,
+                incoming: None,
             })
             .expect("set item");
     });
@@ -60,6 +62,7 @@ fn main() {
                 lines: vec![(sku((i % items.max(1)) as usize), 1)],
                 ttl_secs: Some(3600),
                 metadata: None,
+                placement: Default::default(),
             })
             .expect("reserve");
     });

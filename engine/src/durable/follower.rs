@@ -234,6 +234,8 @@ mod tests {
             low_stock_threshold: Some(5),
             max_per_order: None,
             expected_version: None,
+            location: None,
+            incoming: None,
         }))
         .unwrap();
         let shard_dir = dir.path().join("shard-000");
@@ -247,6 +249,7 @@ mod tests {
             lines: vec![(sku.clone(), 6)],
             ttl_secs: None,
             metadata: None,
+            placement: Default::default(),
         }))
         .unwrap();
         let next = f.poll(durable(&engine), 100).unwrap();

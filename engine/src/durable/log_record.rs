@@ -9,7 +9,7 @@ use crate::Millis;
 use serde::{Deserialize, Serialize};
 
 /// Version of the payload encoding; a reader refuses any other.
-pub const PAYLOAD_VERSION: u8 = 1;
+pub const PAYLOAD_VERSION: u8 = 2;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogRecord {
@@ -37,6 +37,9 @@ pub fn command_type(command: &Command) -> u8 {
         Command::ExpireDue { .. } => 14,
         Command::ReserveLocal { .. } => 15,
         Command::SetSalesBlocked { .. } => 16,
+        Command::Transfer { .. } => 17,
+        Command::ReceiveIncoming { .. } => 18,
+        Command::SetWarehouses { .. } => 19,
     }
 }
 

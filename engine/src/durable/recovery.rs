@@ -244,10 +244,14 @@ impl Engine {
         }
         let plan = settle_plan(&states);
         let settled = plan.len();
+        let warehouses = config.warehouses.clone();
         let engine = Engine::start(states, logs, last_nows, config, Some(lock));
         let finish = async {
             for (shard, command) in plan {
                 engine.command(shard, command).await?;
+            }
+            if let Some(w) = warehouses {
+                engine.set_warehouses(w).await?;
             }
             let expired = engine.expire_due().await?.len();
             engine

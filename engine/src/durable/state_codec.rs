@@ -5,7 +5,7 @@
 use crate::shard_state::ShardState;
 
 /// 2: items carry `sales_blocked`.
-pub const STATE_VERSION: u8 = 2;
+pub const STATE_VERSION: u8 = 3;
 
 pub fn encode_state(state: &ShardState) -> Vec<u8> {
     let mut out = vec![STATE_VERSION];

@@ -5,6 +5,7 @@ use crate::command::{AdjustReason, Command, LineAvailability, Outcome, Query, Qu
 use crate::error::EngineError;
 use crate::item::{Item, StockAlert};
 use crate::limits::{MAX_IDEMPOTENCY_KEY_LEN, MAX_LINES, MAX_PAGE, MAX_QUANTITY, MAX_REASON_LEN};
+use crate::location::LocationId;
 use crate::routing::shard_of_sku;
 use crate::sku::Sku;
 
@@ -17,6 +18,22 @@ pub struct SetItem {
     /// `Some(0)` clears the limit; `None` keeps it.
     pub max_per_order: Option<u64>,
     pub expected_version: Option<u64>,
+    /// The location whose onHand (and incoming) this sets; `None`: the default one.
+    pub location: Option<LocationId>,
+    /// Units in transit to `location`; `None` keeps the figure.
+    pub incoming: Option<u64>,
+}
+
+/// Move available units of a SKU between two of its locations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transfer {
+    pub sku: Sku,
+    pub from: LocationId,
+    pub to: LocationId,
+    pub quantity: u64,
+    /// Into the destination's `incoming` (received later) instead of its onHand.
+    pub in_transit: bool,
+    pub note: Option<String>,
 }
 
 /// Change an item's onHand by `delta`.
@@ -28,6 +45,8 @@ pub struct Adjust {
     pub note: Option<String>,
     pub idempotency_key: Option<String>,
     pub expected_version: Option<u64>,
+    /// The location whose onHand changes; `None`: the default one.
+    pub location: Option<LocationId>,
 }
 
 /// An item after a change, and the stock alerts the change raised.
@@ -79,8 +98,34 @@ impl Engine {
             low_stock_threshold: req.low_stock_threshold,
             max_per_order: req.max_per_order,
             expected_version: req.expected_version,
+            location: req.location,
+            incoming: req.incoming,
         };
         item_change(self.command(shard, command).await?)
+    }
+
+    /// Moves `quantity` available units between two locations of a SKU (see
+    /// [`Transfer`]). Logged like any other change.
+    pub async fn transfer(&self, req: Transfer) -> Result<ItemChange, EngineError> {
+        if req.note.as_ref().is_some_and(|n| n.len() > MAX_REASON_LEN) {
+            return Err(EngineError::validation("note", format!("at most {MAX_REASON_LEN} bytes")));
+        }
+        let shard = shard_of_sku(&req.sku, self.shard_count());
+        let command = Command::Transfer {
+            sku: req.sku,
+            from: req.from,
+            to: req.to,
+            quantity: req.quantity,
+            in_transit: req.in_transit,
+            note: req.note,
+        };
+        item_change(self.command(shard, command).await?)
+    }
+
+    /// Receives `quantity` of the units in transit to `location`: incoming → onHand.
+    pub async fn receive(&self, sku: Sku, location: LocationId, quantity: u64) -> Result<ItemChange, EngineError> {
+        let shard = shard_of_sku(&sku, self.shard_count());
+        item_change(self.command(shard, Command::ReceiveIncoming { sku, location, quantity }).await?)
     }
 
     pub async fn adjust(&self, req: Adjust) -> Result<ItemChange, EngineError> {
@@ -103,6 +148,7 @@ impl Engine {
             note: req.note,
             idempotency_key: req.idempotency_key,
             expected_version: req.expected_version,
+            location: req.location,
         };
         item_change(self.command(shard, command).await?)
     }

@@ -36,6 +36,9 @@ pub struct EngineConfig {
     /// How often the background expiry sweep runs; `None` = only by `expire_due()`.
     pub expiry_interval: Option<Duration>,
     pub clock: Arc<dyn Clock>,
+    /// The warehouse table (from the warehouses file). `Some`: made the table of every
+    /// shard at start, logged if it changed; `None`: the recovered table stays.
+    pub warehouses: Option<Vec<crate::location::Warehouse>>,
 }
 
 impl Default for EngineConfig {
@@ -45,6 +48,7 @@ impl Default for EngineConfig {
             retention_secs: DEFAULT_RETENTION_SECS,
             expiry_interval: Some(Duration::from_millis(100)),
             clock: Arc::new(SystemClock),
+            warehouses: None,
         }
     }
 }
@@ -55,6 +59,7 @@ impl std::fmt::Debug for EngineConfig {
             .field("shards", &self.shards)
             .field("retention_secs", &self.retention_secs)
             .field("expiry_interval", &self.expiry_interval)
+            .field("warehouses", &self.warehouses)
             .finish()
     }
 }
@@ -63,6 +68,9 @@ impl EngineConfig {
     pub(crate) fn validate(&self) -> Result<(), EngineError> {
         if self.shards == 0 || self.shards > MAX_SHARDS {
             return Err(EngineError::validation("shards", format!("must be 1 to {MAX_SHARDS}")));
+        }
+        if let Some(w) = &self.warehouses {
+            crate::location::validate_warehouses(w)?;
         }
         Ok(())
     }
@@ -102,7 +110,30 @@ impl Engine {
         let states = (0..config.shards).map(ShardState::new).collect();
         let logs = (0..config.shards).map(|_| Box::new(NoLog) as Box<dyn CommandLog>).collect();
         let last_nows = vec![0; config.shards];
-        Ok(Engine::start(states, logs, last_nows, config, None))
+        let warehouses = config.warehouses.clone();
+        let engine = Engine::start(states, logs, last_nows, config, None);
+        if let Some(w) = warehouses {
+            crate::block_on(engine.set_warehouses(w))?;
+        }
+        Ok(engine)
+    }
+
+    /// Makes `warehouses` the table every shard allocates with (a logged change on
+    /// each shard whose table differs).
+    pub async fn set_warehouses(&self, warehouses: Vec<crate::location::Warehouse>) -> Result<(), EngineError> {
+        crate::location::validate_warehouses(&warehouses)?;
+        for shard in 0..self.shard_count() {
+            self.command(shard, Command::SetWarehouses { warehouses: warehouses.clone() }).await?;
+        }
+        Ok(())
+    }
+
+    /// The warehouse table in force (every shard has the same one).
+    pub async fn warehouses(&self) -> Result<Vec<crate::location::Warehouse>, EngineError> {
+        match self.query(0, crate::command::Query::Warehouses).await? {
+            crate::command::QueryResult::Warehouses(w) => Ok(w),
+            _ => Err(EngineError::Unavailable { reason: "internal error: bad query answer".into() }),
+        }
     }
 
     /// Starts shard threads over recovered states and their logs.

@@ -12,6 +12,7 @@ use crate::command::{Applied, Command, Outcome, Query, QueryResult};
 use crate::error::{EngineError, Shortfall};
 use crate::item::StockAlert;
 use crate::limits::{DEFAULT_TTL_SECS, MAX_METADATA_LEN, MAX_REASON_LEN, MAX_TTL_SECS, MIN_TTL_SECS};
+use crate::location::{validate_placement, Placement};
 use crate::reservation::shard_of_reservation_id;
 use crate::reservation::{Reservation, ReservationKey, ReservationStatus};
 use crate::routing::shard_of_sku;
@@ -28,6 +29,9 @@ pub struct ReserveRequest {
     pub ttl_secs: Option<u64>,
     /// Opaque client metadata, at most 4 KiB.
     pub metadata: Option<String>,
+    /// Where the units may come from: strategy, delivery region, and the lines that
+    /// name their location. `Placement::default()`: by warehouse priority.
+    pub placement: Placement,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,6 +111,7 @@ impl Engine {
     /// coordinator, so dropping this future never leaves it half done.
     pub async fn reserve(&self, req: ReserveRequest) -> Result<ReserveOutcome, EngineError> {
         validate_lines(&req.lines, 1)?;
+        validate_placement(&req.placement, &req.lines)?;
         let ttl = req.ttl_secs.unwrap_or(DEFAULT_TTL_SECS);
         validate_ttl(ttl)?;
         if req.metadata.as_ref().is_some_and(|m| m.len() > MAX_METADATA_LEN) {
@@ -123,6 +128,7 @@ impl Engine {
                     lines: req.lines.clone(),
                     ttl_secs: ttl,
                     metadata: req.metadata.clone(),
+                    placement: req.placement.clone(),
                 };
                 self.command(home, command).await.and_then(|applied| match applied.outcome {
                     Outcome::Reserved(reservation) => {
@@ -156,6 +162,7 @@ impl Engine {
         let mut slow = Vec::new();
         for (i, req) in requests.iter().enumerate() {
             let valid = validate_lines(&req.lines, 1)
+                .and_then(|_| validate_placement(&req.placement, &req.lines))
                 .and_then(|_| validate_ttl(req.ttl_secs.unwrap_or(DEFAULT_TTL_SECS)))
                 .and_then(|_| match &req.metadata {
                     Some(m) if m.len() > MAX_METADATA_LEN => {
@@ -177,6 +184,7 @@ impl Engine {
                     lines: req.lines.clone(),
                     ttl_secs: req.ttl_secs.unwrap_or(DEFAULT_TTL_SECS),
                     metadata: req.metadata.clone(),
+                    placement: req.placement.clone(),
                 });
             } else {
                 slow.push(i);
@@ -239,7 +247,9 @@ impl Engine {
         let mut waiting = Vec::new();
         let mut errors = Vec::new();
         for (shard, lines) in by_shard(&req.lines, n) {
-            let hold = Command::PlaceHold { reservation_id: id.clone(), order_id: req.order_id.clone(), lines };
+            let placement = req.placement.for_lines(&lines);
+            let hold =
+                Command::PlaceHold { reservation_id: id.clone(), order_id: req.order_id.clone(), lines, placement };
             match self.send_command(shard, hold) {
                 Ok(rx) => waiting.push((shard, rx)),
                 Err(e) => errors.push(e),
@@ -247,18 +257,26 @@ impl Engine {
         }
         let mut held = Vec::new();
         let mut alerts = Vec::new();
+        let mut allocations = Vec::new();
         for (shard, rx) in waiting {
             match await_reply(rx).await {
                 Ok(applied) => {
                     held.push(shard);
                     alerts.extend(applied.alerts);
+                    match applied.outcome {
+                        Outcome::Placed { allocations: a, .. } => allocations.extend(a),
+                        other => errors.push(internal(other)),
+                    }
                 }
                 Err(e) => errors.push(e),
             }
         }
 
         if errors.is_empty() {
-            let activated = self.command(home, Command::ActivateReservation { reservation_id: id }).await?;
+            // In request order, so the header lists its allocations as the lines go.
+            allocations.sort_by_key(|a| req.lines.iter().position(|(s, _)| s == &a.sku));
+            let activate = Command::ActivateReservation { reservation_id: id, allocations };
+            let activated = self.command(home, activate).await?;
             return match activated.outcome {
                 Outcome::Reservation { reservation, .. } => Ok(ReserveOutcome { reservation, created: true, alerts }),
                 other => Err(internal(other)),

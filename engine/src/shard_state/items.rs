@@ -1,10 +1,13 @@
-//! Item operations of `ShardState`: set, adjust, delete.
+//! Item operations of `ShardState`: set, adjust, delete, block sales, and the
+//! location operations (transfer, receive, the warehouse table).
 
 use super::{AdjustRecord, ShardState};
 use crate::command::Outcome;
 use crate::error::EngineError;
+use crate::error::Shortfall;
 use crate::item::{alerts_for, Item, StockAlert};
-use crate::limits::{MAX_ADJUST_DELTA, MAX_ADJUST_KEYS_PER_SHARD, MAX_ITEMS_PER_SHARD, MAX_ON_HAND};
+use crate::limits::{MAX_ADJUST_DELTA, MAX_ADJUST_KEYS_PER_SHARD, MAX_ITEMS_PER_SHARD, MAX_ON_HAND, MAX_QUANTITY};
+use crate::location::{validate_warehouses, LocationId, Warehouse};
 use crate::sku::Sku;
 use crate::Millis;
 
@@ -17,6 +20,32 @@ fn check_version(item: Option<&Item>, sku: &Sku, expected: Option<u64>) -> Resul
 }
 
 impl ShardState {
+    /// The location a command names, or the default one. An item stocked only at named
+    /// locations has no default one to fall back on: the caller must name one.
+    fn resolve_location(item: Option<&Item>, location: Option<&LocationId>) -> Result<LocationId, EngineError> {
+        match (location, item) {
+            (Some(l), _) => Ok(l.clone()),
+            (None, Some(item)) if item.location(&LocationId::DEFAULT).is_none() => Err(EngineError::validation(
+                "location",
+                format!("{} is stocked at named locations only; name one", item.sku),
+            )),
+            (None, _) => Ok(LocationId::DEFAULT),
+        }
+    }
+
+    /// Refuses a location the item does not stock yet when a warehouse table is in
+    /// force and does not list it (`default` is always allowed).
+    fn check_new_location(&self, item: Option<&Item>, location: &LocationId) -> Result<(), EngineError> {
+        let stocked = item.is_some_and(|i| i.location(location).is_some());
+        if stocked || location.is_default() || self.warehouses.is_empty() {
+            return Ok(());
+        }
+        if self.warehouses.iter().any(|w| &w.id == location) {
+            return Ok(());
+        }
+        Err(EngineError::validation("location", format!("{location} is not a configured warehouse")))
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub(super) fn set_item(
         &mut self,
@@ -25,69 +54,84 @@ impl ShardState {
         low_stock_threshold: Option<u64>,
         max_per_order: Option<u64>,
         expected_version: Option<u64>,
+        location: Option<&LocationId>,
+        incoming: Option<u64>,
         now: Millis,
         alerts: &mut Vec<StockAlert>,
     ) -> Result<Outcome, EngineError> {
         if on_hand > MAX_ON_HAND {
             return Err(EngineError::validation("onHand", format!("must be at most {MAX_ON_HAND}")));
         }
+        if incoming.is_some_and(|i| i > MAX_ON_HAND) {
+            return Err(EngineError::validation("incoming", format!("must be at most {MAX_ON_HAND}")));
+        }
         if low_stock_threshold.is_some_and(|t| t > MAX_ON_HAND) {
             return Err(EngineError::validation("lowStockThreshold", format!("must be at most {MAX_ON_HAND}")));
         }
         let existing = self.items.get(sku);
         check_version(existing, sku, expected_version)?;
-        let max_per_order = |old: Option<u64>| match max_per_order {
-            Some(0) => None,
-            Some(m) => Some(m),
-            None => old,
-        };
-        match self.items.get_mut(sku) {
-            Some(item) => {
-                if on_hand < item.reserved {
-                    return Err(EngineError::ItemHasReservations { sku: sku.to_string(), reserved: item.reserved });
-                }
-                let before = item.available();
-                item.on_hand = on_hand;
-                if let Some(t) = low_stock_threshold {
-                    item.low_stock_threshold = t;
-                }
-                item.max_per_order = max_per_order(item.max_per_order);
-                item.touch(now);
-                alerts_for(item, before, alerts);
-                Ok(Outcome::Item { item: item.clone(), created: false })
+        let location = Self::resolve_location(existing, location)?;
+        self.check_new_location(existing, &location)?;
+        let created = existing.is_none();
+        if created && self.items.len() >= MAX_ITEMS_PER_SHARD {
+            return Err(EngineError::LimitExceeded {
+                what: "items per shard".into(),
+                limit: MAX_ITEMS_PER_SHARD as u64,
+            });
+        }
+        // Every check that reads the item comes before the first change.
+        if let Some(item) = existing {
+            let at = item.location(&location);
+            let reserved = at.map_or(0, |l| l.reserved);
+            if on_hand < reserved {
+                return Err(EngineError::ItemHasReservations { sku: sku.to_string(), reserved });
             }
-            None => {
-                if self.items.len() >= MAX_ITEMS_PER_SHARD {
-                    return Err(EngineError::LimitExceeded {
-                        what: "items per shard".into(),
-                        limit: MAX_ITEMS_PER_SHARD as u64,
-                    });
-                }
-                let item = Item {
-                    sku: sku.clone(),
-                    on_hand,
-                    reserved: 0,
-                    sold: 0,
-                    low_stock_threshold: low_stock_threshold.unwrap_or(0),
-                    max_per_order: max_per_order(None),
-                    sales_blocked: false,
-                    version: 1,
-                    created_at: now,
-                    updated_at: now,
-                };
-                debug_assert!(item.check().is_ok());
-                self.items.insert(sku.clone(), item.clone());
-                Ok(Outcome::Item { item, created: true })
+            let incoming_after = item.incoming - at.map_or(0, |l| l.incoming) + incoming.unwrap_or(0);
+            if item.on_hand - at.map_or(0, |l| l.on_hand) + on_hand > MAX_ON_HAND || incoming_after > MAX_ON_HAND {
+                return Err(EngineError::validation(
+                    "onHand",
+                    format!("the item's total must stay at most {MAX_ON_HAND}"),
+                ));
+            }
+            if at.is_none() && item.locations.len() >= crate::location::MAX_LOCATIONS_PER_ITEM {
+                return Err(EngineError::LimitExceeded {
+                    what: format!("locations of {sku}"),
+                    limit: crate::location::MAX_LOCATIONS_PER_ITEM as u64,
+                });
             }
         }
+        let item = self.items.entry(sku.clone()).or_insert_with(|| Item::new(sku.clone(), location.clone(), now));
+        let before = item.available();
+        let i = item.location_index(&location).expect("room checked above");
+        item.set_on_hand_at(i, on_hand);
+        if let Some(incoming) = incoming {
+            item.set_incoming_at(i, incoming);
+        }
+        if let Some(t) = low_stock_threshold {
+            item.low_stock_threshold = t;
+        }
+        item.max_per_order = match max_per_order {
+            Some(0) => None,
+            Some(m) => Some(m),
+            None => item.max_per_order,
+        };
+        if created {
+            debug_assert!(item.check().is_ok(), "{:?}", item.check());
+        } else {
+            item.touch(now);
+            alerts_for(item, before, alerts);
+        }
+        Ok(Outcome::Item { item: item.clone(), created })
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn adjust_item(
         &mut self,
         sku: &Sku,
         delta: i64,
         idempotency_key: Option<&str>,
         expected_version: Option<u64>,
+        location: Option<&LocationId>,
         now: Millis,
         alerts: &mut Vec<StockAlert>,
     ) -> Result<Outcome, EngineError> {
@@ -109,17 +153,43 @@ impl ShardState {
                 });
             }
         }
-        let item = self.items.get_mut(sku).ok_or_else(|| EngineError::ItemNotFound { sku: sku.to_string() })?;
-        check_version(Some(item), sku, expected_version)?;
-        let before = item.available();
-        let on_hand = item.on_hand as i128 + delta as i128;
-        if on_hand < item.reserved as i128 {
-            return Err(EngineError::NegativeInventory { sku: sku.to_string(), delta, available: before });
+        let existing = self.items.get(sku).ok_or_else(|| EngineError::ItemNotFound { sku: sku.to_string() })?;
+        check_version(Some(existing), sku, expected_version)?;
+        let location = Self::resolve_location(Some(existing), location)?;
+        let before = existing.available();
+        match existing.location(&location) {
+            // Only a restock may open a new location; it must be a known one.
+            None if delta < 0 => {
+                return Err(EngineError::NegativeInventory { sku: sku.to_string(), delta, available: 0 });
+            }
+            None => self.check_new_location(Some(existing), &location)?,
+            Some(at) if (at.on_hand as i128 + delta as i128) < at.reserved as i128 => {
+                return Err(EngineError::NegativeInventory { sku: sku.to_string(), delta, available: at.available() });
+            }
+            Some(_) => {}
         }
-        if on_hand > MAX_ON_HAND as i128 {
+        self.adjust_known(sku, location, delta, idempotency_key, now, alerts, before)
+    }
+
+    /// The change part of `adjust_item`, after every check but the total's bound.
+    #[allow(clippy::too_many_arguments)]
+    fn adjust_known(
+        &mut self,
+        sku: &Sku,
+        location: LocationId,
+        delta: i64,
+        idempotency_key: Option<&str>,
+        now: Millis,
+        alerts: &mut Vec<StockAlert>,
+        before: u64,
+    ) -> Result<Outcome, EngineError> {
+        let item = self.items.get_mut(sku).expect("caller found it");
+        if item.on_hand as i128 + delta as i128 > MAX_ON_HAND as i128 {
             return Err(EngineError::validation("delta", format!("onHand would exceed {MAX_ON_HAND}")));
         }
-        item.on_hand = on_hand as u64;
+        let i = item.location_index(&location)?;
+        let at = item.locations[i].on_hand;
+        item.set_on_hand_at(i, (at as i128 + delta as i128) as u64);
         item.touch(now);
         alerts_for(item, before, alerts);
         let item = item.clone();
@@ -146,6 +216,98 @@ impl ShardState {
         item.sales_blocked = blocked;
         item.touch(now);
         Ok(Outcome::Item { item: item.clone(), created: false })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn transfer(
+        &mut self,
+        sku: &Sku,
+        from: &LocationId,
+        to: &LocationId,
+        quantity: u64,
+        in_transit: bool,
+        now: Millis,
+        alerts: &mut Vec<StockAlert>,
+    ) -> Result<Outcome, EngineError> {
+        if quantity == 0 || quantity > MAX_QUANTITY {
+            return Err(EngineError::validation("quantity", format!("must be 1 to {MAX_QUANTITY}")));
+        }
+        if from == to {
+            return Err(EngineError::validation("to", "must differ from `from`"));
+        }
+        let item = self.items.get(sku).ok_or_else(|| EngineError::ItemNotFound { sku: sku.to_string() })?;
+        let available = item
+            .location(from)
+            .map(|l| l.available())
+            .ok_or_else(|| EngineError::validation("from", format!("{sku} is not stocked at {from}")))?;
+        if available < quantity {
+            return Err(EngineError::InsufficientInventory {
+                items: vec![Shortfall { sku: sku.to_string(), requested: quantity, available }],
+            });
+        }
+        self.check_new_location(Some(item), to)?;
+        if item.location(to).is_none() && item.locations.len() >= crate::location::MAX_LOCATIONS_PER_ITEM {
+            return Err(EngineError::LimitExceeded {
+                what: format!("locations of {sku}"),
+                limit: crate::location::MAX_LOCATIONS_PER_ITEM as u64,
+            });
+        }
+        let item = self.items.get_mut(sku).expect("found above");
+        let before = item.available();
+        let t = item.location_index(to).expect("room checked above");
+        let f = item.index_of(from).expect("checked above");
+        let from_on_hand = item.locations[f].on_hand;
+        item.set_on_hand_at(f, from_on_hand - quantity);
+        if in_transit {
+            let incoming = item.locations[t].incoming;
+            item.set_incoming_at(t, incoming + quantity);
+        } else {
+            let on_hand = item.locations[t].on_hand;
+            item.set_on_hand_at(t, on_hand + quantity);
+        }
+        item.touch(now);
+        alerts_for(item, before, alerts);
+        Ok(Outcome::Item { item: item.clone(), created: false })
+    }
+
+    pub(super) fn receive_incoming(
+        &mut self,
+        sku: &Sku,
+        location: &LocationId,
+        quantity: u64,
+        now: Millis,
+        alerts: &mut Vec<StockAlert>,
+    ) -> Result<Outcome, EngineError> {
+        if quantity == 0 || quantity > MAX_QUANTITY {
+            return Err(EngineError::validation("quantity", format!("must be 1 to {MAX_QUANTITY}")));
+        }
+        let item = self.items.get_mut(sku).ok_or_else(|| EngineError::ItemNotFound { sku: sku.to_string() })?;
+        let Ok(i) = item.index_of(location) else {
+            return Err(EngineError::validation("location", format!("{sku} is not stocked at {location}")));
+        };
+        let l = &item.locations[i];
+        if quantity > l.incoming {
+            return Err(EngineError::validation(
+                "quantity",
+                format!("{quantity} exceeds the {} incoming at {location}", l.incoming),
+            ));
+        }
+        let (incoming, on_hand) = (l.incoming, l.on_hand);
+        let before = item.available();
+        item.set_incoming_at(i, incoming - quantity);
+        item.set_on_hand_at(i, on_hand + quantity);
+        item.touch(now);
+        alerts_for(item, before, alerts);
+        Ok(Outcome::Item { item: item.clone(), created: false })
+    }
+
+    pub(super) fn set_warehouses(&mut self, warehouses: &[Warehouse]) -> Result<Outcome, EngineError> {
+        validate_warehouses(warehouses)?;
+        if self.warehouses == warehouses {
+            return Ok(Outcome::Warehouses { changed: false });
+        }
+        self.warehouses = warehouses.to_vec();
+        Ok(Outcome::Warehouses { changed: true })
     }
 
     /// Forgets adjustment keys recorded at or before `cutoff`; returns how many.

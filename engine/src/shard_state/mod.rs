@@ -11,6 +11,7 @@ mod reservations;
 use crate::command::{Applied, Command, LineAvailability, Outcome, Query, QueryResult};
 use crate::error::EngineError;
 use crate::item::Item;
+use crate::location::{LocationId, Warehouse};
 use crate::reservation::{Hold, Reservation, ReservationKey, ReservationStatus};
 use crate::sku::{OrderId, Sku};
 use crate::Millis;
@@ -48,6 +49,9 @@ pub struct ShardState {
     /// Adjustment idempotency keys, scoped to their SKU.
     pub(crate) adjust_keys: FastMap<(Sku, String), AdjustRecord>,
     pub(crate) adjust_key_times: BTreeSet<(Millis, Sku, String)>,
+    /// The warehouse table allocation and location checks read (empty: no
+    /// warehouses file; any location id is accepted, all of equal priority).
+    pub(crate) warehouses: Vec<Warehouse>,
 }
 
 impl ShardState {
@@ -64,24 +68,55 @@ impl ShardState {
     pub fn apply(&mut self, command: &Command, now: Millis) -> Result<Applied, EngineError> {
         let mut alerts = Vec::new();
         let outcome = match command {
-            Command::SetItem { sku, on_hand, low_stock_threshold, max_per_order, expected_version } => {
-                self.set_item(sku, *on_hand, *low_stock_threshold, *max_per_order, *expected_version, now, &mut alerts)?
+            Command::SetItem {
+                sku,
+                on_hand,
+                low_stock_threshold,
+                max_per_order,
+                expected_version,
+                location,
+                incoming,
+            } => self.set_item(
+                sku,
+                *on_hand,
+                *low_stock_threshold,
+                *max_per_order,
+                *expected_version,
+                location.as_ref(),
+                *incoming,
+                now,
+                &mut alerts,
+            )?,
+            Command::AdjustItem { sku, delta, idempotency_key, expected_version, location, .. } => self.adjust_item(
+                sku,
+                *delta,
+                idempotency_key.as_deref(),
+                *expected_version,
+                location.as_ref(),
+                now,
+                &mut alerts,
+            )?,
+            Command::Transfer { sku, from, to, quantity, in_transit, .. } => {
+                self.transfer(sku, from, to, *quantity, *in_transit, now, &mut alerts)?
             }
-            Command::AdjustItem { sku, delta, idempotency_key, expected_version, .. } => {
-                self.adjust_item(sku, *delta, idempotency_key.as_deref(), *expected_version, now, &mut alerts)?
+            Command::ReceiveIncoming { sku, location, quantity } => {
+                self.receive_incoming(sku, location, *quantity, now, &mut alerts)?
             }
+            Command::SetWarehouses { warehouses } => self.set_warehouses(warehouses)?,
             Command::DeleteItem { sku, expected_version } => self.delete_item(sku, *expected_version)?,
             Command::SetSalesBlocked { sku, blocked } => self.set_sales_blocked(sku, *blocked, now)?,
             Command::OpenReservation { order_id, lines, ttl_secs, metadata } => {
                 self.open_reservation(order_id, lines, *ttl_secs, metadata, now)?
             }
-            Command::ReserveLocal { order_id, lines, ttl_secs, metadata } => {
-                self.reserve_local(order_id, lines, *ttl_secs, metadata, now, &mut alerts)?
+            Command::ReserveLocal { order_id, lines, ttl_secs, metadata, placement } => {
+                self.reserve_local(order_id, lines, *ttl_secs, metadata, placement, now, &mut alerts)?
             }
-            Command::PlaceHold { reservation_id, order_id, lines } => {
-                self.place_hold(reservation_id, order_id, lines, now, &mut alerts)?
+            Command::PlaceHold { reservation_id, order_id, lines, placement } => {
+                self.place_hold(reservation_id, order_id, lines, placement, now, &mut alerts)?
             }
-            Command::ActivateReservation { reservation_id } => self.activate(reservation_id)?,
+            Command::ActivateReservation { reservation_id, allocations } => {
+                self.activate(reservation_id, allocations)?
+            }
             Command::AbortReservation { reservation_id } => self.abort(reservation_id),
             Command::ReleaseHold { reservation_id } => self.release_hold(reservation_id, now),
             Command::CommitHold { reservation_id, committed } => self.commit_hold(reservation_id, committed, now),
@@ -98,7 +133,10 @@ impl ShardState {
             | Outcome::Reserved(_)
             | Outcome::ExpiredOnAccess(_) => true,
             Outcome::Existing(_) => false,
-            Outcome::Reservation { changed, .. } | Outcome::Holds { changed } => *changed,
+            Outcome::Reservation { changed, .. }
+            | Outcome::Holds { changed }
+            | Outcome::Placed { changed, .. }
+            | Outcome::Warehouses { changed } => *changed,
             Outcome::Expired { expired, purged, .. } => !expired.is_empty() || *purged > 0,
         };
         Ok(Applied { outcome, alerts, changed })
@@ -138,6 +176,7 @@ impl ShardState {
                 .find(key)
                 .map(|r| QueryResult::Reservation(r.clone()))
                 .ok_or_else(|| EngineError::ReservationNotFound { key: key.to_string() }),
+            Query::Warehouses => Ok(QueryResult::Warehouses(self.warehouses.clone())),
         }
     }
 
@@ -147,6 +186,11 @@ impl ShardState {
 
     pub fn items(&self) -> impl Iterator<Item = &Item> {
         self.items.values()
+    }
+
+    /// The warehouse table in force on this shard.
+    pub fn warehouses(&self) -> &[Warehouse] {
+        &self.warehouses
     }
 
     pub fn reservations(&self) -> impl Iterator<Item = &Reservation> {
@@ -202,23 +246,28 @@ impl ShardState {
     /// Checks every invariant of the shard by a full scan. Recovery and `verify` run
     /// it in all builds; tests run it after every step.
     pub fn check_invariants(&self) -> Result<(), String> {
-        let mut held: HashMap<&Sku, u64> = HashMap::new();
+        let mut held: HashMap<(&Sku, &LocationId), u64> = HashMap::new();
         for (id, hold) in &self.holds {
-            for (sku, q) in &hold.lines {
-                if !self.items.contains_key(sku) {
-                    return Err(format!("hold {id} names missing item {sku}"));
+            for a in &hold.allocations {
+                if self.items.get(&a.sku).and_then(|i| i.location(&a.location)).is_none() {
+                    return Err(format!("hold {id} names missing item {} at {}", a.sku, a.location));
                 }
-                if *q == 0 {
-                    return Err(format!("hold {id} holds 0 of {sku}"));
+                if a.quantity == 0 {
+                    return Err(format!("hold {id} holds 0 of {} at {}", a.sku, a.location));
                 }
-                *held.entry(sku).or_default() += q;
+                *held.entry((&a.sku, &a.location)).or_default() += a.quantity;
             }
         }
         for item in self.items.values() {
             item.check()?;
-            let h = held.get(&item.sku).copied().unwrap_or(0);
-            if h != item.reserved {
-                return Err(format!("{}: reserved {} but holds sum to {h}", item.sku, item.reserved));
+            for l in &item.locations {
+                let h = held.get(&(&item.sku, &l.location)).copied().unwrap_or(0);
+                if h != l.reserved {
+                    return Err(format!(
+                        "{} at {}: reserved {} but holds sum to {h}",
+                        item.sku, l.location, l.reserved
+                    ));
+                }
             }
         }
         for (order, id) in &self.by_order {

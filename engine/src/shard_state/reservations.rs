@@ -7,6 +7,7 @@ use crate::command::Outcome;
 use crate::error::{EngineError, Shortfall};
 use crate::item::{alerts_for, StockAlert};
 use crate::limits::{MAX_RESERVATIONS_PER_SHARD, MAX_TTL_SECS};
+use crate::location::{allocate, committed_per_allocation, Allocation, Placement};
 use crate::reservation::{make_reservation_id, Hold, Reservation, ReservationKey, ReservationLine, ReservationStatus};
 use crate::sku::{OrderId, Sku};
 use crate::Millis;
@@ -62,12 +63,14 @@ impl ShardState {
     }
 
     /// The fast path: open, hold and activate at once, all or nothing.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn reserve_local(
         &mut self,
         order_id: &OrderId,
         lines: &[(Sku, u64)],
         ttl_secs: u64,
         metadata: &Option<String>,
+        placement: &Placement,
         now: Millis,
         alerts: &mut Vec<StockAlert>,
     ) -> Result<Outcome, EngineError> {
@@ -76,10 +79,13 @@ impl ShardState {
         }
         // The id the header will get; place_hold changes nothing if it fails.
         let reservation_id = make_reservation_id(now, self.shard, self.next_seq);
-        self.place_hold(&reservation_id, order_id, lines, now, alerts)?;
+        let allocations = match self.place_hold(&reservation_id, order_id, lines, placement, now, alerts)? {
+            Outcome::Placed { allocations, .. } => allocations,
+            other => unreachable!("place_hold answered {other:?}"),
+        };
         let header = self.new_header(order_id, lines, ttl_secs, metadata, now);
         debug_assert_eq!(header.reservation_id, reservation_id);
-        match self.activate(&reservation_id)? {
+        match self.activate(&reservation_id, &allocations)? {
             Outcome::Reservation { reservation, .. } => Ok(Outcome::Reserved(reservation)),
             other => unreachable!("activate of a new header answered {other:?}"),
         }
@@ -104,6 +110,7 @@ impl ShardState {
                 .iter()
                 .map(|(sku, q)| ReservationLine { sku: sku.clone(), quantity: *q, committed: 0 })
                 .collect(),
+            allocations: Vec::new(),
             created_at: now,
             expires_at: now + ttl_secs * 1000,
             finished_at: None,
@@ -116,7 +123,11 @@ impl ShardState {
         reservation
     }
 
-    pub(super) fn activate(&mut self, reservation_id: &str) -> Result<Outcome, EngineError> {
+    pub(super) fn activate(
+        &mut self,
+        reservation_id: &str,
+        allocations: &[Allocation],
+    ) -> Result<Outcome, EngineError> {
         let r = self
             .reservations
             .get_mut(reservation_id)
@@ -124,6 +135,19 @@ impl ShardState {
         if r.status != ReservationStatus::Pending {
             return Ok(Outcome::Reservation { reservation: r.clone(), changed: false });
         }
+        for l in &r.lines {
+            let allocated: u64 = allocations.iter().filter(|a| a.sku == l.sku).map(|a| a.quantity).sum();
+            if allocated != l.quantity {
+                return Err(EngineError::validation(
+                    "allocations",
+                    format!("{} allocated {allocated} of {} reserved", l.sku, l.quantity),
+                ));
+            }
+        }
+        if allocations.iter().any(|a| !r.lines.iter().any(|l| l.sku == a.sku)) {
+            return Err(EngineError::validation("allocations", "names a SKU the reservation does not hold"));
+        }
+        r.allocations = allocations.to_vec();
         r.status = ReservationStatus::Active;
         self.deadlines.insert((r.expires_at, r.reservation_id.clone()));
         Ok(Outcome::Reservation { reservation: r.clone(), changed: true })
@@ -153,6 +177,16 @@ impl ShardState {
         r.finished_at = Some(now);
         r.release_reason = reason.map(str::to_owned);
         self.finished.insert((now, r.reservation_id.clone()));
+        if status == ReservationStatus::Committed {
+            for line in &r.lines {
+                let per: Vec<u64> =
+                    committed_per_allocation(r.allocations.iter().filter(|a| a.sku == line.sku), line.committed)
+                        .collect();
+                for (a, c) in r.allocations.iter_mut().filter(|a| a.sku == line.sku).zip(per) {
+                    a.committed = c;
+                }
+            }
+        }
         let r = r.clone();
         if status == ReservationStatus::Committed {
             let committed: Vec<(Sku, u64)> = r.lines.iter().map(|l| (l.sku.clone(), l.committed)).collect();
@@ -308,16 +342,18 @@ impl ShardState {
 
     // ---- item side: holds ---------------------------------------------------------
 
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn place_hold(
         &mut self,
         reservation_id: &str,
         order_id: &OrderId,
         lines: &[(Sku, u64)],
+        placement: &Placement,
         now: Millis,
         alerts: &mut Vec<StockAlert>,
     ) -> Result<Outcome, EngineError> {
-        if self.holds.contains_key(reservation_id) {
-            return Ok(Outcome::Holds { changed: false });
+        if let Some(hold) = self.holds.get(reservation_id) {
+            return Ok(Outcome::Placed { allocations: hold.allocations.clone(), changed: false });
         }
         // Checks in a fixed order, all before any change: missing items, then
         // per-order limits, then stock (reporting every short line).
@@ -329,6 +365,13 @@ impl ShardState {
         }
         if let Some((sku, _)) = lines.iter().find(|(sku, _)| !self.items.contains_key(sku)) {
             return Err(EngineError::ItemNotFound { sku: sku.to_string() });
+        }
+        for (sku, location) in &placement.locations {
+            let stocked = self.items.get(sku).is_some_and(|i| i.location(location).is_some());
+            let known = self.warehouses.is_empty() || self.warehouses.iter().any(|w| &w.id == location);
+            if !stocked && !known && !location.is_default() {
+                return Err(EngineError::validation("location", format!("{location} is not a configured warehouse")));
+            }
         }
         if let Some((sku, _)) = lines.iter().find(|(sku, _)| self.items[sku].sales_blocked) {
             return Err(EngineError::SalesBlocked { sku: sku.to_string() });
@@ -344,33 +387,46 @@ impl ShardState {
                 }
             }
         }
-        let short: Vec<Shortfall> = lines
-            .iter()
-            .filter(|(sku, q)| self.items[sku].available() < *q)
-            .map(|(sku, q)| Shortfall { sku: sku.to_string(), requested: *q, available: self.items[sku].available() })
-            .collect();
+        let mut allocations = Vec::with_capacity(lines.len());
+        let mut short = Vec::new();
+        for (sku, q) in lines {
+            let item = &self.items[sku];
+            match allocate(&item.locations, *q, placement.location_of(sku), placement, &self.warehouses) {
+                Ok(chosen) => allocations.extend(chosen.into_iter().map(|(location, quantity)| Allocation {
+                    sku: sku.clone(),
+                    location,
+                    quantity,
+                    committed: 0,
+                })),
+                Err(available) => short.push(Shortfall { sku: sku.to_string(), requested: *q, available }),
+            }
+        }
         if !short.is_empty() {
             return Err(EngineError::InsufficientInventory { items: short });
         }
-        for (sku, q) in lines {
+        for (sku, _) in lines {
             let item = self.items.get_mut(sku).expect("checked above");
             let before = item.available();
-            item.reserved += q;
+            for a in allocations.iter().filter(|a| &a.sku == sku) {
+                let i = item.index_of(&a.location).expect("allocated from the item's locations");
+                item.reserve_at(i, a.quantity);
+            }
             item.touch(now);
             alerts_for(item, before, alerts);
         }
-        self.holds.insert(reservation_id.to_owned(), Hold { order_id: order_id.clone(), lines: lines.to_vec() });
-        Ok(Outcome::Holds { changed: true })
+        self.holds
+            .insert(reservation_id.to_owned(), Hold { order_id: order_id.clone(), allocations: allocations.clone() });
+        Ok(Outcome::Placed { allocations, changed: true })
     }
 
     pub(super) fn release_hold(&mut self, reservation_id: &str, now: Millis) -> Outcome {
         let Some(hold) = self.holds.remove(reservation_id) else {
             return Outcome::Holds { changed: false };
         };
-        for (sku, q) in &hold.lines {
-            let item = self.items.get_mut(sku).expect("held items cannot be deleted");
-            debug_assert!(item.reserved >= *q);
-            item.reserved -= q;
+        for a in &hold.allocations {
+            let item = self.items.get_mut(&a.sku).expect("held items cannot be deleted");
+            let i = item.index_of(&a.location).expect("held locations cannot be removed");
+            item.unreserve_at(i, a.quantity);
             item.touch(now);
         }
         Outcome::Holds { changed: true }
@@ -380,13 +436,21 @@ impl ShardState {
         let Some(hold) = self.holds.remove(reservation_id) else {
             return Outcome::Holds { changed: false };
         };
-        for (sku, q) in &hold.lines {
-            let c = committed.iter().find(|(s, _)| s == sku).map_or(*q, |(_, c)| *c).min(*q);
+        let mut done: Vec<&Sku> = Vec::new();
+        for first in &hold.allocations {
+            if done.contains(&&first.sku) {
+                continue;
+            }
+            done.push(&first.sku);
+            let sku = &first.sku;
+            let held = hold.allocations.iter().filter(|a| &a.sku == sku);
+            let total: u64 = held.clone().map(|a| a.quantity).sum();
+            let c = committed.iter().find(|(s, _)| s == sku).map_or(total, |(_, c)| *c).min(total);
             let item = self.items.get_mut(sku).expect("held items cannot be deleted");
-            debug_assert!(item.reserved >= *q && item.on_hand >= c);
-            item.reserved -= q;
-            item.on_hand -= c;
-            item.sold += c;
+            for (a, sold) in held.clone().zip(committed_per_allocation(held, c)) {
+                let i = item.index_of(&a.location).expect("held locations cannot be removed");
+                item.sell_at(i, a.quantity, sold);
+            }
             item.touch(now);
         }
         Outcome::Holds { changed: true }

@@ -330,7 +330,7 @@ async fn reserve(engine: &Engine, incoming: &Incoming, position: String) -> Resu
         lines.push((Sku::parse(&l.sku, &format!("items[{i}].sku"))?, l.quantity));
     }
     let ttl_secs = incoming.data.get("expiresIn").and_then(Value::as_u64);
-    let req = ReserveRequest { order_id, lines, ttl_secs, metadata: metadata(incoming) };
+    let req = ReserveRequest { order_id, lines, ttl_secs, metadata: metadata(incoming), placement: Default::default() };
     match engine.reserve(req).await {
         Ok(_) => Ok(Handled::Done),
         Err(
@@ -413,6 +413,7 @@ async fn restock(engine: &Engine, incoming: &Incoming, position: &str) -> Result
                 note: Some(format!("{} via kafka", incoming.event_type)),
                 idempotency_key: Some(format!("return:{scope}:{}", l.sku)),
                 expected_version: None,
+                location: None,
             })
             .await?;
     }
@@ -458,6 +459,8 @@ async fn create_item(engine: &Engine, incoming: &Incoming) -> Result<Handled, Fa
                 low_stock_threshold: threshold,
                 max_per_order: None,
                 expected_version: None,
+                location: None,
+                incoming: None,
             })
             .await?;
     }

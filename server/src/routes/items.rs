@@ -114,6 +114,8 @@ pub async fn put_item(
         low_stock_threshold: body.low_stock_threshold,
         max_per_order: body.max_per_order,
         expected_version: body.expected_version,
+        location: None,
+        incoming: None,
     };
     let change = st.engine.set_item(req).await?;
     st.metrics.count_alerts(&change.alerts);
@@ -200,6 +202,7 @@ pub async fn adjust_item(
         note: body.note,
         idempotency_key: body.idempotency_key,
         expected_version: body.expected_version,
+        location: None,
     };
     let change = st.engine.adjust(req).await?;
     st.metrics.count_alerts(&change.alerts);

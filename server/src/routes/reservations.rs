@@ -215,7 +215,13 @@ async fn reserve_inner(st: &AppState, body: ReserveBody) -> ApiResult {
     let order_id = OrderId::parse(&body.order_id, "orderId")?;
     let lines = lines_of(&body.items)?;
     let metadata = body.metadata.as_ref().map(Value::to_string);
-    let req = ReserveRequest { order_id, lines: lines.clone(), ttl_secs: body.expires_in, metadata };
+    let req = ReserveRequest {
+        order_id,
+        lines: lines.clone(),
+        ttl_secs: body.expires_in,
+        metadata,
+        placement: Default::default(),
+    };
     let outcome = match st.engine.reserve(req).await {
         Ok(o) => o,
         Err(EngineError::InsufficientInventory { items }) => {

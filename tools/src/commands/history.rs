@@ -75,9 +75,7 @@ pub fn run(args: &HistoryArgs) -> Result<ExitCode, Error> {
     replay_shard(shard, choose_start(shard, StartAt::Earliest)?, None, &progress, |rec, state| {
         let before = state.item(sku).cloned();
         let (hold_order, hold_qty) = match super::reservation_id_of(&rec.command).and_then(|id| state.hold(id)) {
-            Some(h) => {
-                (Some(h.order_id.to_string()), h.lines.iter().filter(|(s, _)| s == sku).map(|(_, q)| *q).sum::<u64>())
-            }
+            Some(h) => (Some(h.order_id.to_string()), h.quantity_of(sku)),
             None => (None, 0),
         };
         let applied = apply(rec, state)?;

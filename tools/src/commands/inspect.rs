@@ -146,7 +146,7 @@ fn records(dd: &DataDir, args: &InspectArgs) -> Result<ExitCode, Error> {
     for rec in Merged::new(scans) {
         let rec = rec?;
         let c = &rec.command;
-        if let stockd_engine::Command::PlaceHold { reservation_id, order_id, lines } = c {
+        if let stockd_engine::Command::PlaceHold { reservation_id, order_id, lines, .. } = c {
             let e = known.entry(reservation_id.clone()).or_insert_with(|| (order_id.to_string(), Vec::new()));
             e.1.extend(lines.iter().map(|(s, _)| s.to_string()));
         }

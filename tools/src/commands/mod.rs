@@ -33,7 +33,12 @@ pub fn skus_of(command: &Command) -> Vec<Sku> {
 
 fn skus_ref(command: &Command) -> Option<Vec<&Sku>> {
     Some(match command {
-        Command::SetItem { sku, .. } | Command::AdjustItem { sku, .. } | Command::DeleteItem { sku, .. } => vec![sku],
+        Command::SetItem { sku, .. }
+        | Command::AdjustItem { sku, .. }
+        | Command::DeleteItem { sku, .. }
+        | Command::SetSalesBlocked { sku, .. }
+        | Command::Transfer { sku, .. }
+        | Command::ReceiveIncoming { sku, .. } => vec![sku],
         Command::OpenReservation { lines, .. } | Command::PlaceHold { lines, .. } => {
             lines.iter().map(|(s, _)| s).collect()
         }
@@ -56,7 +61,7 @@ fn skus_ref(command: &Command) -> Option<Vec<&Sku>> {
 pub fn reservation_id_of(command: &Command) -> Option<&str> {
     match command {
         Command::PlaceHold { reservation_id, .. }
-        | Command::ActivateReservation { reservation_id }
+        | Command::ActivateReservation { reservation_id, .. }
         | Command::AbortReservation { reservation_id }
         | Command::ReleaseHold { reservation_id }
         | Command::CommitHold { reservation_id, .. } => Some(reservation_id),

@@ -63,6 +63,8 @@ impl Client for Embedded {
             low_stock_threshold: None,
             max_per_order: None,
             expected_version: None,
+            location: None,
+            incoming: None,
         };
         self.engine.blocking().set_item(req).map(|_| ()).map_err(code)
     }
@@ -73,6 +75,7 @@ impl Client for Embedded {
             lines: vec![(parse_sku(sku)?, quantity)],
             ttl_secs: Some(3600),
             metadata: None,
+            placement: Default::default(),
         };
         self.engine.blocking().reserve(req).map(|_| ()).map_err(code)
     }
@@ -105,6 +108,7 @@ impl Client for Embedded {
                     lines: vec![(sku.clone(), quantity)],
                     ttl_secs: Some(3600),
                     metadata: None,
+                    placement: Default::default(),
                 }),
                 Err(e) => return order_ids.iter().map(|_| Err(e.clone())).collect(),
             }
