@@ -1,11 +1,12 @@
 //! The blocking face of the engine: the same calls, run to completion on the calling
 //! thread. For embedders without an async runtime (never call it from async code).
 
-use super::{Adjust, Engine, ItemChange, ReserveOutcome, ReserveRequest, SetItem};
+use super::{Adjust, Engine, ItemChange, ReserveOutcome, ReserveRequest, SetItem, Transfer};
 use crate::block_on;
 use crate::command::LineAvailability;
 use crate::error::EngineError;
 use crate::item::Item;
+use crate::location::{LocationId, Warehouse};
 use crate::reservation::{Reservation, ReservationKey};
 use crate::sku::Sku;
 
@@ -24,6 +25,22 @@ impl<'a> BlockingEngine<'a> {
 
     pub fn adjust(&self, req: Adjust) -> Result<ItemChange, EngineError> {
         block_on(self.engine.adjust(req))
+    }
+
+    pub fn transfer(&self, req: Transfer) -> Result<ItemChange, EngineError> {
+        block_on(self.engine.transfer(req))
+    }
+
+    pub fn receive(&self, sku: Sku, location: LocationId, quantity: u64) -> Result<ItemChange, EngineError> {
+        block_on(self.engine.receive(sku, location, quantity))
+    }
+
+    pub fn set_warehouses(&self, warehouses: Vec<Warehouse>) -> Result<(), EngineError> {
+        block_on(self.engine.set_warehouses(warehouses))
+    }
+
+    pub fn warehouses(&self) -> Result<Vec<Warehouse>, EngineError> {
+        block_on(self.engine.warehouses())
     }
 
     pub fn set_sales_blocked(&self, sku: Sku, blocked: bool) -> Result<ItemChange, EngineError> {

@@ -363,15 +363,17 @@ impl ShardState {
                 return Err(EngineError::validation("items", format!("{sku} repeated or quantity 0")));
             }
         }
-        if let Some((sku, _)) = lines.iter().find(|(sku, _)| !self.items.contains_key(sku)) {
-            return Err(EngineError::ItemNotFound { sku: sku.to_string() });
-        }
+        // A named location that is neither stocked nor a configured warehouse is a bad
+        // request (checked first: validation outranks every other refusal).
         for (sku, location) in &placement.locations {
             let stocked = self.items.get(sku).is_some_and(|i| i.location(location).is_some());
             let known = self.warehouses.is_empty() || self.warehouses.iter().any(|w| &w.id == location);
             if !stocked && !known && !location.is_default() {
                 return Err(EngineError::validation("location", format!("{location} is not a configured warehouse")));
             }
+        }
+        if let Some((sku, _)) = lines.iter().find(|(sku, _)| !self.items.contains_key(sku)) {
+            return Err(EngineError::ItemNotFound { sku: sku.to_string() });
         }
         if let Some((sku, _)) = lines.iter().find(|(sku, _)| self.items[sku].sales_blocked) {
             return Err(EngineError::SalesBlocked { sku: sku.to_string() });

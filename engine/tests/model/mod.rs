@@ -1,15 +1,43 @@
-//! A plain reference model of the engine: one map of items, one map of reservations
-//! by orderId, every operation applied whole. The sharded engine must agree with it.
+//! A plain reference model of the engine: one map of items (each a map of locations),
+//! one map of reservations by orderId, every operation applied whole. The sharded
+//! engine must agree with it, allocation included (`allocate` here is written from
+//! the rules in the docs of `stockd_engine::location`, not from its code).
 
 use std::collections::{BTreeMap, HashMap};
 use stockd_engine::limits::{MAX_LINES, MAX_QUANTITY, MAX_TTL_SECS};
 use stockd_engine::{EngineError, Shortfall};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MItem {
+/// One location's stock.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MLoc {
     pub on_hand: u64,
     pub reserved: u64,
     pub sold: u64,
+    pub incoming: u64,
+}
+
+impl MLoc {
+    fn available(&self) -> u64 {
+        self.on_hand - self.reserved
+    }
+}
+
+/// A warehouse of the table the engine runs with: (id, region, priority).
+pub type MWarehouse = (&'static str, &'static str, u32);
+
+/// Allocation strategy, as `AllocationStrategy`: 0 priority, 1 most-available,
+/// 2 single-location-only.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MPlacement {
+    pub strategy: u8,
+    pub region: Option<String>,
+    pub named: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MItem {
+    /// By location name ("default" for the default location).
+    pub locs: BTreeMap<String, MLoc>,
     pub threshold: u64,
     pub max_per_order: Option<u64>,
     pub blocked: bool,
@@ -23,9 +51,24 @@ pub enum MStatus {
     Expired,
 }
 
+impl MItem {
+    pub fn sums(&self) -> (u64, u64, u64) {
+        let f = |g: fn(&MLoc) -> u64| self.locs.values().map(g).sum::<u64>();
+        (f(|l| l.on_hand), f(|l| l.reserved), f(|l| l.sold))
+    }
+}
+
+/// Per location: (name, onHand, reserved, sold, incoming).
+pub type LocObs = Vec<(String, u64, u64, u64, u64)>;
+
+pub fn loc_obs(i: &MItem) -> LocObs {
+    i.locs.iter().map(|(n, l)| (n.clone(), l.on_hand, l.reserved, l.sold, l.incoming)).collect()
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MRes {
-    pub lines: Vec<(String, u64, u64)>, // sku, quantity, committed
+    pub lines: Vec<(String, u64, u64)>,               // sku, quantity, committed
+    pub allocations: Vec<(String, String, u64, u64)>, // sku, location, quantity, committed
     pub status: MStatus,
     pub created_at: u64,
     pub expires_at: u64,
@@ -35,8 +78,18 @@ pub struct MRes {
 /// What an operation answered, reduced to what both sides must agree on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Obs {
-    Item { on_hand: u64, reserved: u64, sold: u64 },
-    Res { status: MStatus, lines: Vec<(String, u64, u64)>, expires_at: u64 },
+    Item {
+        on_hand: u64,
+        reserved: u64,
+        sold: u64,
+        locs: LocObs,
+    },
+    Res {
+        status: MStatus,
+        lines: Vec<(String, u64, u64)>,
+        allocations: Vec<(String, String, u64, u64)>,
+        expires_at: u64,
+    },
     Unit,
     Err(String, String),
 }
@@ -60,9 +113,64 @@ fn err(code: &str, detail: impl Into<String>) -> Obs {
     Obs::Err(code.to_owned(), detail.into())
 }
 
+/// The sort key of a location id: the engine stores the default location as "".
+fn raw(name: &str) -> &str {
+    if name == "default" {
+        ""
+    } else {
+        name
+    }
+}
+
+/// Where `q` units come from, or the most the strategy could take.
+fn allocate(
+    locs: &BTreeMap<String, MLoc>,
+    q: u64,
+    named: Option<&str>,
+    p: &MPlacement,
+    table: &[MWarehouse],
+) -> Result<Vec<(String, u64)>, u64> {
+    if let Some(n) = named {
+        let a = locs.get(n).map_or(0, MLoc::available);
+        return if a >= q { Ok(vec![(n.to_owned(), q)]) } else { Err(a) };
+    }
+    let wh = |n: &str| table.iter().find(|w| w.0 == n);
+    let mut order: Vec<(&String, &MLoc)> = locs.iter().collect();
+    order.sort_by_key(|(n, l)| {
+        let outside = match (&p.region, wh(n)) {
+            (None, _) => false,
+            (Some(r), Some(w)) => w.1 != r,
+            (Some(_), None) => true,
+        };
+        let most = if p.strategy == 1 { u64::MAX - l.available() } else { 0 };
+        (outside, most, wh(n).map_or(u32::MAX, |w| w.2), raw(n).to_owned())
+    });
+    if let Some((n, _)) = order.iter().find(|(_, l)| l.available() >= q) {
+        return Ok(vec![((*n).clone(), q)]);
+    }
+    if p.strategy == 2 {
+        return Err(order.iter().map(|(_, l)| l.available()).max().unwrap_or(0));
+    }
+    let total: u64 = order.iter().map(|(_, l)| l.available()).sum();
+    if total < q {
+        return Err(total);
+    }
+    let mut left = q;
+    let mut out = Vec::new();
+    for (n, l) in order {
+        let take = l.available().min(left);
+        if take > 0 {
+            out.push((n.clone(), take));
+            left -= take;
+        }
+    }
+    Ok(out)
+}
+
 #[derive(Debug, Default)]
 pub struct Model {
     pub items: BTreeMap<String, MItem>,
+    pub warehouses: Vec<MWarehouse>,
     pub res: HashMap<String, MRes>,
     pub adjust_keys: HashMap<(String, String), (i64, u64, Obs)>, // delta, at, answer
     pub retention_ms: u64,
@@ -70,51 +178,95 @@ pub struct Model {
 
 impl Model {
     fn item_obs(i: &MItem) -> Obs {
-        Obs::Item { on_hand: i.on_hand, reserved: i.reserved, sold: i.sold }
+        let (on_hand, reserved, sold) = i.sums();
+        Obs::Item { on_hand, reserved, sold, locs: loc_obs(i) }
     }
 
     fn res_obs(r: &MRes) -> Obs {
-        Obs::Res { status: r.status, lines: r.lines.clone(), expires_at: r.expires_at }
+        Obs::Res {
+            status: r.status,
+            lines: r.lines.clone(),
+            allocations: r.allocations.clone(),
+            expires_at: r.expires_at,
+        }
     }
 
-    pub fn set(&mut self, sku: &str, on_hand: u64, threshold: Option<u64>, mpo: Option<u64>, stale: bool) -> Obs {
+    /// The location a command names, or "default"; Err when the item has no default
+    /// location to fall back on.
+    fn resolve(item: Option<&MItem>, loc: Option<&str>) -> Result<String, Obs> {
+        match (loc, item) {
+            (Some(l), _) => Ok(l.to_owned()),
+            (None, Some(i)) if !i.locs.contains_key("default") => Err(err("VALIDATION_ERROR", "")),
+            (None, _) => Ok("default".to_owned()),
+        }
+    }
+
+    /// A location not stocked yet must be the default one or a configured warehouse.
+    fn may_open(&self, item: Option<&MItem>, loc: &str) -> bool {
+        item.is_some_and(|i| i.locs.contains_key(loc))
+            || loc == "default"
+            || self.warehouses.is_empty()
+            || self.warehouses.iter().any(|w| w.0 == loc)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn set(
+        &mut self,
+        sku: &str,
+        loc: Option<&str>,
+        on_hand: u64,
+        incoming: Option<u64>,
+        threshold: Option<u64>,
+        mpo: Option<u64>,
+        stale: bool,
+    ) -> Obs {
         if stale {
             return err("VERSION_CONFLICT", "");
         }
-        let mpo_new = |old: Option<u64>| match mpo {
-            Some(0) => None,
-            Some(m) => Some(m),
-            None => old,
+        let loc = match Self::resolve(self.items.get(sku), loc) {
+            Ok(l) => l,
+            Err(o) => return o,
         };
-        match self.items.get_mut(sku) {
-            Some(i) => {
-                if on_hand < i.reserved {
-                    return err("ITEM_HAS_RESERVATIONS", format!("{sku} {}", i.reserved));
-                }
-                i.on_hand = on_hand;
-                if let Some(t) = threshold {
-                    i.threshold = t;
-                }
-                i.max_per_order = mpo_new(i.max_per_order);
-                Self::item_obs(i)
-            }
-            None => {
-                let i = MItem {
-                    on_hand,
-                    reserved: 0,
-                    sold: 0,
-                    threshold: threshold.unwrap_or(0),
-                    max_per_order: mpo_new(None),
-                    blocked: false,
-                };
-                let o = Self::item_obs(&i);
-                self.items.insert(sku.to_owned(), i);
-                o
+        if !self.may_open(self.items.get(sku), &loc) {
+            return err("VALIDATION_ERROR", "");
+        }
+        if let Some(i) = self.items.get(sku) {
+            let reserved = i.locs.get(&loc).map_or(0, |l| l.reserved);
+            if on_hand < reserved {
+                return err("ITEM_HAS_RESERVATIONS", format!("{sku} {reserved}"));
             }
         }
+        let i = self.items.entry(sku.to_owned()).or_insert_with(|| MItem {
+            locs: BTreeMap::new(),
+            threshold: 0,
+            max_per_order: None,
+            blocked: false,
+        });
+        let l = i.locs.entry(loc).or_default();
+        l.on_hand = on_hand;
+        if let Some(inc) = incoming {
+            l.incoming = inc;
+        }
+        if let Some(t) = threshold {
+            i.threshold = t;
+        }
+        i.max_per_order = match mpo {
+            Some(0) => None,
+            Some(m) => Some(m),
+            None => i.max_per_order,
+        };
+        Self::item_obs(i)
     }
 
-    pub fn adjust(&mut self, sku: &str, delta: i64, key: Option<&str>, stale: bool, now: u64) -> Obs {
+    pub fn adjust(
+        &mut self,
+        sku: &str,
+        loc: Option<&str>,
+        delta: i64,
+        key: Option<&str>,
+        stale: bool,
+        now: u64,
+    ) -> Obs {
         if delta == 0 || delta.unsigned_abs() > 1_000_000_000 {
             return err("VALIDATION_ERROR", "");
         }
@@ -123,20 +275,68 @@ impl Model {
                 return if *d == delta { answer.clone() } else { err("IDEMPOTENCY_KEY_REUSED", "") };
             }
         }
-        let Some(i) = self.items.get_mut(sku) else { return err("ITEM_NOT_FOUND", sku) };
+        let Some(i) = self.items.get(sku) else { return err("ITEM_NOT_FOUND", sku) };
         if stale {
             return err("VERSION_CONFLICT", "");
         }
-        let new = i.on_hand as i128 + delta as i128;
-        if new < i.reserved as i128 {
-            return err("NEGATIVE_INVENTORY", format!("{sku} {delta} {}", i.on_hand - i.reserved));
+        let loc = match Self::resolve(Some(i), loc) {
+            Ok(l) => l,
+            Err(o) => return o,
+        };
+        match i.locs.get(&loc) {
+            None if delta < 0 => return err("NEGATIVE_INVENTORY", format!("{sku} {delta} 0")),
+            None if !self.may_open(Some(i), &loc) => return err("VALIDATION_ERROR", ""),
+            Some(l) if (l.on_hand as i128 + delta as i128) < l.reserved as i128 => {
+                return err("NEGATIVE_INVENTORY", format!("{sku} {delta} {}", l.available()));
+            }
+            _ => {}
         }
-        i.on_hand = new as u64;
+        let i = self.items.get_mut(sku).unwrap();
+        let l = i.locs.entry(loc).or_default();
+        l.on_hand = (l.on_hand as i128 + delta as i128) as u64;
         let o = Self::item_obs(i);
         if let Some(k) = key {
             self.adjust_keys.insert((sku.to_owned(), k.to_owned()), (delta, now, o.clone()));
         }
         o
+    }
+
+    pub fn transfer(&mut self, sku: &str, from: &str, to: &str, q: u64, in_transit: bool) -> Obs {
+        if q == 0 || q > MAX_QUANTITY || from == to {
+            return err("VALIDATION_ERROR", "");
+        }
+        let Some(i) = self.items.get(sku) else { return err("ITEM_NOT_FOUND", sku) };
+        let Some(f) = i.locs.get(from) else { return err("VALIDATION_ERROR", "") };
+        if f.available() < q {
+            let short = vec![Shortfall { sku: sku.to_owned(), requested: q, available: f.available() }];
+            return err("INSUFFICIENT_INVENTORY", format!("{short:?}"));
+        }
+        if !self.may_open(Some(i), to) {
+            return err("VALIDATION_ERROR", "");
+        }
+        let i = self.items.get_mut(sku).unwrap();
+        i.locs.get_mut(from).unwrap().on_hand -= q;
+        let t = i.locs.entry(to.to_owned()).or_default();
+        if in_transit {
+            t.incoming += q;
+        } else {
+            t.on_hand += q;
+        }
+        Self::item_obs(i)
+    }
+
+    pub fn receive(&mut self, sku: &str, loc: &str, q: u64) -> Obs {
+        if q == 0 || q > MAX_QUANTITY {
+            return err("VALIDATION_ERROR", "");
+        }
+        let Some(i) = self.items.get_mut(sku) else { return err("ITEM_NOT_FOUND", sku) };
+        let Some(l) = i.locs.get_mut(loc) else { return err("VALIDATION_ERROR", "") };
+        if q > l.incoming {
+            return err("VALIDATION_ERROR", "");
+        }
+        l.incoming -= q;
+        l.on_hand += q;
+        Self::item_obs(i)
     }
 
     pub fn block(&mut self, sku: &str, blocked: bool) -> Obs {
@@ -152,7 +352,7 @@ impl Model {
     pub fn delete(&mut self, sku: &str) -> Obs {
         match self.items.get(sku) {
             None => err("ITEM_NOT_FOUND", sku),
-            Some(i) if i.reserved > 0 => err("ITEM_HAS_RESERVATIONS", format!("{sku} {}", i.reserved)),
+            Some(i) if i.sums().1 > 0 => err("ITEM_HAS_RESERVATIONS", format!("{sku} {}", i.sums().1)),
             Some(_) => {
                 self.items.remove(sku);
                 Obs::Unit
@@ -160,13 +360,19 @@ impl Model {
         }
     }
 
-    pub fn reserve(&mut self, order: &str, lines: &[(String, u64)], ttl: u64, now: u64) -> Obs {
+    pub fn reserve(&mut self, order: &str, lines: &[(String, u64)], ttl: u64, p: &MPlacement, now: u64) -> Obs {
         if lines.is_empty() || lines.len() > MAX_LINES {
             return err("VALIDATION_ERROR", "");
         }
         let mut seen = std::collections::HashSet::new();
         for (s, q) in lines {
             if *q == 0 || *q > MAX_QUANTITY || !seen.insert(s) {
+                return err("VALIDATION_ERROR", "");
+            }
+        }
+        let mut named = std::collections::HashSet::new();
+        for (s, _) in &p.named {
+            if !named.insert(s) || !lines.iter().any(|(l, _)| l == s) {
                 return err("VALIDATION_ERROR", "");
             }
         }
@@ -179,6 +385,12 @@ impl Model {
             a.sort();
             b.sort();
             return if a == b { Self::res_obs(r) } else { err("IDEMPOTENCY_KEY_REUSED", "") };
+        }
+        let named_of = |s: &str| p.named.iter().find(|(n, _)| n == s).map(|(_, l)| l.as_str());
+        for (s, l) in &p.named {
+            if !self.may_open(self.items.get(s), l) {
+                return err("VALIDATION_ERROR", "");
+            }
         }
         if let Some((s, _)) = lines.iter().find(|(s, _)| !self.items.contains_key(s)) {
             return err("ITEM_NOT_FOUND", s.clone());
@@ -193,23 +405,23 @@ impl Model {
                 }
             }
         }
-        let short: Vec<Shortfall> = lines
-            .iter()
-            .filter(|(s, q)| self.items[s].on_hand - self.items[s].reserved < *q)
-            .map(|(s, q)| Shortfall {
-                sku: s.clone(),
-                requested: *q,
-                available: self.items[s].on_hand - self.items[s].reserved,
-            })
-            .collect();
+        let mut short = Vec::new();
+        let mut allocations = Vec::new();
+        for (s, q) in lines {
+            match allocate(&self.items[s].locs, *q, named_of(s), p, &self.warehouses) {
+                Ok(a) => allocations.extend(a.into_iter().map(|(l, n)| (s.clone(), l, n, 0))),
+                Err(available) => short.push(Shortfall { sku: s.clone(), requested: *q, available }),
+            }
+        }
         if !short.is_empty() {
             return err("INSUFFICIENT_INVENTORY", format!("{short:?}"));
         }
-        for (s, q) in lines {
-            self.items.get_mut(s).unwrap().reserved += q;
+        for (s, l, n, _) in &allocations {
+            self.items.get_mut(s).unwrap().locs.get_mut(l).unwrap().reserved += n;
         }
         let r = MRes {
             lines: lines.iter().map(|(s, q)| (s.clone(), *q, 0)).collect(),
+            allocations,
             status: MStatus::Active,
             created_at: now,
             expires_at: now + ttl * 1000,
@@ -225,13 +437,21 @@ impl Model {
         assert_eq!(r.status, MStatus::Active);
         r.status = status;
         r.finished_at = Some(now);
-        for (s, q, c) in r.lines.clone() {
-            let i = self.items.get_mut(&s).unwrap();
-            i.reserved -= q;
-            if status == MStatus::Committed {
-                i.on_hand -= c;
-                i.sold += c;
+        if status == MStatus::Committed {
+            // A line's committed units come from its first allocations first.
+            for (s, _, c) in r.lines.clone() {
+                let mut left = c;
+                for a in r.allocations.iter_mut().filter(|a| a.0 == s) {
+                    a.3 = left.min(a.2);
+                    left -= a.3;
+                }
             }
+        }
+        for (s, l, q, c) in r.allocations.clone() {
+            let loc = self.items.get_mut(&s).unwrap().locs.get_mut(&l).unwrap();
+            loc.reserved -= q;
+            loc.on_hand -= c;
+            loc.sold += c;
         }
     }
 
