@@ -10,36 +10,9 @@
 //! of operations run outside the timed section.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use std::time::{Duration, Instant};
-use stockd_benches::{must, order, reserve_on, size, sku, smoke, state_with_items, T0};
+use std::time::Duration;
+use stockd_benches::{chunked, must, order, reserve_on, size, sku, smoke, state_with_items, T0};
 use stockd_engine::{Command, Outcome, ReservationKey, ShardState};
-
-const CHUNK: u64 = 1024;
-
-/// Runs `iters` operations in chunks: `prepare(chunk_no, k)` builds the chunk's
-/// commands untimed, `run` applies them timed, `cleanup` restores the state untimed.
-fn chunked<P, T>(
-    state: &mut ShardState,
-    iters: u64,
-    mut prepare: impl FnMut(&mut ShardState, u64, u64) -> P,
-    mut run: impl FnMut(&mut ShardState, &P) -> T,
-    mut cleanup: impl FnMut(&mut ShardState, P, T),
-) -> Duration {
-    let mut total = Duration::ZERO;
-    let mut done = 0;
-    let mut chunk_no = 0;
-    while done < iters {
-        let k = CHUNK.min(iters - done);
-        let p = prepare(state, chunk_no, k);
-        let t = Instant::now();
-        let out = run(state, &p);
-        total += t.elapsed();
-        cleanup(state, p, out);
-        done += k;
-        chunk_no += 1;
-    }
-    total
-}
 
 fn bench_apply(c: &mut Criterion) {
     let items = size("STOCKD_BENCH_ITEMS", 100_000, 1_000);

@@ -6,7 +6,10 @@
 //! suite) and uses a small one in smoke mode, which is on when criterion runs with
 //! `--test` (`cargo bench -p stockd-benches -- --test`) or `STOCKD_BENCH_SMOKE=1`.
 
+pub mod allocation;
+
 use std::path::Path;
+use std::time::{Duration, Instant};
 use stockd_engine::{Command, Millis, OrderId, Outcome, ReservationKey, ShardState, Sku};
 use stockd_wal::{Durability, WalConfig, WalWriter};
 
@@ -164,4 +167,32 @@ pub fn rss_bytes() -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
+}
+
+/// Operations per chunk of a `chunked` measurement.
+pub const CHUNK: u64 = 1024;
+
+/// Runs `iters` operations in chunks: `prepare(chunk_no, k)` builds the chunk's
+/// commands untimed, `run` applies them timed, `cleanup` restores the state untimed.
+pub fn chunked<P, T>(
+    state: &mut ShardState,
+    iters: u64,
+    mut prepare: impl FnMut(&mut ShardState, u64, u64) -> P,
+    mut run: impl FnMut(&mut ShardState, &P) -> T,
+    mut cleanup: impl FnMut(&mut ShardState, P, T),
+) -> Duration {
+    let mut total = Duration::ZERO;
+    let mut done = 0;
+    let mut chunk_no = 0;
+    while done < iters {
+        let k = CHUNK.min(iters - done);
+        let p = prepare(state, chunk_no, k);
+        let t = Instant::now();
+        let out = run(state, &p);
+        total += t.elapsed();
+        cleanup(state, p, out);
+        done += k;
+        chunk_no += 1;
+    }
+    total
 }

@@ -257,22 +257,27 @@ fn candidate_order<'a>(
     placement: &Placement,
     warehouses: &[Warehouse],
 ) -> Vec<&'a LocationStock> {
-    let info = |l: &LocationId| warehouses.iter().find(|w| &w.id == l);
-    let mut order: Vec<&LocationStock> = stocks.iter().collect();
-    order.sort_by_key(|s| {
-        let w = info(&s.location);
-        let out_of_region = match (&placement.region, w.and_then(|w| w.region.as_ref())) {
-            (Some(want), Some(have)) => want != have,
-            (Some(_), None) => true,
-            (None, _) => false,
-        };
-        let most = match placement.strategy {
-            AllocationStrategy::MostAvailable => u64::MAX - s.available(),
-            _ => 0,
-        };
-        (out_of_region, most, w.map_or(u32::MAX, |w| w.priority), s.location.clone())
-    });
-    order
+    // Keys computed once per location (not per comparison): no clone, no allocation
+    // beyond the one vector.
+    let mut keyed: Vec<((bool, u64, u32), &LocationStock)> = stocks
+        .iter()
+        .map(|s| {
+            let w = warehouses.iter().find(|w| w.id == s.location);
+            let out_of_region = match (&placement.region, w.and_then(|w| w.region.as_ref())) {
+                (Some(want), Some(have)) => want != have,
+                (Some(_), None) => true,
+                (None, _) => false,
+            };
+            let most = match placement.strategy {
+                AllocationStrategy::MostAvailable => u64::MAX - s.available(),
+                _ => 0,
+            };
+            ((out_of_region, most, w.map_or(u32::MAX, |w| w.priority)), s)
+        })
+        .collect();
+    // `stocks` is sorted by id, and the sort is stable: ties stay in id order.
+    keyed.sort_by_key(|(k, _)| *k);
+    keyed.into_iter().map(|(_, s)| s).collect()
 }
 
 /// Chooses where `quantity` units of the item whose locations are `stocks` come from.
@@ -286,9 +291,15 @@ pub fn allocate(
     warehouses: &[Warehouse],
 ) -> Result<Vec<(LocationId, u64)>, u64> {
     debug_assert!(quantity > 0);
+    debug_assert!(stocks.windows(2).all(|w| w[0].location < w[1].location), "locations sorted by id");
     if let Some(loc) = requested {
         let available = stocks.iter().find(|s| &s.location == loc).map_or(0, LocationStock::available);
         return if available >= quantity { Ok(vec![(loc.clone(), quantity)]) } else { Err(available) };
+    }
+    if let [only] = stocks {
+        // One location (every item nobody placed elsewhere): every strategy agrees.
+        let available = only.available();
+        return if available >= quantity { Ok(vec![(only.location.clone(), quantity)]) } else { Err(available) };
     }
     let order = candidate_order(stocks, placement, warehouses);
     if let Some(whole) = order.iter().find(|s| s.available() >= quantity) {
@@ -404,9 +415,9 @@ mod tests {
 
     #[test]
     fn without_warehouses_locations_go_by_id() {
-        let stocks = [stock("b", 5, 0), stock("a", 5, 0), stock("default", 5, 0)];
+        // As an item keeps them: sorted by id (the default location's raw id is "").
+        let stocks = [stock("default", 5, 0), stock("a", 5, 0), stock("b", 5, 0)];
         let p = Placement::default();
-        // The default location's raw id is empty, so it sorts first.
         assert_eq!(allocate(&stocks, 12, None, &p, &[]), Ok(pairs(&[("default", 5), ("a", 5), ("b", 2)])));
     }
 

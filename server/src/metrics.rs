@@ -141,6 +141,16 @@ impl Metrics {
             "# TYPE stockd_invariant_violations gauge\nstockd_invariant_violations {}",
             INVARIANT_VIOLATIONS.load(Relaxed)
         );
+        let _ = writeln!(
+            o,
+            "# HELP stockd_oversell_detected_total Mutations that left an item or location with more reserved than \
+             on hand (checked after every change, release builds included); must stay 0."
+        );
+        let _ = writeln!(
+            o,
+            "# TYPE stockd_oversell_detected_total counter\nstockd_oversell_detected_total {}",
+            stockd_engine::invariants::oversells_detected()
+        );
         let shard_metrics: [ShardMetric; 6] = [
             ("stockd_wal_durable_lsn", "gauge", "Last WAL sequence number synced, per shard.", |s| {
                 s.durable_lsn.load(Relaxed)

@@ -54,6 +54,7 @@ fn health_ready_and_metrics() {
         "stockd_low_stock_alerts_total 1",
         "stockd_out_of_stock_alerts_total 1",
         "stockd_invariant_violations 0",
+        "stockd_oversell_detected_total 0",
         "stockd_wal_durable_lsn{shard=\"3\"}",
         "stockd_shard_failed{shard=\"0\"} 0",
         "stockd_reservations_expired_total 0",

@@ -1,0 +1,47 @@
+//! Instruction counts of allocation, independent of machine noise: applies `N`
+//! one-unit `ReserveLocal`s on one hot SKU for one case of `stockd_benches::allocation`.
+//! Run it under callgrind with N and with 0; the difference over N is the cost of one
+//! reserve:
+//!
+//! ```text
+//! cargo build --release -p stockd-benches --example allocation_cost
+//! valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+//!     target/release/examples/allocation_cost four_priority 20000
+//! ```
+//! (`benches/allocation-cost.sh` runs every case and prints the table.)
+
+use stockd_benches::allocation::{allocation_cases, hot_sku};
+use stockd_benches::{order, sku, T0};
+use stockd_engine::Command;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let (Some(name), Some(n)) = (args.get(1), args.get(2).and_then(|n| n.parse::<u64>().ok())) else {
+        eprintln!("usage: allocation_cost CASE N   (cases: {})", case_names());
+        std::process::exit(2);
+    };
+    let Some(case) = allocation_cases().into_iter().find(|c| c.name == name) else {
+        eprintln!("unknown case {name:?}; cases: {}", case_names());
+        std::process::exit(2);
+    };
+    let mut state = hot_sku(&case.locations, 1_000_000_000);
+    // Orders are built before the measured loop starts, so both runs build them.
+    let cmds: Vec<Command> = (0..n)
+        .map(|i| Command::ReserveLocal {
+            order_id: order("o", i),
+            lines: vec![(sku(0), 1)],
+            ttl_secs: 3600,
+            metadata: None,
+            placement: case.placement.clone(),
+        })
+        .collect();
+    for cmd in &cmds {
+        state.apply(cmd, T0 + 1000).expect("reserve");
+    }
+    state.check_invariants().expect("invariants hold");
+    println!("{name} {n} reserved {}", state.active_reservations());
+}
+
+fn case_names() -> String {
+    allocation_cases().iter().map(|c| c.name).collect::<Vec<_>>().join(", ")
+}
