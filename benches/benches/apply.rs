@@ -12,7 +12,7 @@
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::time::Duration;
 use stockd_benches::{chunked, must, order, reserve_on, size, sku, smoke, state_with_items, T0};
-use stockd_engine::{Command, Outcome, ReservationKey, ShardState};
+use stockd_engine::{Command, Outcome, ReservationKey};
 
 fn bench_apply(c: &mut Criterion) {
     let items = size("STOCKD_BENCH_ITEMS", 100_000, 1_000);
