@@ -4,7 +4,7 @@
 use crate::envelope::ApiError;
 use crate::extract::MAX_BODY;
 use crate::metrics::Metrics;
-use crate::routes::{items, ops, reservations};
+use crate::routes::{history, items, ops, reservations};
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
@@ -56,6 +56,7 @@ pub fn router(state: AppState) -> Router {
         .route("/items/{sku}/adjust", post(items::adjust_item))
         .route("/items/{sku}/block", post(items::block_item))
         .route("/items/{sku}/unblock", post(items::unblock_item))
+        .route("/items/{sku}/history", get(history::item_history))
         .route("/check-availability", post(reservations::check_availability))
         .route("/reserve", post(reservations::reserve))
         .route("/commit", post(reservations::commit))

@@ -34,7 +34,7 @@ pub struct ServeArgs {
     /// (benchmarks only; a crash loses acknowledged work).
     #[arg(long, env = "STOCKD_DURABILITY", value_enum, default_value_t = DurabilityArg::Fsync)]
     pub durability: DurabilityArg,
-    /// When set, item create/update/delete/adjust and admin expire need
+    /// When set, item create/update/delete/adjust, item history and admin expire need
     /// `Authorization: Bearer <token>`.
     #[arg(long, env = "STOCKD_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,

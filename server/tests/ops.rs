@@ -13,6 +13,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/inventory/items/{sku}/adjust"),
     ("post", "/api/v1/inventory/items/{sku}/block"),
     ("post", "/api/v1/inventory/items/{sku}/unblock"),
+    ("get", "/api/v1/inventory/items/{sku}/history"),
     ("post", "/api/v1/inventory/check-availability"),
     ("post", "/api/v1/inventory/reserve"),
     ("post", "/api/v1/inventory/commit"),

@@ -14,6 +14,7 @@ use super::state_codec::decode_state;
 use crate::command::{Applied, Command};
 use crate::shard_state::ShardState;
 use crate::Millis;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use stockd_wal::{WalError, WalReader};
 
@@ -171,8 +172,32 @@ impl WalFollower {
     /// starting LSN. An empty answer means nothing new (yet).
     pub fn poll(&mut self, up_to: u64, max: usize) -> Result<Vec<FollowedRecord>, String> {
         let mut out = Vec::new();
+        self.poll_with(
+            up_to,
+            max,
+            |_, _, _| (),
+            |(), record, _| {
+                out.push(record);
+                ControlFlow::Continue(())
+            },
+        )?;
+        Ok(out)
+    }
+
+    /// Like [`WalFollower::poll`], but hands each record after the starting LSN to
+    /// `visit` instead of collecting them, together with what `before` took from the
+    /// state just before the record was applied (called with the record's time, its
+    /// command and that state) and the state just after. `visit` stops the walk by
+    /// answering `Break`; the record it was given stays applied.
+    pub fn poll_with<B>(
+        &mut self,
+        up_to: u64,
+        max: usize,
+        mut before: impl FnMut(Millis, &Command, &ShardState) -> B,
+        mut visit: impl FnMut(B, FollowedRecord, &ShardState) -> ControlFlow<()>,
+    ) -> Result<(), String> {
         if up_to <= self.applied_lsn || max == 0 {
-            return Ok(out);
+            return Ok(());
         }
         let dir = &self.wal_dir;
         let reader = WalReader::open(dir).map_err(|e| format!("cannot read WAL {}: {e}", dir.display()))?;
@@ -193,19 +218,24 @@ impl WalFollower {
             }
             let logged = decode_record(record.record_type, &record.payload)
                 .map_err(|e| format!("shard {} LSN {}: {e}", self.shard, record.lsn))?;
+            let emit = record.lsn > self.emit_after;
+            let taken = emit.then(|| before(logged.now, &logged.command, &self.state));
             let applied = self.state.apply(&logged.command, logged.now).map_err(|e| {
                 format!("shard {} LSN {}: {} failed on replay: {e}", self.shard, record.lsn, logged.command.kind())
             })?;
             self.applied_lsn = record.lsn;
-            if record.lsn > self.emit_after {
-                out.push(FollowedRecord { lsn: record.lsn, now: logged.now, command: logged.command, applied });
+            if let Some(taken) = taken {
+                let followed = FollowedRecord { lsn: record.lsn, now: logged.now, command: logged.command, applied };
+                if visit(taken, followed, &self.state).is_break() {
+                    break;
+                }
             }
             steps += 1;
             if steps >= max {
                 break;
             }
         }
-        Ok(out)
+        Ok(())
     }
 }
 

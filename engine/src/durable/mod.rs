@@ -2,15 +2,18 @@
 //! (`shard-NNN/wal/`) and snapshots (`shard-NNN/snapshots/`); `Engine::open` recovers
 //! every shard from its newest good snapshot plus the WAL after it, settles
 //! reservations a crash left half-made, checks every invariant, and only then
-//! returns an engine that accepts requests.
+//! returns an engine that accepts requests. `history` serves an item's stock
+//! history from the same WAL.
 
 pub mod follower;
+pub mod history;
 mod log_record;
 mod recovery;
 mod state_codec;
 mod wal_log;
 
 pub use follower::{FollowedRecord, WalFollower};
+pub use history::{read_history, Figures, HistoryEntry, HistoryPage, HistoryQuery};
 pub use log_record::{command_type, decode_record, encode_record, LogRecord, PAYLOAD_VERSION};
 pub use recovery::{RecoveryReport, ShardRecovery};
 pub use state_codec::{decode_state, encode_state, STATE_VERSION};

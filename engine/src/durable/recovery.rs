@@ -245,7 +245,7 @@ impl Engine {
         let plan = settle_plan(&states);
         let settled = plan.len();
         let warehouses = config.warehouses.clone();
-        let engine = Engine::start(states, logs, last_nows, config, Some(lock));
+        let engine = Engine::start(states, logs, last_nows, config, Some(lock), Some(dir.to_path_buf()));
         let finish = async {
             for (shard, command) in plan {
                 engine.command(shard, command).await?;

@@ -22,7 +22,8 @@ use crate::shard::{Request, ShardHandle, ShardStatus};
 use crate::shard_state::ShardState;
 use crate::sync::reply::{reply_channel, ReplyReceiver};
 use parking_lot::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -92,6 +93,10 @@ struct Inner {
     config: EngineConfig,
     /// The data directory's exclusive lock, held until shutdown.
     dir_lock: Mutex<Option<std::fs::File>>,
+    /// The data directory (None for an in-memory engine).
+    data_dir: Option<PathBuf>,
+    /// Item-history reads running now (each replays a shard's WAL; bounded).
+    history_reads: AtomicUsize,
     stopping: AtomicBool,
     expirer: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
@@ -111,7 +116,7 @@ impl Engine {
         let logs = (0..config.shards).map(|_| Box::new(NoLog) as Box<dyn CommandLog>).collect();
         let last_nows = vec![0; config.shards];
         let warehouses = config.warehouses.clone();
-        let engine = Engine::start(states, logs, last_nows, config, None);
+        let engine = Engine::start(states, logs, last_nows, config, None, None);
         if let Some(w) = warehouses {
             crate::block_on(engine.set_warehouses(w))?;
         }
@@ -143,6 +148,7 @@ impl Engine {
         last_nows: Vec<crate::Millis>,
         config: EngineConfig,
         dir_lock: Option<std::fs::File>,
+        data_dir: Option<PathBuf>,
     ) -> Engine {
         assert_eq!(states.len(), config.shards);
         assert_eq!(logs.len(), config.shards);
@@ -175,6 +181,8 @@ impl Engine {
                 ),
                 config,
                 dir_lock: Mutex::new(dir_lock),
+                data_dir,
+                history_reads: AtomicUsize::new(0),
                 stopping: AtomicBool::new(false),
                 expirer: Mutex::new(None),
             }),
@@ -210,6 +218,15 @@ impl Engine {
 
     pub fn config(&self) -> &EngineConfig {
         &self.inner.config
+    }
+
+    /// The data directory of a durable engine (`Engine::open`); None in memory.
+    pub fn data_dir(&self) -> Option<&Path> {
+        self.inner.data_dir.as_deref()
+    }
+
+    pub(crate) fn history_reads(&self) -> &AtomicUsize {
+        &self.inner.history_reads
     }
 
     /// Live figures of each shard (durable LSN, failed flag, counters).
@@ -278,6 +295,20 @@ impl Engine {
         task.await.map_err(|e| EngineError::Unavailable { reason: format!("coordinator task failed: {e}") })?
     }
 
+    /// Runs `work` (file I/O, a WAL replay) on a blocking thread of the coordinator
+    /// runtime and waits for it: never on a shard thread or the caller's executor.
+    pub(crate) async fn run_blocking<T, F>(&self, work: F) -> Result<T, EngineError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Engine) -> T + Send + 'static,
+    {
+        self.check_open()?;
+        let runtime = self.inner.coordinator.as_ref().expect("coordinator lives as long as the engine");
+        let engine = self.clone();
+        let task = runtime.spawn_blocking(move || work(engine));
+        task.await.map_err(|e| EngineError::Unavailable { reason: format!("blocking task failed: {e}") })
+    }
+
     pub(crate) async fn command(&self, shard: usize, command: Command) -> Result<Applied, EngineError> {
         let rx = self.send_command(shard, command)?;
         await_reply(rx).await
@@ -297,10 +328,19 @@ impl Engine {
     }
 
     pub(crate) async fn query(&self, shard: usize, query: Query) -> Result<QueryResult, EngineError> {
+        await_reply(self.send_query(shard, query)?).await
+    }
+
+    /// Sends a read to a shard; the answer comes on the returned receiver.
+    pub(crate) fn send_query(
+        &self,
+        shard: usize,
+        query: Query,
+    ) -> Result<ReplyReceiver<Result<QueryResult, EngineError>>, EngineError> {
         self.check_open()?;
         let (reply, rx) = reply_channel();
         self.inner.shards[shard].send(shard, Request::Query { query, reply })?;
-        await_reply(rx).await
+        Ok(rx)
     }
 
     /// A copy of every shard's state, each taken between two batches.

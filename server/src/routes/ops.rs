@@ -96,6 +96,7 @@ impl utoipa::Modify for AdminSecurity {
         super::items::adjust_item,
         super::items::block_item,
         super::items::unblock_item,
+        super::history::item_history,
         super::reservations::check_availability,
         super::reservations::reserve,
         super::reservations::commit,
