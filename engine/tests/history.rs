@@ -317,3 +317,61 @@ fn pruned_wal_is_reported_and_pages_start_from_snapshots() {
     assert_eq!(walked, page.entries);
     engine.shutdown();
 }
+
+#[test]
+fn locations_show_in_history_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(T0);
+    let engine = open(dir.path(), &clock, 2, 3600, StorageConfig::default());
+    let e = engine.blocking();
+    let loc = |s: &str| LocationId::parse(s, "location").unwrap();
+    for (l, n) in [("wh-a", 5), ("wh-b", 2)] {
+        e.set_item(SetItem {
+            sku: sku("RUG"),
+            on_hand: n,
+            low_stock_threshold: None,
+            max_per_order: None,
+            expected_version: None,
+            location: Some(loc(l)),
+            incoming: None,
+        })
+        .unwrap();
+    }
+    e.transfer(Transfer {
+        sku: sku("RUG"),
+        from: loc("wh-a"),
+        to: loc("wh-b"),
+        quantity: 3,
+        in_transit: true,
+        note: Some("rebalance".into()),
+    })
+    .unwrap();
+    e.receive(sku("RUG"), loc("wh-b"), 3).unwrap();
+    // wh-a 2, wh-b 5: 4 units come from wh-b (ids tie on priority: wh-a first, but it
+    // cannot fill the line).
+    reserve(&e, "rug-1", &[("RUG", 4)], 60).unwrap();
+    let entries = all(&engine, "RUG");
+    let summary: Vec<(&str, i64, Vec<(String, (u64, u64), (u64, u64), (u64, u64))>)> = entries
+        .iter()
+        .map(|x| {
+            let locs =
+                x.locations.iter().map(|l| (l.location.to_string(), l.on_hand, l.reserved, l.incoming)).collect();
+            (x.kind, x.quantity, locs)
+        })
+        .collect();
+    let l = |id: &str, on_hand, reserved, incoming| (id.to_owned(), on_hand, reserved, incoming);
+    assert_eq!(
+        summary,
+        vec![
+            ("SET", 5, vec![l("wh-a", (0, 5), (0, 0), (0, 0))]),
+            ("SET", 2, vec![l("wh-b", (0, 2), (0, 0), (0, 0))]),
+            ("TRANSFER", 3, vec![l("wh-a", (5, 2), (0, 0), (0, 0)), l("wh-b", (2, 2), (0, 0), (0, 3))]),
+            ("RECEIVE", 3, vec![l("wh-b", (2, 5), (0, 0), (3, 0))]),
+            ("RESERVE", 4, vec![l("wh-b", (5, 5), (0, 4), (0, 0))]),
+        ]
+    );
+    assert_eq!(entries[2].reason.as_deref(), Some("rebalance"));
+    assert_eq!(entries[2].after.map(|f| (f.on_hand, f.incoming)), Some((4, 3)));
+    assert_chained(&entries);
+    engine.shutdown();
+}

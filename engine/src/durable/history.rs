@@ -81,11 +81,12 @@ pub struct Figures {
     pub on_hand: u64,
     pub reserved: u64,
     pub sold: u64,
+    pub incoming: u64,
 }
 
 impl Figures {
     pub fn of(item: &Item) -> Figures {
-        Figures { on_hand: item.on_hand, reserved: item.reserved, sold: item.sold }
+        Figures { on_hand: item.on_hand, reserved: item.reserved, sold: item.sold, incoming: item.incoming }
     }
 
     pub fn available(&self) -> u64 {
@@ -115,6 +116,18 @@ pub struct HistoryEntry {
     pub reason: Option<String>,
     pub order_id: Option<String>,
     pub reservation_id: Option<String>,
+    /// The locations whose figures this record changed, in location order.
+    pub locations: Vec<LocationChange>,
+}
+
+/// One location's figures before and after a history row (0 where it did not exist).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocationChange {
+    pub location: crate::location::LocationId,
+    pub on_hand: (u64, u64),
+    pub reserved: (u64, u64),
+    pub sold: (u64, u64),
+    pub incoming: (u64, u64),
 }
 
 /// A page of a SKU's history, oldest first.

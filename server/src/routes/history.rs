@@ -49,6 +49,26 @@ pub struct HistoryEntryView {
     pub reservation_id: Option<String>,
     /// When the shard applied the record (RFC 3339).
     pub at: String,
+    /// Units in transit, before and after (TRANSFER in transit, RECEIVE).
+    pub incoming_before: Option<u64>,
+    pub incoming_after: Option<u64>,
+    /// The locations (warehouses) whose figures the record changed.
+    pub locations: Vec<LocationChangeView>,
+}
+
+/// One location's figures before and after a history row.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LocationChangeView {
+    pub location: String,
+    pub on_hand_before: u64,
+    pub on_hand_after: u64,
+    pub reserved_before: u64,
+    pub reserved_after: u64,
+    pub sold_before: u64,
+    pub sold_after: u64,
+    pub incoming_before: u64,
+    pub incoming_after: u64,
 }
 
 /// LSNs the WAL no longer holds (removed after a snapshot): their rows are missing.
@@ -89,6 +109,23 @@ impl From<&HistoryEntry> for HistoryEntryView {
             order_id: e.order_id.clone(),
             reservation_id: e.reservation_id.clone(),
             at: rfc3339(e.at),
+            incoming_before: b.map(|f| f.incoming),
+            incoming_after: a.map(|f| f.incoming),
+            locations: e
+                .locations
+                .iter()
+                .map(|l| LocationChangeView {
+                    location: l.location.to_string(),
+                    on_hand_before: l.on_hand.0,
+                    on_hand_after: l.on_hand.1,
+                    reserved_before: l.reserved.0,
+                    reserved_after: l.reserved.1,
+                    sold_before: l.sold.0,
+                    sold_after: l.sold.1,
+                    incoming_before: l.incoming.0,
+                    incoming_after: l.incoming.1,
+                })
+                .collect(),
         }
     }
 }

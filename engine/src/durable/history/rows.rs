@@ -8,9 +8,10 @@
 //! the shard (one-step reserve, commit, release, expire, expiry sweep, a commit that
 //! found the deadline passed).
 
-use super::{Figures, HistoryEntry};
+use super::{Figures, HistoryEntry, LocationChange};
 use crate::command::{AdjustReason, Command, Outcome};
 use crate::durable::follower::FollowedRecord;
+use crate::location::LocationStock;
 use crate::reservation::{Reservation, ReservationKey, ReservationStatus};
 use crate::shard_state::ShardState;
 use crate::sku::Sku;
@@ -19,6 +20,7 @@ use crate::Millis;
 /// What is taken from the shard state just before a record is applied.
 pub(super) struct Before {
     item: Option<Figures>,
+    locations: Vec<LocationStock>,
     /// The orderId of the hold a CommitHold / ReleaseHold settles.
     hold_order: Option<String>,
     /// ExpireDue: the one due reservation holding stock on this shard, if exactly one.
@@ -47,7 +49,13 @@ impl Before {
             }
             _ => None,
         };
-        Before { item: state.item(sku).map(Figures::of), hold_order, due_hold }
+        let item = state.item(sku);
+        Before {
+            item: item.map(Figures::of),
+            locations: item.map(|i| i.locations.clone()).unwrap_or_default(),
+            hold_order,
+            due_hold,
+        }
     }
 }
 
@@ -55,6 +63,27 @@ impl Before {
 pub(super) struct Row {
     pub(super) entry: HistoryEntry,
     pub(super) resolve: bool,
+}
+
+/// The locations whose figures differ between `before` and `after` (both sorted by id).
+fn location_changes(before: &[LocationStock], after: &[LocationStock]) -> Vec<LocationChange> {
+    let mut ids: Vec<&crate::location::LocationId> = before.iter().chain(after).map(|l| &l.location).collect();
+    ids.sort();
+    ids.dedup();
+    let zero = |id: &crate::location::LocationId| LocationStock::new(id.clone());
+    ids.into_iter()
+        .filter_map(|id| {
+            let b = before.iter().find(|l| &l.location == id).cloned().unwrap_or_else(|| zero(id));
+            let a = after.iter().find(|l| &l.location == id).cloned().unwrap_or_else(|| zero(id));
+            (b != a).then(|| LocationChange {
+                location: id.clone(),
+                on_hand: (b.on_hand, a.on_hand),
+                reserved: (b.reserved, a.reserved),
+                sold: (b.sold, a.sold),
+                incoming: (b.incoming, a.incoming),
+            })
+        })
+        .collect()
 }
 
 fn change(before: u64, after: u64) -> i64 {
@@ -121,7 +150,9 @@ pub(super) fn derive(
         Command::SetItem { sku: s, .. }
         | Command::AdjustItem { sku: s, .. }
         | Command::DeleteItem { sku: s, .. }
-        | Command::SetSalesBlocked { sku: s, .. } => s == sku,
+        | Command::SetSalesBlocked { sku: s, .. }
+        | Command::Transfer { sku: s, .. }
+        | Command::ReceiveIncoming { sku: s, .. } => s == sku,
         _ => false,
     };
     if before.item == after && !(names_sku && record.applied.changed) {
@@ -142,6 +173,7 @@ pub(super) fn derive(
         reason: None,
         order_id: None,
         reservation_id: None,
+        locations: location_changes(&before.locations, state.item(sku).map_or(&[][..], |i| &i.locations)),
     };
     let mut resolve = false;
     match &record.command {
@@ -151,6 +183,15 @@ pub(super) fn derive(
             e.reason = Some(adjust_reason(*reason, note));
         }
         Command::DeleteItem { .. } => e.kind = "DELETE",
+        Command::Transfer { quantity, note, .. } => {
+            e.kind = "TRANSFER";
+            e.quantity = *quantity as i64;
+            e.reason = note.clone();
+        }
+        Command::ReceiveIncoming { quantity, .. } => {
+            e.kind = "RECEIVE";
+            e.quantity = *quantity as i64;
+        }
         // BLOCK_SALES / UNBLOCK_SALES: the kind already says it; no figure moves.
         Command::SetSalesBlocked { .. } => {}
         Command::PlaceHold { reservation_id, order_id, .. } => {
