@@ -351,7 +351,8 @@ fn locations_show_in_history_rows() {
     // cannot fill the line).
     reserve(&e, "rug-1", &[("RUG", 4)], 60).unwrap();
     let entries = all(&engine, "RUG");
-    let summary: Vec<(&str, i64, Vec<(String, (u64, u64), (u64, u64), (u64, u64))>)> = entries
+    type Moves = Vec<(String, (u64, u64), (u64, u64), (u64, u64))>;
+    let summary: Vec<(&str, i64, Moves)> = entries
         .iter()
         .map(|x| {
             let locs =
