@@ -115,7 +115,7 @@ impl ShardState {
                 self.place_hold(reservation_id, order_id, lines, placement, now, &mut alerts)?
             }
             Command::ActivateReservation { reservation_id, allocations } => {
-                self.activate(reservation_id, allocations)?
+                self.activate(reservation_id, allocations.clone())?
             }
             Command::AbortReservation { reservation_id } => self.abort(reservation_id),
             Command::ReleaseHold { reservation_id } => self.release_hold(reservation_id, now),

@@ -59,7 +59,9 @@ impl ShardState {
         if let Some(existing) = self.existing_or_room(order_id, lines)? {
             return Ok(existing);
         }
-        Ok(Outcome::Opened(self.new_header(order_id, lines, ttl_secs, metadata, now)))
+        let id = make_reservation_id(now, self.shard, self.next_seq);
+        self.new_header(id.clone(), order_id, lines, ttl_secs, metadata, now);
+        Ok(Outcome::Opened(self.reservations[&id].clone()))
     }
 
     /// The fast path: open, hold and activate at once, all or nothing.
@@ -83,24 +85,25 @@ impl ShardState {
             Outcome::Placed { allocations, .. } => allocations,
             other => unreachable!("place_hold answered {other:?}"),
         };
-        let header = self.new_header(order_id, lines, ttl_secs, metadata, now);
-        debug_assert_eq!(header.reservation_id, reservation_id);
-        match self.activate(&reservation_id, &allocations)? {
+        self.new_header(reservation_id.clone(), order_id, lines, ttl_secs, metadata, now);
+        match self.activate(&reservation_id, allocations)? {
             Outcome::Reservation { reservation, .. } => Ok(Outcome::Reserved(reservation)),
             other => unreachable!("activate of a new header answered {other:?}"),
         }
     }
 
-    /// Writes a new PENDING header with the next reservation id.
+    /// Writes a new PENDING header under `reservation_id`, which must be the next id
+    /// (`make_reservation_id(now, shard, next_seq)`, computed once by the caller).
     fn new_header(
         &mut self,
+        reservation_id: String,
         order_id: &OrderId,
         lines: &[(Sku, u64)],
         ttl_secs: u64,
         metadata: &Option<String>,
         now: Millis,
-    ) -> Reservation {
-        let reservation_id = make_reservation_id(now, self.shard, self.next_seq);
+    ) {
+        debug_assert_eq!(reservation_id, make_reservation_id(now, self.shard, self.next_seq));
         self.next_seq += 1;
         let reservation = Reservation {
             reservation_id: reservation_id.clone(),
@@ -119,14 +122,13 @@ impl ShardState {
         };
         debug_assert!(!self.reservations.contains_key(&reservation_id), "reservation id reused");
         self.by_order.insert(order_id.clone(), reservation_id.clone());
-        self.reservations.insert(reservation_id, reservation.clone());
-        reservation
+        self.reservations.insert(reservation_id, reservation);
     }
 
     pub(super) fn activate(
         &mut self,
         reservation_id: &str,
-        allocations: &[Allocation],
+        allocations: Vec<Allocation>,
     ) -> Result<Outcome, EngineError> {
         let r = self
             .reservations
@@ -147,7 +149,7 @@ impl ShardState {
         if allocations.iter().any(|a| !r.lines.iter().any(|l| l.sku == a.sku)) {
             return Err(EngineError::validation("allocations", "names a SKU the reservation does not hold"));
         }
-        r.allocations = allocations.to_vec();
+        r.allocations = allocations;
         r.status = ReservationStatus::Active;
         self.deadlines.insert((r.expires_at, r.reservation_id.clone()));
         Ok(Outcome::Reservation { reservation: r.clone(), changed: true })
