@@ -1,5 +1,6 @@
 //! The handlers, one module per area.
 
 pub mod items;
+pub mod locations;
 pub mod ops;
 pub mod reservations;
