@@ -4,13 +4,14 @@
 use crate::envelope::ApiError;
 use crate::extract::MAX_BODY;
 use crate::metrics::Metrics;
-use crate::routes::{history, items, ops, reservations};
+use crate::routes::{history, items, locations, ops, reservations};
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use axum::Router;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use stockd_engine::location::AllocationStrategy;
 use stockd_engine::Engine;
 
 /// What every handler shares. Cheap to clone.
@@ -23,6 +24,8 @@ pub struct AppState {
     pub durability: &'static str,
     /// Set when the Kafka front runs (`--kafka-brokers`); /health then shows it.
     pub kafka: Option<Arc<crate::kafka::KafkaStatus>>,
+    /// The allocation strategy of a reserve that names none (`--allocation`).
+    pub allocation: AllocationStrategy,
 }
 
 impl AppState {
@@ -34,6 +37,7 @@ impl AppState {
             stopping: Arc::new(AtomicBool::new(false)),
             durability,
             kafka: None,
+            allocation: AllocationStrategy::default(),
         }
     }
 
@@ -57,6 +61,11 @@ pub fn router(state: AppState) -> Router {
         .route("/items/{sku}/block", post(items::block_item))
         .route("/items/{sku}/unblock", post(items::unblock_item))
         .route("/items/{sku}/history", get(history::item_history))
+        .route("/items/{sku}/locations", get(locations::list_locations))
+        .route("/items/{sku}/locations/{location}", put(locations::put_location))
+        .route("/items/{sku}/transfers", post(locations::transfer))
+        .route("/items/{sku}/receipts", post(locations::receive))
+        .route("/warehouses", get(locations::warehouses))
         .route("/check-availability", post(reservations::check_availability))
         .route("/reserve", post(reservations::reserve))
         .route("/commit", post(reservations::commit))

@@ -4,6 +4,7 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use stockd_engine::location::AllocationStrategy;
 
 #[derive(Debug, Parser)]
 #[command(name = "stockd", version, about = "stockd: a stock-reservation service for flash sales")]
@@ -38,6 +39,16 @@ pub struct ServeArgs {
     /// `Authorization: Bearer <token>`.
     #[arg(long, env = "STOCKD_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// Warehouse table: a YAML (`.yaml`, `.yml`; seed 004's `warehouses: [{id, name,
+    /// region, priority}]`) or TOML (`.toml`, `[[warehouses]]`) file, read and checked
+    /// at start. Without it the table recovered from the data dir stays.
+    #[arg(long, env = "STOCKD_WAREHOUSES")]
+    pub warehouses: Option<PathBuf>,
+    /// How a reservation line that names no location is allocated, unless the request
+    /// says (`allocation`): the highest-priority location that fills it, else split in
+    /// priority order; the most available first; or one location only.
+    #[arg(long, env = "STOCKD_ALLOCATION", value_enum, default_value_t = AllocationArg::Priority)]
+    pub allocation: AllocationArg,
     /// Log format on stderr.
     #[arg(long, env = "STOCKD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -56,6 +67,23 @@ impl DurabilityArg {
         match self {
             DurabilityArg::Fsync => "fsync",
             DurabilityArg::None => "none",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AllocationArg {
+    Priority,
+    MostAvailable,
+    SingleLocationOnly,
+}
+
+impl AllocationArg {
+    pub fn strategy(self) -> AllocationStrategy {
+        match self {
+            AllocationArg::Priority => AllocationStrategy::Priority,
+            AllocationArg::MostAvailable => AllocationStrategy::MostAvailable,
+            AllocationArg::SingleLocationOnly => AllocationStrategy::SingleLocationOnly,
         }
     }
 }

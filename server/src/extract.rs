@@ -4,7 +4,8 @@
 //! missing or unknown fields (400 `VALIDATION_ERROR`, `details.field` naming the
 //! field by its JSON path, e.g. `items[2].quantity`).
 //!
-//! Also [`PathParam`], a `Path<String>` whose rejection is in the envelope.
+//! Also [`PathParam`] and [`PathParams`], `Path<String>` and `Path<(String, String)>`
+//! whose rejections are in the envelope.
 
 use crate::envelope::ApiError;
 use axum::body::Bytes;
@@ -66,14 +67,15 @@ fn field_error(path: &str, e: &serde_json::Error) -> ApiError {
     if matches!(e.classify(), Category::Syntax | Category::Eof | Category::Io) {
         return ApiError::validation("body", format!("malformed JSON: {msg}"));
     }
-    // "unknown field `x`, ..." and "missing field `x`" point at the parent object.
-    let named = ["unknown field `", "missing field `"]
+    // "unknown field `x`, ...", "missing field `x`" and "duplicate field `x`" (also a
+    // field given under its name and an alias) point at the parent object.
+    let named = ["unknown field `", "missing field `", "duplicate field `"]
         .iter()
         .find_map(|p| msg.strip_prefix(p))
         .and_then(|rest| rest.split('`').next());
     let field = match (named, path) {
         (Some(name), "." | "") => name.to_owned(),
-        // serde_path_to_error already names an unknown field; a missing one it does not.
+        // serde_path_to_error already names an unknown field; a missing or repeated one it does not.
         (Some(name), p) if p == name || p.ends_with(&format!(".{name}")) => p.to_owned(),
         (Some(name), parent) => format!("{parent}.{name}"),
         (None, "." | "") => "body".to_owned(),
@@ -93,6 +95,20 @@ impl<S: Send + Sync> FromRequestParts<S> for PathParam {
         Path::<String>::from_request_parts(parts, state)
             .await
             .map(|Path(s)| PathParam(s))
+            .map_err(|e| ApiError::validation("path", e.body_text()))
+    }
+}
+
+/// Two path segments (`/items/{sku}/locations/{location}`), rejected in the envelope.
+pub struct PathParams(pub String, pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathParams {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Path::<(String, String)>::from_request_parts(parts, state)
+            .await
+            .map(|Path((a, b))| PathParams(a, b))
             .map_err(|e| ApiError::validation("path", e.body_text()))
     }
 }
@@ -132,5 +148,7 @@ mod tests {
         assert_eq!(field(r#"{"orderId":"a","items":[],"bogus":true}"#), "bogus");
         assert_eq!(field(r#"{"orderId":"#), "body");
         assert_eq!(field(r#"{"orderId":"a","items":[]} x"#), "body");
+        assert_eq!(field(r#"{"orderId":"a","orderId":"b","items":[]}"#), "orderId");
+        assert_eq!(field(r#"{"orderId":"a","items":[{"sku":"x","sku":"y","quantity":1}]}"#), "items[0].sku");
     }
 }

@@ -6,9 +6,10 @@
 //! - [`envelope`]: the `{success, data | error, meta}` envelope and engine error → HTTP
 //!   status mapping;
 //! - [`extract`]: the strict JSON extractor (413 / 415 / 400 naming the field);
-//! - [`routes`]: items, reservations (seed 002's contract), ops (health, metrics,
-//!   OpenAPI);
-//! - [`auth`]: the admin token; [`metrics`]: Prometheus text.
+//! - [`routes`]: items, reservations (seed 002's contract), locations (stock per
+//!   warehouse, transfers, receipts), ops (health, metrics, OpenAPI);
+//! - [`auth`]: the admin token; [`metrics`]: Prometheus text;
+//! - [`warehouses`]: the `--warehouses` file (YAML or TOML).
 //!
 //! [`serve`] opens the engine, binds, prints `listening on ADDR` on stdout, serves
 //! until SIGTERM/SIGINT, drains in-flight requests, then shuts the engine down (every
@@ -22,17 +23,24 @@ pub mod extract;
 pub mod kafka;
 pub mod metrics;
 pub mod routes;
+pub mod warehouses;
 
 use cli::{DurabilityArg, LogFormat, ServeArgs};
 use std::io::Write;
 use std::sync::atomic::Ordering;
 use stockd_engine::{Durability, Engine, EngineConfig, StorageConfig};
 
-/// Opens the engine `args` describe: durable over `--data-dir`.
+/// Opens the engine `args` describe: durable over `--data-dir`, with the warehouse
+/// table of `--warehouses` (when given; else the recovered one stays).
 pub fn open_engine(args: &ServeArgs) -> Result<Engine, String> {
     let mut config = EngineConfig::default();
     if let Some(n) = args.shards {
         config.shards = usize::from(n);
+    }
+    if let Some(path) = &args.warehouses {
+        let table = warehouses::load(path)?;
+        tracing::info!(file = %path.display(), warehouses = table.len(), "warehouse table loaded");
+        config.warehouses = Some(table);
     }
     std::fs::create_dir_all(&args.data_dir).map_err(|e| format!("data dir {}: {e}", args.data_dir.display()))?;
     let durability = match args.durability {
@@ -83,6 +91,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
         DurabilityArg::None => DurabilityArg::None.as_str(),
     };
     let mut state = app::AppState::new(engine.clone(), args.admin_token.clone(), durability);
+    state.allocation = args.allocation.strategy();
     let kafka = match args.kafka.kafka_brokers.as_deref().map(str::trim).filter(|b| !b.is_empty()) {
         Some(brokers) => {
             let k = kafka::Kafka::start(&args.kafka, brokers, engine.clone(), args.data_dir.clone())?;

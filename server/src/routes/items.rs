@@ -1,10 +1,12 @@
-//! Item routes: create/update, read, list, delete, adjust. Writes need the admin
-//! token when one is configured.
+//! Item routes: create/update, read, list, delete, adjust, block. Writes need the
+//! admin token when one is configured. A write that names no `location` acts on the
+//! default one (see routes/locations.rs for stock per location).
 
 use crate::app::AppState;
 use crate::auth::Admin;
 use crate::envelope::{ok, rfc3339, ApiError, ApiResult};
 use crate::extract::{PathParam, StrictJson};
+use crate::routes::locations::{location_of, LocationView};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -18,11 +20,16 @@ use utoipa::ToSchema;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PutItemBody {
+    /// The onHand of `location` (the default location when absent).
     pub on_hand: u64,
     pub low_stock_threshold: Option<u64>,
     /// Most units one reservation may take; 0 clears the limit.
     pub max_per_order: Option<u64>,
     pub expected_version: Option<u64>,
+    /// The location (warehouse id) whose figures this sets; default: `default`.
+    pub location: Option<String>,
+    /// Units in transit to `location` (not sellable until received); absent: unchanged.
+    pub incoming: Option<u64>,
 }
 
 /// Body of `POST /items/{sku}/adjust`.
@@ -35,6 +42,8 @@ pub struct AdjustBody {
     pub note: Option<String>,
     pub idempotency_key: Option<String>,
     pub expected_version: Option<u64>,
+    /// The location whose onHand changes; default: `default`.
+    pub location: Option<String>,
 }
 
 /// An item as the API shows it.
@@ -46,6 +55,10 @@ pub struct ItemView {
     pub available: u64,
     pub reserved: u64,
     pub sold: u64,
+    /// Units in transit to some location, over all locations.
+    pub incoming: u64,
+    /// Stock per location, by location id (`default` for stock nobody placed).
+    pub locations: Vec<LocationView>,
     pub low_stock_threshold: u64,
     pub low_stock: bool,
     pub max_per_order: Option<u64>,
@@ -64,6 +77,8 @@ impl From<&Item> for ItemView {
             available: i.available(),
             reserved: i.reserved,
             sold: i.sold,
+            incoming: i.incoming,
+            locations: i.locations.iter().map(LocationView::from).collect(),
             low_stock_threshold: i.low_stock_threshold,
             low_stock: i.is_low_stock(),
             max_per_order: i.max_per_order,
@@ -84,7 +99,7 @@ pub struct ItemPage {
     pub next_cursor: Option<String>,
 }
 
-fn sku_of(path: &str) -> Result<Sku, ApiError> {
+pub(crate) fn sku_of(path: &str) -> Result<Sku, ApiError> {
     Ok(Sku::parse(path, "sku")?)
 }
 
@@ -114,9 +129,14 @@ pub async fn put_item(
         low_stock_threshold: body.low_stock_threshold,
         max_per_order: body.max_per_order,
         expected_version: body.expected_version,
-        location: None,
-        incoming: None,
+        location: body.location.as_deref().map(|l| location_of(l, "location")).transpose()?,
+        incoming: body.incoming,
     };
+    set_item(&st, req).await
+}
+
+/// Applies `req`: 201 with the item when it created it, 200 otherwise.
+pub(crate) async fn set_item(st: &AppState, req: SetItem) -> ApiResult {
     let change = st.engine.set_item(req).await?;
     st.metrics.count_alerts(&change.alerts);
     let status = if change.created { StatusCode::CREATED } else { StatusCode::OK };
@@ -202,7 +222,7 @@ pub async fn adjust_item(
         note: body.note,
         idempotency_key: body.idempotency_key,
         expected_version: body.expected_version,
-        location: None,
+        location: body.location.as_deref().map(|l| location_of(l, "location")).transpose()?,
     };
     let change = st.engine.adjust(req).await?;
     st.metrics.count_alerts(&change.alerts);

@@ -2,5 +2,6 @@
 
 pub mod history;
 pub mod items;
+pub mod locations;
 pub mod ops;
 pub mod reservations;

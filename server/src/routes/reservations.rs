@@ -5,17 +5,27 @@
 //! An item line names its SKU either as `sku` or as `productId` (+ `variantId`):
 //! `{productId, variantId}` is the SKU `productId:variantId`, a `productId` alone is
 //! the SKU `productId`. Answers echo each line the way the client named it.
+//!
+//! Locations: a reserve line may name its `location` (alias `warehouseId`), the
+//! request a delivery `region` and an `allocation` strategy (default `--allocation`);
+//! reservations show per line the `allocations` they got (routes/locations.rs). Items
+//! that never name a location answer seed 002's shapes exactly: no `allocations` in
+//! the reserve answer, no `locations` in check-availability.
 
 use crate::app::AppState;
 use crate::auth::Admin;
 use crate::envelope::{now_ms, ok, rfc3339, ApiError, ApiResult};
 use crate::extract::{PathParam, StrictJson};
+use crate::routes::locations::{
+    allocations_view, location_of, location_stocks, named_allocations, shows_locations, strategy_of,
+};
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
+use stockd_engine::location::{AllocationStrategy, LocationId, LocationStock, Placement};
 use stockd_engine::{EngineError, OrderId, Reservation, ReservationKey, ReservationStatus, ReserveRequest, Sku};
 use utoipa::ToSchema;
 
@@ -27,6 +37,10 @@ pub struct LineIn {
     pub variant_id: Option<String>,
     pub sku: Option<String>,
     pub quantity: u64,
+    /// Reserve and check-availability only: the one location (warehouse id) this line
+    /// may take its units from. `warehouseId` is accepted as an alias (seed 004).
+    #[serde(alias = "warehouseId")]
+    pub location: Option<String>,
 }
 
 impl LineIn {
@@ -63,12 +77,32 @@ impl LineIn {
         } else if let Some(s) = &self.sku {
             m.insert("sku".into(), json!(s));
         }
+        if let Some(l) = &self.location {
+            m.insert("location".into(), json!(l));
+        }
         m
+    }
+
+    /// The location the line names, checked.
+    fn location(&self, i: usize) -> Result<Option<LocationId>, ApiError> {
+        self.location.as_deref().map(|l| location_of(l, &format!("items[{i}].location"))).transpose()
     }
 }
 
 fn lines_of(items: &[LineIn]) -> Result<Vec<(Sku, u64)>, ApiError> {
     items.iter().enumerate().map(|(i, l)| Ok((l.sku(i)?, l.quantity))).collect()
+}
+
+/// The placement a reserve asks for: its lines' locations, region and strategy.
+fn placement_of(body: &ReserveBody, lines: &[(Sku, u64)], default: AllocationStrategy) -> Result<Placement, ApiError> {
+    let strategy = strategy_of(body.allocation.as_deref(), default)?;
+    let mut locations = Vec::new();
+    for (i, (line, (sku, _))) in body.items.iter().zip(lines).enumerate() {
+        if let Some(l) = line.location(i)? {
+            locations.push((sku.clone(), l));
+        }
+    }
+    Ok(Placement { strategy, region: body.region.clone(), locations })
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -87,6 +121,11 @@ pub struct ReserveBody {
     /// Opaque client data (at most 4 KiB as JSON text), returned by lookups.
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<Value>,
+    /// Delivery region: warehouses in it are tried first.
+    pub region: Option<String>,
+    /// priority, most-available or single-location-only; default: the server's
+    /// `--allocation`.
+    pub allocation: Option<String>,
 }
 
 /// Commit: exactly one of orderId / reservationId; `items` commits less than
@@ -152,6 +191,7 @@ pub fn reservation_view(r: &Reservation) -> Value {
             }
             m.insert("quantity".into(), json!(l.quantity));
             m.insert("committedQuantity".into(), json!(l.committed));
+            m.insert("allocations".into(), allocations_view(r, &l.sku));
             Value::Object(m)
         })
         .collect();
@@ -170,23 +210,39 @@ pub fn reservation_view(r: &Reservation) -> Value {
 }
 
 #[utoipa::path(post, path = "/api/v1/inventory/check-availability", tag = "reservations", request_body = CheckBody,
-    responses((status = 200, description = "per item: available, requestedQuantity, availableQuantity (unknown items: available false, availableQuantity 0)"),
+    responses((status = 200, description = "per item: available, requestedQuantity, availableQuantity (at the line's location when it names one; unknown items: available false, availableQuantity 0), and locations [{location, available}] when the line names a location or the item is stocked at named ones"),
         (status = 400, description = "VALIDATION_ERROR")))]
 pub async fn check_availability(State(st): State<AppState>, StrictJson(body): StrictJson<CheckBody>) -> ApiResult {
     let lines = lines_of(&body.items)?;
-    let found = st.engine.check_availability(lines).await?;
+    let named: Vec<Option<LocationId>> =
+        body.items.iter().enumerate().map(|(i, l)| l.location(i)).collect::<Result<_, _>>()?;
+    let found = st.engine.check_availability(lines.clone()).await?;
+    let known = lines.iter().zip(&found).map(|((sku, _), a)| a.exists.then(|| sku.clone())).collect();
+    let stocks = location_stocks(&st, known).await?;
     let mut all = true;
     let items: Vec<Value> = body
         .items
         .iter()
         .zip(&found)
-        .map(|(line, a)| {
-            let available = a.exists && a.available >= a.requested;
+        .zip(named.iter().zip(&stocks))
+        .map(|((line, a), (named, stock))| {
+            let show = shows_locations(named.as_ref(), stock.as_deref());
+            let stock = stock.as_deref().unwrap_or_default();
+            let quantity = match named {
+                Some(l) => stock.iter().find(|s| &s.location == l).map_or(0, LocationStock::available),
+                None if a.exists => a.available,
+                None => 0,
+            };
+            let available = a.exists && quantity >= a.requested;
             all &= available;
             let mut m = line.echo();
             m.insert("available".into(), json!(available));
             m.insert("requestedQuantity".into(), json!(a.requested));
-            m.insert("availableQuantity".into(), json!(if a.exists { a.available } else { 0 }));
+            m.insert("availableQuantity".into(), json!(quantity));
+            if show {
+                let per = stock.iter().map(|s| json!({ "location": s.location.as_str(), "available": s.available() }));
+                m.insert("locations".into(), Value::Array(per.collect()));
+            }
             Value::Object(m)
         })
         .collect();
@@ -194,7 +250,7 @@ pub async fn check_availability(State(st): State<AppState>, StrictJson(body): St
 }
 
 #[utoipa::path(post, path = "/api/v1/inventory/reserve", tag = "reservations", request_body = ReserveBody,
-    responses((status = 201, description = "reserved: reservationId, orderId, items (reserved: true), expiresAt"),
+    responses((status = 201, description = "reserved: reservationId, orderId, items (reserved: true; allocations [{location, quantity, committed}] unless every unit came from the default location), expiresAt"),
         (status = 200, description = "the orderId already had this reservation (idempotent repeat)"),
         (status = 400, description = "VALIDATION_ERROR"), (status = 404, description = "ITEM_NOT_FOUND"),
         (status = 409, description = "INSUFFICIENT_INVENTORY (details.items: requestedQuantity, availableQuantity), MAX_PER_ORDER_EXCEEDED, RESERVATION_PENDING"),
@@ -214,14 +270,9 @@ pub async fn reserve(State(st): State<AppState>, StrictJson(body): StrictJson<Re
 async fn reserve_inner(st: &AppState, body: ReserveBody) -> ApiResult {
     let order_id = OrderId::parse(&body.order_id, "orderId")?;
     let lines = lines_of(&body.items)?;
+    let placement = placement_of(&body, &lines, st.allocation)?;
     let metadata = body.metadata.as_ref().map(Value::to_string);
-    let req = ReserveRequest {
-        order_id,
-        lines: lines.clone(),
-        ttl_secs: body.expires_in,
-        metadata,
-        placement: Default::default(),
-    };
+    let req = ReserveRequest { order_id, lines: lines.clone(), ttl_secs: body.expires_in, metadata, placement };
     let outcome = match st.engine.reserve(req).await {
         Ok(o) => o,
         Err(EngineError::InsufficientInventory { items }) => {
@@ -251,10 +302,14 @@ async fn reserve_inner(st: &AppState, body: ReserveBody) -> ApiResult {
     let items: Vec<Value> = body
         .items
         .iter()
-        .map(|line| {
+        .zip(&lines)
+        .map(|(line, (sku, _))| {
             let mut m = line.echo();
             m.insert("quantity".into(), json!(line.quantity));
             m.insert("reserved".into(), json!(reserved));
+            if let Some(a) = named_allocations(r, sku) {
+                m.insert("allocations".into(), a);
+            }
             Value::Object(m)
         })
         .collect();
@@ -278,6 +333,12 @@ async fn reserve_inner(st: &AppState, body: ReserveBody) -> ApiResult {
 pub async fn commit(State(st): State<AppState>, StrictJson(body): StrictJson<CommitBody>) -> ApiResult {
     st.writable()?;
     let key = key_of(body.order_id, body.reservation_id)?;
+    if let Some(i) = body.items.iter().flatten().position(|l| l.location.is_some()) {
+        return Err(ApiError::validation(
+            format!("items[{i}].location"),
+            "a commit takes what the reservation allocated; name no location",
+        ));
+    }
     let quantities = body.items.as_deref().map(lines_of).transpose()?;
     let t0 = now_ms();
     let r = st.engine.commit(key, quantities).await?;

@@ -1,0 +1,292 @@
+//! Stock per location (warehouse): set a location's figures, list them, transfer
+//! between locations (optionally in transit), receive what is in transit, and the
+//! warehouse table with the default allocation strategy. Also the location parts of
+//! reservations: the placement a reserve asks for and the allocations it got.
+//!
+//! Writes need the admin token when one is configured, like the other item writes.
+
+use crate::app::AppState;
+use crate::auth::Admin;
+use crate::envelope::{ok, ApiError, ApiResult};
+use crate::extract::{PathParam, PathParams, StrictJson};
+use crate::routes::items::{set_item, sku_of, ItemView};
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use stockd_engine::location::{AllocationStrategy, LocationId, LocationStock};
+use stockd_engine::{EngineError, Reservation, SetItem, Sku, Transfer};
+use utoipa::ToSchema;
+
+/// One location's share of an item. `available = onHand - reserved`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LocationView {
+    /// Warehouse id, or `default` for stock nobody placed.
+    pub location: String,
+    pub on_hand: u64,
+    pub available: u64,
+    pub reserved: u64,
+    pub sold: u64,
+    /// In transit to this location: not sellable until received.
+    pub incoming: u64,
+}
+
+impl From<&LocationStock> for LocationView {
+    fn from(l: &LocationStock) -> LocationView {
+        LocationView {
+            location: l.location.to_string(),
+            on_hand: l.on_hand,
+            available: l.available(),
+            reserved: l.reserved,
+            sold: l.sold,
+            incoming: l.incoming,
+        }
+    }
+}
+
+/// An item's locations.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LocationsView {
+    pub sku: String,
+    pub version: u64,
+    pub locations: Vec<LocationView>,
+}
+
+/// Body of `PUT /items/{sku}/locations/{location}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PutLocationBody {
+    pub on_hand: u64,
+    /// Units in transit to this location; absent: unchanged.
+    pub incoming: Option<u64>,
+    pub expected_version: Option<u64>,
+    /// Item-wide, as in `PUT /items/{sku}`.
+    pub low_stock_threshold: Option<u64>,
+    /// Item-wide; 0 clears the limit.
+    pub max_per_order: Option<u64>,
+}
+
+/// Body of `POST /items/{sku}/transfers`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TransferBody {
+    pub from: String,
+    pub to: String,
+    /// Available units of `from` to move, 1 to 10^9.
+    pub quantity: u64,
+    /// true: into `to`'s incoming (received later with a receipt); default false:
+    /// straight into its onHand.
+    pub in_transit: Option<bool>,
+    pub note: Option<String>,
+}
+
+/// Body of `POST /items/{sku}/receipts`: `quantity` of `location`'s incoming arrives.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ReceiptBody {
+    pub location: String,
+    pub quantity: u64,
+}
+
+/// A warehouse of the `--warehouses` file.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WarehouseView {
+    pub id: String,
+    pub name: String,
+    pub region: Option<String>,
+    /// Lower is tried first.
+    pub priority: u32,
+}
+
+/// The warehouse table in force and the default allocation strategy.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WarehousesView {
+    pub warehouses: Vec<WarehouseView>,
+    /// priority, most-available or single-location-only (`--allocation`).
+    pub allocation: String,
+}
+
+/// A location id from client input; `field` names it in the error.
+pub fn location_of(s: &str, field: &str) -> Result<LocationId, ApiError> {
+    Ok(LocationId::parse(s, field)?)
+}
+
+/// The strategy a request names, or the server's default.
+pub fn strategy_of(name: Option<&str>, default: AllocationStrategy) -> Result<AllocationStrategy, ApiError> {
+    let Some(name) = name else { return Ok(default) };
+    AllocationStrategy::parse(name).ok_or_else(|| {
+        let all: Vec<&str> = AllocationStrategy::ALL.iter().map(|a| a.as_str()).collect();
+        ApiError::validation("allocation", format!("must be one of {}; got {name:?}", all.join(", ")))
+    })
+}
+
+/// Where a reservation took `sku`'s units, `[{location, quantity, committed}]`, for
+/// an answer in seed 002's shape (the reserve answer): `None` when every unit came
+/// from the default location, so items that never name a location answer exactly as
+/// before. Lookups always show them ([`allocations_view`]).
+pub fn named_allocations(r: &Reservation, sku: &Sku) -> Option<Value> {
+    let all_default = r.allocations.iter().filter(|a| &a.sku == sku).all(|a| a.location.is_default());
+    (!all_default).then(|| allocations_view(r, sku))
+}
+
+/// Whether a check-availability line shows its item's `locations`: when it names a
+/// location or the item is stocked anywhere but the default location (an item that
+/// never names one answers in seed 002's shape).
+pub fn shows_locations(named: Option<&LocationId>, stock: Option<&[LocationStock]>) -> bool {
+    named.is_some() || stock.is_some_and(|s| s.iter().any(|l| !l.location.is_default()))
+}
+
+/// Where a reservation took `sku`'s units: `[{location, quantity, committed}]`.
+pub fn allocations_view(r: &Reservation, sku: &Sku) -> Value {
+    let list: Vec<Value> = r
+        .allocations
+        .iter()
+        .filter(|a| &a.sku == sku)
+        .map(|a| json!({ "location": a.location.as_str(), "quantity": a.quantity, "committed": a.committed }))
+        .collect();
+    Value::Array(list)
+}
+
+/// The locations of each SKU given (`None`: skip it), looked up concurrently; an
+/// item deleted meanwhile answers `None`.
+pub async fn location_stocks(
+    st: &AppState,
+    skus: Vec<Option<Sku>>,
+) -> Result<Vec<Option<Vec<LocationStock>>>, ApiError> {
+    let tasks: Vec<_> = skus
+        .into_iter()
+        .map(|sku| {
+            let engine = st.engine.clone();
+            tokio::spawn(async move {
+                match sku {
+                    Some(sku) => engine.get_item(sku).await.map(|i| Some(i.locations)),
+                    None => Ok(None),
+                }
+            })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        match task.await.map_err(|e| ApiError::unavailable(format!("item lookup failed: {e}")))? {
+            Ok(found) => out.push(found),
+            Err(EngineError::ItemNotFound { .. }) => out.push(None),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(out)
+}
+
+#[utoipa::path(put, path = "/api/v1/inventory/items/{sku}/locations/{location}", tag = "locations",
+    params(("sku" = String, Path, description = "SKU, URL-encoded"),
+        ("location" = String, Path, description = "warehouse id ([A-Za-z0-9._:/-]{1,64}) or default")),
+    request_body = PutLocationBody,
+    responses((status = 201, body = ItemView, description = "item created"), (status = 200, body = ItemView, description = "updated"),
+        (status = 400, description = "VALIDATION_ERROR (e.g. location not in the warehouse table)"),
+        (status = 401, description = "UNAUTHORIZED"), (status = 403, description = "FORBIDDEN"),
+        (status = 409, description = "VERSION_CONFLICT, ITEM_HAS_RESERVATIONS (onHand below the location's reserved)")),
+    security(("admin" = [])))]
+pub async fn put_location(
+    _: Admin,
+    State(st): State<AppState>,
+    PathParams(sku, location): PathParams,
+    StrictJson(body): StrictJson<PutLocationBody>,
+) -> ApiResult {
+    st.writable()?;
+    let req = SetItem {
+        sku: sku_of(&sku)?,
+        on_hand: body.on_hand,
+        low_stock_threshold: body.low_stock_threshold,
+        max_per_order: body.max_per_order,
+        expected_version: body.expected_version,
+        location: Some(location_of(&location, "location")?),
+        incoming: body.incoming,
+    };
+    set_item(&st, req).await
+}
+
+#[utoipa::path(get, path = "/api/v1/inventory/items/{sku}/locations", tag = "locations",
+    params(("sku" = String, Path, description = "SKU, URL-encoded")),
+    responses((status = 200, body = LocationsView, description = "the item's locations, by id"),
+        (status = 404, description = "ITEM_NOT_FOUND")))]
+pub async fn list_locations(State(st): State<AppState>, PathParam(sku): PathParam) -> ApiResult {
+    let item = st.engine.get_item(sku_of(&sku)?).await?;
+    let view = LocationsView {
+        sku: item.sku.to_string(),
+        version: item.version,
+        locations: item.locations.iter().map(LocationView::from).collect(),
+    };
+    Ok(ok(StatusCode::OK, view))
+}
+
+#[utoipa::path(post, path = "/api/v1/inventory/items/{sku}/transfers", tag = "locations",
+    params(("sku" = String, Path, description = "SKU, URL-encoded")),
+    request_body = TransferBody,
+    responses((status = 200, body = ItemView, description = "moved"),
+        (status = 400, description = "VALIDATION_ERROR (from not stocked, to not a warehouse, from = to, quantity)"),
+        (status = 401, description = "UNAUTHORIZED"), (status = 403, description = "FORBIDDEN"),
+        (status = 404, description = "ITEM_NOT_FOUND"),
+        (status = 409, description = "INSUFFICIENT_INVENTORY: fewer available at from")),
+    security(("admin" = [])))]
+pub async fn transfer(
+    _: Admin,
+    State(st): State<AppState>,
+    PathParam(sku): PathParam,
+    StrictJson(body): StrictJson<TransferBody>,
+) -> ApiResult {
+    st.writable()?;
+    let req = Transfer {
+        sku: sku_of(&sku)?,
+        from: location_of(&body.from, "from")?,
+        to: location_of(&body.to, "to")?,
+        quantity: body.quantity,
+        in_transit: body.in_transit.unwrap_or(false),
+        note: body.note,
+    };
+    let change = st.engine.transfer(req).await.map_err(|e| match e {
+        // The engine checks the destination as "a location"; here it is `to`.
+        EngineError::Validation { field, message } if field == "location" => ApiError::validation("to", message),
+        e => e.into(),
+    })?;
+    st.metrics.count_alerts(&change.alerts);
+    Ok(ok(StatusCode::OK, ItemView::from(&change.item)))
+}
+
+#[utoipa::path(post, path = "/api/v1/inventory/items/{sku}/receipts", tag = "locations",
+    params(("sku" = String, Path, description = "SKU, URL-encoded")),
+    request_body = ReceiptBody,
+    responses((status = 200, body = ItemView, description = "received: incoming → onHand at location"),
+        (status = 400, description = "VALIDATION_ERROR (location not stocked, quantity over its incoming)"),
+        (status = 401, description = "UNAUTHORIZED"), (status = 403, description = "FORBIDDEN"),
+        (status = 404, description = "ITEM_NOT_FOUND")),
+    security(("admin" = [])))]
+pub async fn receive(
+    _: Admin,
+    State(st): State<AppState>,
+    PathParam(sku): PathParam,
+    StrictJson(body): StrictJson<ReceiptBody>,
+) -> ApiResult {
+    st.writable()?;
+    let sku = sku_of(&sku)?;
+    let location = location_of(&body.location, "location")?;
+    let change = st.engine.receive(sku, location, body.quantity).await?;
+    st.metrics.count_alerts(&change.alerts);
+    Ok(ok(StatusCode::OK, ItemView::from(&change.item)))
+}
+
+#[utoipa::path(get, path = "/api/v1/inventory/warehouses", tag = "locations",
+    responses((status = 200, body = WarehousesView, description = "the warehouse table (empty without --warehouses) and the default allocation strategy")))]
+pub async fn warehouses(State(st): State<AppState>) -> ApiResult {
+    let table = st.engine.warehouses().await?;
+    let view = WarehousesView {
+        warehouses: table
+            .into_iter()
+            .map(|w| WarehouseView { id: w.id.to_string(), name: w.name, region: w.region, priority: w.priority })
+            .collect(),
+        allocation: st.allocation.as_str().to_owned(),
+    };
+    Ok(ok(StatusCode::OK, view))
+}
