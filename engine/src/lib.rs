@@ -45,7 +45,9 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use command::{AdjustReason, Applied, Command, LineAvailability, Outcome, Query, QueryResult};
 pub use command_log::{CommandLog, NoLog};
 pub use durable::{Durability, FaultInjector, RecoveryReport, StorageConfig};
-pub use engine::{Adjust, BlockingEngine, Engine, EngineConfig, ItemChange, ReserveOutcome, ReserveRequest, SetItem};
+pub use engine::{
+    Adjust, BlockingEngine, Engine, EngineConfig, ItemChange, ReserveOutcome, ReserveRequest, SetItem, Transfer,
+};
 pub use error::{EngineError, Shortfall};
 pub use item::{AlertKind, Item, StockAlert};
 pub use reservation::{Hold, Reservation, ReservationKey, ReservationLine, ReservationStatus};
