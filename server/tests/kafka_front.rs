@@ -17,6 +17,8 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
+use stockd_engine::location::{LocationId, Warehouse};
+use stockd_engine::{SetItem, Sku, Transfer};
 
 const TOPICS: &[&str] = &[
     "order.created",
@@ -44,6 +46,8 @@ const TOPICS: &[&str] = &[
     "inventory.item_deleted",
     "inventory.low_stock",
     "inventory.out_of_stock",
+    "inventory.transferred",
+    "inventory.received",
 ];
 
 /// A broker for one test: a fresh mock cluster, or the external one named by
@@ -383,6 +387,125 @@ fn broker_outage_and_restart_lose_and_repeat_nothing() {
     assert_eq!(orders, ["r-1", "r-2", "r-3", "r-4"], "no event lost, none repeated");
     ids.dedup();
     assert_eq!(ids.len(), 4);
+    assert_eq!(server.stop(), Some(0));
+}
+
+/// Seed 004's warehouses.
+fn seed_004_warehouses() -> Vec<Warehouse> {
+    let wh = |id: &str, region: &str, priority| Warehouse {
+        id: LocationId::parse(id, "id").unwrap(),
+        name: id.to_uppercase(),
+        region: Some(region.into()),
+        priority,
+    };
+    vec![wh("wh-sp-001", "southeast", 1), wh("wh-rj-001", "southeast", 2), wh("wh-pr-001", "south", 1)]
+}
+
+/// Stocks two SKUs at seed 004's warehouses and moves some W-1 units in transit and
+/// receives them, with the engine itself (the HTTP API has no transfer yet), before
+/// `stockd` starts on the same data dir and publishes it all from the WAL.
+fn stock_at_locations(dir: &std::path::Path) {
+    let config = stockd_engine::EngineConfig {
+        shards: 4,
+        expiry_interval: None,
+        warehouses: Some(seed_004_warehouses()),
+        ..Default::default()
+    };
+    let (engine, _) = stockd_engine::Engine::open(dir, config, Default::default()).unwrap();
+    let b = engine.blocking();
+    let sku = |s: &str| Sku::parse(s, "sku").unwrap();
+    let loc = |s: &str| LocationId::parse(s, "location").unwrap();
+    for (s, l, on_hand) in
+        [("W-1", "wh-sp-001", 6), ("W-1", "wh-pr-001", 6), ("W-2", "wh-pr-001", 5), ("W-2", "wh-rj-001", 5)]
+    {
+        b.set_item(SetItem {
+            sku: sku(s),
+            on_hand,
+            low_stock_threshold: None,
+            max_per_order: None,
+            expected_version: None,
+            location: Some(loc(l)),
+            incoming: None,
+        })
+        .unwrap();
+    }
+    let transfer = Transfer {
+        sku: sku("W-1"),
+        from: loc("wh-pr-001"),
+        to: loc("wh-rj-001"),
+        quantity: 2,
+        in_transit: true,
+        note: Some("rebalance".into()),
+    };
+    stockd_engine::block_on(engine.transfer(transfer)).unwrap();
+    stockd_engine::block_on(engine.receive(sku("W-1"), loc("wh-rj-001"), 2)).unwrap();
+    engine.shutdown();
+}
+
+#[test]
+fn locations_in_orders_and_in_published_events() {
+    let broker = Broker::start();
+    let tmp = tempfile::tempdir().unwrap();
+    stock_at_locations(tmp.path());
+    let server = start_server(tmp.path(), &broker, &[]);
+    // W-1 from the warehouse the line names (seed 004's warehouseId); W-2 by priority,
+    // the delivery region first: wh-rj-001 (southeast) before wh-pr-001 (priority 1).
+    let order = json!({
+        "eventType": "order.created", "orderId": "o-loc-1", "region": "southeast",
+        "items": [{"sku": "W-1", "quantity": 3, "warehouseId": "wh-pr-001"}, {"sku": "W-2", "quantity": 2}],
+    });
+    broker.produce_json("order.created", "o-loc-1", &order);
+    // A malformed location and a warehouse the table does not list: dead-lettered.
+    for (o, l) in [("o-loc-2", "not a place"), ("o-loc-3", "wh-xx-999")] {
+        let bad = json!({"orderId": o, "items": [{"sku": "W-1", "quantity": 1, "location": l}]});
+        broker.produce_json("order.created", o, &bad);
+    }
+    wait_for(60, "o-loc-1 reserved", || (item(&server, "W-2")["reserved"] == 2).then_some(()));
+    broker.produce_json("payment.completed", "o-loc-1", &json!({"orderId": "o-loc-1"}));
+    wait_for(60, "o-loc-1 committed", || (item(&server, "W-1")["sold"] == 3).then_some(()));
+    let dlq = wait_for(30, "two DLQ messages", || {
+        let got = read_topic(&broker.servers, "stockd.dlq");
+        (got.len() >= 2).then_some(got)
+    });
+    for d in &dlq {
+        let error = d.headers.get("dlq.error").cloned().unwrap_or_default();
+        assert!(error.contains("VALIDATION_ERROR") && error.contains("location"), "{error}");
+    }
+    wait_published(&server);
+
+    let allocations = |e: &Value, sku: &str| {
+        let items = e["data"]["items"].as_array().unwrap();
+        items.iter().find(|i| i["sku"] == sku).unwrap()["allocations"].clone()
+    };
+    let reserved: Vec<Value> = events(&broker.servers, "inventory.reserved")
+        .into_iter()
+        .filter(|e| e["data"]["orderId"] == "o-loc-1")
+        .collect();
+    assert_eq!(reserved.len(), 1, "{reserved:?}");
+    assert_eq!(allocations(&reserved[0], "W-1"), json!([{"location": "wh-pr-001", "quantity": 3, "committed": 0}]));
+    assert_eq!(allocations(&reserved[0], "W-2"), json!([{"location": "wh-rj-001", "quantity": 2, "committed": 0}]));
+    let confirmed: Vec<Value> = events(&broker.servers, "inventory.confirmed")
+        .into_iter()
+        .filter(|e| e["data"]["orderId"] == "o-loc-1")
+        .collect();
+    assert_eq!(allocations(&confirmed[0], "W-1"), json!([{"location": "wh-pr-001", "quantity": 3, "committed": 3}]));
+
+    let transferred = events(&broker.servers, "inventory.transferred");
+    assert_eq!(transferred.len(), 1, "{transferred:?}");
+    let t = &transferred[0]["data"];
+    assert_eq!((&t["sku"], &t["from"], &t["to"]), (&json!("W-1"), &json!("wh-pr-001"), &json!("wh-rj-001")));
+    assert_eq!((&t["quantity"], &t["inTransit"], &t["note"]), (&json!(2), &json!(true), &json!("rebalance")));
+    assert_eq!((&t["onHand"], &t["incoming"]), (&json!(10), &json!(2)), "{t}");
+    let rj = json!({"location": "wh-rj-001", "onHand": 0, "available": 0, "reserved": 0, "sold": 0, "incoming": 2});
+    assert!(t["locations"].as_array().unwrap().contains(&rj), "{t}");
+    let received = events(&broker.servers, "inventory.received");
+    assert_eq!(received.len(), 1, "{received:?}");
+    let r = &received[0]["data"];
+    assert_eq!((&r["sku"], &r["location"], &r["quantity"]), (&json!("W-1"), &json!("wh-rj-001"), &json!(2)));
+    assert_eq!((&r["onHand"], &r["incoming"]), (&json!(12), &json!(0)), "{r}");
+    let adjusted = events(&broker.servers, "inventory.adjusted");
+    let set_rj = adjusted.iter().find(|e| e["data"]["sku"] == "W-2" && e["data"]["location"] == "wh-rj-001").unwrap();
+    assert_eq!(set_rj["data"]["locations"].as_array().map(Vec::len), Some(2), "{set_rj}");
     assert_eq!(server.stop(), Some(0));
 }
 

@@ -55,10 +55,15 @@ pub fn parse_sku(s: &str) -> Result<Sku, String> {
 }
 
 /// The record type names accepted by `--type` (`Command::kind()`), case-insensitive.
-pub const TYPE_NAMES: [&str; 15] = [
+pub const TYPE_NAMES: [&str; 20] = [
     "SET_ITEM",
     "ADJUST",
     "DELETE_ITEM",
+    "TRANSFER",
+    "RECEIVE",
+    "SET_WAREHOUSES",
+    "BLOCK_SALES",
+    "UNBLOCK_SALES",
     "OPEN_RESERVATION",
     "RESERVE",
     "PLACE_HOLD",

@@ -1,17 +1,27 @@
 //! Test and benchmark support (not part of the tool): writes a stockd data directory
 //! the way the engine does — the same commands, applied with `ShardState::apply` and
 //! logged (when they changed state) with `encode_record` through a `WalWriter` —
-//! while keeping the expected state of every shard after every record.
+//! while keeping the expected state of every shard after every record. With
+//! `with_locations`, the workload also stocks, transfers and receives at several
+//! warehouses and reserves with placements (see `locations`).
+
+mod locations;
+pub use locations::warehouses;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use stockd_engine::durable::encode_record;
+use stockd_engine::location::LocationId;
 use stockd_engine::routing::shard_of_sku;
 use stockd_engine::{AdjustReason, Applied, Command, Millis, OrderId, Outcome, ReservationKey, ShardState, Sku};
 use stockd_wal::{Durability, WalConfig, WalWriter};
 
 /// Figures of one item: (onHand, available, reserved, sold).
 pub type Figures = (u64, u64, u64, u64);
+
+/// One item's `incoming` and, per location (by id), `[onHand, available, reserved,
+/// sold, incoming]`.
+pub type LocationFigures = (u64, Vec<(String, [u64; 5])>);
 
 /// What the generator logged, in order.
 #[derive(Debug, Clone)]
@@ -22,6 +32,8 @@ pub struct Logged {
     pub command: Command,
     /// The shard's items right after this record (only if `track` was set).
     pub items_after: Option<BTreeMap<String, Figures>>,
+    /// The shard's items' locations right after this record (only if `track` was set).
+    pub locations_after: Option<BTreeMap<String, LocationFigures>>,
 }
 
 pub struct Gen {
@@ -41,10 +53,19 @@ pub struct Gen {
     pub syncs_every: u64,
     /// How each reservation whose holds were settled finished (from its header).
     pub finished_as: std::collections::HashMap<String, stockd_engine::ReservationStatus>,
+    /// The warehouses location steps use (see `with_locations`); empty: none.
+    pub locations: Vec<LocationId>,
 }
 
 pub fn figures(state: &ShardState) -> BTreeMap<String, Figures> {
     state.items().map(|i| (i.sku.to_string(), (i.on_hand, i.available(), i.reserved, i.sold))).collect()
+}
+
+pub fn location_figures(state: &ShardState) -> BTreeMap<String, LocationFigures> {
+    let one = |l: &stockd_engine::location::LocationStock| {
+        (l.location.to_string(), [l.on_hand, l.available(), l.reserved, l.sold, l.incoming])
+    };
+    state.items().map(|i| (i.sku.to_string(), (i.incoming, i.locations.iter().map(one).collect()))).collect()
 }
 
 impl Gen {
@@ -74,6 +95,7 @@ impl Gen {
             track: true,
             syncs_every: 1,
             finished_as: Default::default(),
+            locations: Vec::new(),
         }
     }
 
@@ -100,7 +122,9 @@ impl Gen {
             }
             if self.keep_log {
                 let items_after = self.track.then(|| figures(&self.states[shard]));
-                self.log.push(Logged { shard, lsn: self.lsns[shard], now: self.now, command, items_after });
+                let locations_after = self.track.then(|| location_figures(&self.states[shard]));
+                let lsn = self.lsns[shard];
+                self.log.push(Logged { shard, lsn, now: self.now, command, items_after, locations_after });
             }
         }
         Some(applied)
@@ -166,6 +190,16 @@ impl Gen {
     pub fn reserve(&mut self, lines: Vec<(Sku, u64)>, ttl_secs: u64) -> Option<String> {
         self.next_order += 1;
         let order = OrderId::parse(&format!("order-{}", self.next_order), "o").unwrap();
+        let placement = self.random_placement(&lines);
+        let item_shards = self.item_shards(&lines);
+        if !self.locations.is_empty() && item_shards.len() == 1 && self.rand(2) == 0 {
+            // The engine's one-step path: header and holds on the SKUs' shard.
+            let shard = *item_shards.keys().next().expect("one shard");
+            let cmd = Command::ReserveLocal { order_id: order.clone(), lines, ttl_secs, metadata: None, placement };
+            let Outcome::Reserved(r) = self.exec(shard, cmd)?.outcome else { return None };
+            self.active.push((r.reservation_id.clone(), order));
+            return Some(r.reservation_id);
+        }
         // The home shard (which keeps the header) is any shard; the id names it.
         let home = self.rand(self.shards() as u64) as usize;
         let open = Command::OpenReservation { order_id: order.clone(), lines: lines.clone(), ttl_secs, metadata: None };
@@ -175,13 +209,9 @@ impl Gen {
         };
         let mut placed = Vec::new();
         let mut allocations = Vec::new();
-        for (shard, l) in self.item_shards(&lines) {
-            let cmd = Command::PlaceHold {
-                reservation_id: id.clone(),
-                order_id: order.clone(),
-                lines: l,
-                placement: Default::default(),
-            };
+        for (shard, l) in item_shards {
+            let placement = placement.for_lines(&l);
+            let cmd = Command::PlaceHold { reservation_id: id.clone(), order_id: order.clone(), lines: l, placement };
             if let Some(applied) = self.exec(shard, cmd) {
                 if let Outcome::Placed { allocations: a, .. } = applied.outcome {
                     allocations.extend(a);
@@ -216,7 +246,14 @@ impl Gen {
         let home = stockd_engine::reservation::shard_of_reservation_id(&id).expect("well-formed id");
         let key = ReservationKey::Id(id.clone());
         let cmd = match how {
-            Some(true) => Command::CommitReservation { key, quantities: None },
+            Some(true) => {
+                let lines: Vec<(Sku, u64)> = self.states[home]
+                    .reservation(&key)
+                    .map(|r| r.lines.iter().map(|l| (l.sku.clone(), l.quantity)).collect())
+                    .unwrap_or_default();
+                let quantities = self.random_commit(&lines);
+                Command::CommitReservation { key, quantities }
+            }
             Some(false) => Command::ReleaseReservation { key, reason: "customer cancelled".into() },
             None => Command::ExpireReservation { key },
         };
@@ -261,9 +298,14 @@ impl Gen {
         }
     }
 
-    /// A random workload step over `self.skus`.
+    /// A random workload step over `self.skus`; with `locations`, a third of the steps
+    /// are location steps.
     pub fn step(&mut self) {
         self.tick(40);
+        if !self.locations.is_empty() && self.rand(3) == 0 {
+            self.location_step();
+            return;
+        }
         let roll = self.rand(100);
         let pick = |g: &mut Gen| {
             let i = g.rand(g.skus.len() as u64) as usize;

@@ -20,8 +20,13 @@
 //!   `inventory.confirm_requested` is answered with `inventory.confirmation_failed`,
 //!   or `inventory.confirmed` (published from the WAL when this message committed it,
 //!   directly when it was committed already).
+//! - An order's lines may name their location (`location`, or seed 004's
+//!   `warehouseId` / `warehouse_id`) and the order its delivery `region`: they become
+//!   the reservation's [`Placement`] (strategy: warehouse priority). A bad location or
+//!   region, or a warehouse the table does not list, is dead-lettered.
 
-use super::events::{parse_message, reservation_failed, sku_of, Action, EventMap, Incoming, OutEvent};
+use super::events::{reservation_failed, Action, EventMap, OutEvent};
+use super::incoming::{parse_message, sku_of, Incoming};
 use super::{now_ms, pause, KafkaStatus};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
@@ -30,6 +35,7 @@ use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use stockd_engine::location::{AllocationStrategy, LocationId, Placement};
 use stockd_engine::{
     Adjust, AdjustReason, Engine, EngineError, OrderId, ReservationKey, ReservationStatus, ReserveRequest, SetItem, Sku,
 };
@@ -322,15 +328,29 @@ fn metadata(incoming: &Incoming) -> Option<String> {
     Some(Value::Object(m).to_string())
 }
 
+/// An order line's location (`location`, `warehouseId` or `warehouse_id`), checked.
+fn line_location(i: usize, location: Option<&str>) -> Result<Option<LocationId>, Failure> {
+    let Some(l) = location else { return Ok(None) };
+    Ok(Some(LocationId::parse(l, &format!("items[{i}].location"))?))
+}
+
 async fn reserve(engine: &Engine, incoming: &Incoming, position: String) -> Result<Handled, Failure> {
     let order = incoming.order_id()?;
     let order_id = OrderId::parse(&order, "orderId")?;
     let mut lines = Vec::new();
+    // Lines that name their location take it from there only; the others are
+    // allocated by warehouse priority, the delivery region's warehouses first.
+    let mut placement =
+        Placement { strategy: AllocationStrategy::Priority, region: incoming.region()?, locations: Vec::new() };
     for (i, l) in incoming.lines()?.into_iter().enumerate() {
-        lines.push((Sku::parse(&l.sku, &format!("items[{i}].sku"))?, l.quantity));
+        let sku = Sku::parse(&l.sku, &format!("items[{i}].sku"))?;
+        if let Some(location) = line_location(i, l.location.as_deref())? {
+            placement.locations.push((sku.clone(), location));
+        }
+        lines.push((sku, l.quantity));
     }
     let ttl_secs = incoming.data.get("expiresIn").and_then(Value::as_u64);
-    let req = ReserveRequest { order_id, lines, ttl_secs, metadata: metadata(incoming), placement: Default::default() };
+    let req = ReserveRequest { order_id, lines, ttl_secs, metadata: metadata(incoming), placement };
     match engine.reserve(req).await {
         Ok(_) => Ok(Handled::Done),
         Err(
@@ -405,6 +425,8 @@ async fn restock(engine: &Engine, incoming: &Incoming, position: &str) -> Result
             continue;
         }
         let sku = Sku::parse(&l.sku, &format!("items[{i}].sku"))?;
+        // A returned line that names its location goes back there.
+        let location = line_location(i, l.location.as_deref())?;
         engine
             .adjust(Adjust {
                 sku,
@@ -413,7 +435,7 @@ async fn restock(engine: &Engine, incoming: &Incoming, position: &str) -> Result
                 note: Some(format!("{} via kafka", incoming.event_type)),
                 idempotency_key: Some(format!("return:{scope}:{}", l.sku)),
                 expected_version: None,
-                location: None,
+                location,
             })
             .await?;
     }

@@ -1,12 +1,15 @@
-//! The event contract, without any Kafka I/O: parsing consumed messages (a bare
-//! payload or seed 002's envelope) into [`Incoming`], the configurable event-type →
+//! The event contract, without any Kafka I/O: the configurable event-type →
 //! [`Action`] map, and turning a replayed WAL record into the [`OutEvent`]s it
 //! publishes (seed 002's envelope: id, type, source, dataVersion, timestamp,
-//! correlationId, data).
+//! correlationId, data). Parsing consumed messages is in [`super::incoming`], the
+//! JSON renderings of items and reservations in [`super::event_views`].
 
-use serde_json::{json, Map, Value};
+use super::event_views::{add_item_figures, iso_millis, line_json, reservation_data};
+use super::incoming::Incoming;
+use serde_json::{json, Value};
+use stockd_engine::location::LocationId;
 use stockd_engine::{
-    AlertKind, Applied, Command, EngineError, Millis, Outcome, Reservation, ReservationStatus, StockAlert,
+    AlertKind, Applied, Command, EngineError, Item, Millis, Outcome, Reservation, ReservationStatus, StockAlert,
 };
 
 /// What a consumed event makes stockd do.
@@ -125,117 +128,6 @@ impl EventMap {
     }
 }
 
-/// One line of an order: the SKU (`sku`, or `productId:variantId`, or `productId`)
-/// and the quantity.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Line {
-    pub sku: String,
-    pub quantity: u64,
-}
-
-/// A consumed event, parsed.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Incoming {
-    /// The event type (envelope `type`, else payload `eventType` / `type`, else the
-    /// topic name without a `.topic` suffix).
-    pub event_type: String,
-    /// The envelope's id or the payload's eventId / idempotencyId, when present.
-    pub event_id: Option<String>,
-    /// The payload (the envelope's `data`, or the whole message).
-    pub data: Value,
-}
-
-fn str_field<'a>(v: &'a Value, names: &[&str]) -> Option<&'a str> {
-    names.iter().find_map(|n| v.get(*n).and_then(Value::as_str)).filter(|s| !s.is_empty())
-}
-
-/// Parses a consumed message. Errors are for the dead-letter topic.
-pub fn parse_message(topic: &str, payload: Option<&[u8]>) -> Result<Incoming, String> {
-    let bytes = payload.ok_or("empty message (no payload)")?;
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| format!("payload is not JSON: {e}"))?;
-    if !value.is_object() {
-        return Err("payload is not a JSON object".into());
-    }
-    let enveloped = value.get("data").is_some_and(Value::is_object) && value.get("type").is_some_and(Value::is_string);
-    let (event_type, event_id, data) = if enveloped {
-        let t = str_field(&value, &["type"]).map(str::to_owned);
-        let id = str_field(&value, &["id"]).map(str::to_owned);
-        (t, id, value["data"].clone())
-    } else {
-        let t = str_field(&value, &["eventType", "type"]).map(str::to_owned);
-        let id = str_field(&value, &["eventId", "id", "idempotencyId"]).map(str::to_owned);
-        (t, id, value)
-    };
-    let event_type = event_type.unwrap_or_else(|| topic.strip_suffix(".topic").unwrap_or(topic).to_owned());
-    Ok(Incoming { event_type, event_id, data })
-}
-
-impl Incoming {
-    pub fn order_id(&self) -> Result<String, String> {
-        str_field(&self.data, &["orderId", "order_id"])
-            .map(str::to_owned)
-            .or_else(|| self.data.get("orderId").and_then(Value::as_u64).map(|n| n.to_string()))
-            .ok_or_else(|| format!("{}: missing orderId", self.event_type))
-    }
-
-    /// The order's lines; `required` makes an empty or missing list an error.
-    pub fn lines(&self) -> Result<Vec<Line>, String> {
-        let items = self
-            .data
-            .get("items")
-            .and_then(Value::as_array)
-            .ok_or_else(|| format!("{}: missing items", self.event_type))?;
-        if items.is_empty() {
-            return Err(format!("{}: items is empty", self.event_type));
-        }
-        let mut out: Vec<Line> = Vec::with_capacity(items.len());
-        for (i, it) in items.iter().enumerate() {
-            let sku = sku_of(it).ok_or_else(|| format!("items[{i}]: needs sku or productId"))?;
-            let quantity = it
-                .get("quantity")
-                .and_then(Value::as_u64)
-                .ok_or_else(|| format!("items[{i}].quantity: must be a whole number"))?;
-            // The same SKU twice in one order is one line.
-            match out.iter_mut().find(|l| l.sku == sku) {
-                Some(l) => l.quantity = l.quantity.saturating_add(quantity),
-                None => out.push(Line { sku, quantity }),
-            }
-        }
-        Ok(out)
-    }
-}
-
-/// `sku`, else `productId:variantId`, else `productId`.
-pub fn sku_of(item: &Value) -> Option<String> {
-    if let Some(s) = str_field(item, &["sku"]) {
-        return Some(s.to_owned());
-    }
-    let product = str_field(item, &["productId"])?;
-    Some(match str_field(item, &["variantId"]) {
-        Some(v) => format!("{product}:{v}"),
-        None => product.to_owned(),
-    })
-}
-
-/// The line of a SKU as published: `sku`, and `productId`/`variantId` when the SKU
-/// is `productId:variantId`.
-fn line_json(sku: &str, quantity: u64) -> Value {
-    let mut m = Map::new();
-    m.insert("sku".into(), json!(sku));
-    if let Some((p, v)) = sku.split_once(':') {
-        m.insert("productId".into(), json!(p));
-        m.insert("variantId".into(), json!(v));
-    } else {
-        m.insert("productId".into(), json!(sku));
-    }
-    m.insert("quantity".into(), json!(quantity));
-    Value::Object(m)
-}
-
-pub fn iso_millis(ms: Millis) -> String {
-    stockd_engine::time::format_millis(ms)
-}
-
 /// An event to publish.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutEvent {
@@ -267,29 +159,9 @@ impl OutEvent {
     }
 }
 
-fn reservation_data(r: &Reservation, reason: Option<&str>) -> Value {
-    let items: Vec<Value> = r
-        .lines
-        .iter()
-        .map(|l| {
-            let mut v = line_json(l.sku.as_str(), l.quantity);
-            if r.status == ReservationStatus::Committed {
-                v["committed"] = json!(l.committed);
-            }
-            v
-        })
-        .collect();
-    let mut data = json!({
-        "orderId": r.order_id.as_str(),
-        "reservationId": r.reservation_id,
-        "status": r.status.as_str(),
-        "items": items,
-        "expiresAt": iso_millis(r.expires_at),
-    });
-    if let Some(reason) = reason {
-        data["reason"] = json!(reason);
-    }
-    data
+/// The name of the location a set / adjust touched (none named: the default one).
+fn location_name(location: Option<&LocationId>) -> &str {
+    location.map_or(LocationId::DEFAULT_NAME, LocationId::as_str)
 }
 
 struct Builder {
@@ -325,6 +197,12 @@ impl Builder {
         self.reservation("inventory.released", r, Some(&reason));
     }
 
+    /// An item event keyed by SKU, with the item's figures after the change.
+    fn item(&mut self, event_type: &'static str, item: &Item, mut data: Value) {
+        add_item_figures(&mut data, item);
+        self.push(event_type, item.sku.as_str().to_owned(), None, data);
+    }
+
     fn alert(&mut self, a: &StockAlert) {
         let event_type = match a.kind {
             AlertKind::LowStock => "inventory.low_stock",
@@ -347,12 +225,18 @@ impl Builder {
 /// - committed → `inventory.confirmed`; released → `inventory.released` with the
 ///   release reason (CANCELLED, PAYMENT_FAILED, ...); expired (by the sweep, by an
 ///   operator, or found expired on commit) → `inventory.released` reason EXPIRED;
-/// - an item set or adjusted → `inventory.adjusted`; deleted → `inventory.item_deleted`;
+/// - an item set or adjusted → `inventory.adjusted` (with the `location` it set or
+///   adjusted); deleted → `inventory.item_deleted`;
+/// - stock moved between locations → `inventory.transferred`; units in transit
+///   received → `inventory.received`;
 /// - every stock alert the record raised → `inventory.low_stock` /
 ///   `inventory.out_of_stock`, after the record's own event.
 ///
-/// The internal steps of a cross-shard reservation (open, hold, abort, hold release
-/// and commit) publish nothing but their alerts.
+/// Item events carry the item's figures after the change, `incoming` and `locations`
+/// included; reservation events carry, per item, its `allocations`. The internal steps
+/// of a cross-shard reservation (open, hold, abort, hold release and commit) publish
+/// nothing but their alerts; a new warehouse table (SET_WAREHOUSES, one record per
+/// shard) and blocking sales publish nothing.
 pub fn events_for_record(shard: usize, lsn: u64, now: Millis, command: &Command, applied: &Applied) -> Vec<OutEvent> {
     let mut b = Builder { shard, lsn, now, out: Vec::new() };
     match (command, &applied.outcome) {
@@ -373,28 +257,37 @@ pub fn events_for_record(shard: usize, lsn: u64, now: Millis, command: &Command,
                 b.released(r);
             }
         }
-        (Command::SetItem { .. }, Outcome::Item { item, created }) => {
+        (Command::SetItem { location, .. }, Outcome::Item { item, created }) => {
             let mut data = line_json(item.sku.as_str(), 0);
             data["quantity"] = json!(item.on_hand);
             data["reason"] = json!(if *created { "CREATED" } else { "SET" });
-            data["onHand"] = json!(item.on_hand);
-            data["reserved"] = json!(item.reserved);
-            data["available"] = json!(item.available());
-            data["version"] = json!(item.version);
-            b.push("inventory.adjusted", item.sku.as_str().to_owned(), None, data);
+            data["location"] = json!(location_name(location.as_ref()));
+            b.item("inventory.adjusted", item, data);
         }
-        (Command::AdjustItem { delta, reason, note, .. }, Outcome::Item { item, .. }) => {
+        (Command::AdjustItem { delta, reason, note, location, .. }, Outcome::Item { item, .. }) => {
             let mut data = line_json(item.sku.as_str(), delta.unsigned_abs());
             data["delta"] = json!(delta);
             data["reason"] = json!(reason.as_str());
             if let Some(note) = note {
                 data["note"] = json!(note);
             }
-            data["onHand"] = json!(item.on_hand);
-            data["reserved"] = json!(item.reserved);
-            data["available"] = json!(item.available());
-            data["version"] = json!(item.version);
-            b.push("inventory.adjusted", item.sku.as_str().to_owned(), None, data);
+            data["location"] = json!(location_name(location.as_ref()));
+            b.item("inventory.adjusted", item, data);
+        }
+        (Command::Transfer { from, to, quantity, in_transit, note, .. }, Outcome::Item { item, .. }) => {
+            let mut data = line_json(item.sku.as_str(), *quantity);
+            data["from"] = json!(from.as_str());
+            data["to"] = json!(to.as_str());
+            data["inTransit"] = json!(in_transit);
+            if let Some(note) = note {
+                data["note"] = json!(note);
+            }
+            b.item("inventory.transferred", item, data);
+        }
+        (Command::ReceiveIncoming { location, quantity, .. }, Outcome::Item { item, .. }) => {
+            let mut data = line_json(item.sku.as_str(), *quantity);
+            data["location"] = json!(location.as_str());
+            b.item("inventory.received", item, data);
         }
         (Command::DeleteItem { .. }, Outcome::Deleted { sku }) => {
             let data = json!({ "sku": sku.as_str() });
@@ -419,7 +312,7 @@ pub fn reservation_failed(
     error: &EngineError,
     now: Millis,
 ) -> OutEvent {
-    let failed: Vec<Value> = match error {
+    let mut failed: Vec<Value> = match error {
         EngineError::InsufficientInventory { items } => items
             .iter()
             .map(|s| {
@@ -442,13 +335,21 @@ pub fn reservation_failed(
         }
         _ => Vec::new(),
     };
+    // The location a failed line had to come from, when the order named one.
+    let lines = incoming.lines().unwrap_or_default();
+    for v in &mut failed {
+        let named = lines.iter().find(|l| v["sku"] == l.sku.as_str()).and_then(|l| l.location.as_deref());
+        if let Some(location) = named {
+            v["location"] = json!(location);
+        }
+    }
     let mut data = json!({
         "orderId": order_id,
         "reason": error.code(),
         "message": error.to_string(),
         "failedItems": failed,
     });
-    for field in ["sagaId", "storeId", "userId"] {
+    for field in ["sagaId", "storeId", "userId", "region"] {
         if let Some(v) = incoming.data.get(field) {
             data[field] = v.clone();
         }
@@ -468,29 +369,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_bare_and_enveloped_payloads() {
-        let bare = br#"{"eventType":"order.created","orderId":"o1","items":[{"productId":"p","variantId":"v","quantity":2},{"sku":"S","quantity":1}]}"#;
-        let m = parse_message("orders", Some(bare)).unwrap();
-        assert_eq!(m.event_type, "order.created");
-        assert_eq!(m.order_id().unwrap(), "o1");
-        assert_eq!(
-            m.lines().unwrap(),
-            vec![Line { sku: "p:v".into(), quantity: 2 }, Line { sku: "S".into(), quantity: 1 }]
-        );
-        let env = br#"{"id":"e1","type":"inventory.confirm_requested","source":"order-service","dataVersion":"1.0","correlationId":"o1","data":{"orderId":"o1","reservationId":"r"}}"#;
-        let m = parse_message("x", Some(env)).unwrap();
-        assert_eq!(m.event_type, "inventory.confirm_requested");
-        assert_eq!(m.event_id.as_deref(), Some("e1"));
-        assert_eq!(m.order_id().unwrap(), "o1");
-        // No type anywhere: the topic names it.
-        let m = parse_message("order.checkout.started.topic", Some(br#"{"orderId":"o"}"#)).unwrap();
-        assert_eq!(m.event_type, "order.checkout.started");
-        assert!(parse_message("t", Some(b"not json")).is_err());
-        assert!(parse_message("t", Some(b"[1]")).is_err());
-        assert!(parse_message("t", None).is_err());
-    }
-
-    #[test]
     fn default_map_and_overrides() {
         let m = EventMap::default();
         assert_eq!(m.action("order.created"), Some(Action::Reserve));
@@ -502,6 +380,86 @@ mod tests {
         assert_eq!(m.action("order.created"), None);
         assert_eq!(m.action("cart.checkout"), Some(Action::Reserve));
         assert!(EventMap::with_overrides(&["bogus=x".into()]).is_err());
+    }
+
+    fn run(state: &mut stockd_engine::ShardState, lsn: u64, command: Command) -> Vec<OutEvent> {
+        let applied = state.apply(&command, 1_000 + lsn).unwrap();
+        events_for_record(0, lsn, 1_000 + lsn, &command, &applied)
+    }
+
+    #[test]
+    fn item_and_reservation_events_show_locations() {
+        use stockd_engine::location::Placement;
+        use stockd_engine::{OrderId, ReservationKey, ShardState, Sku};
+        let mut st = ShardState::new(0);
+        let sku = Sku::parse("W-1", "sku").unwrap();
+        let loc = |s: &str| LocationId::parse(s, "location").unwrap();
+        let set = |location: &str, on_hand| Command::SetItem {
+            sku: sku.clone(),
+            on_hand,
+            low_stock_threshold: None,
+            max_per_order: None,
+            expected_version: None,
+            location: Some(loc(location)),
+            incoming: None,
+        };
+        run(&mut st, 1, set("wh-a", 3));
+        let e = run(&mut st, 2, set("wh-b", 4));
+        assert_eq!(e[0].event_type, "inventory.adjusted");
+        assert_eq!(e[0].data["location"], "wh-b");
+        assert_eq!(e[0].data["onHand"], 7);
+        assert_eq!(
+            e[0].data["locations"][1],
+            json!({"location": "wh-b", "onHand": 4, "available": 4, "reserved": 0, "sold": 0, "incoming": 0})
+        );
+
+        let transfer = Command::Transfer {
+            sku: sku.clone(),
+            from: loc("wh-b"),
+            to: loc("wh-c"),
+            quantity: 2,
+            in_transit: true,
+            note: Some("rebalance".into()),
+        };
+        let e = run(&mut st, 3, transfer);
+        assert_eq!((e.len(), e[0].event_type, e[0].key.as_str()), (1, "inventory.transferred", "W-1"));
+        let d = &e[0].data;
+        assert_eq!(
+            (&d["from"], &d["to"], &d["quantity"], &d["inTransit"]),
+            (&json!("wh-b"), &json!("wh-c"), &json!(2), &json!(true))
+        );
+        assert_eq!((&d["note"], &d["onHand"], &d["incoming"]), (&json!("rebalance"), &json!(5), &json!(2)));
+        assert_eq!(d["locations"][2]["incoming"], 2);
+
+        let e = run(&mut st, 4, Command::ReceiveIncoming { sku: sku.clone(), location: loc("wh-c"), quantity: 2 });
+        assert_eq!(e[0].event_type, "inventory.received");
+        assert_eq!((&e[0].data["location"], &e[0].data["quantity"]), (&json!("wh-c"), &json!(2)));
+        assert_eq!((&e[0].data["onHand"], &e[0].data["incoming"]), (&json!(7), &json!(0)));
+        assert_eq!(e[0].data["locations"][2]["onHand"], 2);
+
+        // No location fills 5: split in id order (no warehouse table).
+        let order = OrderId::parse("o-1", "orderId").unwrap();
+        let reserve = Command::ReserveLocal {
+            order_id: order.clone(),
+            lines: vec![(sku.clone(), 5)],
+            ttl_secs: 60,
+            metadata: None,
+            placement: Placement::default(),
+        };
+        let e = run(&mut st, 5, reserve);
+        assert_eq!(e[0].event_type, "inventory.reserved");
+        assert_eq!(
+            e[0].data["items"][0]["allocations"],
+            json!([{"location": "wh-a", "quantity": 3, "committed": 0}, {"location": "wh-b", "quantity": 2, "committed": 0}])
+        );
+        let commit = Command::CommitReservation { key: ReservationKey::Order(order), quantities: Some(vec![(sku, 4)]) };
+        let e = run(&mut st, 6, commit);
+        assert_eq!(e[0].event_type, "inventory.confirmed");
+        assert_eq!(e[0].data["items"][0]["committed"], 4);
+        assert_eq!(
+            e[0].data["items"][0]["allocations"],
+            json!([{"location": "wh-a", "quantity": 3, "committed": 3}, {"location": "wh-b", "quantity": 2, "committed": 1}])
+        );
     }
 
     #[test]

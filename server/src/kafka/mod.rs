@@ -9,10 +9,15 @@
 //!   them; the last LSN the broker acknowledged per shard is kept in
 //!   `DATA/kafka-outbox.offsets`, so a restart resumes from there (at-least-once;
 //!   event ids `{shard}-{lsn}-{n}` let consumers drop duplicates).
-//! - [`events`]: the event contract (parsing, the type → action map, event shapes).
+//! - [`events`]: the event contract (the type → action map, the events a WAL record
+//!   publishes); [`incoming`]: parsing consumed messages; [`event_views`]: the JSON
+//!   renderings of items (with their locations) and reservations (with their
+//!   allocations) that events carry.
 
 pub mod consumer;
+pub mod event_views;
 pub mod events;
+pub mod incoming;
 pub mod publisher;
 
 use clap::Args;

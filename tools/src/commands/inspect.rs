@@ -164,6 +164,11 @@ fn records(dd: &DataDir, args: &InspectArgs) -> Result<ExitCode, Error> {
         let rid = reservation_id_of(c);
         let learned = rid.and_then(|id| known.get(id));
         let mut skus: Vec<String> = skus_of(c).iter().map(|s| s.to_string()).collect();
+        if let stockd_engine::Command::ActivateReservation { allocations, .. } = c {
+            // Allocations name every SKU of the reservation (its PLACE_HOLDs on other
+            // shards may come later in the merge).
+            skus = allocations.iter().map(|a| a.sku.to_string()).collect();
+        }
         if skus.is_empty() {
             if let Some((_, s)) = learned {
                 skus = s.clone();

@@ -6,6 +6,7 @@ pub mod replay;
 pub mod stats;
 pub mod verify;
 
+use stockd_engine::location::{Allocation, AllocationStrategy, Placement, Warehouse};
 use stockd_engine::{Command, ReservationKey, Sku};
 
 /// The fields of a command this build does not know by name (a newer engine's
@@ -104,35 +105,97 @@ fn lines_str(lines: &[(Sku, u64)]) -> String {
     lines.iter().map(|(s, q)| format!("{s}:{q}")).collect::<Vec<_>>().join(" ")
 }
 
-/// The quantities and other figures of a command, as text.
+/// Lines with the location a line must come from: `SKU:3@wh-1 SKU-2:1`.
+fn placed_lines(lines: &[(Sku, u64)], placement: &Placement) -> String {
+    let one = |(sku, q): &(Sku, u64)| match placement.location_of(sku) {
+        Some(l) => format!("{sku}:{q}@{l}"),
+        None => format!("{sku}:{q}"),
+    };
+    lines.iter().map(one).collect::<Vec<_>>().join(" ")
+}
+
+/// The rest of a placement: the delivery region, and a strategy other than the
+/// default (priority).
+fn placement_rest(placement: &Placement) -> String {
+    let mut s = String::new();
+    if let Some(r) = &placement.region {
+        s.push_str(&format!(" region={r}"));
+    }
+    if placement.strategy != AllocationStrategy::default() {
+        s.push_str(&format!(" strategy={}", placement.strategy.as_str()));
+    }
+    s
+}
+
+/// Where a reservation's units are held: `SKU:2@wh-1 SKU:1@default`.
+pub fn allocations_str(allocations: &[Allocation]) -> String {
+    allocations.iter().map(|a| format!("{}:{}@{}", a.sku, a.quantity, a.location)).collect::<Vec<_>>().join(" ")
+}
+
+fn warehouses_str(warehouses: &[Warehouse]) -> String {
+    if warehouses.is_empty() {
+        return "warehouses=none".to_string();
+    }
+    let one = |w: &Warehouse| format!("{}[{},{}]", w.id, w.region.as_deref().unwrap_or("-"), w.priority);
+    warehouses.iter().map(one).collect::<Vec<_>>().join(" ")
+}
+
+/// The quantities and other figures of a command, as text: locations, placements
+/// (`SKU:q@location`, region, strategy) and allocations included.
 pub fn quantities_of(command: &Command) -> String {
     match command {
-        Command::SetItem { on_hand, low_stock_threshold, max_per_order, .. } => {
+        Command::SetItem { on_hand, low_stock_threshold, max_per_order, location, incoming, .. } => {
             let mut s = format!("onHand={on_hand}");
+            if let Some(i) = incoming {
+                s.push_str(&format!(" incoming={i}"));
+            }
             if let Some(t) = low_stock_threshold {
                 s.push_str(&format!(" lowStock={t}"));
             }
             if let Some(m) = max_per_order {
                 s.push_str(&format!(" maxPerOrder={m}"));
             }
+            if let Some(l) = location {
+                s.push_str(&format!(" location={l}"));
+            }
             s
         }
-        Command::AdjustItem { delta, reason, note, .. } => {
+        Command::AdjustItem { delta, reason, note, location, .. } => {
             let mut s = format!("delta={delta:+} reason={}", reason.as_str());
+            if let Some(n) = note {
+                s.push_str(&format!(" note={n:?}"));
+            }
+            if let Some(l) = location {
+                s.push_str(&format!(" location={l}"));
+            }
+            s
+        }
+        Command::Transfer { quantity, from, to, in_transit, note, .. } => {
+            let mut s = format!("quantity={quantity} from={from} to={to}");
+            if *in_transit {
+                s.push_str(" in_transit");
+            }
             if let Some(n) = note {
                 s.push_str(&format!(" note={n:?}"));
             }
             s
         }
+        Command::ReceiveIncoming { quantity, location, .. } => format!("quantity={quantity} location={location}"),
+        Command::SetWarehouses { warehouses } => warehouses_str(warehouses),
         Command::OpenReservation { lines, ttl_secs, .. } => format!("{} ttl={ttl_secs}s", lines_str(lines)),
-        Command::PlaceHold { lines, .. } => lines_str(lines),
+        Command::ReserveLocal { lines, ttl_secs, placement, .. } => {
+            format!("{} ttl={ttl_secs}s{}", placed_lines(lines, placement), placement_rest(placement))
+        }
+        Command::PlaceHold { lines, placement, .. } => {
+            format!("{}{}", placed_lines(lines, placement), placement_rest(placement))
+        }
+        Command::ActivateReservation { allocations, .. } => allocations_str(allocations),
         Command::CommitHold { committed, .. } => lines_str(committed),
         Command::CommitReservation { quantities: Some(q), .. } => lines_str(q),
         Command::ReleaseReservation { reason, .. } => format!("reason={reason:?}"),
         Command::ExtendReservation { ttl_secs, .. } => format!("ttl={ttl_secs}s"),
         Command::ExpireDue { retention_ms } => format!("retention={retention_ms}ms"),
         Command::DeleteItem { .. }
-        | Command::ActivateReservation { .. }
         | Command::AbortReservation { .. }
         | Command::ReleaseHold { .. }
         | Command::CommitReservation { .. }

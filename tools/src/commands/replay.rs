@@ -4,7 +4,8 @@
 use serde_json::{json, Value};
 use std::io::Write;
 use std::process::ExitCode;
-use stockd_engine::{Millis, ReservationStatus, ShardState};
+use stockd_engine::location::LocationStock;
+use stockd_engine::{Item, Millis, Reservation, ReservationStatus, ShardState};
 
 use crate::cli::{Format, Point, ReplayArgs};
 use crate::data_dir::{choose_start, DataDir, ShardDir, Start, StartAt};
@@ -110,44 +111,16 @@ pub fn run(args: &ReplayArgs) -> Result<ExitCode, Error> {
     progress.finish("replayed");
 
     let want = |sku: &stockd_engine::Sku| args.sku.as_ref().is_none_or(|s| s == sku);
-    let item_cols = ["sku", "shard", "on_hand", "available", "reserved", "sold", "version", "updated_at"];
-    let items: Vec<Vec<Value>> = states
-        .iter()
-        .flat_map(|s| s.items().map(move |i| (s.shard(), i)))
-        .filter(|(_, i)| want(&i.sku))
-        .map(|(shard, i)| {
-            vec![
-                json!(i.sku.as_str()),
-                json!(shard),
-                json!(i.on_hand),
-                json!(i.available()),
-                json!(i.reserved),
-                json!(i.sold),
-                json!(i.version),
-                json!(format_millis(i.updated_at)),
-            ]
-        })
-        .collect();
-    let res_cols = ["reservation_id", "order_id", "shard", "status", "expires_at", "lines"];
-    let mut reservations: Vec<Vec<Value>> = states
+    let mut items: Vec<(usize, &Item)> =
+        states.iter().flat_map(|s| s.items().map(move |i| (s.shard(), i))).filter(|(_, i)| want(&i.sku)).collect();
+    items.sort_by(|a, b| a.1.sku.cmp(&b.1.sku));
+    let mut reservations: Vec<(usize, &Reservation)> = states
         .iter()
         .flat_map(|s| s.reservations().map(move |r| (s.shard(), r)))
         .filter(|(_, r)| matches!(r.status, ReservationStatus::Active | ReservationStatus::Pending))
         .filter(|(_, r)| r.lines.iter().any(|l| want(&l.sku)))
-        .map(|(shard, r)| {
-            vec![
-                json!(r.reservation_id),
-                json!(r.order_id.as_str()),
-                json!(shard),
-                json!(r.status.as_str()),
-                json!(format_millis(r.expires_at)),
-                json!(r.lines.iter().map(|l| format!("{}:{}", l.sku, l.quantity)).collect::<Vec<_>>().join(" ")),
-            ]
-        })
         .collect();
-    reservations.sort_by(|a, b| a[0].as_str().cmp(&b[0].as_str()));
-    let mut items = items;
-    items.sort_by(|a, b| a[0].as_str().cmp(&b[0].as_str()));
+    reservations.sort_by(|a, b| a.1.reservation_id.cmp(&b.1.reservation_id));
 
     let mut out: Box<dyn Write> = match &args.out {
         Some(p) => Box::new(std::io::BufWriter::new(
@@ -165,49 +138,32 @@ pub fn run(args: &ReplayArgs) -> Result<ExitCode, Error> {
             let to_obj = |cols: &[&str], row: Vec<Value>| -> Value {
                 Value::Object(cols.iter().map(|c| c.to_string()).zip(row).collect())
             };
-            let doc = json!({
-                "until": until,
-                "shards": shard_info,
-                "items": items.into_iter().map(|r| to_obj(&item_cols, r)).collect::<Vec<_>>(),
-                "reservations": reservations.into_iter().map(|r| to_obj(&res_cols, r)).collect::<Vec<_>>(),
-            });
+            let items: Vec<Value> = items
+                .iter()
+                .map(|(shard, i)| {
+                    let mut o = to_obj(&ITEM_COLS, item_row(*shard, i));
+                    let locations = i.locations.iter().map(|l| to_obj(&LOCATION_COLS[2..], location_figures(l)));
+                    o["locations"] = Value::Array(locations.collect());
+                    o
+                })
+                .collect();
+            let reservations: Vec<Value> = reservations
+                .iter()
+                .map(|(shard, r)| {
+                    let mut o = to_obj(&RES_COLS[..RES_COLS.len() - 1], reservation_row(*shard, r));
+                    let allocations = r.allocations.iter().map(|a| {
+                        let (sku, location) = (a.sku.as_str(), a.location.as_str());
+                        json!({"sku": sku, "location": location, "quantity": a.quantity, "committed": a.committed})
+                    });
+                    o["allocations"] = Value::Array(allocations.collect());
+                    o
+                })
+                .collect();
+            let doc = json!({ "until": until, "shards": shard_info, "items": items, "reservations": reservations });
             serde_json::to_writer_pretty(&mut out, &doc).map_err(|e| Error::new(format!("cannot write: {e}")))?;
             writeln!(out).map_err(Error::io)?;
         }
-        Format::Csv => {
-            // One table: item rows, then reservation rows, told apart by `kind`.
-            let cols = [
-                "kind",
-                "sku",
-                "shard",
-                "on_hand",
-                "available",
-                "reserved",
-                "sold",
-                "version",
-                "updated_at",
-                "reservation_id",
-                "order_id",
-                "status",
-                "expires_at",
-                "lines",
-            ];
-            let mut w = RowWriter::new(&mut out, Format::Csv, &cols);
-            for r in items {
-                let mut row = vec![json!("item")];
-                row.extend(r);
-                row.extend([Value::Null, Value::Null, Value::Null, Value::Null, Value::Null]);
-                w.row(row)?;
-            }
-            for r in reservations {
-                let [id, order, shard, status, expires, lines] = <[Value; 6]>::try_from(r).expect("6 columns");
-                let mut row = vec![json!("reservation"), Value::Null, shard];
-                row.extend([Value::Null, Value::Null, Value::Null, Value::Null, Value::Null, Value::Null]);
-                row.extend([id, order, status, expires, lines]);
-                w.row(row)?;
-            }
-            w.finish()?;
-        }
+        Format::Csv => write_csv(&mut out, &items, &reservations)?,
         Format::Table => {
             let lsns: Vec<String> =
                 shard_info.iter().map(|s| format!("shard {} LSN {}", s["shard"], s["last_lsn"])).collect();
@@ -218,19 +174,134 @@ pub fn run(args: &ReplayArgs) -> Result<ExitCode, Error> {
             };
             writeln!(out, "state at {at}: {}", lsns.join(", ")).map_err(Error::io)?;
             writeln!(out, "\nitems:").map_err(Error::io)?;
-            let mut w = RowWriter::new(&mut out, Format::Table, &item_cols);
-            for r in items {
-                w.row(r)?;
+            let mut w = RowWriter::new(&mut out, Format::Table, &ITEM_COLS);
+            for (shard, i) in &items {
+                w.row(item_row(*shard, i))?;
+            }
+            w.finish()?;
+            writeln!(out, "\nlocations:").map_err(Error::io)?;
+            let mut w = RowWriter::new(&mut out, Format::Table, &LOCATION_COLS);
+            for (shard, i) in &items {
+                for l in &i.locations {
+                    let mut row = vec![json!(i.sku.as_str()), json!(shard)];
+                    row.extend(location_figures(l));
+                    w.row(row)?;
+                }
             }
             w.finish()?;
             writeln!(out, "\nactive reservations:").map_err(Error::io)?;
-            let mut w = RowWriter::new(&mut out, Format::Table, &res_cols);
-            for r in reservations {
-                w.row(r)?;
+            let mut w = RowWriter::new(&mut out, Format::Table, &RES_COLS);
+            for (shard, r) in &reservations {
+                let mut row = reservation_row(*shard, r);
+                row.push(json!(super::allocations_str(&r.allocations)));
+                w.row(row)?;
             }
             w.finish()?;
         }
     }
     out.flush().map_err(Error::io)?;
     Ok(ExitCode::SUCCESS)
+}
+
+const ITEM_COLS: [&str; 9] =
+    ["sku", "shard", "on_hand", "available", "reserved", "sold", "incoming", "version", "updated_at"];
+/// `sku`, `shard`, then one location's figures (the keys of JSON `locations` entries).
+const LOCATION_COLS: [&str; 8] = ["sku", "shard", "location", "on_hand", "available", "reserved", "sold", "incoming"];
+const RES_COLS: [&str; 7] = ["reservation_id", "order_id", "shard", "status", "expires_at", "lines", "allocations"];
+
+fn item_row(shard: usize, i: &Item) -> Vec<Value> {
+    vec![
+        json!(i.sku.as_str()),
+        json!(shard),
+        json!(i.on_hand),
+        json!(i.available()),
+        json!(i.reserved),
+        json!(i.sold),
+        json!(i.incoming),
+        json!(i.version),
+        json!(format_millis(i.updated_at)),
+    ]
+}
+
+/// location, on_hand, available, reserved, sold, incoming.
+fn location_figures(l: &LocationStock) -> Vec<Value> {
+    vec![
+        json!(l.location.as_str()),
+        json!(l.on_hand),
+        json!(l.available()),
+        json!(l.reserved),
+        json!(l.sold),
+        json!(l.incoming),
+    ]
+}
+
+/// Every column of `RES_COLS` but `allocations`.
+fn reservation_row(shard: usize, r: &Reservation) -> Vec<Value> {
+    vec![
+        json!(r.reservation_id),
+        json!(r.order_id.as_str()),
+        json!(shard),
+        json!(r.status.as_str()),
+        json!(format_millis(r.expires_at)),
+        json!(r.lines.iter().map(|l| format!("{}:{}", l.sku, l.quantity)).collect::<Vec<_>>().join(" ")),
+    ]
+}
+
+/// CSV: one table, rows told apart by `kind`: `item`, then one `location` row per
+/// location of that item (its figures in the item columns, `version`/`updated_at`
+/// empty), then `reservation`. Columns added for locations come last, so readers by
+/// position of the older layout keep working.
+fn write_csv(
+    out: &mut dyn Write,
+    items: &[(usize, &Item)],
+    reservations: &[(usize, &Reservation)],
+) -> Result<(), Error> {
+    let cols = [
+        "kind",
+        "sku",
+        "shard",
+        "on_hand",
+        "available",
+        "reserved",
+        "sold",
+        "version",
+        "updated_at",
+        "reservation_id",
+        "order_id",
+        "status",
+        "expires_at",
+        "lines",
+        "incoming",
+        "location",
+        "allocations",
+    ];
+    let nulls = |n: usize| std::iter::repeat_n(Value::Null, n);
+    let mut w = RowWriter::new(out, Format::Csv, &cols);
+    for (shard, i) in items {
+        let [sku, shard_v, on_hand, available, reserved, sold, incoming, version, updated] =
+            <[Value; 9]>::try_from(item_row(*shard, i)).expect("9 columns");
+        let mut row = vec![json!("item"), sku, shard_v, on_hand, available, reserved, sold, version, updated];
+        row.extend(nulls(5));
+        row.extend([incoming, Value::Null, Value::Null]);
+        w.row(row)?;
+        for l in &i.locations {
+            let [location, on_hand, available, reserved, sold, incoming] =
+                <[Value; 6]>::try_from(location_figures(l)).expect("6 columns");
+            let mut row =
+                vec![json!("location"), json!(i.sku.as_str()), json!(shard), on_hand, available, reserved, sold];
+            row.extend(nulls(7));
+            row.extend([incoming, location, Value::Null]);
+            w.row(row)?;
+        }
+    }
+    for (shard, r) in reservations {
+        let mut row = vec![json!("reservation"), Value::Null, json!(shard)];
+        row.extend(nulls(6));
+        let [id, order, _, status, expires, lines] =
+            <[Value; 6]>::try_from(reservation_row(*shard, r)).expect("6 columns");
+        row.extend([id, order, status, expires, lines, Value::Null, Value::Null]);
+        row.push(json!(super::allocations_str(&r.allocations)));
+        w.row(row)?;
+    }
+    w.finish()
 }

@@ -1,6 +1,7 @@
 //! `stockd-wal stats DIR`: records by type, busiest SKUs (top 10 by records naming
 //! them), reservations by outcome (from the outcomes `apply` returns while every shard
-//! is replayed from its oldest start point), expiry rate = expired / finished.
+//! is replayed from its oldest start point), expiry rate = expired / finished, and stock
+//! movements between locations (transfers, receipts, split allocations).
 
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
@@ -14,12 +15,26 @@ use crate::output::RowWriter;
 use crate::scan::Progress;
 use crate::Error;
 
+/// The `locations` section: transfers (and the units moved, those in transit), receipts
+/// of units in transit, and the reservation lines allocated (when a reservation became
+/// active) and of those, the ones split over several locations.
+const LOCATION_FIGURES: [&str; 7] = [
+    "transfers",
+    "transferred_units",
+    "in_transit_units",
+    "receipts",
+    "received_units",
+    "allocated_lines",
+    "split_lines",
+];
+
 pub fn run(args: &StatsArgs) -> Result<ExitCode, Error> {
     let dd = DataDir::open(&args.dir)?;
     let progress = Progress::new(dd.total_wal_bytes());
     let mut by_type: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut by_sku: HashMap<String, u64> = HashMap::new();
     let mut outcome: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut moves: BTreeMap<&'static str, u64> = BTreeMap::new();
     let (mut first, mut last) = (u64::MAX, 0u64);
     for shard in &dd.shards {
         replay_shard(shard, choose_start(shard, StartAt::Earliest)?, None, &progress, |rec, state| {
@@ -32,6 +47,26 @@ pub fn run(args: &StatsArgs) -> Result<ExitCode, Error> {
                 *by_sku.entry(s.to_string()).or_default() += 1;
             }
             let applied = apply(rec, state)?;
+            let mut add = |k: &'static str, n: u64| *moves.entry(k).or_default() += n;
+            match (&rec.command, &applied.outcome) {
+                (Command::Transfer { quantity, in_transit, .. }, _) => {
+                    add("transfers", 1);
+                    add("transferred_units", *quantity);
+                    add("in_transit_units", if *in_transit { *quantity } else { 0 });
+                }
+                (Command::ReceiveIncoming { quantity, .. }, _) => {
+                    add("receipts", 1);
+                    add("received_units", *quantity);
+                }
+                (Command::ReserveLocal { .. }, Outcome::Reserved(r))
+                | (Command::ActivateReservation { .. }, Outcome::Reservation { reservation: r, changed: true }) => {
+                    for l in &r.lines {
+                        add("allocated_lines", 1);
+                        add("split_lines", u64::from(r.allocations.iter().filter(|a| a.sku == l.sku).count() > 1));
+                    }
+                }
+                _ => {}
+            }
             let mut count = |status: ReservationStatus| {
                 let k = match status {
                     ReservationStatus::Committed => "committed",
@@ -84,6 +119,9 @@ pub fn run(args: &StatsArgs) -> Result<ExitCode, Error> {
     let finished: u64 = ["committed", "released", "expired"].iter().map(|k| outcome.get(k).copied().unwrap_or(0)).sum();
     let rate = if finished == 0 { 0.0 } else { outcome.get("expired").copied().unwrap_or(0) as f64 / finished as f64 };
     w.row(vec![json!("reservations"), json!("expiry_rate"), json!((rate * 10_000.0).round() / 10_000.0)])?;
+    for k in LOCATION_FIGURES {
+        w.row(vec![json!("locations"), json!(k), json!(moves.get(k).copied().unwrap_or(0))])?;
+    }
     w.finish()?;
     Ok(ExitCode::SUCCESS)
 }

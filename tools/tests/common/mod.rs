@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use stockd_tools::testgen::Gen;
+use stockd_tools::testgen::{Gen, LocationFigures};
 
 pub const T0: u64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
 
@@ -59,6 +59,30 @@ pub fn items_of(json: &serde_json::Value, shard: Option<usize>) -> BTreeMap<Stri
         .map(|i| {
             let n = |k: &str| i[k].as_u64().unwrap();
             (i["sku"].as_str().unwrap().to_string(), (n("on_hand"), n("available"), n("reserved"), n("sold")))
+        })
+        .collect()
+}
+
+/// The shard's items' `incoming` and locations (`[on_hand, available, reserved, sold,
+/// incoming]` by location) in a `replay --format json` output.
+pub fn locations_of(json: &serde_json::Value, shard: Option<usize>) -> BTreeMap<String, LocationFigures> {
+    json["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| shard.is_none_or(|s| i["shard"].as_u64() == Some(s as u64)))
+        .map(|i| {
+            let locations = i["locations"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| {
+                    let n = |k: &str| l[k].as_u64().unwrap();
+                    let figures = [n("on_hand"), n("available"), n("reserved"), n("sold"), n("incoming")];
+                    (l["location"].as_str().unwrap().to_string(), figures)
+                })
+                .collect();
+            (i["sku"].as_str().unwrap().to_string(), (i["incoming"].as_u64().unwrap(), locations))
         })
         .collect()
 }
