@@ -124,15 +124,6 @@ pub fn strategy_of(name: Option<&str>, default: AllocationStrategy) -> Result<Al
     })
 }
 
-/// Where a reservation took `sku`'s units, `[{location, quantity, committed}]`, for
-/// an answer in seed 002's shape (the reserve answer): `None` when every unit came
-/// from the default location, so items that never name a location answer exactly as
-/// before. Lookups always show them ([`allocations_view`]).
-pub fn named_allocations(r: &Reservation, sku: &Sku) -> Option<Value> {
-    let all_default = r.allocations.iter().filter(|a| &a.sku == sku).all(|a| a.location.is_default());
-    (!all_default).then(|| allocations_view(r, sku))
-}
-
 /// Whether a check-availability line shows its item's `locations`: when it names a
 /// location or the item is stocked anywhere but the default location (an item that
 /// never names one answers in seed 002's shape).

@@ -8,17 +8,15 @@
 //!
 //! Locations: a reserve line may name its `location` (alias `warehouseId`), the
 //! request a delivery `region` and an `allocation` strategy (default `--allocation`);
-//! reservations show per line the `allocations` they got (routes/locations.rs). Items
-//! that never name a location answer seed 002's shapes exactly: no `allocations` in
-//! the reserve answer, no `locations` in check-availability.
+//! reservations (the reserve answer too) show per line the `allocations` they got
+//! (routes/locations.rs): seed 002's fields plus that one. Check-availability lists
+//! `locations` only for lines that name one or whose item is stocked at named ones.
 
 use crate::app::AppState;
 use crate::auth::Admin;
 use crate::envelope::{now_ms, ok, rfc3339, ApiError, ApiResult};
 use crate::extract::{PathParam, StrictJson};
-use crate::routes::locations::{
-    allocations_view, location_of, location_stocks, named_allocations, shows_locations, strategy_of,
-};
+use crate::routes::locations::{allocations_view, location_of, location_stocks, shows_locations, strategy_of};
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
@@ -250,7 +248,7 @@ pub async fn check_availability(State(st): State<AppState>, StrictJson(body): St
 }
 
 #[utoipa::path(post, path = "/api/v1/inventory/reserve", tag = "reservations", request_body = ReserveBody,
-    responses((status = 201, description = "reserved: reservationId, orderId, items (reserved: true; allocations [{location, quantity, committed}] unless every unit came from the default location), expiresAt"),
+    responses((status = 201, description = "reserved: reservationId, orderId, items (reserved: true; allocations [{location, quantity, committed}]: where the units are held), expiresAt"),
         (status = 200, description = "the orderId already had this reservation (idempotent repeat)"),
         (status = 400, description = "VALIDATION_ERROR"), (status = 404, description = "ITEM_NOT_FOUND"),
         (status = 409, description = "INSUFFICIENT_INVENTORY (details.items: requestedQuantity, availableQuantity), MAX_PER_ORDER_EXCEEDED, RESERVATION_PENDING"),
@@ -307,9 +305,7 @@ async fn reserve_inner(st: &AppState, body: ReserveBody) -> ApiResult {
             let mut m = line.echo();
             m.insert("quantity".into(), json!(line.quantity));
             m.insert("reserved".into(), json!(reserved));
-            if let Some(a) = named_allocations(r, sku) {
-                m.insert("allocations".into(), a);
-            }
+            m.insert("allocations".into(), allocations_view(r, sku));
             Value::Object(m)
         })
         .collect();
