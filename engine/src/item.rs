@@ -4,14 +4,19 @@ use crate::location::{LocationId, LocationStock, MAX_LOCATIONS_PER_ITEM};
 use crate::sku::Sku;
 use crate::Millis;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 
 /// Stock of one SKU. `available` is derived: `on_hand - reserved`, never stored, so
 /// `onHand = available + reserved` holds by construction; `reserved <= on_hand` is the
 /// invariant every mutation keeps, per location and in total.
 ///
-/// `on_hand`, `reserved`, `sold` and `incoming` are the sums over `locations` (kept
-/// in step by the `*_at` methods, the only writers of stock figures; `check` proves
-/// it). `locations` is sorted by id, never empty, one entry per location.
+/// `on_hand`, `reserved`, `sold` and `incoming` are the sums over the item's locations
+/// (kept in step by the `*_at` methods, the only writers of stock figures; `check`
+/// proves it). Storage is compact for the common case: while every unit is at the
+/// default location, `locations` is empty and the item figures are that location's
+/// (no allocation per item); the first named location materializes the list, sorted by
+/// id, one entry per location, never emptied again. Read it through
+/// [`Item::locations`], which always lists at least one location.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Item {
     pub sku: Sku,
@@ -21,7 +26,8 @@ pub struct Item {
     pub sold: u64,
     /// Units in transit to some location: not sellable until received.
     pub incoming: u64,
-    pub locations: Vec<LocationStock>,
+    /// Empty: everything is at the default location. See the type's docs.
+    pub(crate) locations: LocationList,
     pub low_stock_threshold: u64,
     /// Flash-sale guard: most units one reservation may take; `None` = no limit.
     pub max_per_order: Option<u64>,
@@ -34,6 +40,53 @@ pub struct Item {
     pub updated_at: Millis,
 }
 
+/// An item's location list: one pointer while empty (the common one-location item),
+/// a boxed vector once a named location exists. Reads as a slice.
+// The box is the point: 8 bytes in every item instead of a 24-byte Vec header, for a
+// list most items never have.
+#[allow(clippy::box_collection)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub(crate) struct LocationList(Option<Box<Vec<LocationStock>>>);
+
+impl LocationList {
+    fn one(l: LocationStock) -> LocationList {
+        LocationList(Some(Box::new(vec![l])))
+    }
+
+    fn push(&mut self, l: LocationStock) {
+        self.0.get_or_insert_with(Default::default).push(l);
+    }
+
+    fn insert(&mut self, i: usize, l: LocationStock) {
+        self.0.get_or_insert_with(Default::default).insert(i, l);
+    }
+}
+
+impl std::ops::Deref for LocationList {
+    type Target = [LocationStock];
+    fn deref(&self) -> &[LocationStock] {
+        self.0.as_deref().map_or(&[], Vec::as_slice)
+    }
+}
+
+impl std::ops::DerefMut for LocationList {
+    fn deref_mut(&mut self) -> &mut [LocationStock] {
+        match self.0.as_deref_mut() {
+            Some(v) => v.as_mut_slice(),
+            None => &mut [],
+        }
+    }
+}
+
+/// One location's figures, by value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Figures {
+    pub on_hand: u64,
+    pub reserved: u64,
+    pub incoming: u64,
+}
+
 impl Item {
     /// A new item with no stock, at one location.
     pub(crate) fn new(sku: Sku, location: LocationId, now: Millis) -> Item {
@@ -43,7 +96,11 @@ impl Item {
             reserved: 0,
             sold: 0,
             incoming: 0,
-            locations: vec![LocationStock::new(location)],
+            locations: if location.is_default() {
+                LocationList::default()
+            } else {
+                LocationList::one(LocationStock::new(location))
+            },
             low_stock_threshold: 0,
             max_per_order: None,
             sales_blocked: false,
@@ -57,68 +114,140 @@ impl Item {
         self.on_hand - self.reserved
     }
 
-    pub fn location(&self, id: &LocationId) -> Option<&LocationStock> {
-        self.index_of(id).ok().map(|i| &self.locations[i])
+    /// The default location's stock while it is the only one: the item figures.
+    fn default_stock(&self) -> LocationStock {
+        LocationStock {
+            location: LocationId::DEFAULT,
+            on_hand: self.on_hand,
+            reserved: self.reserved,
+            sold: self.sold,
+            incoming: self.incoming,
+        }
     }
 
-    pub(crate) fn index_of(&self, id: &LocationId) -> Result<usize, usize> {
-        self.locations.binary_search_by(|l| l.location.cmp(id))
+    /// Every location of the item, sorted by id (the default location's id sorts
+    /// first); never empty.
+    pub fn locations(&self) -> Cow<'_, [LocationStock]> {
+        if self.locations.is_empty() {
+            Cow::Owned(vec![self.default_stock()])
+        } else {
+            Cow::Borrowed(&self.locations[..])
+        }
+    }
+
+    /// How many locations the item stocks.
+    pub fn location_count(&self) -> usize {
+        self.locations.len().max(1)
+    }
+
+    /// Runs `f` on the item's locations without allocating (the hot path's view).
+    pub(crate) fn with_locations<R>(&self, f: impl FnOnce(&[LocationStock]) -> R) -> R {
+        if self.locations.is_empty() {
+            f(&[self.default_stock()])
+        } else {
+            f(&self.locations)
+        }
+    }
+
+    /// Location `id`'s stock, if the item stocks it.
+    pub fn location(&self, id: &LocationId) -> Option<LocationStock> {
+        match self.index_of(id) {
+            Some(_) if self.locations.is_empty() => Some(self.default_stock()),
+            Some(i) => Some(self.locations[i].clone()),
+            None => None,
+        }
+    }
+
+    pub fn stocks(&self, id: &LocationId) -> bool {
+        self.index_of(id).is_some()
+    }
+
+    /// The index of location `id` for the `*_at` methods.
+    pub(crate) fn index_of(&self, id: &LocationId) -> Option<usize> {
+        if self.locations.is_empty() {
+            return id.is_default().then_some(0);
+        }
+        self.locations.binary_search_by(|l| l.location.cmp(id)).ok()
+    }
+
+    /// Location `i`'s figures.
+    pub(crate) fn at(&self, i: usize) -> Figures {
+        if self.locations.is_empty() {
+            debug_assert_eq!(i, 0);
+            return Figures { on_hand: self.on_hand, reserved: self.reserved, incoming: self.incoming };
+        }
+        let l = &self.locations[i];
+        Figures { on_hand: l.on_hand, reserved: l.reserved, incoming: l.incoming }
     }
 
     /// The index of location `id`, added (empty) if the item does not stock it yet.
+    /// The first named location materializes the list (default entry included).
     pub(crate) fn location_index(&mut self, id: &LocationId) -> Result<usize, crate::error::EngineError> {
-        match self.index_of(id) {
-            Ok(i) => Ok(i),
-            Err(_) if self.locations.len() >= MAX_LOCATIONS_PER_ITEM => Err(crate::error::EngineError::LimitExceeded {
+        if let Some(i) = self.index_of(id) {
+            return Ok(i);
+        }
+        if self.location_count() >= MAX_LOCATIONS_PER_ITEM {
+            return Err(crate::error::EngineError::LimitExceeded {
                 what: format!("locations of {}", self.sku),
                 limit: MAX_LOCATIONS_PER_ITEM as u64,
-            }),
-            Err(i) => {
-                self.locations.insert(i, LocationStock::new(id.clone()));
-                Ok(i)
-            }
+            });
+        }
+        if self.locations.is_empty() {
+            self.locations.push(self.default_stock());
+        }
+        let i = self.locations.binary_search_by(|l| l.location.cmp(id)).expect_err("not stocked yet");
+        self.locations.insert(i, LocationStock::new(id.clone()));
+        Ok(i)
+    }
+
+    /// Applies `f` to location `i` (nothing to do while the item figures are the
+    /// default location's: the caller updates those).
+    fn update_at(&mut self, i: usize, f: impl FnOnce(&mut LocationStock)) {
+        if self.locations.is_empty() {
+            debug_assert_eq!(i, 0);
+        } else {
+            f(&mut self.locations[i]);
         }
     }
 
     /// Sets location `i`'s onHand (callers check it stays >= its reserved).
     pub(crate) fn set_on_hand_at(&mut self, i: usize, on_hand: u64) {
-        let l = &mut self.locations[i];
-        debug_assert!(on_hand >= l.reserved);
-        self.on_hand = self.on_hand - l.on_hand + on_hand;
-        l.on_hand = on_hand;
+        let old = self.at(i);
+        debug_assert!(on_hand >= old.reserved);
+        self.on_hand = self.on_hand - old.on_hand + on_hand;
+        self.update_at(i, |l| l.on_hand = on_hand);
     }
 
     pub(crate) fn set_incoming_at(&mut self, i: usize, incoming: u64) {
-        let l = &mut self.locations[i];
-        self.incoming = self.incoming - l.incoming + incoming;
-        l.incoming = incoming;
+        let old = self.at(i);
+        self.incoming = self.incoming - old.incoming + incoming;
+        self.update_at(i, |l| l.incoming = incoming);
     }
 
     /// Holds `q` units at location `i` (callers check they are available).
     pub(crate) fn reserve_at(&mut self, i: usize, q: u64) {
-        let l = &mut self.locations[i];
-        debug_assert!(l.available() >= q);
-        l.reserved += q;
+        debug_assert!(self.at(i).on_hand - self.at(i).reserved >= q);
         self.reserved += q;
+        self.update_at(i, |l| l.reserved += q);
     }
 
     /// Gives back `q` held units at location `i`.
     pub(crate) fn unreserve_at(&mut self, i: usize, q: u64) {
-        let l = &mut self.locations[i];
-        debug_assert!(l.reserved >= q);
-        l.reserved -= q;
+        debug_assert!(self.at(i).reserved >= q);
         self.reserved -= q;
+        self.update_at(i, |l| l.reserved -= q);
     }
 
     /// Of `held` units held at location `i`, sells `sold` and gives back the rest.
     pub(crate) fn sell_at(&mut self, i: usize, held: u64, sold: u64) {
         debug_assert!(sold <= held);
         self.unreserve_at(i, held);
-        let l = &mut self.locations[i];
-        l.on_hand -= sold;
-        l.sold += sold;
         self.on_hand -= sold;
         self.sold += sold;
+        self.update_at(i, |l| {
+            l.on_hand -= sold;
+            l.sold += sold;
+        });
     }
 
     pub fn is_low_stock(&self) -> bool {
@@ -135,7 +264,12 @@ impl Item {
             return Err(format!("{}: onHand {} or incoming {} over the limit", self.sku, self.on_hand, self.incoming));
         }
         if self.locations.is_empty() {
-            return Err(format!("{}: no location", self.sku));
+            return Ok(()); // the item figures are the default location's
+        }
+        if let [only] = &self.locations[..] {
+            if only.location.is_default() {
+                return Err(format!("{}: a lone default location must be stored compactly", self.sku));
+            }
         }
         let (mut on_hand, mut reserved, mut sold, mut incoming) = (0u64, 0u64, 0u64, 0u64);
         for (i, l) in self.locations.iter().enumerate() {

@@ -329,9 +329,9 @@ fn items_without_locations_live_at_the_default_one() {
     })
     .unwrap();
     let item = e.get_item(sku("PLAIN")).unwrap();
-    assert_eq!(item.locations.len(), 1);
-    assert!(item.locations[0].location.is_default());
-    assert_eq!(item.locations[0].location.to_string(), "default");
+    assert_eq!(item.location_count(), 1);
+    assert!(item.locations()[0].location.is_default());
+    assert_eq!(item.locations()[0].location.to_string(), "default");
     let r = reserve(&e, "plain", &[("PLAIN", 2)], Priority, Some("south"), &[]).unwrap();
     assert_eq!(allocs(&r), [a("PLAIN", "default", 2, 0)]);
     // Restocking a warehouse adds a location; the default one stays and, being outside

@@ -130,7 +130,7 @@ fn loc(i: usize) -> LocationId {
 
 fn locs_of(item: &Item) -> Vec<(String, u64, u64, u64, u64)> {
     let mut v: Vec<_> =
-        item.locations.iter().map(|l| (l.location.to_string(), l.on_hand, l.reserved, l.sold, l.incoming)).collect();
+        item.locations().iter().map(|l| (l.location.to_string(), l.on_hand, l.reserved, l.sold, l.incoming)).collect();
     v.sort();
     v
 }

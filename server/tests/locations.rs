@@ -230,7 +230,7 @@ fn commit_and_release_touch_exactly_the_allocated_locations() {
     let body = r#"{"orderId":"cr-1","items":[{"sku":"CR","quantity":60},{"sku":"PLAIN","quantity":4}]}"#;
     let data = assert_ok(s.post(&format!("{INV}/reserve"), body), 201);
     assert_eq!(allocs(&data["items"][0]), [a("wh-pr-001", 10, 0), a("wh-sp-001", 5, 0), a("wh-rj-001", 45, 0)]);
-    assert_eq!(allocs(&data["items"][1]), [a("default", 4, 0)], "stock nobody placed is at `default`");
+    assert!(data["items"][1]["allocations"].is_null(), "all from the default location: seed 002's shape");
     assert_eq!(
         figures(&s, "CR"),
         [f("wh-pr-001", 10, 10, 0, 0), f("wh-rj-001", 50, 45, 0, 0), f("wh-sp-001", 5, 5, 0, 0)]
@@ -378,13 +378,11 @@ fn items_that_name_no_location_behave_as_before() {
     let default =
         serde_json::json!([{"location":"default","onHand":10,"available":10,"reserved":0,"sold":0,"incoming":0}]);
     assert_eq!(item["locations"], default);
-    // Seed 002's shapes plus the line's allocation (at `default`); no locations in
-    // check-availability.
+    // Seed 002's shapes, exactly: no allocations in the reserve answer, no locations
+    // in check-availability; the lookup shows the default allocation.
     let data =
         assert_ok(s.post(&format!("{INV}/reserve"), r#"{"orderId":"d-1","items":[{"sku":"D","quantity":3}]}"#), 201);
-    let line = serde_json::json!({"sku":"D","quantity":3,"reserved":true,
-        "allocations":[{"location":"default","quantity":3,"committed":0}]});
-    assert_eq!(data["items"], serde_json::json!([line]));
+    assert_eq!(data["items"], serde_json::json!([{"sku":"D","quantity":3,"reserved":true}]));
     let check = assert_ok(s.post(&format!("{INV}/check-availability"), r#"{"items":[{"sku":"D","quantity":3}]}"#), 200);
     assert_eq!(
         check["items"],
@@ -398,10 +396,13 @@ fn items_that_name_no_location_behave_as_before() {
     // The same item may also be stocked at a warehouse; `default` comes last in priority.
     assert_ok(s.put(&format!("{INV}/items/D"), r#"{"onHand": 4, "location": "wh-sp-001", "incoming": 6}"#), 200);
     let body = r#"{"orderId":"d-2","items":[{"sku":"D","quantity":5}]}"#;
-    let answer = assert_ok(s.post(&format!("{INV}/reserve"), body), 201);
-    assert_eq!(allocs(&answer["items"][0]), [a("default", 5, 0)], "sp has only 4");
+    assert!(assert_ok(s.post(&format!("{INV}/reserve"), body), 201)["items"][0]["allocations"].is_null());
     let r = assert_ok(s.get(&format!("{INV}/reservations/d-2")), 200);
-    assert_eq!(allocs(&r["items"][0]), [a("default", 5, 0)], "the lookup says the same");
+    assert_eq!(allocs(&r["items"][0]), [a("default", 5, 0)], "sp has only 4");
+    // Naming a region (or a location, or a strategy) makes the answer list allocations.
+    let body = r#"{"orderId":"d-2b","items":[{"sku":"D","quantity":1}],"region":"south"}"#;
+    let answer = assert_ok(s.post(&format!("{INV}/reserve"), body), 201);
+    assert_eq!(allocs(&answer["items"][0]), [a("wh-sp-001", 1, 0)], "none in the region: priority decides");
     assert_eq!(reserve(&s, "d-3", "D", 2, ""), [a("wh-sp-001", 2, 0)]);
     let item = assert_ok(s.post(&format!("{INV}/items/D/adjust"), r#"{"delta": -1, "location": "wh-sp-001"}"#), 200);
     assert_eq!(item["locations"][1]["onHand"], 3);

@@ -65,7 +65,7 @@ pub fn location_figures(state: &ShardState) -> BTreeMap<String, LocationFigures>
     let one = |l: &stockd_engine::location::LocationStock| {
         (l.location.to_string(), [l.on_hand, l.available(), l.reserved, l.sold, l.incoming])
     };
-    state.items().map(|i| (i.sku.to_string(), (i.incoming, i.locations.iter().map(one).collect()))).collect()
+    state.items().map(|i| (i.sku.to_string(), (i.incoming, i.locations().iter().map(one).collect()))).collect()
 }
 
 impl Gen {

@@ -146,7 +146,7 @@ fn reads_the_locations_the_engine_wrote() {
         .map(|s| {
             let i = b.get_item(sku(s)).unwrap();
             let locations = i
-                .locations
+                .locations()
                 .iter()
                 .map(|l| (l.location.to_string(), [l.on_hand, l.available(), l.reserved, l.sold, l.incoming]))
                 .collect();

@@ -130,13 +130,13 @@ fn csv_table_inspect_and_stats_show_locations() {
     let locs: Vec<&Vec<&str>> = rows.iter().filter(|r| r[0] == "location").collect();
     let sku = stockd_engine::Sku::parse("SKU-1", "sku").unwrap();
     let state = g.states.iter().find_map(|s| s.item(&sku)).unwrap();
-    assert_eq!(locs.len(), state.locations.len(), "{csv}");
+    assert_eq!(locs.len(), state.location_count(), "{csv}");
     assert!(rows.iter().filter(|r| r[0] != "reservation").all(|r| r[col("sku")] == "SKU-1"), "{csv}");
     for (name, total) in [("on_hand", state.on_hand), ("reserved", state.reserved), ("incoming", state.incoming)] {
         let sum: u64 = locs.iter().map(|r| r[col(name)].parse::<u64>().unwrap()).sum();
         assert_eq!((sum, item[col(name)].parse::<u64>().unwrap()), (total, total), "{name}: {csv}");
     }
-    for (r, l) in locs.iter().zip(&state.locations) {
+    for (r, l) in locs.iter().zip(state.locations().iter()) {
         assert_eq!(r[col("location")], l.location.as_str());
     }
 

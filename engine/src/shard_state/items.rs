@@ -25,7 +25,7 @@ impl ShardState {
     fn resolve_location(item: Option<&Item>, location: Option<&LocationId>) -> Result<LocationId, EngineError> {
         match (location, item) {
             (Some(l), _) => Ok(l.clone()),
-            (None, Some(item)) if item.location(&LocationId::DEFAULT).is_none() => Err(EngineError::validation(
+            (None, Some(item)) if !item.stocks(&LocationId::DEFAULT) => Err(EngineError::validation(
                 "location",
                 format!("{} is stocked at named locations only; name one", item.sku),
             )),
@@ -36,7 +36,7 @@ impl ShardState {
     /// Refuses a location the item does not stock yet when a warehouse table is in
     /// force and does not list it (`default` is always allowed).
     fn check_new_location(&self, item: Option<&Item>, location: &LocationId) -> Result<(), EngineError> {
-        let stocked = item.is_some_and(|i| i.location(location).is_some());
+        let stocked = item.is_some_and(|i| i.stocks(location));
         if stocked || location.is_default() || self.warehouses.is_empty() {
             return Ok(());
         }
@@ -81,7 +81,7 @@ impl ShardState {
         }
         // Every check that reads the item comes before the first change.
         if let Some(item) = existing {
-            let at = item.location(&location);
+            let at = item.index_of(&location).map(|i| item.at(i));
             let reserved = at.map_or(0, |l| l.reserved);
             if on_hand < reserved {
                 return Err(EngineError::ItemHasReservations { sku: sku.to_string(), reserved });
@@ -93,7 +93,7 @@ impl ShardState {
                     format!("the item's total must stay at most {MAX_ON_HAND}"),
                 ));
             }
-            if at.is_none() && item.locations.len() >= crate::location::MAX_LOCATIONS_PER_ITEM {
+            if at.is_none() && item.location_count() >= crate::location::MAX_LOCATIONS_PER_ITEM {
                 return Err(EngineError::LimitExceeded {
                     what: format!("locations of {sku}"),
                     limit: crate::location::MAX_LOCATIONS_PER_ITEM as u64,
@@ -188,7 +188,7 @@ impl ShardState {
             return Err(EngineError::validation("delta", format!("onHand would exceed {MAX_ON_HAND}")));
         }
         let i = item.location_index(&location)?;
-        let at = item.locations[i].on_hand;
+        let at = item.at(i).on_hand;
         item.set_on_hand_at(i, (at as i128 + delta as i128) as u64);
         item.touch(now);
         alerts_for(item, before, alerts);
@@ -246,7 +246,7 @@ impl ShardState {
             });
         }
         self.check_new_location(Some(item), to)?;
-        if item.location(to).is_none() && item.locations.len() >= crate::location::MAX_LOCATIONS_PER_ITEM {
+        if !item.stocks(to) && item.location_count() >= crate::location::MAX_LOCATIONS_PER_ITEM {
             return Err(EngineError::LimitExceeded {
                 what: format!("locations of {sku}"),
                 limit: crate::location::MAX_LOCATIONS_PER_ITEM as u64,
@@ -256,13 +256,13 @@ impl ShardState {
         let before = item.available();
         let t = item.location_index(to).expect("room checked above");
         let f = item.index_of(from).expect("checked above");
-        let from_on_hand = item.locations[f].on_hand;
+        let from_on_hand = item.at(f).on_hand;
         item.set_on_hand_at(f, from_on_hand - quantity);
         if in_transit {
-            let incoming = item.locations[t].incoming;
+            let incoming = item.at(t).incoming;
             item.set_incoming_at(t, incoming + quantity);
         } else {
-            let on_hand = item.locations[t].on_hand;
+            let on_hand = item.at(t).on_hand;
             item.set_on_hand_at(t, on_hand + quantity);
         }
         item.touch(now);
@@ -282,10 +282,10 @@ impl ShardState {
             return Err(EngineError::validation("quantity", format!("must be 1 to {MAX_QUANTITY}")));
         }
         let item = self.items.get_mut(sku).ok_or_else(|| EngineError::ItemNotFound { sku: sku.to_string() })?;
-        let Ok(i) = item.index_of(location) else {
+        let Some(i) = item.index_of(location) else {
             return Err(EngineError::validation("location", format!("{sku} is not stocked at {location}")));
         };
-        let l = &item.locations[i];
+        let l = item.at(i);
         if quantity > l.incoming {
             return Err(EngineError::validation(
                 "quantity",

@@ -249,7 +249,7 @@ impl ShardState {
         let mut held: HashMap<(&Sku, &LocationId), u64> = HashMap::new();
         for (id, hold) in &self.holds {
             for a in &hold.allocations {
-                if self.items.get(&a.sku).and_then(|i| i.location(&a.location)).is_none() {
+                if !self.items.get(&a.sku).is_some_and(|i| i.stocks(&a.location)) {
                     return Err(format!("hold {id} names missing item {} at {}", a.sku, a.location));
                 }
                 if a.quantity == 0 {
@@ -260,7 +260,7 @@ impl ShardState {
         }
         for item in self.items.values() {
             item.check()?;
-            for l in &item.locations {
+            for l in item.locations().iter() {
                 let h = held.get(&(&item.sku, &l.location)).copied().unwrap_or(0);
                 if h != l.reserved {
                     return Err(format!(

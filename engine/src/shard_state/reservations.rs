@@ -368,7 +368,7 @@ impl ShardState {
         // A named location that is neither stocked nor a configured warehouse is a bad
         // request (checked first: validation outranks every other refusal).
         for (sku, location) in &placement.locations {
-            let stocked = self.items.get(sku).is_some_and(|i| i.location(location).is_some());
+            let stocked = self.items.get(sku).is_some_and(|i| i.stocks(location));
             let known = self.warehouses.is_empty() || self.warehouses.iter().any(|w| &w.id == location);
             if !stocked && !known && !location.is_default() {
                 return Err(EngineError::validation("location", format!("{location} is not a configured warehouse")));
@@ -395,7 +395,9 @@ impl ShardState {
         let mut short = Vec::new();
         for (sku, q) in lines {
             let item = &self.items[sku];
-            match allocate(&item.locations, *q, placement.location_of(sku), placement, &self.warehouses) {
+            let chosen = item
+                .with_locations(|stocks| allocate(stocks, *q, placement.location_of(sku), placement, &self.warehouses));
+            match chosen {
                 Ok(chosen) => allocations.extend(chosen.into_iter().map(|(location, quantity)| Allocation {
                     sku: sku.clone(),
                     location,

@@ -49,7 +49,7 @@ pub fn add_item_figures(data: &mut Value, item: &Item) {
     data["sold"] = json!(item.sold);
     data["incoming"] = json!(item.incoming);
     data["version"] = json!(item.version);
-    data["locations"] = Value::Array(item.locations.iter().map(location_json).collect());
+    data["locations"] = Value::Array(item.locations().iter().map(location_json).collect());
 }
 
 /// Where a reservation holds its units of `sku`, in the order they were chosen.

@@ -78,7 +78,7 @@ impl From<&Item> for ItemView {
             reserved: i.reserved,
             sold: i.sold,
             incoming: i.incoming,
-            locations: i.locations.iter().map(LocationView::from).collect(),
+            locations: i.locations().iter().map(LocationView::from).collect(),
             low_stock_threshold: i.low_stock_threshold,
             low_stock: i.is_low_stock(),
             max_per_order: i.max_per_order,

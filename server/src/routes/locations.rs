@@ -154,7 +154,7 @@ pub async fn location_stocks(
             let engine = st.engine.clone();
             tokio::spawn(async move {
                 match sku {
-                    Some(sku) => engine.get_item(sku).await.map(|i| Some(i.locations)),
+                    Some(sku) => engine.get_item(sku).await.map(|i| Some(i.locations().into_owned())),
                     None => Ok(None),
                 }
             })
@@ -208,7 +208,7 @@ pub async fn list_locations(State(st): State<AppState>, PathParam(sku): PathPara
     let view = LocationsView {
         sku: item.sku.to_string(),
         version: item.version,
-        locations: item.locations.iter().map(LocationView::from).collect(),
+        locations: item.locations().iter().map(LocationView::from).collect(),
     };
     Ok(ok(StatusCode::OK, view))
 }

@@ -8,9 +8,11 @@
 //!
 //! Locations: a reserve line may name its `location` (alias `warehouseId`), the
 //! request a delivery `region` and an `allocation` strategy (default `--allocation`);
-//! reservations (the reserve answer too) show per line the `allocations` they got
-//! (routes/locations.rs): seed 002's fields plus that one. Check-availability lists
-//! `locations` only for lines that name one or whose item is stocked at named ones.
+//! reservations show per line the `allocations` they got (routes/locations.rs). The
+//! reserve answer keeps seed 002's shape exactly for a request that names no location,
+//! region or strategy and whose units all came from the default location; otherwise
+//! it lists allocations too. Check-availability lists `locations` only for lines that
+//! name one or whose item is stocked at named ones.
 
 use crate::app::AppState;
 use crate::auth::Admin;
@@ -248,7 +250,7 @@ pub async fn check_availability(State(st): State<AppState>, StrictJson(body): St
 }
 
 #[utoipa::path(post, path = "/api/v1/inventory/reserve", tag = "reservations", request_body = ReserveBody,
-    responses((status = 201, description = "reserved: reservationId, orderId, items (reserved: true; allocations [{location, quantity, committed}]: where the units are held), expiresAt"),
+    responses((status = 201, description = "reserved: reservationId, orderId, items (reserved: true; allocations [{location, quantity, committed}] when the request names a location, region or allocation strategy, or a unit came from a named location), expiresAt"),
         (status = 200, description = "the orderId already had this reservation (idempotent repeat)"),
         (status = 400, description = "VALIDATION_ERROR"), (status = 404, description = "ITEM_NOT_FOUND"),
         (status = 409, description = "INSUFFICIENT_INVENTORY (details.items: requestedQuantity, availableQuantity), MAX_PER_ORDER_EXCEEDED, RESERVATION_PENDING"),
@@ -297,6 +299,11 @@ async fn reserve_inner(st: &AppState, body: ReserveBody) -> ApiResult {
     st.metrics.count_alerts(&outcome.alerts);
     let r = &outcome.reservation;
     let reserved = matches!(r.status, ReservationStatus::Active | ReservationStatus::Committed);
+    // Seed 002's answer, exactly, for a client that never speaks of locations and
+    // whose units all sit at the default location; otherwise each line lists where
+    // its units are held (lookups always do).
+    let location_aware =
+        body.region.is_some() || body.allocation.is_some() || body.items.iter().any(|l| l.location.is_some());
     let items: Vec<Value> = body
         .items
         .iter()
@@ -305,7 +312,9 @@ async fn reserve_inner(st: &AppState, body: ReserveBody) -> ApiResult {
             let mut m = line.echo();
             m.insert("quantity".into(), json!(line.quantity));
             m.insert("reserved".into(), json!(reserved));
-            m.insert("allocations".into(), allocations_view(r, sku));
+            if location_aware || r.allocations.iter().any(|a| &a.sku == sku && !a.location.is_default()) {
+                m.insert("allocations".into(), allocations_view(r, sku));
+            }
             Value::Object(m)
         })
         .collect();

@@ -142,7 +142,8 @@ pub fn run(args: &ReplayArgs) -> Result<ExitCode, Error> {
                 .iter()
                 .map(|(shard, i)| {
                     let mut o = to_obj(&ITEM_COLS, item_row(*shard, i));
-                    let locations = i.locations.iter().map(|l| to_obj(&LOCATION_COLS[2..], location_figures(l)));
+                    let stocks = i.locations();
+                    let locations = stocks.iter().map(|l| to_obj(&LOCATION_COLS[2..], location_figures(l)));
                     o["locations"] = Value::Array(locations.collect());
                     o
                 })
@@ -182,7 +183,7 @@ pub fn run(args: &ReplayArgs) -> Result<ExitCode, Error> {
             writeln!(out, "\nlocations:").map_err(Error::io)?;
             let mut w = RowWriter::new(&mut out, Format::Table, &LOCATION_COLS);
             for (shard, i) in &items {
-                for l in &i.locations {
+                for l in i.locations().iter() {
                     let mut row = vec![json!(i.sku.as_str()), json!(shard)];
                     row.extend(location_figures(l));
                     w.row(row)?;
@@ -284,7 +285,7 @@ fn write_csv(
         row.extend(nulls(5));
         row.extend([incoming, Value::Null, Value::Null]);
         w.row(row)?;
-        for l in &i.locations {
+        for l in i.locations().iter() {
             let [location, on_hand, available, reserved, sold, incoming] =
                 <[Value; 6]>::try_from(location_figures(l)).expect("6 columns");
             let mut row =

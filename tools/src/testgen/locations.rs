@@ -48,7 +48,7 @@ impl Gen {
         f: impl Fn(&stockd_engine::location::LocationStock) -> u64,
     ) -> Option<(LocationId, u64)> {
         let with: Vec<(LocationId, u64)> =
-            item.locations.iter().filter(|l| f(l) > 0).map(|l| (l.location.clone(), f(l))).collect();
+            item.locations().iter().filter(|l| f(l) > 0).map(|l| (l.location.clone(), f(l))).collect();
         if with.is_empty() {
             return None;
         }
@@ -96,8 +96,8 @@ impl Gen {
             }
             25..=39 => {
                 let delta = self.rand(12) as i64 - 3;
-                let i = self.rand(item.locations.len() as u64) as usize;
-                let location = item.locations[i].location.clone();
+                let i = self.rand(item.location_count() as u64) as usize;
+                let location = item.locations()[i].location.clone();
                 if delta != 0 {
                     let reason = if delta > 0 { AdjustReason::Restock } else { AdjustReason::Lost };
                     let cmd = Command::AdjustItem {
@@ -145,8 +145,8 @@ impl Gen {
         for (sku, _) in lines {
             if self.rand(4) == 0 {
                 if let Some(item) = self.item_of(sku) {
-                    let i = self.rand(item.locations.len() as u64) as usize;
-                    locations.push((sku.clone(), item.locations[i].location.clone()));
+                    let i = self.rand(item.location_count() as u64) as usize;
+                    locations.push((sku.clone(), item.locations()[i].location.clone()));
                 }
             }
         }

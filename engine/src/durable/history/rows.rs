@@ -52,7 +52,7 @@ impl Before {
         let item = state.item(sku);
         Before {
             item: item.map(Figures::of),
-            locations: item.map(|i| i.locations.clone()).unwrap_or_default(),
+            locations: item.map(|i| i.locations().into_owned()).unwrap_or_default(),
             hold_order,
             due_hold,
         }
@@ -173,7 +173,10 @@ pub(super) fn derive(
         reason: None,
         order_id: None,
         reservation_id: None,
-        locations: location_changes(&before.locations, state.item(sku).map_or(&[][..], |i| &i.locations)),
+        locations: location_changes(
+            &before.locations,
+            &state.item(sku).map(|i| i.locations().into_owned()).unwrap_or_default(),
+        ),
     };
     let mut resolve = false;
     match &record.command {
