@@ -49,13 +49,13 @@ pub fn check_all(states: &[ShardState]) -> Result<(), String> {
     for s in states {
         for r in s.reservations().filter(|r| r.status == ReservationStatus::Active) {
             for l in &r.lines {
-                let allocated: u64 = r.allocations.iter().filter(|a| a.sku == l.sku).map(|a| a.quantity).sum();
+                let allocated: u64 = r.allocations().iter().filter(|a| a.sku == l.sku).map(|a| a.quantity).sum();
                 if allocated != l.quantity {
                     return Err(format!("{}: {} allocated {allocated} of {}", r.reservation_id, l.sku, l.quantity));
                 }
             }
             let mut want: Vec<(String, u64)> =
-                r.allocations.iter().map(|a| (format!("{}@{}", a.sku, a.location), a.quantity)).collect();
+                r.allocations().iter().map(|a| (format!("{}@{}", a.sku, a.location), a.quantity)).collect();
             let mut got = held.get(r.reservation_id.as_str()).cloned().unwrap_or_default();
             want.sort();
             got.sort();

@@ -4,10 +4,11 @@
 //! source of truth for its status. The stock it holds lives as *holds* on the shards
 //! of its SKUs. ARCHITECTURE.md describes the protocol that keeps the two in step.
 
-use crate::location::Allocation;
+use crate::location::{Allocation, LocationId};
 use crate::sku::{OrderId, Sku};
 use crate::Millis;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -50,10 +51,10 @@ pub struct Reservation {
     pub order_id: OrderId,
     pub status: ReservationStatus,
     pub lines: Vec<ReservationLine>,
-    /// Where the units come from: per SKU, the locations chosen when the stock was
-    /// held, in the order they were chosen (empty while PENDING). Per SKU the
-    /// quantities sum to its line's; once committed, so do the `committed` figures.
-    pub allocations: Vec<Allocation>,
+    /// Where the units come from; read it with [`Reservation::allocations`]. Stored
+    /// compactly: empty when every line is wholly at the default location (and while
+    /// PENDING, before anything is held).
+    pub(crate) allocations: Vec<Allocation>,
     pub created_at: Millis,
     pub expires_at: Millis,
     pub finished_at: Option<Millis>,
@@ -63,6 +64,23 @@ pub struct Reservation {
 }
 
 impl Reservation {
+    /// Where the units come from: per SKU, the locations chosen when the stock was
+    /// held, in the order they were chosen (empty while PENDING). Per SKU the
+    /// quantities sum to its line's; once committed, so do the `committed` figures.
+    pub fn allocations(&self) -> Cow<'_, [Allocation]> {
+        if self.allocations.is_empty() && self.status != ReservationStatus::Pending {
+            let all_default = self.lines.iter().map(|l| Allocation {
+                sku: l.sku.clone(),
+                location: LocationId::DEFAULT,
+                quantity: l.quantity,
+                committed: l.committed,
+            });
+            Cow::Owned(all_default.collect())
+        } else {
+            Cow::Borrowed(&self.allocations)
+        }
+    }
+
     /// Same request as another, for idempotency: same SKUs with the same quantities.
     pub fn same_lines(&self, lines: &[(Sku, u64)]) -> bool {
         let mut mine: Vec<(&Sku, u64)> = self.lines.iter().map(|l| (&l.sku, l.quantity)).collect();

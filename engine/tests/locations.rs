@@ -82,7 +82,7 @@ fn reserve(
 
 /// (sku, location, quantity, committed) of each allocation.
 fn allocs(r: &Reservation) -> Vec<(String, String, u64, u64)> {
-    r.allocations.iter().map(|a| (a.sku.to_string(), a.location.to_string(), a.quantity, a.committed)).collect()
+    r.allocations().iter().map(|a| (a.sku.to_string(), a.location.to_string(), a.quantity, a.committed)).collect()
 }
 
 fn a(s: &str, l: &str, q: u64, c: u64) -> (String, String, u64, u64) {

@@ -156,7 +156,7 @@ fn res_obs(r: Result<Reservation, EngineError>) -> Obs {
             },
             lines: r.lines.iter().map(|l| (l.sku.to_string(), l.quantity, l.committed)).collect(),
             allocations: r
-                .allocations
+                .allocations()
                 .iter()
                 .map(|a| (a.sku.to_string(), a.location.to_string(), a.quantity, a.committed))
                 .collect(),

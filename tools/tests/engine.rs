@@ -136,7 +136,7 @@ fn reads_the_locations_the_engine_wrote() {
     // no warehouse holds 6, so it is split; B-2 from the one it names.
     let named = Placement { locations: vec![(sku("B-2"), loc("wh-s1"))], ..Default::default() };
     let split = reserve("o-1", vec![(sku("A-1"), 6), (sku("B-2"), 2)], named);
-    assert!(split.reservation.allocations.iter().filter(|a| a.sku == sku("A-1")).count() > 1);
+    assert!(split.reservation.allocations().iter().filter(|a| a.sku == sku("A-1")).count() > 1);
     let south =
         Placement { strategy: AllocationStrategy::MostAvailable, region: Some("south".into()), locations: vec![] };
     reserve("o-2", vec![(sku("B-2"), 1)], south);
@@ -174,6 +174,6 @@ fn reads_the_locations_the_engine_wrote() {
         })
         .collect();
     let engine_allocations: Vec<(String, String, u64)> =
-        o1.allocations.iter().map(|a| (a.sku.to_string(), a.location.to_string(), a.quantity)).collect();
+        o1.allocations().iter().map(|a| (a.sku.to_string(), a.location.to_string(), a.quantity)).collect();
     assert_eq!(allocations, engine_allocations);
 }

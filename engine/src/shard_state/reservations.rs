@@ -149,7 +149,9 @@ impl ShardState {
         if allocations.iter().any(|a| !r.lines.iter().any(|l| l.sku == a.sku)) {
             return Err(EngineError::validation("allocations", "names a SKU the reservation does not hold"));
         }
-        r.allocations = allocations;
+        // Stored compactly when every line is wholly at the default location.
+        let all_default = allocations.len() == r.lines.len() && allocations.iter().all(|a| a.location.is_default());
+        r.allocations = if all_default { Vec::new() } else { allocations };
         r.status = ReservationStatus::Active;
         self.deadlines.insert((r.expires_at, r.reservation_id.clone()));
         Ok(Outcome::Reservation { reservation: r.clone(), changed: true })

@@ -74,7 +74,7 @@ pub fn reservation_data(r: &Reservation, reason: Option<&str>) -> Value {
             if r.status == ReservationStatus::Committed {
                 v["committed"] = json!(l.committed);
             }
-            v["allocations"] = allocations_json(&r.allocations, &l.sku);
+            v["allocations"] = allocations_json(&r.allocations(), &l.sku);
             v
         })
         .collect();

@@ -134,7 +134,7 @@ pub fn shows_locations(named: Option<&LocationId>, stock: Option<&[LocationStock
 /// Where a reservation took `sku`'s units: `[{location, quantity, committed}]`.
 pub fn allocations_view(r: &Reservation, sku: &Sku) -> Value {
     let list: Vec<Value> = r
-        .allocations
+        .allocations()
         .iter()
         .filter(|a| &a.sku == sku)
         .map(|a| json!({ "location": a.location.as_str(), "quantity": a.quantity, "committed": a.committed }))

@@ -312,7 +312,7 @@ async fn reserve_inner(st: &AppState, body: ReserveBody) -> ApiResult {
             let mut m = line.echo();
             m.insert("quantity".into(), json!(line.quantity));
             m.insert("reserved".into(), json!(reserved));
-            if location_aware || r.allocations.iter().any(|a| &a.sku == sku && !a.location.is_default()) {
+            if location_aware || r.allocations().iter().any(|a| &a.sku == sku && !a.location.is_default()) {
                 m.insert("allocations".into(), allocations_view(r, sku));
             }
             Value::Object(m)

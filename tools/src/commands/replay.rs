@@ -152,7 +152,8 @@ pub fn run(args: &ReplayArgs) -> Result<ExitCode, Error> {
                 .iter()
                 .map(|(shard, r)| {
                     let mut o = to_obj(&RES_COLS[..RES_COLS.len() - 1], reservation_row(*shard, r));
-                    let allocations = r.allocations.iter().map(|a| {
+                    let held = r.allocations();
+                    let allocations = held.iter().map(|a| {
                         let (sku, location) = (a.sku.as_str(), a.location.as_str());
                         json!({"sku": sku, "location": location, "quantity": a.quantity, "committed": a.committed})
                     });
@@ -194,7 +195,7 @@ pub fn run(args: &ReplayArgs) -> Result<ExitCode, Error> {
             let mut w = RowWriter::new(&mut out, Format::Table, &RES_COLS);
             for (shard, r) in &reservations {
                 let mut row = reservation_row(*shard, r);
-                row.push(json!(super::allocations_str(&r.allocations)));
+                row.push(json!(super::allocations_str(&r.allocations())));
                 w.row(row)?;
             }
             w.finish()?;
@@ -301,7 +302,7 @@ fn write_csv(
         let [id, order, _, status, expires, lines] =
             <[Value; 6]>::try_from(reservation_row(*shard, r)).expect("6 columns");
         row.extend([id, order, status, expires, lines, Value::Null, Value::Null]);
-        row.push(json!(super::allocations_str(&r.allocations)));
+        row.push(json!(super::allocations_str(&r.allocations())));
         w.row(row)?;
     }
     w.finish()

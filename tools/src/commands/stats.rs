@@ -62,7 +62,7 @@ pub fn run(args: &StatsArgs) -> Result<ExitCode, Error> {
                 | (Command::ActivateReservation { .. }, Outcome::Reservation { reservation: r, changed: true }) => {
                     for l in &r.lines {
                         add("allocated_lines", 1);
-                        add("split_lines", u64::from(r.allocations.iter().filter(|a| a.sku == l.sku).count() > 1));
+                        add("split_lines", u64::from(r.allocations().iter().filter(|a| a.sku == l.sku).count() > 1));
                     }
                 }
                 _ => {}
