@@ -1,7 +1,7 @@
-//! Instruction counts of allocation, independent of machine noise: applies `N`
-//! one-unit `ReserveLocal`s on one hot SKU for one case of `stockd_benches::allocation`.
-//! Run it under callgrind with N and with 0; the difference over N is the cost of one
-//! reserve:
+//! Instruction counts of allocation, independent of machine noise: builds `N`
+//! one-unit `ReserveLocal`s on one hot SKU for one case of `stockd_benches::allocation`
+//! and applies them (or, with `build-only`, does not). Run it under callgrind both
+//! ways; the difference over N is what `ShardState::apply` costs per reserve:
 //!
 //! ```text
 //! cargo build --release -p stockd-benches --example allocation_cost
@@ -17,7 +17,7 @@ use stockd_engine::Command;
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let (Some(name), Some(n)) = (args.get(1), args.get(2).and_then(|n| n.parse::<u64>().ok())) else {
-        eprintln!("usage: allocation_cost CASE N   (cases: {})", case_names());
+        eprintln!("usage: allocation_cost CASE N [build-only]   (cases: {})", case_names());
         std::process::exit(2);
     };
     let Some(case) = allocation_cases().into_iter().find(|c| c.name == name) else {
@@ -25,7 +25,8 @@ fn main() {
         std::process::exit(2);
     };
     let mut state = hot_sku(&case.locations, 1_000_000_000);
-    // Orders are built before the measured loop starts, so both runs build them.
+    let apply = args.get(3).map(String::as_str) != Some("build-only");
+    // Both runs build the same commands; only one applies them.
     let cmds: Vec<Command> = (0..n)
         .map(|i| Command::ReserveLocal {
             order_id: order("o", i),
@@ -35,11 +36,12 @@ fn main() {
             placement: case.placement.clone(),
         })
         .collect();
-    for cmd in &cmds {
+    for cmd in cmds.iter().filter(|_| apply) {
         state.apply(cmd, T0 + 1000).expect("reserve");
     }
-    state.check_invariants().expect("invariants hold");
     println!("{name} {n} reserved {}", state.active_reservations());
+    // Not dropped: freeing the state would count in the difference too.
+    std::mem::forget(state);
 }
 
 fn case_names() -> String {
