@@ -197,3 +197,32 @@ fn csv_table_inspect_and_stats_show_locations() {
     }
     assert!(!out.contains("locations,split_lines,0\n"), "{out}");
 }
+
+#[test]
+fn history_rows_name_the_locations_they_moved() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let g = generate_with_locations(&dir, 200);
+    let d = dir.to_str().unwrap();
+    let transfers = count(&g, |c| matches!(c, Command::Transfer { sku, .. } if sku.as_str() == "SKU-1"));
+    assert!(transfers > 0, "the workload transfers SKU-1");
+    let o = run(&["history", d, "--sku", "SKU-1", "--format", "json"]);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{err}");
+    let rows: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(!rows.is_empty());
+    let moved: Vec<&Value> = rows.iter().filter(|r| r["type"] == "TRANSFER").collect();
+    assert_eq!(moved.len(), transfers, "one TRANSFER row per transfer of SKU-1");
+    for r in &rows {
+        let changed = r["on_hand_before"] != r["on_hand_after"] || r["reserved_before"] != r["reserved_after"];
+        if changed {
+            let l = r["locations"].as_str().unwrap_or_else(|| panic!("no locations in {r}"));
+            assert!(l.contains("->"), "{r}");
+        }
+    }
+    for r in moved {
+        // A transfer moves stock out of one location and into another (or its incoming).
+        let l = r["locations"].as_str().unwrap();
+        assert_eq!(l.split("; ").count(), 2, "{r}");
+    }
+}

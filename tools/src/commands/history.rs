@@ -24,7 +24,7 @@ use crate::scan::Progress;
 use crate::Error;
 use stockd_engine::time::format_millis;
 
-pub const COLUMNS: [&str; 15] = [
+pub const COLUMNS: [&str; 16] = [
     "time",
     "lsn",
     "shard",
@@ -40,6 +40,7 @@ pub const COLUMNS: [&str; 15] = [
     "order_id",
     "reservation_id",
     "reason",
+    "locations",
 ];
 
 struct Row {
@@ -80,9 +81,10 @@ pub fn run(args: &HistoryArgs) -> Result<ExitCode, Error> {
         };
         let applied = apply(rec, state)?;
         let after = state.item(sku).cloned();
-        let fig = |i: &Option<Item>| i.as_ref().map(|i| (i.on_hand, i.reserved, i.sold));
+        let fig = |i: &Option<Item>| i.as_ref().map(|i| (i.on_hand, i.reserved, i.sold, i.incoming));
         let names_sku = matches!(&rec.command,
-            Command::SetItem { sku: s, .. } | Command::AdjustItem { sku: s, .. } | Command::DeleteItem { sku: s, .. } if s == sku);
+            Command::SetItem { sku: s, .. } | Command::AdjustItem { sku: s, .. } | Command::DeleteItem { sku: s, .. }
+            | Command::Transfer { sku: s, .. } | Command::ReceiveIncoming { sku: s, .. } if s == sku);
         if fig(&before) == fig(&after) && !(names_sku && applied.changed) {
             return Ok(());
         }
@@ -114,6 +116,15 @@ pub fn run(args: &HistoryArgs) -> Result<ExitCode, Error> {
                 });
             }
             Command::DeleteItem { .. } => row.kind = "DELETE".into(),
+            Command::Transfer { quantity, note, .. } => {
+                row.kind = "TRANSFER".into();
+                row.quantity = *quantity as i64;
+                row.reason = note.clone();
+            }
+            Command::ReceiveIncoming { quantity, .. } => {
+                row.kind = "RECEIVE".into();
+                row.quantity = *quantity as i64;
+            }
             Command::PlaceHold { lines, .. } => {
                 row.kind = "RESERVE".into();
                 row.quantity = lines.iter().filter(|(s, _)| s == sku).map(|(_, q)| *q as i64).sum();
@@ -218,10 +229,38 @@ pub fn run(args: &HistoryArgs) -> Result<ExitCode, Error> {
             r.order.map_or(Value::Null, Value::String),
             r.reservation.map_or(Value::Null, Value::String),
             r.reason.map_or(Value::Null, Value::String),
+            location_changes(&r.before, &r.after).map_or(Value::Null, Value::String),
         ])?;
     }
     w.finish()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The locations whose figures a row changed, e.g.
+/// `wh-a onHand 5->2; wh-b incoming 0->3`; None when no location changed.
+fn location_changes(before: &Option<Item>, after: &Option<Item>) -> Option<String> {
+    let list = |i: &Option<Item>| i.as_ref().map(|i| i.locations().into_owned()).unwrap_or_default();
+    let (b, a) = (list(before), list(after));
+    let mut ids: Vec<&stockd_engine::LocationId> = b.iter().chain(&a).map(|l| &l.location).collect();
+    ids.sort();
+    ids.dedup();
+    let mut parts = Vec::new();
+    for id in ids {
+        let find = |v: &[stockd_engine::LocationStock]| {
+            v.iter().find(|l| &l.location == id).map_or((0, 0, 0, 0), |l| (l.on_hand, l.reserved, l.sold, l.incoming))
+        };
+        let (x, y) = (find(&b), find(&a));
+        let moved: Vec<String> =
+            [("onHand", x.0, y.0), ("reserved", x.1, y.1), ("sold", x.2, y.2), ("incoming", x.3, y.3)]
+                .iter()
+                .filter(|(_, p, q)| p != q)
+                .map(|(name, p, q)| format!("{name} {p}->{q}"))
+                .collect();
+        if !moved.is_empty() {
+            parts.push(format!("{id} {}", moved.join(" ")));
+        }
+    }
+    (!parts.is_empty()).then(|| parts.join("; "))
 }
 
 fn label(row: &mut Row, status: ReservationStatus, reason: Option<String>) {
