@@ -1,13 +1,17 @@
 //! stockd-engine: the in-memory, sharded stock-reservation engine.
 //!
-//! **What it owns.** Items (`sku` → onHand, reserved, sold, thresholds, version) and
-//! reservations (ACTIVE → COMMITTED | RELEASED | EXPIRED), partitioned by hash into
-//! shards. Each shard is one thread that owns its state outright and applies
-//! commands with no locks ([`ShardState::apply`], pure: time is an input).
+//! **What it owns.** Items (`sku` → onHand, reserved, sold, thresholds, version, and
+//! the same figures per location: [`location`]) and reservations (ACTIVE → COMMITTED |
+//! RELEASED | EXPIRED, with the locations their units were allocated from),
+//! partitioned by hash into shards. Each shard is one thread that owns its state
+//! outright and applies commands with no locks ([`ShardState::apply`], pure: time is
+//! an input).
 //!
 //! **What it promises.**
-//! - `onHand = available + reserved`, nothing negative, never oversold, after every
-//!   command (`debug_assert!` per mutation; [`ShardState::check_invariants`] in full).
+//! - `onHand = available + reserved`, nothing negative, never oversold, per location
+//!   and per item, after every command (`debug_assert!` per mutation;
+//!   [`ShardState::check_invariants`] in full; a release-build oversell counter,
+//!   [`invariants::oversells_detected`], that must stay 0).
 //! - A failed command changes nothing. Every error is an [`EngineError`] with a stable
 //!   code.
 //! - A reservation over several shards is all or nothing (see ARCHITECTURE.md).
