@@ -19,7 +19,8 @@ pub(crate) fn report_oversell() {
     tracing::error!("oversell detected: an item has more reserved than on hand");
 }
 
-/// See [`OVERSELLS`]: how many oversells were detected since the process started.
+/// How many oversells (reserved > onHand after a mutation) were detected since the
+/// process started; must stay 0.
 pub fn oversells_detected() -> u64 {
     OVERSELLS.load(std::sync::atomic::Ordering::Relaxed)
 }
