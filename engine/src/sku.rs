@@ -4,11 +4,15 @@ use crate::error::EngineError;
 use crate::limits::{MAX_ORDER_ID_LEN, MAX_SKU_LEN};
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::sync::Arc;
 
 /// A stock-keeping unit: 1–128 bytes of `[A-Za-z0-9._:/-]`.
+///
+/// Shared text (`Arc<str>`): a SKU is copied into every line, hold and allocation that
+/// names it, and a clone is a reference count, not an allocation and a copy.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct Sku(String);
+pub struct Sku(Arc<str>);
 
 impl Sku {
     /// Checks the SKU rules; `field` names the input in the error.
@@ -22,7 +26,7 @@ impl Sku {
         if let Some(c) = s.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '/' | '-'))) {
             return Err(EngineError::validation(field, format!("sku may hold only [A-Za-z0-9._:/-], found {c:?}")));
         }
-        Ok(Sku(s.to_owned()))
+        Ok(Sku(Arc::from(s)))
     }
 
     pub fn as_str(&self) -> &str {
@@ -42,10 +46,11 @@ impl fmt::Display for Sku {
     }
 }
 
-/// A client's order id: 1–128 bytes of printable ASCII without spaces.
+/// A client's order id: 1–128 bytes of printable ASCII without spaces. Shared text,
+/// like [`Sku`]: the header, the hold, the orderId index and replies share one copy.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct OrderId(String);
+pub struct OrderId(Arc<str>);
 
 impl OrderId {
     pub fn parse(s: &str, field: &str) -> Result<OrderId, EngineError> {
@@ -58,7 +63,7 @@ impl OrderId {
         if !s.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(EngineError::validation(field, "orderId may hold only printable ASCII without spaces"));
         }
-        Ok(OrderId(s.to_owned()))
+        Ok(OrderId(Arc::from(s)))
     }
 
     pub fn as_str(&self) -> &str {
