@@ -343,3 +343,43 @@ fn items_without_locations_live_at_the_default_one() {
     assert_eq!(allocs(&r), [a("PLAIN", "wh-pr-001", 1, 0), a("PLAIN", "default", 1, 0)]);
     engine.blocking().check_invariants().unwrap();
 }
+
+#[test]
+fn snapshots_keep_locations_and_allocations_exactly() {
+    use stockd_engine::durable::{decode_state, encode_state};
+    let t = 1_700_000_000_000;
+    let mut state = ShardState::new(0);
+    let apply = |s: &mut ShardState, c: Command| s.apply(&c, t).unwrap();
+    apply(&mut state, Command::SetWarehouses { warehouses: seed_004() });
+    for (s, l, n) in
+        [("A", None, 5), ("B", Some("wh-sp-001"), 2), ("B", Some("wh-rj-001"), 9), ("B", Some("default"), 1)]
+    {
+        let set = Command::SetItem {
+            sku: sku(s),
+            on_hand: n,
+            low_stock_threshold: None,
+            max_per_order: None,
+            expected_version: None,
+            location: l.map(loc),
+            incoming: Some(n / 2),
+        };
+        apply(&mut state, set);
+    }
+    for (o, lines) in [("o-1", vec![(sku("A"), 2)]), ("o-2", vec![(sku("B"), 10), (sku("A"), 1)])] {
+        let reserve = Command::ReserveLocal {
+            order_id: OrderId::parse(o, "orderId").unwrap(),
+            lines,
+            ttl_secs: 60,
+            metadata: None,
+            placement: Placement::default(),
+        };
+        apply(&mut state, reserve);
+    }
+    let r = state.reservation(&key("o-2")).unwrap().clone();
+    assert_eq!(r.allocations().len(), 3, "B split over two warehouses, A from default: {r:?}");
+    let back = decode_state(&encode_state(&state)).unwrap();
+    assert_eq!(back, state);
+    back.check_invariants().unwrap();
+    assert_eq!(back.item(&sku("A")).unwrap().locations().len(), 1);
+    assert_eq!(back.item(&sku("B")).unwrap().locations().len(), 3);
+}
