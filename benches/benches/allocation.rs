@@ -9,8 +9,7 @@
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::time::Duration;
 use stockd_benches::allocation::{allocation_cases, hot_sku};
-use stockd_benches::{chunked, must, order, sku, smoke, T0};
-use stockd_engine::{Command, ReservationKey};
+use stockd_benches::{sku, smoke, time_reserves, T0};
 
 fn bench_allocation(c: &mut Criterion) {
     let mut g = c.benchmark_group("allocation/hot_sku_reserve_local");
@@ -22,46 +21,10 @@ fn bench_allocation(c: &mut Criterion) {
     let mut clock = T0;
     for case in allocation_cases() {
         let mut state = hot_sku(&case.locations, 1_000_000_000);
-        let placement = case.placement;
         g.bench_function(case.name, |b| {
-            b.iter_custom(|iters| {
-                chunked(
-                    &mut state,
-                    iters,
-                    |_, _, k| {
-                        clock += 1000;
-                        let cmds = (0..k)
-                            .map(|_| {
-                                seq += 1;
-                                Command::ReserveLocal {
-                                    order_id: order("o", seq),
-                                    lines: vec![(sku(0), 1)],
-                                    ttl_secs: 3600,
-                                    metadata: None,
-                                    placement: placement.clone(),
-                                }
-                            })
-                            .collect::<Vec<_>>();
-                        (clock, cmds)
-                    },
-                    |s, (now, cmds)| {
-                        for cmd in cmds {
-                            assert!(s.apply(cmd, *now).expect("reserve").changed);
-                        }
-                    },
-                    |s, (now, cmds), ()| {
-                        for cmd in cmds {
-                            if let Command::ReserveLocal { order_id, .. } = cmd {
-                                let key = ReservationKey::Order(order_id);
-                                must(s, &Command::ReleaseReservation { key, reason: "bench".into() }, now);
-                            }
-                        }
-                        must(s, &Command::ExpireDue { retention_ms: 0 }, now + 1);
-                        s.check_invariants().expect("invariants hold");
-                    },
-                )
-            })
+            b.iter_custom(|iters| time_reserves(&mut state, iters, &mut clock, &mut seq, || sku(0), &case.placement))
         });
+        state.check_invariants().expect("invariants hold");
     }
     g.finish();
 }

@@ -11,7 +11,7 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::time::Duration;
-use stockd_benches::{chunked, must, order, reserve_on, size, sku, smoke, state_with_items, T0};
+use stockd_benches::{chunked, must, order, reserve_on, size, sku, smoke, state_with_items, time_reserves, T0};
 use stockd_engine::{Command, Outcome, ReservationKey};
 
 fn bench_apply(c: &mut Criterion) {
@@ -34,40 +34,7 @@ fn bench_apply(c: &mut Criterion) {
     let mut clock = T0;
     g.bench_function("reserve_local", |b| {
         b.iter_custom(|iters| {
-            chunked(
-                &mut state,
-                iters,
-                |_, _, k| {
-                    clock += 1000;
-                    let cmds = (0..k)
-                        .map(|_| {
-                            seq += 1;
-                            Command::ReserveLocal {
-                                order_id: order("o", seq),
-                                lines: vec![(sku(pick()), 1)],
-                                ttl_secs: 3600,
-                                metadata: None,
-                                placement: Default::default(),
-                            }
-                        })
-                        .collect::<Vec<_>>();
-                    (clock, cmds)
-                },
-                |s, (now, cmds)| {
-                    for cmd in cmds {
-                        assert!(s.apply(cmd, *now).expect("reserve").changed);
-                    }
-                },
-                |s, (now, cmds), ()| {
-                    for cmd in cmds {
-                        if let Command::ReserveLocal { order_id, .. } = cmd {
-                            let key = ReservationKey::Order(order_id);
-                            must(s, &Command::ReleaseReservation { key, reason: "bench".into() }, now);
-                        }
-                    }
-                    must(s, &Command::ExpireDue { retention_ms: 0 }, now + 1);
-                },
-            )
+            time_reserves(&mut state, iters, &mut clock, &mut seq, || sku(pick()), &Default::default())
         })
     });
 

@@ -196,3 +196,50 @@ pub fn chunked<P, T>(
     }
     total
 }
+
+/// Times `iters` one-step reserves (`ReserveLocal` of one unit of the SKU `sku_of()`
+/// names, for a fresh orderId, carrying `placement`), in chunks; each chunk is
+/// released untimed afterwards, so stock stays put. `clock` advances 1 s per chunk.
+pub fn time_reserves(
+    state: &mut ShardState,
+    iters: u64,
+    clock: &mut Millis,
+    seq: &mut u64,
+    mut sku_of: impl FnMut() -> Sku,
+    placement: &stockd_engine::Placement,
+) -> Duration {
+    chunked(
+        state,
+        iters,
+        |_, _, k| {
+            *clock += 1000;
+            let cmds = (0..k)
+                .map(|_| {
+                    *seq += 1;
+                    Command::ReserveLocal {
+                        order_id: order("o", *seq),
+                        lines: vec![(sku_of(), 1)],
+                        ttl_secs: 3600,
+                        metadata: None,
+                        placement: placement.clone(),
+                    }
+                })
+                .collect::<Vec<_>>();
+            (*clock, cmds)
+        },
+        |s, (now, cmds)| {
+            for cmd in cmds {
+                assert!(s.apply(cmd, *now).expect("reserve").changed);
+            }
+        },
+        |s, (now, cmds), ()| {
+            for cmd in cmds {
+                if let Command::ReserveLocal { order_id, .. } = cmd {
+                    let key = ReservationKey::Order(order_id);
+                    must(s, &Command::ReleaseReservation { key, reason: "bench".into() }, now);
+                }
+            }
+            must(s, &Command::ExpireDue { retention_ms: 0 }, now + 1);
+        },
+    )
+}
