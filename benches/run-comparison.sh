@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The side-by-side run of BENCHMARKS.md: builds the release binaries, starts the
 # peers (benches/peers/) and two `stockd serve` (durability fsync and none) on
-# loopback, drives each with the same generator (stockd-load) on the same `flash` and
+# loopback (and SQLite, in process, synchronous=FULL), drives each with the same
+# generator (stockd-load) on the same `flash` and
 # `mixed` workloads, one after another in this one run, stops everything, and prints a
 # table with ratios. Also runs the embedded engine (durable / no-sync / memory) flash.
 #
@@ -115,6 +116,8 @@ for w in flash mixed; do
     run "http-none-$w" --target http --url http://127.0.0.1:18081 "${W[@]}"
     run "redis-$w" --target redis --url "$REDIS_URL" "${W[@]}"
     run "postgres-$w" --target postgres --url "$PG_URL" "${W[@]}"
+    mkdir -p "$OUT/sqlite-$w"
+    run "sqlite-$w" --target sqlite --data-dir "$OUT/sqlite-$w" "${W[@]}"
 done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
@@ -124,8 +127,8 @@ echo
 printf '| %-22s | %-8s | %12s | %10s | %8s | %8s | %8s | %-9s |\n' run workload "ok/s" "ops/s" "p50 µs" "p99 µs" "max µs" verdict
 printf '|%s|%s|%s|%s|%s|%s|%s|%s|\n' ------------------------ ---------- -------------- ------------ ---------- ---------- ---------- -----------
 for name in embedded-batch-flash embedded-flash embedded-nosync-flash memory-flash \
-    http-fsync-flash http-none-flash redis-flash postgres-flash \
-    http-fsync-mixed http-none-mixed redis-mixed postgres-mixed; do
+    http-fsync-flash http-none-flash redis-flash postgres-flash sqlite-flash \
+    http-fsync-mixed http-none-mixed redis-mixed postgres-mixed sqlite-mixed; do
     j="${RESULT[$name]:-}"
     printf '| %-22s | %-8s | %12s | %10s | %8s | %8s | %8s | %-9s |\n' "${name%-*}" "${name##*-}" \
         "$(field ok_per_s <<<"$j")" "$(field throughput <<<"$j")" "$(field p50_us <<<"$j")" \
@@ -139,6 +142,7 @@ echo "  flash ok/s   http-fsync / postgres   = $(ratio "$(g http-fsync-flash ok_
 echo "  flash ok/s   http-fsync / redis      = $(ratio "$(g http-fsync-flash ok_per_s)" "$(g redis-flash ok_per_s)")   (target >= 0.9)"
 echo "  mixed ops/s  http-fsync / postgres   = $(ratio "$(g http-fsync-mixed throughput)" "$(g postgres-mixed throughput)")   (target >= 4)"
 echo "  mixed ops/s  http-fsync / redis      = $(ratio "$(g http-fsync-mixed throughput)" "$(g redis-mixed throughput)")"
+echo "  mixed ops/s  http-fsync / sqlite     = $(ratio "$(g http-fsync-mixed throughput)" "$(g sqlite-mixed throughput)")   (target >= 4)"
 echo "  flash ok/s   http-fsync / http-none  = $(ratio "$(g http-fsync-flash ok_per_s)" "$(g http-none-flash ok_per_s)")   (target >= 0.9)"
 echo "  flash p99    http-fsync / http-none  = $(ratio "$(g http-fsync-flash p99_us)" "$(g http-none-flash p99_us)")   (target <= 1.5)"
 echo "  mixed ops/s  http-fsync / http-none  = $(ratio "$(g http-fsync-mixed throughput)" "$(g http-none-mixed throughput)")   (target >= 0.9)"

@@ -17,6 +17,7 @@
 //! against the same server or peer do not disturb each other.
 
 mod clients;
+mod sqlite;
 
 use clap::{Parser, ValueEnum};
 use clients::{Client, Embedded, Figures, Http, Postgres, Redis, INSUFFICIENT};
@@ -41,6 +42,9 @@ enum Target {
     Redis,
     /// A PostgreSQL server at --url (conditional UPDATE + INSERT, one transaction).
     Postgres,
+    /// SQLite (bundled), a database file in --data-dir or a temp dir: WAL journal,
+    /// synchronous=FULL, one connection per client.
+    Sqlite,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -183,6 +187,7 @@ fn main() {
             Target::Http => Box::new(Http::connect(&url)?),
             Target::Redis => Box::new(Redis::connect(&url)?),
             Target::Postgres => Box::new(Postgres::connect(&url, schema)?),
+            Target::Sqlite => Box::new(sqlite::Sqlite::open(&dir.join("stockd-load.sqlite"), schema)?),
             _ => Box::new(Embedded { engine: engine.clone().expect("embedded engine") }),
         })
     };
