@@ -13,10 +13,11 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "tests"
 cargo test --workspace --locked
 step "loom models"
-RUSTFLAGS="--cfg stockd_loom" LOOM_MAX_PREEMPTIONS=2 \
+RUSTFLAGS="--cfg stockd_loom" LOOM_MAX_PREEMPTIONS=2 CARGO_PROFILE_RELEASE_DEBUG=0 \
   cargo test -p stockd-loom-tests --release --locked --target-dir target/loom
 if [ -d benches/benches ]; then
   step "benchmarks, smoke mode"
-  STOCKD_BENCH_SMOKE=1 cargo bench -p stockd-benches --locked -- --test
+  # No debug info here: smoke mode only checks the benches run (saves ~1 GB of disk).
+  STOCKD_BENCH_SMOKE=1 CARGO_PROFILE_BENCH_DEBUG=0 cargo bench -p stockd-benches --locked -- --test
 fi
 step "done"
