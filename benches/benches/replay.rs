@@ -6,11 +6,13 @@
 //! set it to 10000000 for the 10 M-record figure, which takes minutes)
 //! and no snapshot: the full recovery a restart does. The log is the command stream
 //! of `stockd_benches::log_commands` (items, then reserve / commit / release cycles).
+//! `engine_open_snapshots`: the same on a 4-shard directory laid out as the default
+//! snapshot policy leaves it, at its worst (see the function).
 
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
-use stockd_benches::{size, smoke, write_log};
+use stockd_benches::{size, smoke, write_data_dir, write_log};
 use stockd_engine::durable::decode_record;
 use stockd_engine::{Durability, Engine, EngineConfig, ShardState, StorageConfig};
 use stockd_wal::WalReader;
@@ -101,5 +103,51 @@ fn bench_open(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_replay, bench_open);
+/// `Engine::open` of a 4-shard data directory holding `STOCKD_BENCH_OPEN_SNAP_RECORDS`
+/// records in all (default 2,000,000; 10,000 in smoke mode; 10000000 for the issue's
+/// figure) under the default snapshot policy, at its worst: every shard's newest
+/// snapshot is 199,999 records behind the end of its WAL, so recovery loads four
+/// snapshots and replays almost 800,000 records (on one thread per core).
+fn bench_open_with_snapshots(c: &mut Criterion) {
+    const SHARDS: usize = 4;
+    let records = size("STOCKD_BENCH_OPEN_SNAP_RECORDS", 2_000_000, 10_000) as u64;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = || EngineConfig { shards: SHARDS, expiry_interval: None, ..EngineConfig::default() };
+    let storage = || StorageConfig { durability: Durability::None, ..StorageConfig::default() };
+    let (engine, _) = Engine::open(dir.path(), config(), storage()).expect("create data dir");
+    engine.shutdown();
+    drop(engine);
+    let t = Instant::now();
+    let every = StorageConfig::default().snapshot_every_records;
+    let tail = write_data_dir(dir.path(), SHARDS, ITEMS / SHARDS, records / SHARDS as u64, every);
+    eprintln!(
+        "engine_open_snapshots bench: wrote {records} records, {tail} after the snapshots, in {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
+    let mut g = c.benchmark_group(format!("engine_open_snapshots/{records}_records_{SHARDS}_shards"));
+    if !smoke() {
+        g.sampling_mode(SamplingMode::Flat)
+            .sample_size(10)
+            .measurement_time(Duration::from_secs(10))
+            .warm_up_time(Duration::from_secs(1));
+    }
+    g.bench_function("open", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let t = Instant::now();
+                let (engine, report) = Engine::open(dir.path(), config(), storage()).expect("open");
+                total += t.elapsed();
+                let replayed: u64 = report.shards.iter().map(|s| s.records_replayed).sum();
+                assert!(replayed >= tail, "replayed {replayed}, expected at least {tail}");
+                assert!(report.shards.iter().all(|s| s.snapshot_lsn.is_some()), "every shard starts from a snapshot");
+                engine.shutdown();
+            }
+            total
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench_replay, bench_open, bench_open_with_snapshots);
 criterion_main!(benches);

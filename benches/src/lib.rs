@@ -90,6 +90,19 @@ pub fn reserve_on(state: &mut ShardState, order_id: OrderId, sku: Sku, ttl_secs:
 /// first, so the stream replays without an error. Calls `f(now, command)` for exactly
 /// `records` commands.
 pub fn log_commands(items: usize, records: u64, f: impl FnMut(Millis, &Command)) {
+    let skus: Vec<Sku> = (0..items).map(sku).collect();
+    shard_log_commands(0, &skus, "replay", records, f)
+}
+
+/// [`log_commands`] for shard `shard`: the items are `skus`, the orderIds
+/// `{order_prefix}-{j}`, and the reservation ids the shard's own.
+pub fn shard_log_commands(
+    shard: usize,
+    skus: &[Sku],
+    order_prefix: &str,
+    records: u64,
+    f: impl FnMut(Millis, &Command),
+) {
     struct Sink<F> {
         state: ShardState,
         n: u64,
@@ -108,10 +121,11 @@ pub fn log_commands(items: usize, records: u64, f: impl FnMut(Millis, &Command))
             Some(outcome)
         }
     }
-    let mut sink = Sink { state: ShardState::new(0), n: 0, records, f };
-    for i in 0..items {
+    let items = skus.len();
+    let mut sink = Sink { state: ShardState::new(shard), n: 0, records, f };
+    for sku in skus {
         let cmd = Command::SetItem {
-            sku: sku(i),
+            sku: sku.clone(),
             on_hand: 1_000_000_000_000,
             low_stock_threshold: None,
             max_per_order: None,
@@ -124,8 +138,8 @@ pub fn log_commands(items: usize, records: u64, f: impl FnMut(Millis, &Command))
     let mut j = 0u64;
     while sink.n < sink.records {
         let now = T0 + j;
-        let order_id = order("replay", j);
-        let lines = vec![(sku(j as usize % items.max(1)), 1)];
+        let order_id = order(order_prefix, j);
+        let lines = vec![(skus[j as usize % items.max(1)].clone(), 1)];
         let reserve = Command::ReserveLocal {
             order_id: order_id.clone(),
             lines,
@@ -159,6 +173,40 @@ pub fn write_log(dir: &Path, items: usize, records: u64) -> u64 {
         wal.append(t, &payload).expect("append");
     });
     wal.sync().expect("sync")
+}
+
+/// Lays out a durable engine's data directory as the engine itself would leave it
+/// after `records_per_shard` records on each of `shards` shards under a snapshot
+/// policy of one snapshot per `snapshot_every` records, in the worst case for
+/// recovery: each shard's newest snapshot is `snapshot_every - 1` records behind its
+/// WAL's end (or halfway, for a log shorter than that). Each shard gets its own
+/// `items` SKUs (names that route to it) and orderIds, in the stream of
+/// [`log_commands`]. `Engine::open` must already have created `dir` with `shards`
+/// shards. Returns the number of records recovery has to replay in all.
+pub fn write_data_dir(dir: &Path, shards: usize, items: usize, records_per_shard: u64, snapshot_every: u64) -> u64 {
+    use stockd_engine::durable::{encode_state, shard_dir};
+    use stockd_engine::routing::shard_of_sku;
+    let tail = (snapshot_every.saturating_sub(1)).min(records_per_shard / 2);
+    let snapshot_lsn = records_per_shard - tail;
+    let mut all_skus = (0..).map(sku);
+    for shard in 0..shards {
+        let skus: Vec<Sku> = all_skus.by_ref().filter(|s| shard_of_sku(s, shards) == shard).take(items).collect();
+        let sdir = shard_dir(dir, shard);
+        let store = stockd_snapshots::SnapshotStore::open(&sdir.join("snapshots")).expect("snapshot store");
+        let config = WalConfig { durability: Durability::None, ..WalConfig::default() };
+        let (mut wal, _) = WalWriter::open(&sdir.join("wal"), config).expect("open wal");
+        let mut state = ShardState::new(shard);
+        shard_log_commands(shard, &skus, &format!("open{shard}"), records_per_shard, |now, cmd| {
+            let (t, payload) = stockd_engine::durable::encode_record(now, cmd);
+            let lsn = wal.append(t, &payload).expect("append");
+            state.apply(cmd, now).expect("the stream applies");
+            if lsn == snapshot_lsn {
+                store.write(lsn, &encode_state(&state)).expect("write snapshot");
+            }
+        });
+        wal.sync().expect("sync");
+    }
+    tail * shards as u64
 }
 
 /// Resident set size of this process in bytes (Linux `/proc/self/status`).

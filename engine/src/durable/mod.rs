@@ -15,7 +15,7 @@ mod wal_log;
 pub use follower::{FollowedRecord, WalFollower};
 pub use history::{read_history, Figures, HistoryEntry, HistoryPage, HistoryQuery};
 pub use log_record::{command_type, decode_record, encode_record, LogRecord, PAYLOAD_VERSION};
-pub use recovery::{RecoveryReport, ShardRecovery};
+pub use recovery::{shard_dir, RecoveryReport, ShardRecovery};
 pub use state_codec::{decode_state, encode_state, STATE_VERSION};
 pub use stockd_wal::{Durability, FaultInjector};
 

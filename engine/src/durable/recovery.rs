@@ -1,5 +1,6 @@
-//! `Engine::open`: recovery of every shard from snapshot + WAL, then settling what a
-//! crash left half-done, then the invariant check, then requests.
+//! `Engine::open`: recovery of every shard from snapshot + WAL (shards in parallel, one
+//! thread per core), then settling what a crash left half-done, then the invariant
+//! check, then requests.
 
 use super::log_record::decode_record;
 use super::state_codec::decode_state;
@@ -13,7 +14,9 @@ use crate::reservation::shard_of_reservation_id;
 use crate::reservation::{ReservationKey, ReservationStatus};
 use crate::shard_state::ShardState;
 use crate::Millis;
+use parking_lot::Mutex;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use stockd_snapshots::{SnapshotError, SnapshotStore};
 use stockd_wal::{Durability, TruncatedTail, WalConfig, WalReader, WalWriter};
@@ -184,6 +187,27 @@ fn recover_shard(dir: &Path, shard: usize, storage: &StorageConfig) -> Result<Re
     Ok(RecoveredShard { state, log: WalLog::new(shard, writer, store, storage.clone()), last_now, report })
 }
 
+/// Recovers shards `0..shards` on up to one thread per core (shards share nothing, so
+/// they replay independently), and returns the results in shard order.
+fn recover_shards(dir: &Path, shards: usize, storage: &StorageConfig) -> Vec<Result<RecoveredShard, EngineError>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, shards.max(1));
+    let next = AtomicUsize::new(0);
+    let results: Vec<Mutex<Option<Result<RecoveredShard, EngineError>>>> =
+        (0..shards).map(|_| Mutex::new(None)).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| loop {
+                let shard = next.fetch_add(1, Ordering::Relaxed);
+                if shard >= shards {
+                    break;
+                }
+                *results[shard].lock() = Some(recover_shard(dir, shard, storage));
+            });
+        }
+    });
+    results.into_iter().map(|slot| slot.into_inner().expect("every shard was recovered by some thread")).collect()
+}
+
 /// The commands that finish reservations a crash interrupted: a hold follows its
 /// header (COMMITTED → commit, RELEASED/EXPIRED/missing/PENDING → release), and a
 /// PENDING header, never acknowledged, is aborted.
@@ -235,8 +259,8 @@ impl Engine {
         let mut logs: Vec<Box<dyn CommandLog>> = Vec::new();
         let mut last_nows = Vec::new();
         let mut reports = Vec::new();
-        for shard in 0..config.shards {
-            let r = recover_shard(dir, shard, &storage)?;
+        for r in recover_shards(dir, config.shards, &storage) {
+            let r = r?;
             states.push(r.state);
             logs.push(Box::new(r.log));
             last_nows.push(r.last_now);
