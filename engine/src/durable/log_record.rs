@@ -45,17 +45,25 @@ pub fn command_type(command: &Command) -> u8 {
 
 /// Encodes a record: `(type byte, payload)`.
 pub fn encode_record(now: Millis, command: &Command) -> (u8, Vec<u8>) {
+    let mut payload = Vec::with_capacity(96);
+    let record_type = encode_record_into(&mut payload, now, command);
+    (record_type, payload)
+}
+
+/// Encodes a record's payload into `payload` (cleared first, so a caller can reuse
+/// one buffer for every record); returns the type byte.
+pub fn encode_record_into(payload: &mut Vec<u8>, now: Millis, command: &Command) -> u8 {
     #[derive(Serialize)]
     struct LogRecordRef<'a> {
         now: Millis,
         command: &'a Command,
     }
-    let mut payload = Vec::with_capacity(96);
+    payload.clear();
     payload.push(PAYLOAD_VERSION);
     let record = LogRecordRef { now, command };
-    bincode::serde::encode_into_std_write(&record, &mut payload, bincode::config::standard())
+    bincode::serde::encode_into_std_write(&record, payload, bincode::config::standard())
         .expect("encoding into a Vec cannot fail");
-    (command_type(command), payload)
+    command_type(command)
 }
 
 /// Decodes a payload written by `encode_record`, checking version and type byte.

@@ -14,7 +14,7 @@ mod wal_log;
 
 pub use follower::{FollowedRecord, WalFollower};
 pub use history::{read_history, Figures, HistoryEntry, HistoryPage, HistoryQuery};
-pub use log_record::{command_type, decode_record, encode_record, LogRecord, PAYLOAD_VERSION};
+pub use log_record::{command_type, decode_record, encode_record, encode_record_into, LogRecord, PAYLOAD_VERSION};
 pub use recovery::{shard_dir, RecoveryReport, ShardRecovery};
 pub use state_codec::{decode_state, encode_state, STATE_VERSION};
 pub use stockd_wal::{Durability, FaultInjector};
@@ -32,6 +32,14 @@ pub struct StorageConfig {
     pub segment_size: u64,
     /// Take a shard snapshot after this many logged records...
     pub snapshot_every_records: u64,
+    /// ...but never before this many records per entry of the shard's state
+    /// (`ShardState::entry_count`). A snapshot costs O(state) on the shard thread
+    /// (the clone), so this keeps that cost amortized over the records it covers: a
+    /// flash sale that piles up a million active reservations is not cloned every
+    /// `snapshot_every_records`. Recovery then replays at most
+    /// max(`snapshot_every_records`, this × entries) records per shard, about as many
+    /// as the snapshot holds. 0 turns the floor off.
+    pub snapshot_records_per_entry: u64,
     /// ...or after this long with at least one new record.
     pub snapshot_every: Duration,
     /// Snapshots kept per shard (at least 2, so a corrupt newest one has a fallback).
@@ -46,6 +54,7 @@ impl Default for StorageConfig {
             durability: Durability::Fsync,
             segment_size: 64 * 1024 * 1024,
             snapshot_every_records: 200_000,
+            snapshot_records_per_entry: 1,
             snapshot_every: Duration::from_secs(300),
             snapshots_kept: 2,
             faults: None,

@@ -1,11 +1,12 @@
 //! `WalLog`: a shard's `CommandLog` over its WAL, plus its periodic snapshots.
 //!
-//! Snapshots are taken off the shard thread: after a sync, when enough records or
-//! time have passed, the shard hands a clone of its state to a short-lived thread that
+//! Snapshots are taken off the shard thread: after a sync, when enough records (at
+//! least `snapshot_every_records`, and at least as many as the state has entries, so
+//! the clone's O(state) cost stays amortized) or time have passed, the shard hands a clone of its state to a short-lived thread that
 //! encodes and writes it; when that snapshot is durable, WAL segments wholly covered
 //! by every retained snapshot are deleted (on the shard thread, which owns the writer).
 
-use super::log_record::encode_record;
+use super::log_record::encode_record_into;
 use super::state_codec::encode_state;
 use super::StorageConfig;
 use crate::command::Command;
@@ -15,7 +16,7 @@ use crate::shard_state::ShardState;
 use crate::Millis;
 use crossbeam_channel::{Receiver, TryRecvError};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use stockd_snapshots::SnapshotStore;
 use stockd_wal::WalWriter;
 
@@ -27,6 +28,8 @@ pub(crate) struct WalLog {
     since_snapshot: u64,
     last_snapshot: Instant,
     in_flight: Option<Receiver<Result<u64, String>>>,
+    /// One payload buffer for every record (the writer copies it into its own).
+    scratch: Vec<u8>,
 }
 
 fn failed(e: impl std::fmt::Display) -> EngineError {
@@ -43,6 +46,7 @@ impl WalLog {
             since_snapshot: 0,
             last_snapshot: Instant::now(),
             in_flight: None,
+            scratch: Vec::with_capacity(256),
         }
     }
 
@@ -84,10 +88,17 @@ impl WalLog {
     }
 }
 
+/// The snapshot policy: `since` records were logged since the last snapshot,
+/// `elapsed` ago, and the state holds `entries` entries.
+fn snapshot_due(config: &StorageConfig, since: u64, entries: usize, elapsed: Duration) -> bool {
+    let floor = (entries as u64).saturating_mul(config.snapshot_records_per_entry);
+    since >= config.snapshot_every_records.max(floor) || (since > 0 && elapsed >= config.snapshot_every)
+}
+
 impl CommandLog for WalLog {
     fn append(&mut self, now: Millis, command: &Command) -> Result<(), EngineError> {
-        let (record_type, payload) = encode_record(now, command);
-        self.writer.append(record_type, &payload).map_err(failed)?;
+        let record_type = encode_record_into(&mut self.scratch, now, command);
+        self.writer.append(record_type, &self.scratch).map_err(failed)?;
         self.since_snapshot += 1;
         Ok(())
     }
@@ -104,8 +115,7 @@ impl CommandLog for WalLog {
         if !self.collect_snapshot() {
             return; // one snapshot at a time
         }
-        let due = self.since_snapshot >= self.config.snapshot_every_records
-            || (self.since_snapshot > 0 && self.last_snapshot.elapsed() >= self.config.snapshot_every);
+        let due = snapshot_due(&self.config, self.since_snapshot, state.entry_count(), self.last_snapshot.elapsed());
         if !due {
             return;
         }
@@ -139,5 +149,36 @@ impl CommandLog for WalLog {
         if let Some(rx) = self.in_flight.take() {
             let _ = rx.recv();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_policy_counts_records_and_amortizes_over_the_state() {
+        let config = StorageConfig {
+            snapshot_every_records: 100,
+            snapshot_every: Duration::from_secs(300),
+            ..Default::default()
+        };
+        let soon = Duration::from_secs(1);
+        // A small state: the record count decides.
+        assert!(!snapshot_due(&config, 99, 10, soon));
+        assert!(snapshot_due(&config, 100, 10, soon));
+        // A state of 1,000 entries is not cloned every 100 records, only every 1,000.
+        assert!(!snapshot_due(&config, 100, 1_000, soon));
+        assert!(!snapshot_due(&config, 999, 1_000, soon));
+        assert!(snapshot_due(&config, 1_000, 1_000, soon));
+        // Time still forces one, if anything was logged.
+        assert!(snapshot_due(&config, 1, 1_000, Duration::from_secs(300)));
+        assert!(!snapshot_due(&config, 0, 1_000, Duration::from_secs(300)));
+        // The floor can be turned off.
+        let off = StorageConfig { snapshot_records_per_entry: 0, ..config.clone() };
+        assert!(snapshot_due(&off, 100, 1_000, soon));
+        // A huge state cannot overflow the floor.
+        let many = StorageConfig { snapshot_records_per_entry: u64::MAX, ..config };
+        assert!(!snapshot_due(&many, u64::MAX - 1, usize::MAX, soon));
     }
 }

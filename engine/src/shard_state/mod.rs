@@ -224,6 +224,12 @@ impl ShardState {
         self.deadlines.len()
     }
 
+    /// Entries the state holds (items, reservation headers, holds, remembered
+    /// adjustment keys): what a snapshot's size and cost grow with.
+    pub fn entry_count(&self) -> usize {
+        self.items.len() + self.reservations.len() + self.holds.len() + self.adjust_keys.len()
+    }
+
     /// The earliest deadline of an ACTIVE reservation, for the expiry timer.
     pub fn next_deadline(&self) -> Option<Millis> {
         self.deadlines.first().map(|(t, _)| *t)
