@@ -370,7 +370,7 @@ impl ShardState {
         // A named location that is neither stocked nor a configured warehouse is a bad
         // request (checked first: validation outranks every other refusal).
         for (sku, location) in &placement.locations {
-            let stocked = self.items.get(sku).is_some_and(|i| i.stocks(location));
+            let stocked = self.items.get(sku).map(Box::as_ref).is_some_and(|i| i.stocks(location));
             let known = self.warehouses.is_empty() || self.warehouses.iter().any(|w| &w.id == location);
             if !stocked && !known && !location.is_default() {
                 return Err(EngineError::validation("location", format!("{location} is not a configured warehouse")));
@@ -413,7 +413,7 @@ impl ShardState {
             return Err(EngineError::InsufficientInventory { items: short });
         }
         for (sku, _) in lines {
-            let item = self.items.get_mut(sku).expect("checked above");
+            let item = self.items.get_mut(sku).map(Box::as_mut).expect("checked above");
             let before = item.available();
             for a in allocations.iter().filter(|a| &a.sku == sku) {
                 let i = item.index_of(&a.location).expect("allocated from the item's locations");
@@ -432,7 +432,7 @@ impl ShardState {
             return Outcome::Holds { changed: false };
         };
         for a in &hold.allocations {
-            let item = self.items.get_mut(&a.sku).expect("held items cannot be deleted");
+            let item = self.items.get_mut(&a.sku).map(Box::as_mut).expect("held items cannot be deleted");
             let i = item.index_of(&a.location).expect("held locations cannot be removed");
             item.unreserve_at(i, a.quantity);
             item.touch(now);
@@ -454,7 +454,7 @@ impl ShardState {
             let held = hold.allocations.iter().filter(|a| &a.sku == sku);
             let total: u64 = held.clone().map(|a| a.quantity).sum();
             let c = committed.iter().find(|(s, _)| s == sku).map_or(total, |(_, c)| *c).min(total);
-            let item = self.items.get_mut(sku).expect("held items cannot be deleted");
+            let item = self.items.get_mut(sku).map(Box::as_mut).expect("held items cannot be deleted");
             for (a, sold) in held.clone().zip(committed_per_allocation(held, c)) {
                 let i = item.index_of(&a.location).expect("held locations cannot be removed");
                 item.sell_at(i, a.quantity, sold);
