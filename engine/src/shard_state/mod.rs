@@ -13,6 +13,7 @@ use crate::error::EngineError;
 use crate::item::Item;
 use crate::location::{LocationId, Warehouse};
 use crate::reservation::{Hold, Reservation, ReservationKey, ReservationStatus};
+use crate::reservation_id::ReservationId;
 use crate::sku::{OrderId, Sku};
 use crate::Millis;
 use serde::{Deserialize, Serialize};
@@ -41,14 +42,15 @@ pub struct ShardState {
     /// costs far less than an inline `Item` would.
     pub(crate) items: BTreeMap<Sku, Box<Item>>,
     /// Item side: stock held per reservation id.
-    pub(crate) holds: FastMap<String, Hold>,
+    pub(crate) holds: FastMap<ReservationId, Hold>,
     /// Home side: reservation headers by id, and the orderId index.
-    pub(crate) reservations: FastMap<String, Reservation>,
-    pub(crate) by_order: FastMap<OrderId, String>,
-    /// Deadlines of ACTIVE reservations, earliest first (the expiry timer).
-    pub(crate) deadlines: BTreeSet<(Millis, String)>,
+    pub(crate) reservations: FastMap<ReservationId, Reservation>,
+    pub(crate) by_order: FastMap<OrderId, ReservationId>,
+    /// Deadlines of ACTIVE reservations, earliest first (the expiry timer; ties in id
+    /// order, which is the ids' text order).
+    pub(crate) deadlines: BTreeSet<(Millis, ReservationId)>,
     /// Finished reservations by the time they finished (for retention).
-    pub(crate) finished: BTreeSet<(Millis, String)>,
+    pub(crate) finished: BTreeSet<(Millis, ReservationId)>,
     /// Adjustment idempotency keys, scoped to their SKU.
     pub(crate) adjust_keys: FastMap<(Sku, String), AdjustRecord>,
     pub(crate) adjust_key_times: BTreeSet<(Millis, Sku, String)>,
@@ -115,14 +117,14 @@ impl ShardState {
                 self.reserve_local(order_id, lines, *ttl_secs, metadata, placement, now, &mut alerts)?
             }
             Command::PlaceHold { reservation_id, order_id, lines, placement } => {
-                self.place_hold(reservation_id, order_id, lines, placement, now, &mut alerts)?
+                self.place_hold(*reservation_id, order_id, lines, placement, now, &mut alerts)?
             }
             Command::ActivateReservation { reservation_id, allocations } => {
-                self.activate(reservation_id, allocations.clone())?
+                self.activate(*reservation_id, allocations.clone())?
             }
-            Command::AbortReservation { reservation_id } => self.abort(reservation_id),
-            Command::ReleaseHold { reservation_id } => self.release_hold(reservation_id, now),
-            Command::CommitHold { reservation_id, committed } => self.commit_hold(reservation_id, committed, now),
+            Command::AbortReservation { reservation_id } => self.abort(*reservation_id),
+            Command::ReleaseHold { reservation_id } => self.release_hold(*reservation_id, now),
+            Command::CommitHold { reservation_id, committed } => self.commit_hold(*reservation_id, committed, now),
             Command::CommitReservation { key, quantities } => self.commit(key, quantities.as_deref(), now)?,
             Command::ReleaseReservation { key, reason } => self.release(key, reason, now)?,
             Command::ExtendReservation { key, ttl_secs } => self.extend(key, *ttl_secs, now)?,
@@ -200,12 +202,12 @@ impl ShardState {
         self.reservations.values()
     }
 
-    pub fn holds(&self) -> impl Iterator<Item = (&String, &Hold)> {
+    pub fn holds(&self) -> impl Iterator<Item = (&ReservationId, &Hold)> {
         self.holds.iter()
     }
 
-    pub fn hold(&self, reservation_id: &str) -> Option<&Hold> {
-        self.holds.get(reservation_id)
+    pub fn hold(&self, reservation_id: ReservationId) -> Option<&Hold> {
+        self.holds.get(&reservation_id)
     }
 
     /// Whether this shard holds a header for `order`.
@@ -222,6 +224,11 @@ impl ShardState {
         self.find(key)
     }
 
+    /// The header with this id, if this shard keeps it.
+    pub fn reservation_by_id(&self, id: ReservationId) -> Option<&Reservation> {
+        self.reservations.get(&id)
+    }
+
     /// How many reservations this shard keeps ACTIVE (one timer entry each).
     pub fn active_reservations(&self) -> usize {
         self.deadlines.len()
@@ -234,15 +241,16 @@ impl ShardState {
 
     fn find(&self, key: &ReservationKey) -> Option<&Reservation> {
         let id = match key {
-            ReservationKey::Id(id) => id,
-            ReservationKey::Order(order) => self.by_order.get(order)?,
+            // A text that is not an id names no reservation.
+            ReservationKey::Id(text) => ReservationId::parse(text)?,
+            ReservationKey::Order(order) => *self.by_order.get(order)?,
         };
-        self.reservations.get(id)
+        self.reservations.get(&id)
     }
 
-    fn find_id(&self, key: &ReservationKey) -> Result<String, EngineError> {
+    fn find_id(&self, key: &ReservationKey) -> Result<ReservationId, EngineError> {
         self.find(key)
-            .map(|r| r.reservation_id.clone())
+            .map(|r| r.reservation_id)
             .ok_or_else(|| EngineError::ReservationNotFound { key: key.to_string() })
     }
 
@@ -288,14 +296,14 @@ impl ShardState {
             match r.status {
                 ReservationStatus::Active => {
                     active += 1;
-                    if !self.deadlines.contains(&(r.expires_at, r.reservation_id.clone())) {
+                    if !self.deadlines.contains(&(r.expires_at, r.reservation_id)) {
                         return Err(format!("active reservation {} has no timer", r.reservation_id));
                     }
                 }
                 s if s.is_finished() => {
                     finished += 1;
                     let at = r.finished_at.ok_or_else(|| format!("{} finished without a time", r.reservation_id))?;
-                    if !self.finished.contains(&(at, r.reservation_id.clone())) {
+                    if !self.finished.contains(&(at, r.reservation_id)) {
                         return Err(format!("finished reservation {} not tracked for retention", r.reservation_id));
                     }
                 }

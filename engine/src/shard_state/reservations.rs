@@ -8,13 +8,14 @@ use crate::error::{EngineError, Shortfall};
 use crate::item::{alerts_for, StockAlert};
 use crate::limits::{MAX_RESERVATIONS_PER_SHARD, MAX_TTL_SECS};
 use crate::location::{allocate, committed_per_allocation, Allocation, Placement};
-use crate::reservation::{make_reservation_id, Hold, Reservation, ReservationKey, ReservationLine, ReservationStatus};
+use crate::reservation::{Hold, Reservation, ReservationKey, ReservationLine, ReservationStatus};
+use crate::reservation_id::ReservationId;
 use crate::sku::{OrderId, Sku};
 use crate::Millis;
 use std::collections::HashSet;
 
 fn status_error(r: &Reservation) -> EngineError {
-    let reservation_id = r.reservation_id.clone();
+    let reservation_id = r.reservation_id.to_string();
     match r.status {
         ReservationStatus::Pending => EngineError::ReservationPending { reservation_id },
         ReservationStatus::Committed => EngineError::ReservationCommitted { reservation_id },
@@ -59,8 +60,8 @@ impl ShardState {
         if let Some(existing) = self.existing_or_room(order_id, lines)? {
             return Ok(existing);
         }
-        let id = make_reservation_id(now, self.shard, self.next_seq);
-        self.new_header(id.clone(), order_id, lines, ttl_secs, metadata, now);
+        let id = ReservationId::new(now, self.shard, self.next_seq);
+        self.new_header(id, order_id, lines, ttl_secs, metadata, now);
         Ok(Outcome::Opened(self.reservations[&id].clone()))
     }
 
@@ -80,33 +81,33 @@ impl ShardState {
             return Ok(existing);
         }
         // The id the header will get; place_hold changes nothing if it fails.
-        let reservation_id = make_reservation_id(now, self.shard, self.next_seq);
-        let allocations = match self.place_hold(&reservation_id, order_id, lines, placement, now, alerts)? {
+        let reservation_id = ReservationId::new(now, self.shard, self.next_seq);
+        let allocations = match self.place_hold(reservation_id, order_id, lines, placement, now, alerts)? {
             Outcome::Placed { allocations, .. } => allocations,
             other => unreachable!("place_hold answered {other:?}"),
         };
-        self.new_header(reservation_id.clone(), order_id, lines, ttl_secs, metadata, now);
-        match self.activate(&reservation_id, allocations)? {
+        self.new_header(reservation_id, order_id, lines, ttl_secs, metadata, now);
+        match self.activate(reservation_id, allocations)? {
             Outcome::Reservation { reservation, .. } => Ok(Outcome::Reserved(reservation)),
             other => unreachable!("activate of a new header answered {other:?}"),
         }
     }
 
     /// Writes a new PENDING header under `reservation_id`, which must be the next id
-    /// (`make_reservation_id(now, shard, next_seq)`, computed once by the caller).
+    /// (`ReservationId::new(now, shard, next_seq)`, computed once by the caller).
     fn new_header(
         &mut self,
-        reservation_id: String,
+        reservation_id: ReservationId,
         order_id: &OrderId,
         lines: &[(Sku, u64)],
         ttl_secs: u64,
         metadata: &Option<String>,
         now: Millis,
     ) {
-        debug_assert_eq!(reservation_id, make_reservation_id(now, self.shard, self.next_seq));
+        debug_assert_eq!(reservation_id, ReservationId::new(now, self.shard, self.next_seq));
         self.next_seq += 1;
         let reservation = Reservation {
-            reservation_id: reservation_id.clone(),
+            reservation_id,
             order_id: order_id.clone(),
             status: ReservationStatus::Pending,
             lines: lines
@@ -121,19 +122,19 @@ impl ShardState {
             metadata: metadata.clone(),
         };
         debug_assert!(!self.reservations.contains_key(&reservation_id), "reservation id reused");
-        self.by_order.insert(order_id.clone(), reservation_id.clone());
+        self.by_order.insert(order_id.clone(), reservation_id);
         self.reservations.insert(reservation_id, reservation);
     }
 
     pub(super) fn activate(
         &mut self,
-        reservation_id: &str,
+        reservation_id: ReservationId,
         allocations: Vec<Allocation>,
     ) -> Result<Outcome, EngineError> {
         let r = self
             .reservations
-            .get_mut(reservation_id)
-            .ok_or_else(|| EngineError::ReservationNotFound { key: reservation_id.to_owned() })?;
+            .get_mut(&reservation_id)
+            .ok_or_else(|| EngineError::ReservationNotFound { key: reservation_id.to_string() })?;
         if r.status != ReservationStatus::Pending {
             return Ok(Outcome::Reservation { reservation: r.clone(), changed: false });
         }
@@ -153,14 +154,14 @@ impl ShardState {
         let all_default = allocations.len() == r.lines.len() && allocations.iter().all(|a| a.location.is_default());
         r.allocations = if all_default { Vec::new() } else { allocations };
         r.status = ReservationStatus::Active;
-        self.deadlines.insert((r.expires_at, r.reservation_id.clone()));
+        self.deadlines.insert((r.expires_at, r.reservation_id));
         Ok(Outcome::Reservation { reservation: r.clone(), changed: true })
     }
 
-    pub(super) fn abort(&mut self, reservation_id: &str) -> Outcome {
-        match self.reservations.get(reservation_id) {
+    pub(super) fn abort(&mut self, reservation_id: ReservationId) -> Outcome {
+        match self.reservations.get(&reservation_id) {
             Some(r) if r.status == ReservationStatus::Pending => {
-                let r = self.reservations.remove(reservation_id).expect("present");
+                let r = self.reservations.remove(&reservation_id).expect("present");
                 self.by_order.remove(&r.order_id);
                 Outcome::Reservation { reservation: r, changed: true }
             }
@@ -171,16 +172,22 @@ impl ShardState {
 
     /// Moves an ACTIVE reservation to a finished state at `now`, and settles the holds
     /// this same shard keeps for it (holds on other shards are the caller's to settle).
-    fn finish(&mut self, id: &str, status: ReservationStatus, reason: Option<&str>, now: Millis) -> Reservation {
+    fn finish(
+        &mut self,
+        id: ReservationId,
+        status: ReservationStatus,
+        reason: Option<&str>,
+        now: Millis,
+    ) -> Reservation {
         debug_assert!(status.is_finished());
-        let r = self.reservations.get_mut(id).expect("caller found it");
+        let r = self.reservations.get_mut(&id).expect("caller found it");
         debug_assert_eq!(r.status, ReservationStatus::Active);
-        let removed = self.deadlines.remove(&(r.expires_at, r.reservation_id.clone()));
+        let removed = self.deadlines.remove(&(r.expires_at, id));
         debug_assert!(removed, "active reservation without a timer");
         r.status = status;
         r.finished_at = Some(now);
         r.release_reason = reason.map(str::to_owned);
-        self.finished.insert((now, r.reservation_id.clone()));
+        self.finished.insert((now, id));
         if status == ReservationStatus::Committed {
             for line in &r.lines {
                 let per: Vec<u64> =
@@ -203,12 +210,16 @@ impl ShardState {
 
     /// The header named by `key`, expired on access if its deadline passed.
     /// Returns `Err(outcome)` when it expired here.
-    fn active_or_expire(&mut self, key: &ReservationKey, now: Millis) -> Result<Result<String, Outcome>, EngineError> {
+    fn active_or_expire(
+        &mut self,
+        key: &ReservationKey,
+        now: Millis,
+    ) -> Result<Result<ReservationId, Outcome>, EngineError> {
         let id = self.find_id(key)?;
         let r = &self.reservations[&id];
         match r.status {
             ReservationStatus::Active if now >= r.expires_at => {
-                let r = self.finish(&id, ReservationStatus::Expired, Some("EXPIRED"), now);
+                let r = self.finish(id, ReservationStatus::Expired, Some("EXPIRED"), now);
                 Ok(Err(Outcome::ExpiredOnAccess(r)))
             }
             ReservationStatus::Active => Ok(Ok(id)),
@@ -256,7 +267,7 @@ impl ShardState {
         for (line, c) in r.lines.iter_mut().zip(committed) {
             line.committed = c;
         }
-        let r = self.finish(&id, ReservationStatus::Committed, None, now);
+        let r = self.finish(id, ReservationStatus::Committed, None, now);
         Ok(Outcome::Reservation { reservation: r, changed: true })
     }
 
@@ -270,7 +281,7 @@ impl ShardState {
         let r = &self.reservations[&id];
         match r.status {
             ReservationStatus::Active => {
-                let r = self.finish(&id, ReservationStatus::Released, Some(reason), now);
+                let r = self.finish(id, ReservationStatus::Released, Some(reason), now);
                 Ok(Outcome::Reservation { reservation: r, changed: true })
             }
             ReservationStatus::Released | ReservationStatus::Expired => {
@@ -301,7 +312,7 @@ impl ShardState {
             ));
         }
         let r = self.reservations.get_mut(&id).expect("found above");
-        self.deadlines.remove(&(r.expires_at, id.clone()));
+        self.deadlines.remove(&(r.expires_at, id));
         r.expires_at = new_deadline;
         self.deadlines.insert((new_deadline, id));
         Ok(Outcome::Reservation { reservation: r.clone(), changed: true })
@@ -312,7 +323,7 @@ impl ShardState {
         let r = &self.reservations[&id];
         match r.status {
             ReservationStatus::Active => {
-                let r = self.finish(&id, ReservationStatus::Expired, Some("EXPIRED"), now);
+                let r = self.finish(id, ReservationStatus::Expired, Some("EXPIRED"), now);
                 Ok(Outcome::Reservation { reservation: r, changed: true })
             }
             ReservationStatus::Expired => Ok(Outcome::Reservation { reservation: r.clone(), changed: false }),
@@ -326,8 +337,8 @@ impl ShardState {
             if *deadline > now {
                 break;
             }
-            let (_, id) = self.deadlines.first().cloned().expect("non-empty");
-            expired.push(self.finish(&id, ReservationStatus::Expired, Some("EXPIRED"), now));
+            let (_, id) = *self.deadlines.first().expect("non-empty");
+            expired.push(self.finish(id, ReservationStatus::Expired, Some("EXPIRED"), now));
         }
         let cutoff = now.saturating_sub(retention_ms);
         let mut purged_orders = Vec::new();
@@ -349,14 +360,14 @@ impl ShardState {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn place_hold(
         &mut self,
-        reservation_id: &str,
+        reservation_id: ReservationId,
         order_id: &OrderId,
         lines: &[(Sku, u64)],
         placement: &Placement,
         now: Millis,
         alerts: &mut Vec<StockAlert>,
     ) -> Result<Outcome, EngineError> {
-        if let Some(hold) = self.holds.get(reservation_id) {
+        if let Some(hold) = self.holds.get(&reservation_id) {
             return Ok(Outcome::Placed { allocations: hold.allocations.clone(), changed: false });
         }
         // Checks in a fixed order, all before any change: missing items, then
@@ -422,13 +433,12 @@ impl ShardState {
             item.touch(now);
             alerts_for(item, before, alerts);
         }
-        self.holds
-            .insert(reservation_id.to_owned(), Hold { order_id: order_id.clone(), allocations: allocations.clone() });
+        self.holds.insert(reservation_id, Hold { order_id: order_id.clone(), allocations: allocations.clone() });
         Ok(Outcome::Placed { allocations, changed: true })
     }
 
-    pub(super) fn release_hold(&mut self, reservation_id: &str, now: Millis) -> Outcome {
-        let Some(hold) = self.holds.remove(reservation_id) else {
+    pub(super) fn release_hold(&mut self, reservation_id: ReservationId, now: Millis) -> Outcome {
+        let Some(hold) = self.holds.remove(&reservation_id) else {
             return Outcome::Holds { changed: false };
         };
         for a in &hold.allocations {
@@ -440,8 +450,13 @@ impl ShardState {
         Outcome::Holds { changed: true }
     }
 
-    pub(super) fn commit_hold(&mut self, reservation_id: &str, committed: &[(Sku, u64)], now: Millis) -> Outcome {
-        let Some(hold) = self.holds.remove(reservation_id) else {
+    pub(super) fn commit_hold(
+        &mut self,
+        reservation_id: ReservationId,
+        committed: &[(Sku, u64)],
+        now: Millis,
+    ) -> Outcome {
+        let Some(hold) = self.holds.remove(&reservation_id) else {
             return Outcome::Holds { changed: false };
         };
         let mut done: Vec<&Sku> = Vec::new();
