@@ -51,17 +51,19 @@ pub struct Reservation {
     pub reservation_id: ReservationId,
     pub order_id: OrderId,
     pub status: ReservationStatus,
-    pub lines: Vec<ReservationLine>,
+    /// Boxed slices here and below: a header is kept for every reservation, and a
+    /// `Vec`'s capacity word is dead weight in a list that never grows.
+    pub lines: Box<[ReservationLine]>,
     /// Where the units come from; read it with [`Reservation::allocations`]. Stored
     /// compactly: empty when every line is wholly at the default location (and while
     /// PENDING, before anything is held).
-    pub(crate) allocations: Vec<Allocation>,
+    pub(crate) allocations: Box<[Allocation]>,
     pub created_at: Millis,
     pub expires_at: Millis,
     pub finished_at: Option<Millis>,
-    pub release_reason: Option<String>,
+    pub release_reason: Option<Box<str>>,
     /// Opaque client metadata (the server stores JSON text).
-    pub metadata: Option<String>,
+    pub metadata: Option<Box<str>>,
 }
 
 impl Reservation {
@@ -115,7 +117,7 @@ impl std::fmt::Display for ReservationKey {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hold {
     pub order_id: OrderId,
-    pub allocations: Vec<Allocation>,
+    pub allocations: Box<[Allocation]>,
 }
 
 impl Hold {

@@ -114,12 +114,12 @@ impl ShardState {
                 .iter()
                 .map(|(sku, q)| ReservationLine { sku: sku.clone(), quantity: *q, committed: 0 })
                 .collect(),
-            allocations: Vec::new(),
+            allocations: Box::default(),
             created_at: now,
             expires_at: now + ttl_secs * 1000,
             finished_at: None,
             release_reason: None,
-            metadata: metadata.clone(),
+            metadata: metadata.as_deref().map(Box::from),
         };
         debug_assert!(!self.reservations.contains_key(&reservation_id), "reservation id reused");
         self.by_order.insert(order_id.clone(), reservation_id);
@@ -152,7 +152,7 @@ impl ShardState {
         }
         // Stored compactly when every line is wholly at the default location.
         let all_default = allocations.len() == r.lines.len() && allocations.iter().all(|a| a.location.is_default());
-        r.allocations = if all_default { Vec::new() } else { allocations };
+        r.allocations = if all_default { Box::default() } else { allocations.into_boxed_slice() };
         r.status = ReservationStatus::Active;
         self.deadlines.insert((r.expires_at, r.reservation_id));
         Ok(Outcome::Reservation { reservation: r.clone(), changed: true })
@@ -186,7 +186,7 @@ impl ShardState {
         debug_assert!(removed, "active reservation without a timer");
         r.status = status;
         r.finished_at = Some(now);
-        r.release_reason = reason.map(str::to_owned);
+        r.release_reason = reason.map(Box::from);
         self.finished.insert((now, id));
         if status == ReservationStatus::Committed {
             for line in &r.lines {
@@ -368,7 +368,7 @@ impl ShardState {
         alerts: &mut Vec<StockAlert>,
     ) -> Result<Outcome, EngineError> {
         if let Some(hold) = self.holds.get(&reservation_id) {
-            return Ok(Outcome::Placed { allocations: hold.allocations.clone(), changed: false });
+            return Ok(Outcome::Placed { allocations: hold.allocations.to_vec(), changed: false });
         }
         // Checks in a fixed order, all before any change: missing items, then
         // per-order limits, then stock (reporting every short line).
@@ -433,7 +433,10 @@ impl ShardState {
             item.touch(now);
             alerts_for(item, before, alerts);
         }
-        self.holds.insert(reservation_id, Hold { order_id: order_id.clone(), allocations: allocations.clone() });
+        self.holds.insert(
+            reservation_id,
+            Hold { order_id: order_id.clone(), allocations: allocations.clone().into_boxed_slice() },
+        );
         Ok(Outcome::Placed { allocations, changed: true })
     }
 

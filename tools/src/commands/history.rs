@@ -147,7 +147,7 @@ pub fn run(args: &HistoryArgs) -> Result<ExitCode, Error> {
                 match shard_of_reservation_id(&id).filter(|h| *h < n) {
                     Some(h) if h == rec.shard => {
                         if let Some(r) = state.reservation(&ReservationKey::Id(id)) {
-                            label(&mut row, r.status, r.release_reason.clone());
+                            label(&mut row, r.status, r.release_reason.as_deref().map(str::to_owned));
                         }
                     }
                     other => row.resolve = other,
@@ -196,7 +196,10 @@ pub fn run(args: &HistoryArgs) -> Result<ExitCode, Error> {
             let applied = apply(rec, state)?;
             let mut note = |r: &stockd_engine::Reservation| {
                 if r.status.is_finished() && wanted.contains(&r.reservation_id.to_string()) {
-                    finals.insert(r.reservation_id.to_string(), (r.status, r.release_reason.clone()));
+                    finals.insert(
+                        r.reservation_id.to_string(),
+                        (r.status, r.release_reason.as_deref().map(str::to_owned)),
+                    );
                 }
             };
             match &applied.outcome {

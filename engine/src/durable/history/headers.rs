@@ -20,7 +20,7 @@ use std::path::Path;
 type Final = (ReservationStatus, Option<String>);
 
 fn final_of(r: &Reservation) -> Final {
-    (r.status, r.release_reason.clone())
+    (r.status, r.release_reason.as_deref().map(str::to_owned))
 }
 
 /// Labels the rows of `rows` that wait on a header (`Row::resolve`).
