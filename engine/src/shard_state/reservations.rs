@@ -112,7 +112,7 @@ impl ShardState {
             status: ReservationStatus::Pending,
             lines: lines
                 .iter()
-                .map(|(sku, q)| ReservationLine { sku: sku.clone(), quantity: *q, committed: 0 })
+                .map(|(sku, q)| ReservationLine { sku: self.shared_sku(sku), quantity: *q, committed: 0 })
                 .collect(),
             allocations: Box::default(),
             created_at: now,
@@ -355,6 +355,13 @@ impl ShardState {
         Outcome::Expired { expired, purged, purged_orders }
     }
 
+    /// `sku` sharing the text of this shard's item of that SKU, if it has one: what
+    /// headers and holds keep, so a reservation costs a reference count, not a copy
+    /// of the request's SKU text.
+    fn shared_sku(&self, sku: &Sku) -> Sku {
+        self.items.get(sku).map_or_else(|| sku.clone(), |item| item.sku.clone())
+    }
+
     // ---- item side: holds ---------------------------------------------------------
 
     #[allow(clippy::too_many_arguments)]
@@ -412,7 +419,7 @@ impl ShardState {
                 .with_locations(|stocks| allocate(stocks, *q, placement.location_of(sku), placement, &self.warehouses));
             match chosen {
                 Ok(chosen) => allocations.extend(chosen.into_iter().map(|(location, quantity)| Allocation {
-                    sku: sku.clone(),
+                    sku: item.sku.clone(),
                     location,
                     quantity,
                     committed: 0,
