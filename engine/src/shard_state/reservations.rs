@@ -31,7 +31,7 @@ impl ShardState {
     /// the existing reservation (same lines), or why not. Checks the limit otherwise.
     fn existing_or_room(&self, order_id: &OrderId, lines: &[(Sku, u64)]) -> Result<Option<Outcome>, EngineError> {
         if let Some(id) = self.by_order.get(order_id) {
-            let existing = &self.reservations[id];
+            let existing = &*self.reservations[id];
             if !existing.same_lines(lines) {
                 return Err(EngineError::IdempotencyKeyReused { key: order_id.to_string() });
             }
@@ -62,7 +62,7 @@ impl ShardState {
         }
         let id = ReservationId::new(now, self.shard, self.next_seq);
         self.new_header(id, order_id, lines, ttl_secs, metadata, now);
-        Ok(Outcome::Opened(self.reservations[&id].clone()))
+        Ok(Outcome::Opened(Reservation::clone(&*self.reservations[&id])))
     }
 
     /// The fast path: open, hold and activate at once, all or nothing.
@@ -123,7 +123,7 @@ impl ShardState {
         };
         debug_assert!(!self.reservations.contains_key(&reservation_id), "reservation id reused");
         self.by_order.insert(order_id.clone(), reservation_id);
-        self.reservations.insert(reservation_id, reservation);
+        self.reservations.insert(reservation_id, Box::new(reservation));
     }
 
     pub(super) fn activate(
@@ -134,6 +134,7 @@ impl ShardState {
         let r = self
             .reservations
             .get_mut(&reservation_id)
+            .map(Box::as_mut)
             .ok_or_else(|| EngineError::ReservationNotFound { key: reservation_id.to_string() })?;
         if r.status != ReservationStatus::Pending {
             return Ok(Outcome::Reservation { reservation: r.clone(), changed: false });
@@ -159,11 +160,11 @@ impl ShardState {
     }
 
     pub(super) fn abort(&mut self, reservation_id: ReservationId) -> Outcome {
-        match self.reservations.get(&reservation_id) {
+        match self.reservations.get(&reservation_id).map(Box::as_ref) {
             Some(r) if r.status == ReservationStatus::Pending => {
                 let r = self.reservations.remove(&reservation_id).expect("present");
                 self.by_order.remove(&r.order_id);
-                Outcome::Reservation { reservation: r, changed: true }
+                Outcome::Reservation { reservation: *r, changed: true }
             }
             Some(r) => Outcome::Reservation { reservation: r.clone(), changed: false },
             None => Outcome::Holds { changed: false },
@@ -180,7 +181,7 @@ impl ShardState {
         now: Millis,
     ) -> Reservation {
         debug_assert!(status.is_finished());
-        let r = self.reservations.get_mut(&id).expect("caller found it");
+        let r = self.reservations.get_mut(&id).map(Box::as_mut).expect("caller found it");
         debug_assert_eq!(r.status, ReservationStatus::Active);
         let removed = self.deadlines.remove(&(r.expires_at, id));
         debug_assert!(removed, "active reservation without a timer");
@@ -216,7 +217,7 @@ impl ShardState {
         now: Millis,
     ) -> Result<Result<ReservationId, Outcome>, EngineError> {
         let id = self.find_id(key)?;
-        let r = &self.reservations[&id];
+        let r = &*self.reservations[&id];
         match r.status {
             ReservationStatus::Active if now >= r.expires_at => {
                 let r = self.finish(id, ReservationStatus::Expired, Some("EXPIRED"), now);
@@ -237,7 +238,7 @@ impl ShardState {
             Ok(id) => id,
             Err(expired) => return Ok(expired),
         };
-        let r = &self.reservations[&id];
+        let r = &*self.reservations[&id];
         match r.status {
             ReservationStatus::Active => {}
             ReservationStatus::Committed => return Ok(Outcome::Reservation { reservation: r.clone(), changed: false }),
@@ -263,7 +264,7 @@ impl ShardState {
                 committed[pos] = *q;
             }
         }
-        let r = self.reservations.get_mut(&id).expect("found above");
+        let r = self.reservations.get_mut(&id).map(Box::as_mut).expect("found above");
         for (line, c) in r.lines.iter_mut().zip(committed) {
             line.committed = c;
         }
@@ -278,7 +279,7 @@ impl ShardState {
             Err(Outcome::ExpiredOnAccess(r)) => return Ok(Outcome::Reservation { reservation: r, changed: true }),
             Err(other) => return Ok(other),
         };
-        let r = &self.reservations[&id];
+        let r = &*self.reservations[&id];
         match r.status {
             ReservationStatus::Active => {
                 let r = self.finish(id, ReservationStatus::Released, Some(reason), now);
@@ -296,7 +297,7 @@ impl ShardState {
             Ok(id) => id,
             Err(expired) => return Ok(expired),
         };
-        let r = &self.reservations[&id];
+        let r = &*self.reservations[&id];
         if r.status != ReservationStatus::Active {
             return Err(status_error(r));
         }
@@ -311,7 +312,7 @@ impl ShardState {
                 ),
             ));
         }
-        let r = self.reservations.get_mut(&id).expect("found above");
+        let r = self.reservations.get_mut(&id).map(Box::as_mut).expect("found above");
         self.deadlines.remove(&(r.expires_at, id));
         r.expires_at = new_deadline;
         self.deadlines.insert((new_deadline, id));
@@ -320,7 +321,7 @@ impl ShardState {
 
     pub(super) fn expire_now(&mut self, key: &ReservationKey, now: Millis) -> Result<Outcome, EngineError> {
         let id = self.find_id(key)?;
-        let r = &self.reservations[&id];
+        let r = &*self.reservations[&id];
         match r.status {
             ReservationStatus::Active => {
                 let r = self.finish(id, ReservationStatus::Expired, Some("EXPIRED"), now);
