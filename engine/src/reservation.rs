@@ -5,6 +5,7 @@
 //! of its SKUs. ARCHITECTURE.md describes the protocol that keeps the two in step.
 
 use crate::location::{Allocation, LocationId};
+use crate::one_or_many::OneOrMany;
 use crate::reservation_id::ReservationId;
 use crate::sku::{OrderId, Sku};
 use crate::Millis;
@@ -51,9 +52,9 @@ pub struct Reservation {
     pub reservation_id: ReservationId,
     pub order_id: OrderId,
     pub status: ReservationStatus,
-    /// Boxed slices here and below: a header is kept for every reservation, and a
-    /// `Vec`'s capacity word is dead weight in a list that never grows.
-    pub lines: Box<[ReservationLine]>,
+    /// Lists here and below never grow once made: no `Vec` capacity word, and the
+    /// usual single line is kept inline (see [`OneOrMany`]).
+    pub lines: OneOrMany<ReservationLine>,
     /// Where the units come from; read it with [`Reservation::allocations`]. Stored
     /// compactly: empty when every line is wholly at the default location (and while
     /// PENDING, before anything is held).
@@ -117,7 +118,8 @@ impl std::fmt::Display for ReservationKey {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hold {
     pub order_id: OrderId,
-    pub allocations: Box<[Allocation]>,
+    /// Usually one allocation, kept inline (see [`OneOrMany`]).
+    pub allocations: OneOrMany<Allocation>,
 }
 
 impl Hold {

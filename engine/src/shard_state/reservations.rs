@@ -441,10 +441,8 @@ impl ShardState {
             item.touch(now);
             alerts_for(item, before, alerts);
         }
-        self.holds.insert(
-            reservation_id,
-            Hold { order_id: order_id.clone(), allocations: allocations.clone().into_boxed_slice() },
-        );
+        self.holds
+            .insert(reservation_id, Hold { order_id: order_id.clone(), allocations: allocations.as_slice().into() });
         Ok(Outcome::Placed { allocations, changed: true })
     }
 
