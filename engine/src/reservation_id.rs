@@ -59,7 +59,7 @@ impl ReservationId {
         if lo > 0xffff_ffff {
             return None;
         }
-        Some(ReservationId { secs: secs as u32, shard: shard as u16, seq: hi << 48 | mid << 32 | lo })
+        Some(ReservationId { secs: secs as u32, shard: shard as u16, seq: (hi << 48) | (mid << 32) | lo })
     }
 
     /// The id's text, written digit by digit into a buffer (this runs on the hot path
@@ -266,7 +266,7 @@ mod tests {
         ) {
             // Small values too, so equal fields are common and later fields decide.
             let pick = |(s, h, q): (u32, usize, u64)| if small {
-                ReservationId::new(u64::from(s % 3) * 1000, h, q % 3 | (q & 1) << 40)
+                ReservationId::new(u64::from(s % 3) * 1000, h, (q % 3) | ((q & 1) << 40))
             } else {
                 ReservationId::new(u64::from(s) * 1000, h, q)
             };
