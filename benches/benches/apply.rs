@@ -12,7 +12,7 @@
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::time::Duration;
 use stockd_benches::{chunked, must, order, reserve_on, size, sku, smoke, state_with_items, time_reserves, T0};
-use stockd_engine::{Command, Outcome, ReservationKey};
+use stockd_engine::{Command, Outcome, ReservationId, ReservationKey};
 
 fn bench_apply(c: &mut Criterion) {
     let items = size("STOCKD_BENCH_ITEMS", 100_000, 1_000);
@@ -48,7 +48,7 @@ fn bench_apply(c: &mut Criterion) {
                         .map(|_| {
                             seq += 1;
                             Command::PlaceHold {
-                                reservation_id: format!("hold-{seq:012}"),
+                                reservation_id: ReservationId::new(T0, 0, seq),
                                 order_id: order("o", seq),
                                 lines: vec![(sku(pick()), 1)],
                                 placement: Default::default(),

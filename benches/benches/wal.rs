@@ -8,12 +8,13 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 use stockd_benches::{order, sku, smoke, T0};
 use stockd_engine::durable::{decode_record, encode_record};
-use stockd_engine::Command;
+use stockd_engine::{Command, ReservationId};
 use stockd_wal::{Durability, WalConfig, WalWriter};
 
 fn place_hold(i: u64) -> Command {
     Command::PlaceHold {
-        reservation_id: format!("6553f100-0000-0000-0000-{i:012x}"),
+        // The text 6553f100-0000-0000-0000-{i:012x}, as before ids were typed.
+        reservation_id: ReservationId::new(0x6553_f100 * 1000, 0, i),
         order_id: order("order", i),
         lines: vec![(sku(i as usize % 100_000), 1)],
         placement: Default::default(),

@@ -77,7 +77,7 @@ pub fn reserve_on(state: &mut ShardState, order_id: OrderId, sku: Sku, ttl_secs:
         placement: Default::default(),
     };
     match must(state, &cmd, now) {
-        Outcome::Reserved(r) => r.reservation_id,
+        Outcome::Reserved(r) => r.reservation_id.to_string(),
         other => panic!("reserve answered {other:?}"),
     }
 }

@@ -59,7 +59,7 @@ fn main() -> ExitCode {
                     placement: Default::default(),
                 };
                 match engine.blocking().reserve(request) {
-                    Ok(r) => won.lock().unwrap().push(r.reservation.reservation_id),
+                    Ok(r) => won.lock().unwrap().push(r.reservation.reservation_id.to_string()),
                     Err(EngineError::InsufficientInventory { .. }) => {
                         sold_out_answers.fetch_add(1, Ordering::Relaxed);
                         return;

@@ -5,6 +5,7 @@
 use crate::item::{Item, StockAlert};
 use crate::location::{Allocation, LocationId, Placement, Warehouse};
 use crate::reservation::{Reservation, ReservationKey};
+use crate::reservation_id::ReservationId;
 use crate::sku::{OrderId, Sku};
 use serde::{Deserialize, Serialize};
 
@@ -112,7 +113,7 @@ pub enum Command {
     /// Item shard: hold stock for this shard's lines of a reservation, all or nothing.
     /// The shard allocates each line to locations (see `location::allocate`).
     PlaceHold {
-        reservation_id: String,
+        reservation_id: ReservationId,
         order_id: OrderId,
         lines: Vec<(Sku, u64)>,
         placement: Placement,
@@ -120,21 +121,21 @@ pub enum Command {
     /// Home shard: every hold is durable; PENDING → ACTIVE. The commit point.
     /// `allocations` are what the holds chose, recorded in the header.
     ActivateReservation {
-        reservation_id: String,
+        reservation_id: ReservationId,
         allocations: Vec<Allocation>,
     },
     /// Home shard: a hold failed; forget the PENDING header.
     AbortReservation {
-        reservation_id: String,
+        reservation_id: ReservationId,
     },
     /// Item shard: give a reservation's held stock back. Idempotent.
     ReleaseHold {
-        reservation_id: String,
+        reservation_id: ReservationId,
     },
     /// Item shard: turn held stock into sold stock (`committed` per SKU, the rest goes
     /// back to available). Idempotent.
     CommitHold {
-        reservation_id: String,
+        reservation_id: ReservationId,
         committed: Vec<(Sku, u64)>,
     },
     /// Home shard: ACTIVE → COMMITTED. `quantities` commits less than reserved for

@@ -1,8 +1,8 @@
 //! Invariants that span shards: a reservation header (home shard) and its holds
 //! (item shards) must agree. Per-shard invariants are `ShardState::check_invariants`.
 
-use crate::reservation::shard_of_reservation_id;
 use crate::reservation::ReservationStatus;
+use crate::reservation_id::ReservationId;
 use crate::shard_state::ShardState;
 use std::collections::HashMap;
 
@@ -29,20 +29,20 @@ pub fn check_all(states: &[ShardState]) -> Result<(), String> {
     for s in states {
         s.check_invariants().map_err(|e| format!("shard {}: {e}", s.shard()))?;
     }
-    let mut held: HashMap<&str, Vec<(String, u64)>> = HashMap::new();
+    let mut held: HashMap<ReservationId, Vec<(String, u64)>> = HashMap::new();
     for s in states {
         for (id, hold) in s.holds() {
-            let Some(home) = shard_of_reservation_id(id).and_then(|h| states.get(h)) else {
+            let Some(home) = states.get(id.shard()) else {
                 return Err(format!("hold {id} on shard {} names no valid home shard", s.shard()));
             };
-            match home.reservation(&crate::reservation::ReservationKey::Id(id.clone())) {
+            match home.reservation_by_id(*id) {
                 Some(r) if matches!(r.status, ReservationStatus::Active | ReservationStatus::Pending) => {}
                 Some(r) => {
                     return Err(format!("hold {id} on shard {} outlived its {:?} reservation", s.shard(), r.status))
                 }
                 None => return Err(format!("hold {id} on shard {} has no reservation", s.shard())),
             }
-            held.entry(id.as_str())
+            held.entry(*id)
                 .or_default()
                 .extend(hold.allocations.iter().map(|a| (format!("{}@{}", a.sku, a.location), a.quantity)));
         }
@@ -57,7 +57,7 @@ pub fn check_all(states: &[ShardState]) -> Result<(), String> {
             }
             let mut want: Vec<(String, u64)> =
                 r.allocations().iter().map(|a| (format!("{}@{}", a.sku, a.location), a.quantity)).collect();
-            let mut got = held.get(r.reservation_id.as_str()).cloned().unwrap_or_default();
+            let mut got = held.get(&r.reservation_id).cloned().unwrap_or_default();
             want.sort();
             got.sort();
             if want != got {

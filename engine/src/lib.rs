@@ -31,7 +31,9 @@ pub mod invariants;
 pub mod item;
 pub mod limits;
 pub mod location;
+pub mod one_or_many;
 pub mod reservation;
+pub mod reservation_id;
 pub mod routing;
 pub mod shard;
 pub mod shard_state;
@@ -55,6 +57,8 @@ pub use engine::{
 pub use error::{EngineError, Shortfall};
 pub use item::{AlertKind, Item, StockAlert};
 pub use location::{Allocation, AllocationStrategy, LocationId, LocationStock, Placement, Warehouse};
+pub use one_or_many::OneOrMany;
 pub use reservation::{Hold, Reservation, ReservationKey, ReservationLine, ReservationStatus};
+pub use reservation_id::ReservationId;
 pub use shard_state::ShardState;
 pub use sku::{OrderId, Sku};

@@ -5,6 +5,8 @@
 //! of its SKUs. ARCHITECTURE.md describes the protocol that keeps the two in step.
 
 use crate::location::{Allocation, LocationId};
+use crate::one_or_many::OneOrMany;
+use crate::reservation_id::ReservationId;
 use crate::sku::{OrderId, Sku};
 use crate::Millis;
 use serde::{Deserialize, Serialize};
@@ -47,20 +49,22 @@ pub struct ReservationLine {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reservation {
-    pub reservation_id: String,
+    pub reservation_id: ReservationId,
     pub order_id: OrderId,
     pub status: ReservationStatus,
-    pub lines: Vec<ReservationLine>,
+    /// Lists here and below never grow once made: no `Vec` capacity word, and the
+    /// usual single line is kept inline (see [`OneOrMany`]).
+    pub lines: OneOrMany<ReservationLine>,
     /// Where the units come from; read it with [`Reservation::allocations`]. Stored
     /// compactly: empty when every line is wholly at the default location (and while
     /// PENDING, before anything is held).
-    pub(crate) allocations: Vec<Allocation>,
+    pub(crate) allocations: Box<[Allocation]>,
     pub created_at: Millis,
     pub expires_at: Millis,
     pub finished_at: Option<Millis>,
-    pub release_reason: Option<String>,
+    pub release_reason: Option<Box<str>>,
     /// Opaque client metadata (the server stores JSON text).
-    pub metadata: Option<String>,
+    pub metadata: Option<Box<str>>,
 }
 
 impl Reservation {
@@ -91,7 +95,9 @@ impl Reservation {
     }
 }
 
-/// How a client names a reservation.
+/// How a client names a reservation. `Id` keeps the client's text: a text that is no
+/// [`ReservationId`] names no reservation, and the RESERVATION_NOT_FOUND answer quotes
+/// it as given.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ReservationKey {
     Order(OrderId),
@@ -112,7 +118,8 @@ impl std::fmt::Display for ReservationKey {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hold {
     pub order_id: OrderId,
-    pub allocations: Vec<Allocation>,
+    /// Usually one allocation, kept inline (see [`OneOrMany`]).
+    pub allocations: OneOrMany<Allocation>,
 }
 
 impl Hold {
@@ -122,32 +129,9 @@ impl Hold {
     }
 }
 
-/// Builds a reservation id that names its home shard, so a lookup by id is routed
-/// without a directory: `{secs:08x}-{shard:04x}-{seq:04x}-{seq:04x}-{seq:012x}`
-/// (the layout of a UUID). Written digit by digit: this runs once per reservation on
-/// the hot path, where `format!` cost more than the rest of the id's life.
-pub fn make_reservation_id(now: Millis, shard: usize, seq: u64) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    fn put(out: &mut Vec<u8>, value: u64, digits: u32) {
-        for i in (0..digits).rev() {
-            out.push(HEX[((value >> (4 * i)) & 0xf) as usize]);
-        }
-    }
-    let mut out = Vec::with_capacity(36);
-    put(&mut out, u64::from((now / 1000) as u32), 8);
-    out.push(b'-');
-    put(&mut out, u64::from(shard as u16), 4);
-    out.push(b'-');
-    put(&mut out, (seq >> 48) & 0xffff, 4);
-    out.push(b'-');
-    put(&mut out, (seq >> 32) & 0xffff, 4);
-    out.push(b'-');
-    put(&mut out, seq & 0xffff_ffff, 12);
-    debug_assert_eq!(out.len(), 36);
-    String::from_utf8(out).expect("hex digits and dashes are ASCII")
-}
-
-/// The home shard named in a reservation id, if it is well formed.
+/// The home shard named in a reservation id's text as a client gave it, if it is
+/// well formed enough to route. Lax on purpose (it only routes): the home shard then
+/// looks the text up with the strict [`ReservationId::parse`].
 pub fn shard_of_reservation_id(id: &str) -> Option<usize> {
     let mut parts = id.split('-');
     let first = parts.next()?;
@@ -163,22 +147,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reservation_id_round_trip() {
-        let id = make_reservation_id(1_700_000_000_123, 7, 0x1234_5678_9abc);
-        assert_eq!(id.len(), 36);
-        // The same text the format!-based version wrote.
-        let seq = 0x1234_5678_9abcu64;
-        let expected = format!(
-            "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-            1_700_000_000u32,
-            7u16,
-            (seq >> 48) & 0xffff,
-            (seq >> 32) & 0xffff,
-            seq & 0xffff_ffff
-        );
-        assert_eq!(id, expected);
-        assert_eq!(make_reservation_id(4_294_967_295_000, 0xffff, u64::MAX), "ffffffff-ffff-ffff-ffff-0000ffffffff");
-        assert_eq!(make_reservation_id(0, 0, 0), "00000000-0000-0000-0000-000000000000");
+    fn shard_of_reservation_id_routes_text() {
+        let id = ReservationId::new(1_700_000_000_123, 7, 0x1234_5678_9abc).to_string();
         assert_eq!(shard_of_reservation_id(&id), Some(7));
         assert_eq!(shard_of_reservation_id("nope"), None);
         assert_eq!(shard_of_reservation_id("zzzzzzzz-zzzz-0000-0000-000000000000"), None);

@@ -274,7 +274,7 @@ fn mixed_reserve_commit_release_keeps_the_books() {
                     let key = if rng.below(2) == 0 {
                         ReservationKey::Order(order(&order_id))
                     } else {
-                        ReservationKey::Id(r.reservation_id.clone())
+                        ReservationKey::Id(r.reservation_id.to_string())
                     };
                     let (sold, active): (Vec<u64>, Vec<u64>) = match rng.below(4) {
                         0 => {
@@ -327,8 +327,9 @@ fn racing_commit_and_release_of_the_same_reservation_have_one_winner() {
     const N: usize = 300;
     let e = engine(4);
     stock(&e, "RACE", N as u64);
-    let ids: Vec<String> =
-        (0..N).map(|i| reserve(&e, &format!("race-{i}"), &[("RACE", 1)]).unwrap().reservation.reservation_id).collect();
+    let ids: Vec<String> = (0..N)
+        .map(|i| reserve(&e, &format!("race-{i}"), &[("RACE", 1)]).unwrap().reservation.reservation_id.to_string())
+        .collect();
 
     let (commits, releases) = std::thread::scope(|s| {
         let c = s.spawn(|| {

@@ -24,7 +24,7 @@ fn order(s: &str) -> OrderId {
 
 /// One command of every kind, with plausible fields.
 fn sample_commands() -> Vec<Command> {
-    let id = "6553f100-0000-0000-0000-000000000000".to_string();
+    let id: ReservationId = "6553f100-0000-0000-0000-000000000000".parse().unwrap();
     vec![
         Command::SetItem {
             sku: sku("a"),
@@ -52,13 +52,13 @@ fn sample_commands() -> Vec<Command> {
             metadata: Some("{\"u\":1}".into()),
         },
         Command::PlaceHold {
-            reservation_id: id.clone(),
+            reservation_id: id,
             order_id: order("o1"),
             lines: vec![(sku("a"), 2)],
             placement: Default::default(),
         },
         Command::ActivateReservation {
-            reservation_id: id.clone(),
+            reservation_id: id,
             allocations: vec![Allocation {
                 sku: sku("a"),
                 location: LocationId::parse("wh-1", "location").unwrap(),
@@ -87,13 +87,13 @@ fn sample_commands() -> Vec<Command> {
                 priority: 1,
             }],
         },
-        Command::AbortReservation { reservation_id: id.clone() },
-        Command::ReleaseHold { reservation_id: id.clone() },
-        Command::CommitHold { reservation_id: id.clone(), committed: vec![(sku("a"), 1)] },
+        Command::AbortReservation { reservation_id: id },
+        Command::ReleaseHold { reservation_id: id },
+        Command::CommitHold { reservation_id: id, committed: vec![(sku("a"), 1)] },
         Command::CommitReservation { key: ReservationKey::Order(order("o1")), quantities: Some(vec![(sku("a"), 1)]) },
-        Command::ReleaseReservation { key: ReservationKey::Id(id.clone()), reason: "CANCELLED".into() },
+        Command::ReleaseReservation { key: ReservationKey::Id(id.to_string()), reason: "CANCELLED".into() },
         Command::ExtendReservation { key: ReservationKey::Order(order("o1")), ttl_secs: 60 },
-        Command::ExpireReservation { key: ReservationKey::Id(id) },
+        Command::ExpireReservation { key: ReservationKey::Id(id.to_string()) },
         Command::ExpireDue { retention_ms: 3_600_000 },
     ]
 }
@@ -140,7 +140,7 @@ fn populated_state() -> ShardState {
         let Outcome::Opened(r) = opened.outcome else { panic!("not opened") };
         let id = r.reservation_id;
         let placed = apply(Command::PlaceHold {
-            reservation_id: id.clone(),
+            reservation_id: id,
             order_id: order(o),
             lines: vec![(sku("a"), q)],
             placement: Default::default(),

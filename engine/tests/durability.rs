@@ -286,8 +286,8 @@ fn assert_same(got: &[ShardState], want: &[ShardState]) {
         assert_eq!(gi, wi, "shard {} items", g.shard());
         let mut gr: Vec<_> = g.reservations().collect();
         let mut wr: Vec<_> = w.reservations().collect();
-        gr.sort_by(|a, b| a.reservation_id.cmp(&b.reservation_id));
-        wr.sort_by(|a, b| a.reservation_id.cmp(&b.reservation_id));
+        gr.sort_by_key(|r| r.reservation_id);
+        wr.sort_by_key(|r| r.reservation_id);
         assert_eq!(gr, wr, "shard {} reservations", g.shard());
         let mut gh: Vec<_> = g.holds().collect();
         let mut wh: Vec<_> = w.holds().collect();

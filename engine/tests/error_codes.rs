@@ -168,7 +168,7 @@ fn validation_ttl_bounds() {
     let r2 = e.blocking().reserve(request("vt-2", &[("VT", 1)], Some(1))).unwrap().reservation;
     assert_eq!(r2.expires_at, START + 1_000);
     // Extend has the same bounds.
-    let key = ReservationKey::Id(r.reservation_id.clone());
+    let key = ReservationKey::Id(r.reservation_id.to_string());
     assert_validation(e.blocking().extend(key.clone(), 0), "expiresIn", "got 0");
     assert_validation(e.blocking().extend(key.clone(), 86_401), "expiresIn", "got 86401");
     assert_eq!(e.blocking().get_reservation(key).unwrap(), r);
@@ -190,13 +190,14 @@ fn validation_duplicate_sku() {
     let r = reserve(&e, "vd-2", &[("VD", 2)]).unwrap().reservation;
     let held = item(&e, "VD");
     assert_validation(
-        e.blocking().commit(ReservationKey::Id(r.reservation_id.clone()), Some(vec![(sku("VD"), 1), (sku("VD"), 1)])),
+        e.blocking()
+            .commit(ReservationKey::Id(r.reservation_id.to_string()), Some(vec![(sku("VD"), 1), (sku("VD"), 1)])),
         "items[1].sku",
         "appears more than once",
     );
     assert_eq!(item(&e, "VD"), held);
     assert_eq!(
-        e.blocking().get_reservation(ReservationKey::Id(r.reservation_id)).unwrap().status,
+        e.blocking().get_reservation(ReservationKey::Id(r.reservation_id.to_string())).unwrap().status,
         ReservationStatus::Active
     );
 }
@@ -295,7 +296,7 @@ fn validation_release_reason_and_commit_quantities() {
     stock(&e, "VR", 10);
     stock(&e, "VR-OTHER", 10);
     let r = reserve(&e, "vr-1", &[("VR", 4)]).unwrap().reservation;
-    let key = ReservationKey::Id(r.reservation_id.clone());
+    let key = ReservationKey::Id(r.reservation_id.to_string());
     let held = item(&e, "VR");
     assert_validation(e.blocking().release(key.clone(), Some(String::new())), "reason", "1 to 256");
     assert_validation(e.blocking().release(key.clone(), Some("r".repeat(257))), "reason", "1 to 256");
@@ -421,14 +422,14 @@ fn reservation_expired() {
     stock(&e, "RE", 5);
     let r = e.blocking().reserve(request("re-1", &[("RE", 2)], Some(5))).unwrap().reservation;
     clock.advance_secs(5);
-    let want = EngineError::ReservationExpired { reservation_id: r.reservation_id.clone() };
+    let want = EngineError::ReservationExpired { reservation_id: r.reservation_id.to_string() };
     assert_eq!(e.blocking().commit(ReservationKey::Order(order("re-1")), None).unwrap_err(), want);
     assert_eq!(want.code(), "RESERVATION_EXPIRED");
-    assert!(want.to_string().contains(&r.reservation_id));
+    assert!(want.to_string().contains(&r.reservation_id.to_string()));
     assert_eq!(figures(&e, "RE"), (5, 0, 0));
     let after = item(&e, "RE");
-    assert_eq!(e.blocking().commit(ReservationKey::Id(r.reservation_id.clone()), None).unwrap_err(), want);
-    assert_eq!(e.blocking().extend(ReservationKey::Id(r.reservation_id.clone()), 10).unwrap_err(), want);
+    assert_eq!(e.blocking().commit(ReservationKey::Id(r.reservation_id.to_string()), None).unwrap_err(), want);
+    assert_eq!(e.blocking().extend(ReservationKey::Id(r.reservation_id.to_string()), 10).unwrap_err(), want);
     assert_eq!(item(&e, "RE"), after, "errors on a finished reservation change nothing");
 }
 
@@ -437,9 +438,9 @@ fn reservation_released() {
     let (e, _) = engine();
     stock(&e, "RR", 5);
     let r = reserve(&e, "rr-1", &[("RR", 2)]).unwrap().reservation;
-    e.blocking().release(ReservationKey::Id(r.reservation_id.clone()), Some("gone".into())).unwrap();
+    e.blocking().release(ReservationKey::Id(r.reservation_id.to_string()), Some("gone".into())).unwrap();
     let after = item(&e, "RR");
-    let want = EngineError::ReservationReleased { reservation_id: r.reservation_id.clone() };
+    let want = EngineError::ReservationReleased { reservation_id: r.reservation_id.to_string() };
     assert_eq!(e.blocking().commit(ReservationKey::Order(order("rr-1")), None).unwrap_err(), want);
     assert_eq!(e.blocking().expire(ReservationKey::Order(order("rr-1"))).unwrap_err(), want);
     assert_eq!(want.code(), "RESERVATION_RELEASED");
@@ -452,9 +453,9 @@ fn reservation_committed() {
     let (e, _) = engine();
     stock(&e, "RC", 5);
     let r = reserve(&e, "rc-1", &[("RC", 2)]).unwrap().reservation;
-    e.blocking().commit(ReservationKey::Id(r.reservation_id.clone()), None).unwrap();
+    e.blocking().commit(ReservationKey::Id(r.reservation_id.to_string()), None).unwrap();
     let after = item(&e, "RC");
-    let want = EngineError::ReservationCommitted { reservation_id: r.reservation_id.clone() };
+    let want = EngineError::ReservationCommitted { reservation_id: r.reservation_id.to_string() };
     assert_eq!(e.blocking().release(ReservationKey::Order(order("rc-1")), None).unwrap_err(), want);
     assert_eq!(want.code(), "RESERVATION_COMMITTED");
     assert_eq!(item(&e, "RC"), after);
@@ -591,7 +592,7 @@ fn service_unavailable_after_shutdown() {
     e.shutdown();
     e.shutdown(); // twice is harmless
     let b = e.blocking();
-    let key = ReservationKey::Id(r.reservation_id.clone());
+    let key = ReservationKey::Id(r.reservation_id.to_string());
     let results: Vec<(&str, EngineError)> = vec![
         ("reserve", b.reserve(request("su-2", &[("SU", 1)], None)).unwrap_err()),
         ("commit", b.commit(key.clone(), None).unwrap_err()),

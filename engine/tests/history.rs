@@ -175,7 +175,7 @@ fn one_shard_history_matches_every_step_with_balances() {
     assert_chained(&got);
     assert_eq!(got[0].before, None);
     assert_eq!(got[0].at, T0);
-    assert_eq!(got[2].reservation_id.as_deref(), Some(o1.reservation_id.as_str()));
+    assert_eq!(got[2].reservation_id.as_deref(), Some(o1.reservation_id.to_string().as_str()));
     assert!(got.iter().all(|r| r.shard == 0));
     let b = all(&engine, "B");
     assert_eq!(b.iter().map(|r| r.kind).collect::<Vec<_>>(), ["SET", "RESERVE", "RESERVE", "EXPIRE"]);

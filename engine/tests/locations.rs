@@ -298,7 +298,7 @@ fn a_restart_replays_to_the_same_allocations_even_after_the_table_changed() {
     let e = engine.blocking();
     assert_eq!(e.list_items(None, 10).unwrap(), items);
     for r in &made {
-        assert_eq!(&e.get_reservation(ReservationKey::Id(r.reservation_id.clone())).unwrap(), r);
+        assert_eq!(&e.get_reservation(ReservationKey::Id(r.reservation_id.to_string())).unwrap(), r);
     }
     assert_eq!(e.warehouses().unwrap(), changed);
     let r = reserve(&e, "after", &[("LAMP", 1)], Priority, None, &[]).unwrap();

@@ -41,7 +41,7 @@ fn by_order(s: &str) -> ReservationKey {
 }
 
 fn by_id(r: &Reservation) -> ReservationKey {
-    ReservationKey::Id(r.reservation_id.clone())
+    ReservationKey::Id(r.reservation_id.to_string())
 }
 
 fn set(e: &Engine, s: &str, on_hand: u64) -> ItemChange {
@@ -146,11 +146,11 @@ fn expiry_happens_exactly_at_the_deadline() {
     assert_eq!(got.status, ReservationStatus::Expired);
     assert_eq!(
         e.blocking().commit(by_id(&r), None).unwrap_err(),
-        EngineError::ReservationExpired { reservation_id: r.reservation_id.clone() }
+        EngineError::ReservationExpired { reservation_id: r.reservation_id.to_string() }
     );
     assert_eq!(
         e.blocking().extend(by_id(&r), 60).unwrap_err(),
-        EngineError::ReservationExpired { reservation_id: r.reservation_id.clone() }
+        EngineError::ReservationExpired { reservation_id: r.reservation_id.to_string() }
     );
     // Releasing an expired reservation answers it as it is.
     let rel = e.blocking().release(by_id(&r), None).unwrap();
@@ -176,7 +176,7 @@ fn commit_at_the_deadline_before_any_sweep_is_expired_and_gives_stock_back() {
     clock.advance_millis(1);
     assert_eq!(
         e.blocking().commit(by_order("late-1"), None).unwrap_err(),
-        EngineError::ReservationExpired { reservation_id: late.reservation_id.clone() }
+        EngineError::ReservationExpired { reservation_id: late.reservation_id.to_string() }
     );
     assert_eq!(figures(&e, "LATE"), (4, 0, 1), "the expired hold went back to available");
     let got = e.blocking().get_reservation(by_id(&late)).unwrap();
@@ -367,7 +367,7 @@ fn release_is_idempotent_and_commit_after_release_fails() {
     assert_eq!(again, rel, "a repeated release answers the first one");
     assert_eq!(item(&e, "RL").version, version);
 
-    let want = EngineError::ReservationReleased { reservation_id: r.reservation_id.clone() };
+    let want = EngineError::ReservationReleased { reservation_id: r.reservation_id.to_string() };
     assert_eq!(e.blocking().commit(by_id(&r), None).unwrap_err(), want);
     assert_eq!(e.blocking().extend(by_id(&r), 60).unwrap_err(), want);
     assert_eq!(figures(&e, "RL"), (4, 0, 0));
@@ -381,7 +381,7 @@ fn release_after_commit_fails() {
     let r = ok_reserve(&e, "cm-1", &[("CM", 3)], None);
     e.blocking().commit(by_order("cm-1"), None).unwrap();
     assert_eq!(figures(&e, "CM"), (1, 0, 3));
-    let want = EngineError::ReservationCommitted { reservation_id: r.reservation_id.clone() };
+    let want = EngineError::ReservationCommitted { reservation_id: r.reservation_id.to_string() };
     assert_eq!(e.blocking().release(by_id(&r), None).unwrap_err(), want);
     assert_eq!(e.blocking().extend(by_id(&r), 60).unwrap_err(), want);
     assert_eq!(e.blocking().expire(by_id(&r)).unwrap_err(), want);
@@ -440,7 +440,7 @@ fn extend_is_capped_at_a_day_after_creation() {
     e.blocking().commit(by_id(&r), None).unwrap();
     assert_eq!(
         e.blocking().extend(by_id(&r), 60).unwrap_err(),
-        EngineError::ReservationCommitted { reservation_id: r.reservation_id.clone() }
+        EngineError::ReservationCommitted { reservation_id: r.reservation_id.to_string() }
     );
     invariants(&e);
 }
@@ -541,7 +541,7 @@ fn lookups_by_order_and_by_id_agree() {
     assert_eq!(a, r);
     assert_eq!(a.metadata.as_deref(), Some("{\"cart\":42}"));
     assert_eq!(a.order_id, order("lk-1"));
-    assert_eq!(a.reservation_id.len(), 36);
+    assert_eq!(a.reservation_id.to_string().len(), 36);
 
     for bad in ["nope", "", "zzzzzzzz-zzzz-0000-0000-000000000000", "00000000-0000-0000-0000-00000000000"] {
         assert_eq!(
@@ -554,9 +554,9 @@ fn lookups_by_order_and_by_id_agree() {
         );
     }
     // Well formed, but naming a shard this engine does not have, or an unknown sequence.
-    let mut other_shard = r.reservation_id.clone();
+    let mut other_shard = r.reservation_id.to_string();
     other_shard.replace_range(9..13, "00ff");
-    let mut unknown_seq = r.reservation_id.clone();
+    let mut unknown_seq = r.reservation_id.to_string();
     unknown_seq.replace_range(24..36, "0000000fffff");
     for id in [other_shard, unknown_seq] {
         assert_eq!(

@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 use stockd_engine::durable::encode_record;
 use stockd_engine::location::LocationId;
 use stockd_engine::routing::shard_of_sku;
-use stockd_engine::{AdjustReason, Applied, Command, Millis, OrderId, Outcome, ReservationKey, ShardState, Sku};
+use stockd_engine::{
+    AdjustReason, Applied, Command, Millis, OrderId, Outcome, ReservationId, ReservationKey, ShardState, Sku,
+};
 use stockd_wal::{Durability, WalConfig, WalWriter};
 
 /// Figures of one item: (onHand, available, reserved, sold).
@@ -44,7 +46,7 @@ pub struct Gen {
     pub now: Millis,
     rng: u64,
     pub skus: Vec<Sku>,
-    active: Vec<(String, OrderId)>,
+    active: Vec<(ReservationId, OrderId)>,
     next_order: u64,
     pub log: Vec<Logged>,
     /// Keep `log` (with item figures after each record when `track`).
@@ -52,7 +54,7 @@ pub struct Gen {
     pub track: bool,
     pub syncs_every: u64,
     /// How each reservation whose holds were settled finished (from its header).
-    pub finished_as: std::collections::HashMap<String, stockd_engine::ReservationStatus>,
+    pub finished_as: std::collections::HashMap<ReservationId, stockd_engine::ReservationStatus>,
     /// The warehouses location steps use (see `with_locations`); empty: none.
     pub locations: Vec<LocationId>,
 }
@@ -187,7 +189,7 @@ impl Gen {
 
     /// The engine's reserve protocol: open (home), place holds (item shards),
     /// activate (home), or roll back. Returns the reservation id if it succeeded.
-    pub fn reserve(&mut self, lines: Vec<(Sku, u64)>, ttl_secs: u64) -> Option<String> {
+    pub fn reserve(&mut self, lines: Vec<(Sku, u64)>, ttl_secs: u64) -> Option<ReservationId> {
         self.next_order += 1;
         let order = OrderId::parse(&format!("order-{}", self.next_order), "o").unwrap();
         let placement = self.random_placement(&lines);
@@ -197,7 +199,7 @@ impl Gen {
             let shard = *item_shards.keys().next().expect("one shard");
             let cmd = Command::ReserveLocal { order_id: order.clone(), lines, ttl_secs, metadata: None, placement };
             let Outcome::Reserved(r) = self.exec(shard, cmd)?.outcome else { return None };
-            self.active.push((r.reservation_id.clone(), order));
+            self.active.push((r.reservation_id, order));
             return Some(r.reservation_id);
         }
         // The home shard (which keeps the header) is any shard; the id names it.
@@ -211,7 +213,7 @@ impl Gen {
         let mut allocations = Vec::new();
         for (shard, l) in item_shards {
             let placement = placement.for_lines(&l);
-            let cmd = Command::PlaceHold { reservation_id: id.clone(), order_id: order.clone(), lines: l, placement };
+            let cmd = Command::PlaceHold { reservation_id: id, order_id: order.clone(), lines: l, placement };
             if let Some(applied) = self.exec(shard, cmd) {
                 if let Outcome::Placed { allocations: a, .. } = applied.outcome {
                     allocations.extend(a);
@@ -219,19 +221,19 @@ impl Gen {
                 placed.push(shard);
             } else {
                 for s in placed {
-                    self.exec(s, Command::ReleaseHold { reservation_id: id.clone() });
+                    self.exec(s, Command::ReleaseHold { reservation_id: id });
                 }
-                self.exec(home, Command::AbortReservation { reservation_id: id.clone() });
+                self.exec(home, Command::AbortReservation { reservation_id: id });
                 return None;
             }
         }
         allocations.sort_by_key(|a| lines.iter().position(|(s, _)| s == &a.sku));
-        self.exec(home, Command::ActivateReservation { reservation_id: id.clone(), allocations });
-        self.active.push((id.clone(), order));
+        self.exec(home, Command::ActivateReservation { reservation_id: id, allocations });
+        self.active.push((id, order));
         Some(id)
     }
 
-    fn holds_of(&self, id: &str) -> Vec<usize> {
+    fn holds_of(&self, id: ReservationId) -> Vec<usize> {
         (0..self.shards()).filter(|s| self.states[*s].hold(id).is_some()).collect()
     }
 
@@ -243,8 +245,8 @@ impl Gen {
         }
         let i = self.rand(self.active.len() as u64) as usize;
         let (id, _order) = self.active.swap_remove(i);
-        let home = stockd_engine::reservation::shard_of_reservation_id(&id).expect("well-formed id");
-        let key = ReservationKey::Id(id.clone());
+        let home = id.shard();
+        let key = ReservationKey::Id(id.to_string());
         let cmd = match how {
             Some(true) => {
                 let lines: Vec<(Sku, u64)> = self.states[home]
@@ -267,9 +269,9 @@ impl Gen {
 
     fn settle(&mut self, r: &stockd_engine::Reservation) {
         if self.keep_log {
-            self.finished_as.insert(r.reservation_id.clone(), r.status);
+            self.finished_as.insert(r.reservation_id, r.status);
         }
-        for s in self.holds_of(&r.reservation_id) {
+        for s in self.holds_of(r.reservation_id) {
             let cmd = if r.status == stockd_engine::ReservationStatus::Committed {
                 let committed = r
                     .lines
@@ -277,9 +279,9 @@ impl Gen {
                     .filter(|l| shard_of_sku(&l.sku, self.shards()) == s)
                     .map(|l| (l.sku.clone(), l.committed))
                     .collect();
-                Command::CommitHold { reservation_id: r.reservation_id.clone(), committed }
+                Command::CommitHold { reservation_id: r.reservation_id, committed }
             } else {
-                Command::ReleaseHold { reservation_id: r.reservation_id.clone() }
+                Command::ReleaseHold { reservation_id: r.reservation_id }
             };
             self.exec(s, cmd);
         }
@@ -291,7 +293,7 @@ impl Gen {
             let Some(applied) = self.exec(s, Command::ExpireDue { retention_ms: 3_600_000 }) else { continue };
             if let Outcome::Expired { expired, .. } = applied.outcome {
                 for r in expired {
-                    self.active.retain(|(id, _)| id != &r.reservation_id);
+                    self.active.retain(|(id, _)| *id != r.reservation_id);
                     self.settle(&r);
                 }
             }

@@ -103,7 +103,7 @@ fn replay_with_locations_matches_the_generator_at_every_lsn() {
         .filter(|r| matches!(r.status, ReservationStatus::Active | ReservationStatus::Pending))
         .map(|r| {
             let a = r.allocations().iter().map(|a| (a.sku.to_string(), a.location.to_string(), a.quantity)).collect();
-            (r.reservation_id.clone(), a)
+            (r.reservation_id.to_string(), a)
         })
         .collect();
     assert!(!expected.is_empty());

@@ -239,7 +239,7 @@ fn live_headers(engine: &Engine, ids: &[String]) -> HashMap<String, Reservation>
     let mut out = HashMap::new();
     for rx in waiting {
         if let Ok(QueryResult::Reservation(r)) = crate::block_on(await_reply(rx)) {
-            out.insert(r.reservation_id.clone(), r);
+            out.insert(r.reservation_id.to_string(), r);
         }
     }
     out

@@ -10,8 +10,7 @@ use crate::command::Command;
 use crate::command_log::CommandLog;
 use crate::engine::{Engine, EngineConfig};
 use crate::error::EngineError;
-use crate::reservation::shard_of_reservation_id;
-use crate::reservation::{ReservationKey, ReservationStatus};
+use crate::reservation::ReservationStatus;
 use crate::shard_state::ShardState;
 use crate::Millis;
 use parking_lot::Mutex;
@@ -215,10 +214,8 @@ fn settle_plan(states: &[ShardState]) -> Vec<(usize, Command)> {
     let mut plan = Vec::new();
     for s in states {
         for (id, _hold) in s.holds() {
-            let reservation_id = id.clone();
-            let header = shard_of_reservation_id(id)
-                .and_then(|h| states.get(h))
-                .and_then(|home| home.reservation(&ReservationKey::Id(id.clone())));
+            let reservation_id = *id;
+            let header = states.get(id.shard()).and_then(|home| home.reservation_by_id(*id));
             match header {
                 Some(r) if r.status == ReservationStatus::Active => {}
                 Some(r) if r.status == ReservationStatus::Committed => {
@@ -231,7 +228,7 @@ fn settle_plan(states: &[ShardState]) -> Vec<(usize, Command)> {
     }
     for s in states {
         for r in s.reservations().filter(|r| r.status == ReservationStatus::Pending) {
-            plan.push((s.shard(), Command::AbortReservation { reservation_id: r.reservation_id.clone() }));
+            plan.push((s.shard(), Command::AbortReservation { reservation_id: r.reservation_id }));
         }
     }
     plan

@@ -241,15 +241,14 @@ impl Engine {
             Outcome::Existing(r) => return Ok(ReserveOutcome { reservation: r, created: false, alerts: Vec::new() }),
             other => return Err(internal(other)),
         };
-        let id = header.reservation_id.clone();
+        let id = header.reservation_id;
 
         // Place every shard's holds in parallel, then wait for all of them.
         let mut waiting = Vec::new();
         let mut errors = Vec::new();
         for (shard, lines) in by_shard(&req.lines, n) {
             let placement = req.placement.for_lines(&lines);
-            let hold =
-                Command::PlaceHold { reservation_id: id.clone(), order_id: req.order_id.clone(), lines, placement };
+            let hold = Command::PlaceHold { reservation_id: id, order_id: req.order_id.clone(), lines, placement };
             match self.send_command(shard, hold) {
                 Ok(rx) => waiting.push((shard, rx)),
                 Err(e) => errors.push(e),
@@ -286,7 +285,7 @@ impl Engine {
         // part-way the engine is failing anyway, and recovery releases the rest.
         let mut rollbacks = Vec::new();
         for shard in held {
-            if let Ok(rx) = self.send_command(shard, Command::ReleaseHold { reservation_id: id.clone() }) {
+            if let Ok(rx) = self.send_command(shard, Command::ReleaseHold { reservation_id: id }) {
                 rollbacks.push(rx);
             }
         }
@@ -316,7 +315,7 @@ impl Engine {
             }
             Outcome::ExpiredOnAccess(r) => {
                 self.settle_holds(&r).await?;
-                Err(EngineError::ReservationExpired { reservation_id: r.reservation_id })
+                Err(EngineError::ReservationExpired { reservation_id: r.reservation_id.to_string() })
             }
             other => Err(internal(other)),
         }
@@ -404,7 +403,7 @@ impl Engine {
             }
             Outcome::ExpiredOnAccess(r) => {
                 self.settle_holds(&r).await?;
-                Err(EngineError::ReservationExpired { reservation_id: r.reservation_id })
+                Err(EngineError::ReservationExpired { reservation_id: r.reservation_id.to_string() })
             }
             other => Err(internal(other)),
         }
@@ -415,11 +414,11 @@ impl Engine {
     pub(crate) async fn settle_holds(&self, r: &Reservation) -> Result<(), EngineError> {
         let n = self.shard_count();
         // The home shard settled its own holds in the same step as the transition.
-        let home = shard_of_reservation_id(&r.reservation_id);
+        let home = Some(r.reservation_id.shard());
         let lines: Vec<(Sku, u64)> = r.lines.iter().map(|l| (l.sku.clone(), l.committed)).collect();
         let mut waiting = Vec::new();
         for (shard, committed) in by_shard(&lines, n).into_iter().filter(|(s, _)| Some(*s) != home) {
-            let id = r.reservation_id.clone();
+            let id = r.reservation_id;
             let command = match r.status {
                 ReservationStatus::Committed => Command::CommitHold { reservation_id: id, committed },
                 ReservationStatus::Released | ReservationStatus::Expired => Command::ReleaseHold { reservation_id: id },

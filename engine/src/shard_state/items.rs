@@ -68,7 +68,7 @@ impl ShardState {
         if low_stock_threshold.is_some_and(|t| t > MAX_ON_HAND) {
             return Err(EngineError::validation("lowStockThreshold", format!("must be at most {MAX_ON_HAND}")));
         }
-        let existing = self.items.get(sku);
+        let existing = self.items.get(sku).map(Box::as_ref);
         check_version(existing, sku, expected_version)?;
         let location = Self::resolve_location(existing, location)?;
         self.check_new_location(existing, &location)?;
@@ -100,7 +100,8 @@ impl ShardState {
                 });
             }
         }
-        let item = self.items.entry(sku.clone()).or_insert_with(|| Item::new(sku.clone(), location.clone(), now));
+        let item: &mut Item =
+            self.items.entry(sku.clone()).or_insert_with(|| Box::new(Item::new(sku.clone(), location.clone(), now)));
         let before = item.available();
         let i = item.location_index(&location).expect("room checked above");
         item.set_on_hand_at(i, on_hand);
@@ -153,7 +154,8 @@ impl ShardState {
                 });
             }
         }
-        let existing = self.items.get(sku).ok_or_else(|| EngineError::ItemNotFound { sku: sku.to_string() })?;
+        let existing =
+            self.items.get(sku).map(Box::as_ref).ok_or_else(|| EngineError::ItemNotFound { sku: sku.to_string() })?;
         check_version(Some(existing), sku, expected_version)?;
         let location = Self::resolve_location(Some(existing), location)?;
         let before = existing.available();
@@ -183,7 +185,7 @@ impl ShardState {
         alerts: &mut Vec<StockAlert>,
         before: u64,
     ) -> Result<Outcome, EngineError> {
-        let item = self.items.get_mut(sku).expect("caller found it");
+        let item = self.items.get_mut(sku).map(Box::as_mut).expect("caller found it");
         if item.on_hand as i128 + delta as i128 > MAX_ON_HAND as i128 {
             return Err(EngineError::validation("delta", format!("onHand would exceed {MAX_ON_HAND}")));
         }
@@ -202,7 +204,8 @@ impl ShardState {
     }
 
     pub(super) fn delete_item(&mut self, sku: &Sku, expected_version: Option<u64>) -> Result<Outcome, EngineError> {
-        let item = self.items.get(sku).ok_or_else(|| EngineError::ItemNotFound { sku: sku.to_string() })?;
+        let item =
+            self.items.get(sku).map(Box::as_ref).ok_or_else(|| EngineError::ItemNotFound { sku: sku.to_string() })?;
         check_version(Some(item), sku, expected_version)?;
         if item.reserved > 0 {
             return Err(EngineError::ItemHasReservations { sku: sku.to_string(), reserved: item.reserved });
@@ -212,7 +215,11 @@ impl ShardState {
     }
 
     pub(super) fn set_sales_blocked(&mut self, sku: &Sku, blocked: bool, now: Millis) -> Result<Outcome, EngineError> {
-        let item = self.items.get_mut(sku).ok_or_else(|| EngineError::ItemNotFound { sku: sku.to_string() })?;
+        let item = self
+            .items
+            .get_mut(sku)
+            .map(Box::as_mut)
+            .ok_or_else(|| EngineError::ItemNotFound { sku: sku.to_string() })?;
         item.sales_blocked = blocked;
         item.touch(now);
         Ok(Outcome::Item { item: item.clone(), created: false })
@@ -235,7 +242,8 @@ impl ShardState {
         if from == to {
             return Err(EngineError::validation("to", "must differ from `from`"));
         }
-        let item = self.items.get(sku).ok_or_else(|| EngineError::ItemNotFound { sku: sku.to_string() })?;
+        let item =
+            self.items.get(sku).map(Box::as_ref).ok_or_else(|| EngineError::ItemNotFound { sku: sku.to_string() })?;
         let available = item
             .location(from)
             .map(|l| l.available())
@@ -252,7 +260,7 @@ impl ShardState {
                 limit: crate::location::MAX_LOCATIONS_PER_ITEM as u64,
             });
         }
-        let item = self.items.get_mut(sku).expect("found above");
+        let item = self.items.get_mut(sku).map(Box::as_mut).expect("found above");
         let before = item.available();
         let t = item.location_index(to).expect("room checked above");
         let f = item.index_of(from).expect("checked above");
@@ -281,7 +289,11 @@ impl ShardState {
         if quantity == 0 || quantity > MAX_QUANTITY {
             return Err(EngineError::validation("quantity", format!("must be 1 to {MAX_QUANTITY}")));
         }
-        let item = self.items.get_mut(sku).ok_or_else(|| EngineError::ItemNotFound { sku: sku.to_string() })?;
+        let item = self
+            .items
+            .get_mut(sku)
+            .map(Box::as_mut)
+            .ok_or_else(|| EngineError::ItemNotFound { sku: sku.to_string() })?;
         let Some(i) = item.index_of(location) else {
             return Err(EngineError::validation("location", format!("{sku} is not stocked at {location}")));
         };

@@ -8,13 +8,14 @@ use crate::error::{EngineError, Shortfall};
 use crate::item::{alerts_for, StockAlert};
 use crate::limits::{MAX_RESERVATIONS_PER_SHARD, MAX_TTL_SECS};
 use crate::location::{allocate, committed_per_allocation, Allocation, Placement};
-use crate::reservation::{make_reservation_id, Hold, Reservation, ReservationKey, ReservationLine, ReservationStatus};
+use crate::reservation::{Hold, Reservation, ReservationKey, ReservationLine, ReservationStatus};
+use crate::reservation_id::ReservationId;
 use crate::sku::{OrderId, Sku};
 use crate::Millis;
 use std::collections::HashSet;
 
 fn status_error(r: &Reservation) -> EngineError {
-    let reservation_id = r.reservation_id.clone();
+    let reservation_id = r.reservation_id.to_string();
     match r.status {
         ReservationStatus::Pending => EngineError::ReservationPending { reservation_id },
         ReservationStatus::Committed => EngineError::ReservationCommitted { reservation_id },
@@ -30,7 +31,7 @@ impl ShardState {
     /// the existing reservation (same lines), or why not. Checks the limit otherwise.
     fn existing_or_room(&self, order_id: &OrderId, lines: &[(Sku, u64)]) -> Result<Option<Outcome>, EngineError> {
         if let Some(id) = self.by_order.get(order_id) {
-            let existing = &self.reservations[id];
+            let existing = &*self.reservations[id];
             if !existing.same_lines(lines) {
                 return Err(EngineError::IdempotencyKeyReused { key: order_id.to_string() });
             }
@@ -59,9 +60,9 @@ impl ShardState {
         if let Some(existing) = self.existing_or_room(order_id, lines)? {
             return Ok(existing);
         }
-        let id = make_reservation_id(now, self.shard, self.next_seq);
-        self.new_header(id.clone(), order_id, lines, ttl_secs, metadata, now);
-        Ok(Outcome::Opened(self.reservations[&id].clone()))
+        let id = ReservationId::new(now, self.shard, self.next_seq);
+        self.new_header(id, order_id, lines, ttl_secs, metadata, now);
+        Ok(Outcome::Opened(Reservation::clone(&*self.reservations[&id])))
     }
 
     /// The fast path: open, hold and activate at once, all or nothing.
@@ -80,60 +81,61 @@ impl ShardState {
             return Ok(existing);
         }
         // The id the header will get; place_hold changes nothing if it fails.
-        let reservation_id = make_reservation_id(now, self.shard, self.next_seq);
-        let allocations = match self.place_hold(&reservation_id, order_id, lines, placement, now, alerts)? {
+        let reservation_id = ReservationId::new(now, self.shard, self.next_seq);
+        let allocations = match self.place_hold(reservation_id, order_id, lines, placement, now, alerts)? {
             Outcome::Placed { allocations, .. } => allocations,
             other => unreachable!("place_hold answered {other:?}"),
         };
-        self.new_header(reservation_id.clone(), order_id, lines, ttl_secs, metadata, now);
-        match self.activate(&reservation_id, allocations)? {
+        self.new_header(reservation_id, order_id, lines, ttl_secs, metadata, now);
+        match self.activate(reservation_id, allocations)? {
             Outcome::Reservation { reservation, .. } => Ok(Outcome::Reserved(reservation)),
             other => unreachable!("activate of a new header answered {other:?}"),
         }
     }
 
     /// Writes a new PENDING header under `reservation_id`, which must be the next id
-    /// (`make_reservation_id(now, shard, next_seq)`, computed once by the caller).
+    /// (`ReservationId::new(now, shard, next_seq)`, computed once by the caller).
     fn new_header(
         &mut self,
-        reservation_id: String,
+        reservation_id: ReservationId,
         order_id: &OrderId,
         lines: &[(Sku, u64)],
         ttl_secs: u64,
         metadata: &Option<String>,
         now: Millis,
     ) {
-        debug_assert_eq!(reservation_id, make_reservation_id(now, self.shard, self.next_seq));
+        debug_assert_eq!(reservation_id, ReservationId::new(now, self.shard, self.next_seq));
         self.next_seq += 1;
         let reservation = Reservation {
-            reservation_id: reservation_id.clone(),
+            reservation_id,
             order_id: order_id.clone(),
             status: ReservationStatus::Pending,
             lines: lines
                 .iter()
-                .map(|(sku, q)| ReservationLine { sku: sku.clone(), quantity: *q, committed: 0 })
+                .map(|(sku, q)| ReservationLine { sku: self.shared_sku(sku), quantity: *q, committed: 0 })
                 .collect(),
-            allocations: Vec::new(),
+            allocations: Box::default(),
             created_at: now,
             expires_at: now + ttl_secs * 1000,
             finished_at: None,
             release_reason: None,
-            metadata: metadata.clone(),
+            metadata: metadata.as_deref().map(Box::from),
         };
         debug_assert!(!self.reservations.contains_key(&reservation_id), "reservation id reused");
-        self.by_order.insert(order_id.clone(), reservation_id.clone());
-        self.reservations.insert(reservation_id, reservation);
+        self.by_order.insert(order_id.clone(), reservation_id);
+        self.reservations.insert(reservation_id, Box::new(reservation));
     }
 
     pub(super) fn activate(
         &mut self,
-        reservation_id: &str,
+        reservation_id: ReservationId,
         allocations: Vec<Allocation>,
     ) -> Result<Outcome, EngineError> {
         let r = self
             .reservations
-            .get_mut(reservation_id)
-            .ok_or_else(|| EngineError::ReservationNotFound { key: reservation_id.to_owned() })?;
+            .get_mut(&reservation_id)
+            .map(Box::as_mut)
+            .ok_or_else(|| EngineError::ReservationNotFound { key: reservation_id.to_string() })?;
         if r.status != ReservationStatus::Pending {
             return Ok(Outcome::Reservation { reservation: r.clone(), changed: false });
         }
@@ -151,18 +153,18 @@ impl ShardState {
         }
         // Stored compactly when every line is wholly at the default location.
         let all_default = allocations.len() == r.lines.len() && allocations.iter().all(|a| a.location.is_default());
-        r.allocations = if all_default { Vec::new() } else { allocations };
+        r.allocations = if all_default { Box::default() } else { allocations.into_boxed_slice() };
         r.status = ReservationStatus::Active;
-        self.deadlines.insert((r.expires_at, r.reservation_id.clone()));
+        self.deadlines.insert((r.expires_at, r.reservation_id));
         Ok(Outcome::Reservation { reservation: r.clone(), changed: true })
     }
 
-    pub(super) fn abort(&mut self, reservation_id: &str) -> Outcome {
-        match self.reservations.get(reservation_id) {
+    pub(super) fn abort(&mut self, reservation_id: ReservationId) -> Outcome {
+        match self.reservations.get(&reservation_id).map(Box::as_ref) {
             Some(r) if r.status == ReservationStatus::Pending => {
-                let r = self.reservations.remove(reservation_id).expect("present");
+                let r = self.reservations.remove(&reservation_id).expect("present");
                 self.by_order.remove(&r.order_id);
-                Outcome::Reservation { reservation: r, changed: true }
+                Outcome::Reservation { reservation: *r, changed: true }
             }
             Some(r) => Outcome::Reservation { reservation: r.clone(), changed: false },
             None => Outcome::Holds { changed: false },
@@ -171,16 +173,22 @@ impl ShardState {
 
     /// Moves an ACTIVE reservation to a finished state at `now`, and settles the holds
     /// this same shard keeps for it (holds on other shards are the caller's to settle).
-    fn finish(&mut self, id: &str, status: ReservationStatus, reason: Option<&str>, now: Millis) -> Reservation {
+    fn finish(
+        &mut self,
+        id: ReservationId,
+        status: ReservationStatus,
+        reason: Option<&str>,
+        now: Millis,
+    ) -> Reservation {
         debug_assert!(status.is_finished());
-        let r = self.reservations.get_mut(id).expect("caller found it");
+        let r = self.reservations.get_mut(&id).map(Box::as_mut).expect("caller found it");
         debug_assert_eq!(r.status, ReservationStatus::Active);
-        let removed = self.deadlines.remove(&(r.expires_at, r.reservation_id.clone()));
+        let removed = self.deadlines.remove(&(r.expires_at, id));
         debug_assert!(removed, "active reservation without a timer");
         r.status = status;
         r.finished_at = Some(now);
-        r.release_reason = reason.map(str::to_owned);
-        self.finished.insert((now, r.reservation_id.clone()));
+        r.release_reason = reason.map(Box::from);
+        self.finished.insert((now, id));
         if status == ReservationStatus::Committed {
             for line in &r.lines {
                 let per: Vec<u64> =
@@ -203,12 +211,16 @@ impl ShardState {
 
     /// The header named by `key`, expired on access if its deadline passed.
     /// Returns `Err(outcome)` when it expired here.
-    fn active_or_expire(&mut self, key: &ReservationKey, now: Millis) -> Result<Result<String, Outcome>, EngineError> {
+    fn active_or_expire(
+        &mut self,
+        key: &ReservationKey,
+        now: Millis,
+    ) -> Result<Result<ReservationId, Outcome>, EngineError> {
         let id = self.find_id(key)?;
-        let r = &self.reservations[&id];
+        let r = &*self.reservations[&id];
         match r.status {
             ReservationStatus::Active if now >= r.expires_at => {
-                let r = self.finish(&id, ReservationStatus::Expired, Some("EXPIRED"), now);
+                let r = self.finish(id, ReservationStatus::Expired, Some("EXPIRED"), now);
                 Ok(Err(Outcome::ExpiredOnAccess(r)))
             }
             ReservationStatus::Active => Ok(Ok(id)),
@@ -226,7 +238,7 @@ impl ShardState {
             Ok(id) => id,
             Err(expired) => return Ok(expired),
         };
-        let r = &self.reservations[&id];
+        let r = &*self.reservations[&id];
         match r.status {
             ReservationStatus::Active => {}
             ReservationStatus::Committed => return Ok(Outcome::Reservation { reservation: r.clone(), changed: false }),
@@ -252,11 +264,11 @@ impl ShardState {
                 committed[pos] = *q;
             }
         }
-        let r = self.reservations.get_mut(&id).expect("found above");
+        let r = self.reservations.get_mut(&id).map(Box::as_mut).expect("found above");
         for (line, c) in r.lines.iter_mut().zip(committed) {
             line.committed = c;
         }
-        let r = self.finish(&id, ReservationStatus::Committed, None, now);
+        let r = self.finish(id, ReservationStatus::Committed, None, now);
         Ok(Outcome::Reservation { reservation: r, changed: true })
     }
 
@@ -267,10 +279,10 @@ impl ShardState {
             Err(Outcome::ExpiredOnAccess(r)) => return Ok(Outcome::Reservation { reservation: r, changed: true }),
             Err(other) => return Ok(other),
         };
-        let r = &self.reservations[&id];
+        let r = &*self.reservations[&id];
         match r.status {
             ReservationStatus::Active => {
-                let r = self.finish(&id, ReservationStatus::Released, Some(reason), now);
+                let r = self.finish(id, ReservationStatus::Released, Some(reason), now);
                 Ok(Outcome::Reservation { reservation: r, changed: true })
             }
             ReservationStatus::Released | ReservationStatus::Expired => {
@@ -285,7 +297,7 @@ impl ShardState {
             Ok(id) => id,
             Err(expired) => return Ok(expired),
         };
-        let r = &self.reservations[&id];
+        let r = &*self.reservations[&id];
         if r.status != ReservationStatus::Active {
             return Err(status_error(r));
         }
@@ -300,8 +312,8 @@ impl ShardState {
                 ),
             ));
         }
-        let r = self.reservations.get_mut(&id).expect("found above");
-        self.deadlines.remove(&(r.expires_at, id.clone()));
+        let r = self.reservations.get_mut(&id).map(Box::as_mut).expect("found above");
+        self.deadlines.remove(&(r.expires_at, id));
         r.expires_at = new_deadline;
         self.deadlines.insert((new_deadline, id));
         Ok(Outcome::Reservation { reservation: r.clone(), changed: true })
@@ -309,10 +321,10 @@ impl ShardState {
 
     pub(super) fn expire_now(&mut self, key: &ReservationKey, now: Millis) -> Result<Outcome, EngineError> {
         let id = self.find_id(key)?;
-        let r = &self.reservations[&id];
+        let r = &*self.reservations[&id];
         match r.status {
             ReservationStatus::Active => {
-                let r = self.finish(&id, ReservationStatus::Expired, Some("EXPIRED"), now);
+                let r = self.finish(id, ReservationStatus::Expired, Some("EXPIRED"), now);
                 Ok(Outcome::Reservation { reservation: r, changed: true })
             }
             ReservationStatus::Expired => Ok(Outcome::Reservation { reservation: r.clone(), changed: false }),
@@ -326,8 +338,8 @@ impl ShardState {
             if *deadline > now {
                 break;
             }
-            let (_, id) = self.deadlines.first().cloned().expect("non-empty");
-            expired.push(self.finish(&id, ReservationStatus::Expired, Some("EXPIRED"), now));
+            let (_, id) = *self.deadlines.first().expect("non-empty");
+            expired.push(self.finish(id, ReservationStatus::Expired, Some("EXPIRED"), now));
         }
         let cutoff = now.saturating_sub(retention_ms);
         let mut purged_orders = Vec::new();
@@ -344,20 +356,27 @@ impl ShardState {
         Outcome::Expired { expired, purged, purged_orders }
     }
 
+    /// `sku` sharing the text of this shard's item of that SKU, if it has one: what
+    /// headers and holds keep, so a reservation costs a reference count, not a copy
+    /// of the request's SKU text.
+    fn shared_sku(&self, sku: &Sku) -> Sku {
+        self.items.get(sku).map_or_else(|| sku.clone(), |item| item.sku.clone())
+    }
+
     // ---- item side: holds ---------------------------------------------------------
 
     #[allow(clippy::too_many_arguments)]
     pub(super) fn place_hold(
         &mut self,
-        reservation_id: &str,
+        reservation_id: ReservationId,
         order_id: &OrderId,
         lines: &[(Sku, u64)],
         placement: &Placement,
         now: Millis,
         alerts: &mut Vec<StockAlert>,
     ) -> Result<Outcome, EngineError> {
-        if let Some(hold) = self.holds.get(reservation_id) {
-            return Ok(Outcome::Placed { allocations: hold.allocations.clone(), changed: false });
+        if let Some(hold) = self.holds.get(&reservation_id) {
+            return Ok(Outcome::Placed { allocations: hold.allocations.to_vec(), changed: false });
         }
         // Checks in a fixed order, all before any change: missing items, then
         // per-order limits, then stock (reporting every short line).
@@ -370,7 +389,7 @@ impl ShardState {
         // A named location that is neither stocked nor a configured warehouse is a bad
         // request (checked first: validation outranks every other refusal).
         for (sku, location) in &placement.locations {
-            let stocked = self.items.get(sku).is_some_and(|i| i.stocks(location));
+            let stocked = self.items.get(sku).map(Box::as_ref).is_some_and(|i| i.stocks(location));
             let known = self.warehouses.is_empty() || self.warehouses.iter().any(|w| &w.id == location);
             if !stocked && !known && !location.is_default() {
                 return Err(EngineError::validation("location", format!("{location} is not a configured warehouse")));
@@ -401,7 +420,7 @@ impl ShardState {
                 .with_locations(|stocks| allocate(stocks, *q, placement.location_of(sku), placement, &self.warehouses));
             match chosen {
                 Ok(chosen) => allocations.extend(chosen.into_iter().map(|(location, quantity)| Allocation {
-                    sku: sku.clone(),
+                    sku: item.sku.clone(),
                     location,
                     quantity,
                     committed: 0,
@@ -413,7 +432,7 @@ impl ShardState {
             return Err(EngineError::InsufficientInventory { items: short });
         }
         for (sku, _) in lines {
-            let item = self.items.get_mut(sku).expect("checked above");
+            let item = self.items.get_mut(sku).map(Box::as_mut).expect("checked above");
             let before = item.available();
             for a in allocations.iter().filter(|a| &a.sku == sku) {
                 let i = item.index_of(&a.location).expect("allocated from the item's locations");
@@ -423,16 +442,16 @@ impl ShardState {
             alerts_for(item, before, alerts);
         }
         self.holds
-            .insert(reservation_id.to_owned(), Hold { order_id: order_id.clone(), allocations: allocations.clone() });
+            .insert(reservation_id, Hold { order_id: order_id.clone(), allocations: allocations.as_slice().into() });
         Ok(Outcome::Placed { allocations, changed: true })
     }
 
-    pub(super) fn release_hold(&mut self, reservation_id: &str, now: Millis) -> Outcome {
-        let Some(hold) = self.holds.remove(reservation_id) else {
+    pub(super) fn release_hold(&mut self, reservation_id: ReservationId, now: Millis) -> Outcome {
+        let Some(hold) = self.holds.remove(&reservation_id) else {
             return Outcome::Holds { changed: false };
         };
         for a in &hold.allocations {
-            let item = self.items.get_mut(&a.sku).expect("held items cannot be deleted");
+            let item = self.items.get_mut(&a.sku).map(Box::as_mut).expect("held items cannot be deleted");
             let i = item.index_of(&a.location).expect("held locations cannot be removed");
             item.unreserve_at(i, a.quantity);
             item.touch(now);
@@ -440,8 +459,13 @@ impl ShardState {
         Outcome::Holds { changed: true }
     }
 
-    pub(super) fn commit_hold(&mut self, reservation_id: &str, committed: &[(Sku, u64)], now: Millis) -> Outcome {
-        let Some(hold) = self.holds.remove(reservation_id) else {
+    pub(super) fn commit_hold(
+        &mut self,
+        reservation_id: ReservationId,
+        committed: &[(Sku, u64)],
+        now: Millis,
+    ) -> Outcome {
+        let Some(hold) = self.holds.remove(&reservation_id) else {
             return Outcome::Holds { changed: false };
         };
         let mut done: Vec<&Sku> = Vec::new();
@@ -454,7 +478,7 @@ impl ShardState {
             let held = hold.allocations.iter().filter(|a| &a.sku == sku);
             let total: u64 = held.clone().map(|a| a.quantity).sum();
             let c = committed.iter().find(|(s, _)| s == sku).map_or(total, |(_, c)| *c).min(total);
-            let item = self.items.get_mut(sku).expect("held items cannot be deleted");
+            let item = self.items.get_mut(sku).map(Box::as_mut).expect("held items cannot be deleted");
             for (a, sold) in held.clone().zip(committed_per_allocation(held, c)) {
                 let i = item.index_of(&a.location).expect("held locations cannot be removed");
                 item.sell_at(i, a.quantity, sold);

@@ -388,7 +388,10 @@ async fn confirm(engine: &Engine, incoming: &Incoming, position: String) -> Resu
     match engine.get_reservation(key.clone()).await {
         Ok(r) if r.status == ReservationStatus::Committed => {
             // Already committed: no WAL record will say so again; answer directly.
-            return Ok(Handled::Answer(answer("inventory.confirmed", base(r.order_id.as_str(), &r.reservation_id))));
+            return Ok(Handled::Answer(answer(
+                "inventory.confirmed",
+                base(r.order_id.as_str(), &r.reservation_id.to_string()),
+            )));
         }
         Ok(_) => {}
         Err(e) if retryable(&e) => return Err(e.into()),

@@ -192,7 +192,7 @@ impl Builder {
     fn released(&mut self, r: &Reservation) {
         let reason = match r.status {
             ReservationStatus::Expired => "EXPIRED".to_owned(),
-            _ => r.release_reason.clone().unwrap_or_else(|| "RELEASED".to_owned()),
+            _ => r.release_reason.as_deref().unwrap_or("RELEASED").to_owned(),
         };
         self.reservation("inventory.released", r, Some(&reason));
     }

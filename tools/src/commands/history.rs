@@ -14,6 +14,7 @@ use std::collections::{HashMap, HashSet};
 use std::process::ExitCode;
 use stockd_engine::reservation::shard_of_reservation_id;
 use stockd_engine::routing::shard_of_sku;
+use stockd_engine::ReservationId;
 use stockd_engine::{Command, Item, Outcome, ReservationKey, ReservationStatus};
 
 use super::replay::{apply, replay_shard};
@@ -75,7 +76,10 @@ pub fn run(args: &HistoryArgs) -> Result<ExitCode, Error> {
     let mut rows: Vec<Row> = Vec::new();
     replay_shard(shard, choose_start(shard, StartAt::Earliest)?, None, &progress, |rec, state| {
         let before = state.item(sku).cloned();
-        let (hold_order, hold_qty) = match super::reservation_id_of(&rec.command).and_then(|id| state.hold(id)) {
+        let (hold_order, hold_qty) = match super::reservation_id_of(&rec.command)
+            .and_then(|id| ReservationId::parse(&id))
+            .and_then(|id| state.hold(id))
+        {
             Some(h) => (Some(h.order_id.to_string()), h.quantity_of(sku)),
             None => (None, 0),
         };
@@ -88,7 +92,7 @@ pub fn run(args: &HistoryArgs) -> Result<ExitCode, Error> {
         if fig(&before) == fig(&after) && !(names_sku && applied.changed) {
             return Ok(());
         }
-        let rid = super::reservation_id_of(&rec.command).map(str::to_string);
+        let rid = super::reservation_id_of(&rec.command);
         let mut row = Row {
             time: rec.now,
             lsn: rec.lsn,
@@ -143,7 +147,7 @@ pub fn run(args: &HistoryArgs) -> Result<ExitCode, Error> {
                 match shard_of_reservation_id(&id).filter(|h| *h < n) {
                     Some(h) if h == rec.shard => {
                         if let Some(r) = state.reservation(&ReservationKey::Id(id)) {
-                            label(&mut row, r.status, r.release_reason.clone());
+                            label(&mut row, r.status, r.release_reason.as_deref().map(str::to_owned));
                         }
                     }
                     other => row.resolve = other,
@@ -173,7 +177,7 @@ pub fn run(args: &HistoryArgs) -> Result<ExitCode, Error> {
                 if row.reservation.is_none() {
                     if let Some(o) = row.order.as_ref().and_then(|o| stockd_engine::OrderId::parse(o, "o").ok()) {
                         row.reservation =
-                            state.reservation(&ReservationKey::Order(o)).map(|r| r.reservation_id.clone());
+                            state.reservation(&ReservationKey::Order(o)).map(|r| r.reservation_id.to_string());
                     }
                 }
             }
@@ -191,8 +195,11 @@ pub fn run(args: &HistoryArgs) -> Result<ExitCode, Error> {
         replay_shard(shard, choose_start(shard, StartAt::Earliest)?, None, &progress, |rec, state| {
             let applied = apply(rec, state)?;
             let mut note = |r: &stockd_engine::Reservation| {
-                if r.status.is_finished() && wanted.contains(&r.reservation_id) {
-                    finals.insert(r.reservation_id.clone(), (r.status, r.release_reason.clone()));
+                if r.status.is_finished() && wanted.contains(&r.reservation_id.to_string()) {
+                    finals.insert(
+                        r.reservation_id.to_string(),
+                        (r.status, r.release_reason.as_deref().map(str::to_owned)),
+                    );
                 }
             };
             match &applied.outcome {

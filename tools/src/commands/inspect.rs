@@ -147,7 +147,7 @@ fn records(dd: &DataDir, args: &InspectArgs) -> Result<ExitCode, Error> {
         let rec = rec?;
         let c = &rec.command;
         if let stockd_engine::Command::PlaceHold { reservation_id, order_id, lines, .. } = c {
-            let e = known.entry(reservation_id.clone()).or_insert_with(|| (order_id.to_string(), Vec::new()));
+            let e = known.entry(reservation_id.to_string()).or_insert_with(|| (order_id.to_string(), Vec::new()));
             e.1.extend(lines.iter().map(|(s, _)| s.to_string()));
         }
         let in_range = |p: Option<Point>, after: bool| match p {
@@ -162,7 +162,7 @@ fn records(dd: &DataDir, args: &InspectArgs) -> Result<ExitCode, Error> {
             continue;
         }
         let rid = reservation_id_of(c);
-        let learned = rid.and_then(|id| known.get(id));
+        let learned = rid.as_deref().and_then(|id| known.get(id));
         let mut skus: Vec<String> = skus_of(c).iter().map(|s| s.to_string()).collect();
         if let stockd_engine::Command::ActivateReservation { allocations, .. } = c {
             // Allocations name every SKU of the reservation (its PLACE_HOLDs on other

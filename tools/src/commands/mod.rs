@@ -58,19 +58,20 @@ fn skus_ref(command: &Command) -> Option<Vec<&Sku>> {
     })
 }
 
-/// The reservation id a command names directly.
-pub fn reservation_id_of(command: &Command) -> Option<&str> {
+/// The reservation id a command names directly (as text: a `ReservationKey::Id` is the
+/// client's text, which need not be a valid id).
+pub fn reservation_id_of(command: &Command) -> Option<String> {
     match command {
         Command::PlaceHold { reservation_id, .. }
         | Command::ActivateReservation { reservation_id, .. }
         | Command::AbortReservation { reservation_id }
         | Command::ReleaseHold { reservation_id }
-        | Command::CommitHold { reservation_id, .. } => Some(reservation_id),
+        | Command::CommitHold { reservation_id, .. } => Some(reservation_id.to_string()),
         Command::CommitReservation { key, .. }
         | Command::ReleaseReservation { key, .. }
         | Command::ExtendReservation { key, .. }
         | Command::ExpireReservation { key } => match key {
-            ReservationKey::Id(id) => Some(id),
+            ReservationKey::Id(id) => Some(id.clone()),
             ReservationKey::Order(_) => None,
         },
         _ => None,

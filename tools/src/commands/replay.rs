@@ -120,7 +120,7 @@ pub fn run(args: &ReplayArgs) -> Result<ExitCode, Error> {
         .filter(|(_, r)| matches!(r.status, ReservationStatus::Active | ReservationStatus::Pending))
         .filter(|(_, r)| r.lines.iter().any(|l| want(&l.sku)))
         .collect();
-    reservations.sort_by(|a, b| a.1.reservation_id.cmp(&b.1.reservation_id));
+    reservations.sort_by_key(|(_, r)| r.reservation_id); // id order is the ids' text order
 
     let mut out: Box<dyn Write> = match &args.out {
         Some(p) => Box::new(std::io::BufWriter::new(

@@ -20,7 +20,7 @@ use std::path::Path;
 type Final = (ReservationStatus, Option<String>);
 
 fn final_of(r: &Reservation) -> Final {
-    (r.status, r.release_reason.clone())
+    (r.status, r.release_reason.as_deref().map(str::to_owned))
 }
 
 /// Labels the rows of `rows` that wait on a header (`Row::resolve`).
@@ -72,8 +72,8 @@ fn replay_home(
     let mut follower = WalFollower::open(&shard_dir(dir, home), home, 0)?;
     // Finished before the snapshot the replay starts from.
     for r in follower.state().reservations().filter(|r| r.status.is_finished()) {
-        if ids.remove(&r.reservation_id) {
-            found.insert(r.reservation_id.clone(), final_of(r));
+        if ids.remove(&r.reservation_id.to_string()) {
+            found.insert(r.reservation_id.to_string(), final_of(r));
         }
     }
     if !ids.is_empty() {
@@ -84,8 +84,8 @@ fn replay_home(
             |(), record, _| {
                 let aborted = matches!(record.command, Command::AbortReservation { .. });
                 let mut note = |r: &Reservation| {
-                    if (r.status.is_finished() || aborted) && ids.remove(&r.reservation_id) {
-                        found.insert(r.reservation_id.clone(), final_of(r));
+                    if (r.status.is_finished() || aborted) && ids.remove(&r.reservation_id.to_string()) {
+                        found.insert(r.reservation_id.to_string(), final_of(r));
                     }
                 };
                 match &record.applied.outcome {

@@ -12,7 +12,8 @@ use super::{Figures, HistoryEntry, LocationChange};
 use crate::command::{AdjustReason, Command, Outcome};
 use crate::durable::follower::FollowedRecord;
 use crate::location::LocationStock;
-use crate::reservation::{Reservation, ReservationKey, ReservationStatus};
+use crate::reservation::{Reservation, ReservationStatus};
+use crate::reservation_id::ReservationId;
 use crate::shard_state::ShardState;
 use crate::sku::Sku;
 use crate::Millis;
@@ -24,14 +25,14 @@ pub(super) struct Before {
     /// The orderId of the hold a CommitHold / ReleaseHold settles.
     hold_order: Option<String>,
     /// ExpireDue: the one due reservation holding stock on this shard, if exactly one.
-    due_hold: Option<String>,
+    due_hold: Option<ReservationId>,
 }
 
 impl Before {
     pub(super) fn take(sku: &Sku, now: Millis, command: &Command, state: &ShardState) -> Before {
         let hold_order = match command {
             Command::CommitHold { reservation_id, .. } | Command::ReleaseHold { reservation_id } => {
-                state.hold(reservation_id).map(|h| h.order_id.to_string())
+                state.hold(*reservation_id).map(|h| h.order_id.to_string())
             }
             _ => None,
         };
@@ -43,7 +44,7 @@ impl Before {
                     .take_while(|(deadline, _)| *deadline <= now)
                     .filter(|(_, id)| state.holds.contains_key(id));
                 match (due.next(), due.next()) {
-                    (Some((_, id)), None) => Some(id.clone()),
+                    (Some((_, id)), None) => Some(*id),
                     _ => None,
                 }
             }
@@ -133,7 +134,7 @@ fn confirm(e: &mut HistoryEntry, b: Figures, a: Figures) {
 
 fn ids_of(e: &mut HistoryEntry, r: &Reservation) {
     e.order_id = Some(r.order_id.to_string());
-    e.reservation_id = Some(r.reservation_id.clone());
+    e.reservation_id = Some(r.reservation_id.to_string());
 }
 
 /// The row `record` makes in `sku`'s history, if any. `state` is the shard state just
@@ -201,22 +202,22 @@ pub(super) fn derive(
             e.kind = "RESERVE";
             e.quantity = reserved;
             e.order_id = Some(order_id.to_string());
-            e.reservation_id = Some(reservation_id.clone());
+            e.reservation_id = Some(reservation_id.to_string());
         }
         Command::CommitHold { reservation_id, .. } => {
             confirm(&mut e, b, a);
             e.order_id = before.hold_order;
-            e.reservation_id = Some(reservation_id.clone());
+            e.reservation_id = Some(reservation_id.to_string());
         }
         Command::ReleaseHold { reservation_id } => {
             e.kind = "RELEASE";
             e.quantity = -reserved;
             e.order_id = before.hold_order;
-            e.reservation_id = Some(reservation_id.clone());
+            e.reservation_id = Some(reservation_id.to_string());
             // The header decides RELEASE or EXPIRE. On this shard it is in `state`
             // (still PENDING when a failed reserve is rolled back); elsewhere it is
             // looked up once the page is known.
-            let here = state.reservation(&ReservationKey::Id(reservation_id.clone()));
+            let here = state.reservation_by_id(*reservation_id);
             resolve = !here.is_some_and(|r| label(&mut e, r.status, r.release_reason.as_deref()));
         }
         // Steps of a reservation whose header is on this shard: typed by the status
