@@ -32,6 +32,11 @@ impl Sku {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Whether both share one text (not merely equal text).
+    pub fn shares_text_with(&self, other: &Sku) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 impl fmt::Debug for Sku {
@@ -68,6 +73,11 @@ impl OrderId {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// Whether both share one text (not merely equal text).
+    pub fn shares_text_with(&self, other: &OrderId) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
     }
 }
 

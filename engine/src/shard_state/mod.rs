@@ -236,6 +236,40 @@ impl ShardState {
         self.deadlines.len()
     }
 
+    /// Makes headers and holds share text again after a snapshot was decoded (serde
+    /// gives every copy its own allocation): SKUs with the item's, a header's orderId
+    /// with its index entry, a hold's orderId with its local header. Only memory
+    /// changes; the state compares equal before and after.
+    pub(crate) fn share_text(&mut self) {
+        let items = &self.items;
+        let shared = |sku: &Sku| items.get(sku).map_or_else(|| sku.clone(), |item| item.sku.clone());
+        for (order, id) in &self.by_order {
+            if let Some(header) = self.reservations.get_mut(id) {
+                if header.order_id == *order {
+                    header.order_id = order.clone();
+                }
+            }
+        }
+        for header in self.reservations.values_mut() {
+            for line in header.lines.iter_mut() {
+                line.sku = shared(&line.sku);
+            }
+            for a in header.allocations.iter_mut() {
+                a.sku = shared(&a.sku);
+            }
+        }
+        for (id, hold) in self.holds.iter_mut() {
+            if let Some(header) = self.reservations.get(id) {
+                if header.order_id == hold.order_id {
+                    hold.order_id = header.order_id.clone();
+                }
+            }
+            for a in hold.allocations.iter_mut() {
+                a.sku = shared(&a.sku);
+            }
+        }
+    }
+
     /// Entries the state holds (items, reservation headers, holds, remembered
     /// adjustment keys): what a snapshot's size and cost grow with.
     pub fn entry_count(&self) -> usize {
