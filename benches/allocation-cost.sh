@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 n="${1:-20000}"
 cargo build --release -q -p stockd-benches --example allocation_cost
-bin=target/release/examples/allocation_cost
+bin="${CARGO_TARGET_DIR:-target}/release/examples/allocation_cost"
 count() { valgrind --tool=callgrind --callgrind-out-file=/dev/null "$bin" "$@" 2>&1 | sed -n 's/.*Collected : \([0-9]*\).*/\1/p'; }
 printf '%-22s %12s %8s\n' case instr/reserve ratio
 base=""
