@@ -94,7 +94,13 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
     state.allocation = args.allocation.strategy();
     let kafka = match args.kafka.kafka_brokers.as_deref().map(str::trim).filter(|b| !b.is_empty()) {
         Some(brokers) => {
-            let k = kafka::Kafka::start(&args.kafka, brokers, engine.clone(), args.data_dir.clone())?;
+            let k = kafka::Kafka::start(
+                &args.kafka,
+                brokers,
+                engine.clone(),
+                args.data_dir.clone(),
+                args.allocation.strategy(),
+            )?;
             tracing::info!(brokers, "kafka front started");
             state.kafka = Some(k.status.clone());
             Some(k)

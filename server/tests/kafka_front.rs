@@ -463,14 +463,24 @@ fn locations_in_orders_and_in_published_events() {
     wait_for(60, "o-loc-1 reserved", || (item(&server, "W-2")["reserved"] == 2).then_some(()));
     broker.produce_json("payment.completed", "o-loc-1", &json!({"orderId": "o-loc-1"}));
     wait_for(60, "o-loc-1 committed", || (item(&server, "W-1")["sold"] == 3).then_some(()));
-    let dlq = wait_for(30, "two DLQ messages", || {
+    // W-1 now has 6 available at wh-sp-001 (priority 1), 3 at wh-pr-001 (priority 1);
+    // stock 20 at wh-rj-001 (priority 2): by the order's strategy, most-available
+    // takes wh-rj-001 where priority (the server's default) would take wh-sp-001.
+    // An unknown strategy is dead-lettered.
+    assert_ok(server.put("/api/v1/inventory/items/W-1/locations/wh-rj-001", r#"{"onHand": 20}"#), 200);
+    let most = json!({"orderId": "o-loc-4", "allocation": "most-available", "items": [{"sku": "W-1", "quantity": 2}]});
+    broker.produce_json("order.created", "o-loc-4", &most);
+    let cheapest = json!({"orderId": "o-loc-5", "allocation": "cheapest", "items": [{"sku": "W-1", "quantity": 1}]});
+    broker.produce_json("order.created", "o-loc-5", &cheapest);
+    wait_for(60, "o-loc-4 reserved", || (item(&server, "W-1")["reserved"] == 2).then_some(()));
+    let dlq = wait_for(30, "three DLQ messages", || {
         let got = read_topic(&broker.servers, "stockd.dlq");
-        (got.len() >= 2).then_some(got)
+        (got.len() >= 3).then_some(got)
     });
-    for d in &dlq {
-        let error = d.headers.get("dlq.error").cloned().unwrap_or_default();
-        assert!(error.contains("VALIDATION_ERROR") && error.contains("location"), "{error}");
-    }
+    let errors: Vec<String> = dlq.iter().map(|d| d.headers.get("dlq.error").cloned().unwrap_or_default()).collect();
+    let location_errors = errors.iter().filter(|e| e.contains("VALIDATION_ERROR") && e.contains("location")).count();
+    assert_eq!(location_errors, 2, "{errors:?}");
+    assert!(errors.iter().any(|e| e.contains("allocation") && e.contains("cheapest")), "{errors:?}");
     wait_published(&server);
 
     let allocations = |e: &Value, sku: &str| {
@@ -484,6 +494,14 @@ fn locations_in_orders_and_in_published_events() {
     assert_eq!(reserved.len(), 1, "{reserved:?}");
     assert_eq!(allocations(&reserved[0], "W-1"), json!([{"location": "wh-pr-001", "quantity": 3, "committed": 0}]));
     assert_eq!(allocations(&reserved[0], "W-2"), json!([{"location": "wh-rj-001", "quantity": 2, "committed": 0}]));
+    let by_most_available: Vec<Value> = events(&broker.servers, "inventory.reserved")
+        .into_iter()
+        .filter(|e| e["data"]["orderId"] == "o-loc-4")
+        .collect();
+    assert_eq!(
+        allocations(&by_most_available[0], "W-1"),
+        json!([{"location": "wh-rj-001", "quantity": 2, "committed": 0}])
+    );
     let confirmed: Vec<Value> = events(&broker.servers, "inventory.confirmed")
         .into_iter()
         .filter(|e| e["data"]["orderId"] == "o-loc-1")

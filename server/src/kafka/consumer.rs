@@ -22,8 +22,9 @@
 //!   directly when it was committed already).
 //! - An order's lines may name their location (`location`, or seed 004's
 //!   `warehouseId` / `warehouse_id`) and the order its delivery `region`: they become
-//!   the reservation's [`Placement`] (strategy: warehouse priority). A bad location or
-//!   region, or a warehouse the table does not list, is dead-lettered.
+//!   the reservation's [`Placement`], with the order's `allocation` strategy if it
+//!   names one (else the server's `--allocation`). A bad location, region or
+//!   strategy, or a warehouse the table does not list, is dead-lettered.
 
 use super::events::{reservation_failed, Action, EventMap, OutEvent};
 use super::incoming::{parse_message, sku_of, Incoming};
@@ -53,6 +54,8 @@ pub struct ConsumerConfig {
     pub status: Arc<KafkaStatus>,
     pub stop: Arc<AtomicBool>,
     pub stop_notify: Arc<tokio::sync::Notify>,
+    /// The strategy of an order that names none (the server's `--allocation`).
+    pub allocation: AllocationStrategy,
 }
 
 /// What handling a message came to.
@@ -273,7 +276,7 @@ async fn handle(cfg: &ConsumerConfig, msg: &OwnedMessage) -> Result<Handled, Eng
     };
     let position = format!("kafka-{}-{}-{}", msg.topic(), msg.partition(), msg.offset());
     let result = match action {
-        Action::Reserve => reserve(&cfg.engine, &incoming, position).await,
+        Action::Reserve => reserve(&cfg.engine, &incoming, position, cfg.allocation).await,
         Action::Commit => commit(&cfg.engine, &incoming).await,
         Action::Confirm => confirm(&cfg.engine, &incoming, position).await,
         Action::Cancel => release(&cfg.engine, &incoming, "CANCELLED").await,
@@ -334,14 +337,20 @@ fn line_location(i: usize, location: Option<&str>) -> Result<Option<LocationId>,
     Ok(Some(LocationId::parse(l, &format!("items[{i}].location"))?))
 }
 
-async fn reserve(engine: &Engine, incoming: &Incoming, position: String) -> Result<Handled, Failure> {
+async fn reserve(
+    engine: &Engine,
+    incoming: &Incoming,
+    position: String,
+    default_strategy: AllocationStrategy,
+) -> Result<Handled, Failure> {
     let order = incoming.order_id()?;
     let order_id = OrderId::parse(&order, "orderId")?;
     let mut lines = Vec::new();
     // Lines that name their location take it from there only; the others are
-    // allocated by warehouse priority, the delivery region's warehouses first.
-    let mut placement =
-        Placement { strategy: AllocationStrategy::Priority, region: incoming.region()?, locations: Vec::new() };
+    // allocated by the message's strategy (else the server's), the delivery region's
+    // warehouses first.
+    let strategy = incoming.allocation()?.unwrap_or(default_strategy);
+    let mut placement = Placement { strategy, region: incoming.region()?, locations: Vec::new() };
     for (i, l) in incoming.lines()?.into_iter().enumerate() {
         let sku = Sku::parse(&l.sku, &format!("items[{i}].sku"))?;
         if let Some(location) = line_location(i, l.location.as_deref())? {

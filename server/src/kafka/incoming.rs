@@ -3,6 +3,7 @@
 //! from) and delivery region. Errors are plain text for the dead-letter topic.
 
 use serde_json::Value;
+use stockd_engine::location::AllocationStrategy;
 
 /// Fields naming the location (warehouse) of an order line: stockd's `location`, and
 /// seed 004's `warehouseId` / `warehouse_id`.
@@ -119,6 +120,18 @@ impl Incoming {
     /// The delivery region (`region`), when the message names one.
     pub fn region(&self) -> Result<Option<String>, String> {
         optional_str(&self.data, &["region"], "region")
+    }
+
+    /// The allocation strategy (`allocation`, alias `allocationStrategy`), when the
+    /// message names one: priority, most-available or single-location-only.
+    pub fn allocation(&self) -> Result<Option<AllocationStrategy>, String> {
+        let Some(name) = optional_str(&self.data, &["allocation", "allocationStrategy"], "allocation")? else {
+            return Ok(None);
+        };
+        AllocationStrategy::parse(&name).map(Some).ok_or_else(|| {
+            let all: Vec<&str> = AllocationStrategy::ALL.iter().map(|a| a.as_str()).collect();
+            format!("allocation: must be one of {}; got {name:?}", all.join(", "))
+        })
     }
 }
 

@@ -153,8 +153,15 @@ pub(crate) fn producer_config(brokers: &str) -> rdkafka::ClientConfig {
 
 impl Kafka {
     /// Starts the consumer and the publishers `args` ask for. `data_dir` holds the
-    /// shards' WAL (read by the publishers) and the outbox offsets file.
-    pub fn start(args: &KafkaArgs, brokers: &str, engine: Engine, data_dir: PathBuf) -> Result<Kafka, String> {
+    /// shards' WAL (read by the publishers) and the outbox offsets file; `allocation`
+    /// is the strategy of a consumed order that names none (`--allocation`).
+    pub fn start(
+        args: &KafkaArgs,
+        brokers: &str,
+        engine: Engine,
+        data_dir: PathBuf,
+        allocation: stockd_engine::location::AllocationStrategy,
+    ) -> Result<Kafka, String> {
         let map = events::EventMap::with_overrides(&args.kafka_map)?;
         let producer: rdkafka::producer::FutureProducer =
             producer_config(brokers).create().map_err(|e| format!("kafka producer: {e}"))?;
@@ -198,6 +205,7 @@ impl Kafka {
                 status: status.clone(),
                 stop: stop.clone(),
                 stop_notify: stop_notify.clone(),
+                allocation,
             })?;
             tasks.push(handle);
         }
