@@ -61,8 +61,9 @@ pub static INVARIANT_VIOLATIONS: AtomicU64 = AtomicU64::new(0);
 
 #[derive(Default)]
 pub struct Metrics {
-    /// (method, route template, status) → count.
-    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
+    /// method → route template → status → count. Nested so that counting a request
+    /// allocates nothing once its route was seen.
+    requests: Mutex<RequestCounts>,
     pub reserve_latency: Histogram,
     pub reservations_created: AtomicU64,
     pub reservations_committed: AtomicU64,
@@ -82,8 +83,14 @@ impl Metrics {
         }
     }
 
-    fn record(&self, method: &str, route: &str, status: u16) {
-        *self.requests.lock().entry((method.to_owned(), route.to_owned(), status)).or_insert(0) += 1;
+    fn record(&self, method: &'static str, route: &str, status: u16) {
+        let mut requests = self.requests.lock();
+        let routes = requests.entry(method).or_default();
+        let statuses = match routes.get_mut(route) {
+            Some(statuses) => statuses,
+            None => routes.entry(route.to_owned()).or_default(),
+        };
+        *statuses.entry(status).or_insert(0) += 1;
     }
 
     pub fn render(&self, engine: &Engine) -> String {
@@ -91,8 +98,13 @@ impl Metrics {
         let o = &mut out;
         let _ = writeln!(o, "# HELP stockd_http_requests_total HTTP requests by method, route and status.");
         let _ = writeln!(o, "# TYPE stockd_http_requests_total counter");
-        for ((m, r, s), n) in self.requests.lock().iter() {
-            let _ = writeln!(o, "stockd_http_requests_total{{method=\"{m}\",route=\"{r}\",status=\"{s}\"}} {n}");
+        for (m, routes) in self.requests.lock().iter() {
+            for (r, statuses) in routes {
+                for (s, n) in statuses {
+                    let _ =
+                        writeln!(o, "stockd_http_requests_total{{method=\"{m}\",route=\"{r}\",status=\"{s}\"}} {n}");
+                }
+            }
         }
         let _ = writeln!(o, "# HELP stockd_reserve_duration_seconds Latency of POST /reserve.");
         let _ = writeln!(o, "# TYPE stockd_reserve_duration_seconds histogram");
@@ -187,11 +199,33 @@ impl Metrics {
 
 /// Middleware: counts every request by method, route template and status.
 pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_owned();
-    let method = req.method().as_str().to_owned();
+    // A clone of the matched path is a reference count, not a copy of the text.
+    let matched = req.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map_or("unmatched", |p| p.as_str());
+    let method = method_name(req.method());
     let started = Instant::now();
     let resp = next.run(req).await;
-    state.metrics.record(&method, &route, resp.status().as_u16());
+    state.metrics.record(method, route, resp.status().as_u16());
     tracing::debug!(%method, %route, status = resp.status().as_u16(), micros = started.elapsed().as_micros() as u64, "request");
     resp
+}
+
+type RequestCounts = BTreeMap<&'static str, BTreeMap<String, BTreeMap<u16, u64>>>;
+
+/// A method's name for the request counter: the standard ones, else `OTHER` (so a
+/// client cannot grow the counter table with made-up methods).
+fn method_name(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
+        _ => "OTHER",
+    }
 }
