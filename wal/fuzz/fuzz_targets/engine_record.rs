@@ -22,6 +22,8 @@ fn populated_state() -> ShardState {
             low_stock_threshold: None,
             max_per_order: None,
             expected_version: None,
+            location: None,
+            incoming: None,
         });
     }
     apply(Command::AdjustItem {
@@ -31,6 +33,7 @@ fn populated_state() -> ShardState {
         note: None,
         idempotency_key: Some("k1".into()),
         expected_version: None,
+        location: None,
     });
     for (o, q) in [("o1", 2), ("o2", 1)] {
         let opened = apply(Command::OpenReservation {
@@ -40,12 +43,14 @@ fn populated_state() -> ShardState {
             metadata: None,
         });
         let Outcome::Opened(r) = opened.outcome else { unreachable!() };
-        apply(Command::PlaceHold {
-            reservation_id: r.reservation_id.clone(),
+        let placed = apply(Command::PlaceHold {
+            reservation_id: r.reservation_id,
             order_id: order(o),
             lines: vec![(sku("a"), q)],
+            placement: Default::default(),
         });
-        apply(Command::ActivateReservation { reservation_id: r.reservation_id });
+        let Outcome::Placed { allocations, .. } = placed.outcome else { unreachable!() };
+        apply(Command::ActivateReservation { reservation_id: r.reservation_id, allocations });
     }
     apply(Command::CommitReservation { key: ReservationKey::Order(order("o2")), quantities: None });
     s
