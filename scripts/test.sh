@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Everything CI checks, in order: formatting, lints, the workspace's tests, the loom
-# models (release, loom's own cfg), and the benchmarks in smoke mode (each bench runs
-# once to prove it works; nothing is timed).
+# Everything CI checks, in order: formatting, lints, the workspace's tests, that the
+# fuzz targets compile, the loom models (release, loom's own cfg), and the benchmarks
+# in smoke mode (each bench runs once to prove it works; nothing is timed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 step() { printf '\n=== %s (%s)\n' "$1" "$(date +%T)"; }
@@ -12,6 +12,13 @@ step "clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 step "tests"
 cargo test --workspace --locked
+step "fuzz targets compile"
+# Each fuzz crate is its own workspace (cargo-fuzz runs them on nightly, FUZZING.md);
+# checked here so they cannot rot unseen.
+for crate in wal/fuzz snapshots/fuzz server/fuzz; do
+  CARGO_PROFILE_DEV_DEBUG=0 cargo check --manifest-path "$crate/Cargo.toml" --bins --locked \
+    --target-dir target/fuzz-check
+done
 step "loom models"
 RUSTFLAGS="--cfg stockd_loom" LOOM_MAX_PREEMPTIONS=2 CARGO_PROFILE_RELEASE_DEBUG=0 \
   cargo test -p stockd-loom-tests --release --locked --target-dir target/loom
