@@ -196,7 +196,7 @@ fn allocation_strategies_region_and_named_locations() {
         400,
         "VALIDATION_ERROR",
     );
-    assert_eq!(d["field"], "location", "not a configured warehouse: {d}");
+    assert_eq!(d["field"], "items[0].location", "not a configured warehouse: {d}");
 
     // check-availability: per location, and at a named location.
     let check = assert_ok(
@@ -368,6 +368,26 @@ fn a_restart_keeps_locations_warehouses_and_allocations() {
     stock(&s, "R2", &[("wh-pr-001", 3), ("wh-rj-001", 10)]);
     assert_eq!(reserve(&s, "r-3", "R2", 2, ""), [a("wh-rj-001", 2, 0)], "priority would take pr");
     assert_eq!(reserve(&s, "r-4", "R", 2, ""), [a("wh-rj-001", 2, 0)], "rj 23 beats sp 2");
+}
+
+#[test]
+fn a_location_the_table_dropped_still_sells_its_stock() {
+    let conf = tempfile::tempdir().unwrap();
+    let file = seed_file(conf.path());
+    let data = tempfile::tempdir().unwrap();
+    // No table yet: any location id is accepted.
+    let s = Server::start_on(data.path(), &[]);
+    stock(&s, "OLD", &[("wh-old", 4)]);
+    assert_eq!(s.stop(), Some(0));
+    // The table now lists seed 004's warehouses only.
+    let s = Server::start_on(data.path(), &["--warehouses", file.to_str().unwrap()]);
+    let named = |order: &str, location: &str| {
+        format!(r#"{{"orderId":"{order}","items":[{{"sku":"OLD","quantity":1,"location":"{location}"}}]}}"#)
+    };
+    let data = assert_ok(s.post(&format!("{INV}/reserve"), &named("old-1", "wh-old")), 201);
+    assert_eq!(allocs(&data["items"][0]), [a("wh-old", 1, 0)]);
+    let d = assert_error(s.post(&format!("{INV}/reserve"), &named("old-2", "wh-gone")), 400, "VALIDATION_ERROR");
+    assert_eq!(d["field"], "items[0].location", "{d}");
 }
 
 #[test]
