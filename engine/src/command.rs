@@ -257,10 +257,13 @@ pub enum Query {
     GetItem {
         sku: Sku,
     },
-    /// Items with sku > `after`, in sku order, at most `limit`.
+    /// Items with sku > `after` that pass `filter`, in sku order: at most `limit`, and
+    /// looking at no more than `scan_budget` items.
     ListItems {
         after: Option<Sku>,
         limit: usize,
+        filter: StockFilter,
+        scan_budget: usize,
     },
     Availability {
         lines: Vec<(Sku, u64)>,
@@ -274,12 +277,38 @@ pub enum Query {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum QueryResult {
     Item(Item),
-    Items(Vec<Item>),
+    /// A listing's matches, and the last SKU looked at when the scan budget ran out
+    /// first (the listing must not go past it on this page).
+    Items {
+        items: Vec<Item>,
+        stopped_at: Option<Sku>,
+    },
     /// Per line: the units available now (0 when the item does not exist) and
     /// whether the item exists.
     Availability(Vec<LineAvailability>),
     Reservation(Reservation),
     Warehouses(Vec<Warehouse>),
+}
+
+/// Which items a listing returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StockFilter {
+    #[default]
+    All,
+    /// available ≤ lowStockThreshold (out-of-stock items included).
+    Low,
+    /// available = 0.
+    Out,
+}
+
+impl StockFilter {
+    pub fn matches(self, item: &Item) -> bool {
+        match self {
+            StockFilter::All => true,
+            StockFilter::Low => item.is_low_stock(),
+            StockFilter::Out => item.available() == 0,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -38,5 +38,9 @@ pub const MAX_BATCH: usize = 4_096;
 pub const MAX_SHARDS: usize = 256;
 /// Largest page of a listing.
 pub const MAX_PAGE: usize = 1_000;
+/// Most items one shard looks at for one page of a filtered listing (low or out of
+/// stock): a page with few matches stops there and hands back a cursor, so a
+/// listing never holds a shard thread for a full scan of a large catalogue.
+pub const MAX_ITEMS_SCANNED_PER_PAGE: usize = 65_536;
 /// Default retention of finished reservations and adjustment keys, seconds.
 pub const DEFAULT_RETENTION_SECS: u64 = 24 * 3600;

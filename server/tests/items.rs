@@ -79,6 +79,40 @@ fn list_is_paginated_by_cursor() {
 }
 
 #[test]
+fn list_filters_low_and_out_of_stock_items() {
+    let s = start();
+    // available ≤ threshold is low; available 0 is out (and low).
+    for (sku, body) in [
+        ("plenty", r#"{"onHand": 50, "lowStockThreshold": 5}"#),
+        ("low", r#"{"onHand": 3, "lowStockThreshold": 5}"#),
+        ("empty", r#"{"onHand": 0, "lowStockThreshold": 5}"#),
+        ("edge", r#"{"onHand": 5, "lowStockThreshold": 5}"#),
+    ] {
+        assert_ok(s.put(&format!("{ITEMS}/{sku}"), body), 201);
+    }
+    let skus = |query: &str| {
+        let page = assert_ok(s.get(&format!("{ITEMS}?{query}")), 200);
+        assert!(page["nextCursor"].is_null(), "{page}");
+        page["items"].as_array().unwrap().iter().map(|i| i["sku"].as_str().unwrap().to_owned()).collect::<Vec<_>>()
+    };
+    assert_eq!(skus("stock=low"), ["edge", "empty", "low"]);
+    assert_eq!(skus("stock=out"), ["empty"]);
+    assert_eq!(skus("stock=all"), ["edge", "empty", "low", "plenty"]);
+    // Reserving the rest of "low" makes it out of stock.
+    let reserve = r#"{"orderId": "o-1", "items": [{"sku": "low", "quantity": 3}]}"#;
+    assert_ok(s.post("/api/v1/inventory/reserve", reserve), 201);
+    assert_eq!(skus("stock=out"), ["empty", "low"]);
+    // Pages of one, following nextCursor.
+    let page = assert_ok(s.get(&format!("{ITEMS}?stock=low&limit=1")), 200);
+    assert_eq!(page["items"][0]["sku"], "edge");
+    assert_eq!(page["nextCursor"], "edge");
+    let page = assert_ok(s.get(&format!("{ITEMS}?stock=low&limit=1&cursor=edge")), 200);
+    assert_eq!(page["items"][0]["sku"], "empty");
+    let bad = assert_error(s.get(&format!("{ITEMS}?stock=scarce")), 400, "VALIDATION_ERROR");
+    assert_eq!(bad["field"], "stock", "{bad}");
+}
+
+#[test]
 fn adjust_and_its_errors() {
     let s = start();
     assert_ok(s.put(&format!("{ITEMS}/A"), r#"{"onHand": 10}"#), 201);

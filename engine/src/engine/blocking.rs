@@ -59,6 +59,15 @@ impl<'a> BlockingEngine<'a> {
         block_on(self.engine.list_items(after, limit))
     }
 
+    pub fn list_items_where(
+        &self,
+        after: Option<Sku>,
+        limit: usize,
+        filter: crate::command::StockFilter,
+    ) -> Result<crate::engine::ItemPage, EngineError> {
+        block_on(self.engine.list_items_where(after, limit, filter))
+    }
+
     pub fn check_availability(&self, lines: Vec<(Sku, u64)>) -> Result<Vec<LineAvailability>, EngineError> {
         block_on(self.engine.check_availability(lines))
     }

@@ -1,10 +1,12 @@
 //! Item operations of the `Engine`: each touches exactly one shard.
 
 use super::Engine;
-use crate::command::{AdjustReason, Command, LineAvailability, Outcome, Query, QueryResult};
+use crate::command::{AdjustReason, Command, LineAvailability, Outcome, Query, QueryResult, StockFilter};
 use crate::error::EngineError;
 use crate::item::{Item, StockAlert};
-use crate::limits::{MAX_IDEMPOTENCY_KEY_LEN, MAX_LINES, MAX_PAGE, MAX_QUANTITY, MAX_REASON_LEN};
+use crate::limits::{
+    MAX_IDEMPOTENCY_KEY_LEN, MAX_ITEMS_SCANNED_PER_PAGE, MAX_LINES, MAX_PAGE, MAX_QUANTITY, MAX_REASON_LEN,
+};
 use crate::location::LocationId;
 use crate::routing::shard_of_sku;
 use crate::sku::Sku;
@@ -175,19 +177,32 @@ impl Engine {
 
     /// Up to `limit` items with sku > `after`, in sku order, across all shards.
     pub async fn list_items(&self, after: Option<Sku>, limit: usize) -> Result<Vec<Item>, EngineError> {
+        Ok(self.list_items_where(after, limit, StockFilter::All).await?.items)
+    }
+
+    /// One page of the items with sku > `after` that pass `filter`, in sku order,
+    /// across all shards. A filtered page may hold fewer than `limit` items (each
+    /// shard looks at no more than `MAX_ITEMS_SCANNED_PER_PAGE` items per page) and
+    /// still have a `next_after`: listing is over only when `next_after` is `None`.
+    pub async fn list_items_where(
+        &self,
+        after: Option<Sku>,
+        limit: usize,
+        filter: StockFilter,
+    ) -> Result<ItemPage, EngineError> {
         if limit == 0 || limit > MAX_PAGE {
             return Err(EngineError::validation("limit", format!("must be 1 to {MAX_PAGE}")));
         }
-        let mut all = Vec::new();
+        let mut scans = Vec::with_capacity(self.shard_count());
         for shard in 0..self.shard_count() {
-            match self.query(shard, Query::ListItems { after: after.clone(), limit }).await? {
-                QueryResult::Items(items) => all.extend(items),
+            let query =
+                Query::ListItems { after: after.clone(), limit, filter, scan_budget: MAX_ITEMS_SCANNED_PER_PAGE };
+            match self.query(shard, query).await? {
+                QueryResult::Items { items, stopped_at } => scans.push((items, stopped_at)),
                 _ => return Err(EngineError::Unavailable { reason: "internal error: bad query answer".into() }),
             }
         }
-        all.sort_by(|a, b| a.sku.cmp(&b.sku));
-        all.truncate(limit);
-        Ok(all)
+        Ok(merge_item_scans(scans, limit))
     }
 
     /// Availability of each line now (no stock is held). Unknown SKUs are reported
@@ -212,5 +227,78 @@ impl Engine {
             }
         }
         Ok(out.into_iter().map(|a| a.expect("every line answered")).collect())
+    }
+}
+
+/// A page of a listing: the items, and where the next page starts (`None`: the
+/// listing is complete).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemPage {
+    pub items: Vec<Item>,
+    pub next_after: Option<Sku>,
+}
+
+/// Merges the shards' answers to one listing query into a page. A shard that ran out
+/// of scan budget stopped at some SKU; items past the lowest such SKU are left for the
+/// next page, since that shard has not looked there yet.
+fn merge_item_scans(scans: Vec<(Vec<Item>, Option<Sku>)>, limit: usize) -> ItemPage {
+    let cutoff = scans.iter().filter_map(|(_, stopped)| stopped.clone()).min();
+    let mut items: Vec<Item> = scans
+        .into_iter()
+        .flat_map(|(items, _)| items)
+        .filter(|i| cutoff.as_ref().is_none_or(|c| &i.sku <= c))
+        .collect();
+    items.sort_by(|a, b| a.sku.cmp(&b.sku));
+    let next_after = if items.len() >= limit {
+        items.truncate(limit);
+        items.last().map(|i| i.sku.clone())
+    } else {
+        cutoff
+    };
+    ItemPage { items, next_after }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(sku: &str) -> Item {
+        let set = Command::SetItem {
+            sku: Sku::parse(sku, "sku").unwrap(),
+            on_hand: 1,
+            low_stock_threshold: None,
+            max_per_order: None,
+            expected_version: None,
+            location: None,
+            incoming: None,
+        };
+        match crate::ShardState::new(0).apply(&set, 1_000).unwrap().outcome {
+            Outcome::Item { item, .. } => item,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn skus(page: &ItemPage) -> Vec<&str> {
+        page.items.iter().map(|i| i.sku.as_str()).collect()
+    }
+
+    #[test]
+    fn a_page_never_passes_a_shard_that_stopped_early() {
+        // Shard 0 looked only up to "c" (budget); shard 1 scanned to its end.
+        let scans = vec![(vec![item("a")], Some(Sku::parse("c", "sku").unwrap())), (vec![item("b"), item("d")], None)];
+        let page = merge_item_scans(scans, 10);
+        assert_eq!(skus(&page), ["a", "b"], "d waits until shard 0 has looked past c");
+        assert_eq!(page.next_after.as_ref().map(Sku::as_str), Some("c"));
+    }
+
+    #[test]
+    fn a_full_page_ends_at_its_last_item_and_a_finished_listing_has_no_cursor() {
+        let scans = vec![(vec![item("a"), item("c")], None), (vec![item("b"), item("d")], None)];
+        let page = merge_item_scans(scans.clone(), 3);
+        assert_eq!(skus(&page), ["a", "b", "c"]);
+        assert_eq!(page.next_after.as_ref().map(Sku::as_str), Some("c"));
+        let page = merge_item_scans(scans, 10);
+        assert_eq!(skus(&page), ["a", "b", "c", "d"]);
+        assert_eq!(page.next_after, None);
     }
 }

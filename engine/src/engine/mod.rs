@@ -10,7 +10,7 @@ mod items;
 mod reservations;
 
 pub use blocking::BlockingEngine;
-pub use items::{Adjust, ItemChange, SetItem, Transfer};
+pub use items::{Adjust, ItemChange, ItemPage, SetItem, Transfer};
 pub use reservations::{ReserveOutcome, ReserveRequest};
 
 use crate::clock::{Clock, SystemClock};

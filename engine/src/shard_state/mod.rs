@@ -158,12 +158,30 @@ impl ShardState {
                 .map(|i| Item::clone(i))
                 .map(QueryResult::Item)
                 .ok_or_else(|| EngineError::ItemNotFound { sku: sku.to_string() }),
-            Query::ListItems { after, limit } => {
+            Query::ListItems { after, limit, filter, scan_budget } => {
                 let range = match after {
                     Some(a) => self.items.range::<Sku, _>((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded)),
                     None => self.items.range::<Sku, _>(..),
                 };
-                Ok(QueryResult::Items(range.take(*limit).map(|(_, i)| Item::clone(i)).collect()))
+                debug_assert!(*scan_budget > 0, "a listing must be able to move forward");
+                let mut items = Vec::new();
+                let mut stopped_at = None;
+                let mut last_seen: Option<&Sku> = None;
+                for (scanned, (sku, item)) in range.enumerate() {
+                    if items.len() == *limit {
+                        break;
+                    }
+                    if scanned == *scan_budget {
+                        // The next page starts after the last item looked at.
+                        stopped_at = last_seen.cloned();
+                        break;
+                    }
+                    if filter.matches(item) {
+                        items.push(Item::clone(item));
+                    }
+                    last_seen = Some(sku);
+                }
+                Ok(QueryResult::Items { items, stopped_at })
             }
             Query::Availability { lines } => Ok(QueryResult::Availability(
                 lines

@@ -13,7 +13,7 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use stockd_engine::limits::MAX_PAGE;
-use stockd_engine::{Adjust, AdjustReason, Item, SetItem, Sku};
+use stockd_engine::{Adjust, AdjustReason, Item, SetItem, Sku, StockFilter};
 use utoipa::ToSchema;
 
 /// Body of `PUT /items/{sku}`.
@@ -153,7 +153,8 @@ pub async fn get_item(State(st): State<AppState>, PathParam(sku): PathParam) -> 
 
 #[utoipa::path(get, path = "/api/v1/inventory/items", tag = "items",
     params(("limit" = Option<u64>, Query, description = "page size, 1 to 1000, default 100"),
-        ("cursor" = Option<String>, Query, description = "nextCursor of the previous page")),
+        ("cursor" = Option<String>, Query, description = "nextCursor of the previous page"),
+        ("stock" = Option<String>, Query, description = "low: only items with available <= lowStockThreshold; out: only items with available 0. A filtered page may be short and still have a nextCursor: the listing ends when nextCursor is null")),
     responses((status = 200, body = ItemPage, description = "items in sku order"), (status = 400, description = "VALIDATION_ERROR")))]
 pub async fn list_items(
     State(st): State<AppState>,
@@ -165,9 +166,15 @@ pub async fn list_items(
         return Err(ApiError::validation("limit", format!("must be 1 to {MAX_PAGE}")));
     }
     let after = q.get("cursor").filter(|c| !c.is_empty()).map(|c| Sku::parse(c, "cursor")).transpose()?;
-    let items = st.engine.list_items(after, limit as usize).await?;
-    let next_cursor = (items.len() as u64 == limit).then(|| items.last().map(|i| i.sku.to_string())).flatten();
-    Ok(ok(StatusCode::OK, ItemPage { items: items.iter().map(ItemView::from).collect(), next_cursor }))
+    let filter = match q.get("stock").map(String::as_str) {
+        None | Some("") | Some("all") => StockFilter::All,
+        Some("low") => StockFilter::Low,
+        Some("out") => StockFilter::Out,
+        Some(other) => return Err(ApiError::validation("stock", format!("must be low, out or all; got {other:?}"))),
+    };
+    let page = st.engine.list_items_where(after, limit as usize, filter).await?;
+    let next_cursor = page.next_after.map(|s| s.to_string());
+    Ok(ok(StatusCode::OK, ItemPage { items: page.items.iter().map(ItemView::from).collect(), next_cursor }))
 }
 
 #[utoipa::path(delete, path = "/api/v1/inventory/items/{sku}", tag = "items",
