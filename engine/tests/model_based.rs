@@ -315,7 +315,7 @@ fn run(shards: usize, ops: Vec<Op>) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
 
     #[test]
     fn engine_matches_reference_model(shards in 1usize..5, ops in proptest::collection::vec(op(), 1..60)) {
