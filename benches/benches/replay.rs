@@ -11,10 +11,11 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
 use std::hint::black_box;
+use std::path::Path;
 use std::time::{Duration, Instant};
 use stockd_benches::{size, smoke, write_data_dir, write_log};
 use stockd_engine::durable::decode_record;
-use stockd_engine::{Durability, Engine, EngineConfig, ShardState, StorageConfig};
+use stockd_engine::{Durability, Engine, EngineConfig, RecoveryReport, ShardState, StorageConfig};
 use stockd_wal::WalReader;
 
 const ITEMS: usize = 10_000;
@@ -78,8 +79,27 @@ fn bench_open(c: &mut Criterion) {
     let t = Instant::now();
     write_log(&dir.path().join("shard-000").join("wal"), ITEMS.min(records as usize / 2), records);
     eprintln!("engine_open bench: wrote {records} records in {:.2} s", t.elapsed().as_secs_f64());
-    let mut g = c.benchmark_group(format!("engine_open/{records}_records"));
-    g.throughput(Throughput::Elements(records));
+    let group = format!("engine_open/{records}_records");
+    bench_opens(c, &group, Some(records), dir.path(), config, storage, |report| {
+        let replayed: u64 = report.shards.iter().map(|s| s.records_replayed).sum();
+        assert!(replayed >= records, "replayed {replayed} of {records}");
+    });
+}
+
+/// Times `Engine::open` (then shuts it down) on `dir`, checking each recovery report.
+fn bench_opens(
+    c: &mut Criterion,
+    group: &str,
+    elements: Option<u64>,
+    dir: &Path,
+    config: impl Fn() -> EngineConfig,
+    storage: impl Fn() -> StorageConfig,
+    check: impl Fn(&RecoveryReport),
+) {
+    let mut g = c.benchmark_group(group);
+    if let Some(n) = elements {
+        g.throughput(Throughput::Elements(n));
+    }
     if !smoke() {
         g.sampling_mode(SamplingMode::Flat)
             .sample_size(10)
@@ -91,10 +111,9 @@ fn bench_open(c: &mut Criterion) {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
                 let t = Instant::now();
-                let (engine, report) = Engine::open(dir.path(), config(), storage()).expect("open");
+                let (engine, report) = Engine::open(dir, config(), storage()).expect("open");
                 total += t.elapsed();
-                let replayed: u64 = report.shards.iter().map(|s| s.records_replayed).sum();
-                assert!(replayed >= records, "replayed {replayed} of {records}");
+                check(&report);
                 engine.shutdown();
             }
             total
@@ -124,29 +143,12 @@ fn bench_open_with_snapshots(c: &mut Criterion) {
         "engine_open_snapshots bench: wrote {records} records, {tail} after the snapshots, in {:.2} s",
         t.elapsed().as_secs_f64()
     );
-    let mut g = c.benchmark_group(format!("engine_open_snapshots/{records}_records_{SHARDS}_shards"));
-    if !smoke() {
-        g.sampling_mode(SamplingMode::Flat)
-            .sample_size(10)
-            .measurement_time(Duration::from_secs(10))
-            .warm_up_time(Duration::from_secs(1));
-    }
-    g.bench_function("open", |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let t = Instant::now();
-                let (engine, report) = Engine::open(dir.path(), config(), storage()).expect("open");
-                total += t.elapsed();
-                let replayed: u64 = report.shards.iter().map(|s| s.records_replayed).sum();
-                assert!(replayed >= tail, "replayed {replayed}, expected at least {tail}");
-                assert!(report.shards.iter().all(|s| s.snapshot_lsn.is_some()), "every shard starts from a snapshot");
-                engine.shutdown();
-            }
-            total
-        })
+    let group = format!("engine_open_snapshots/{records}_records_{SHARDS}_shards");
+    bench_opens(c, &group, None, dir.path(), config, storage, |report| {
+        let replayed: u64 = report.shards.iter().map(|s| s.records_replayed).sum();
+        assert!(replayed >= tail, "replayed {replayed}, expected at least {tail}");
+        assert!(report.shards.iter().all(|s| s.snapshot_lsn.is_some()), "every shard starts from a snapshot");
     });
-    g.finish();
 }
 
 criterion_group!(benches, bench_replay, bench_open, bench_open_with_snapshots);
