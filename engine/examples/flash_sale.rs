@@ -24,6 +24,7 @@ fn main() -> ExitCode {
         expiry_interval: Some(Duration::from_millis(100)),
         clock: Arc::new(SystemClock),
         warehouses: None,
+        ..Default::default()
     })
     .expect("engine config is valid");
     let hot = Sku::parse(SKU, "sku").expect("valid sku");

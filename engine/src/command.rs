@@ -7,6 +7,7 @@ use crate::location::{Allocation, LocationId, Placement, Warehouse};
 use crate::reservation::{Reservation, ReservationKey};
 use crate::reservation_id::ReservationId;
 use crate::sku::{OrderId, Sku};
+use crate::Millis;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -163,6 +164,12 @@ pub enum Command {
     ExpireDue {
         retention_ms: u64,
     },
+    /// Home shard: every hold of this finished reservation on another shard is
+    /// settled (the facade applied its CommitHold / ReleaseHold there), so its
+    /// header may now be forgotten after retention. Idempotent.
+    HoldsSettled {
+        reservation_id: ReservationId,
+    },
 }
 
 impl Command {
@@ -189,6 +196,7 @@ impl Command {
             Command::ExtendReservation { .. } => "EXTEND",
             Command::ExpireReservation { .. } => "EXPIRE",
             Command::ExpireDue { .. } => "EXPIRE_DUE",
+            Command::HoldsSettled { .. } => "HOLDS_SETTLED",
         }
     }
 }
@@ -272,6 +280,18 @@ pub enum Query {
         key: ReservationKey,
     },
     Warehouses,
+    /// Finished headers whose holds on other shards are not known to be settled,
+    /// finished before `finished_before`, oldest first (the reconciler).
+    Unsettled {
+        finished_before: Millis,
+        limit: usize,
+    },
+    /// PENDING headers created before `created_before`, oldest first (the
+    /// reconciler's deadline for reserve flows that stopped half-way).
+    StalePending {
+        created_before: Millis,
+        limit: usize,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -288,6 +308,7 @@ pub enum QueryResult {
     Availability(Vec<LineAvailability>),
     Reservation(Reservation),
     Warehouses(Vec<Warehouse>),
+    Reservations(Vec<Reservation>),
 }
 
 /// Which items a listing returns.

@@ -7,8 +7,9 @@ use crate::shard_state::ShardState;
 use std::collections::HashMap;
 
 /// Checks each shard, then: every ACTIVE header's lines are held exactly on the
-/// shards of its SKUs, and every hold belongs to an ACTIVE or PENDING header on its
-/// home shard. Only meaningful with no request in flight (e.g. after recovery).
+/// shards of its SKUs, and every hold belongs to an ACTIVE header on its home shard
+/// (a hold of a PENDING, finished or forgotten reservation is a flow left half
+/// done). Only meaningful with no request in flight (e.g. after recovery).
 /// Times a mutation left an item with more reserved than on hand, since start. The
 /// engine's transitions make this impossible; the counter proves it in production
 /// (exported as `stockd_oversell_detected_total`) and must stay 0.
@@ -36,7 +37,12 @@ pub fn check_all(states: &[ShardState]) -> Result<(), String> {
                 return Err(format!("hold {id} on shard {} names no valid home shard", s.shard()));
             };
             match home.reservation_by_id(*id) {
-                Some(r) if matches!(r.status, ReservationStatus::Active | ReservationStatus::Pending) => {}
+                Some(r) if r.status == ReservationStatus::Active => {}
+                // Quiescent: no reserve flow is between its first and last step.
+                Some(r) if r.status == ReservationStatus::Pending => return Err(format!(
+                    "hold {id} on shard {} belongs to a reservation still PENDING (a reserve flow stopped half-way)",
+                    s.shard()
+                )),
                 Some(r) => {
                     return Err(format!("hold {id} on shard {} outlived its {:?} reservation", s.shard(), r.status))
                 }

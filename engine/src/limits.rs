@@ -44,3 +44,13 @@ pub const MAX_PAGE: usize = 1_000;
 pub const MAX_ITEMS_SCANNED_PER_PAGE: usize = 65_536;
 /// Default retention of finished reservations and adjustment keys, seconds.
 pub const DEFAULT_RETENTION_SECS: u64 = 24 * 3600;
+/// A PENDING reservation header (a cross-shard reserve between its first and last
+/// step) older than this, whose flow is not running, is aborted by the reconciler.
+pub const PENDING_DEADLINE_MS: u64 = 30_000;
+/// The reconciler looks only at headers finished longer ago than this, so it does not
+/// race the flow that is settling them right now (it would only repeat its work).
+pub const RECONCILE_GRACE_MS: u64 = 1_000;
+/// How often the background sweep runs the reconciler.
+pub const RECONCILE_EVERY_MS: u64 = 1_000;
+/// Most headers one reconciler pass takes from one shard per kind.
+pub const RECONCILE_PAGE: usize = 1_024;

@@ -13,7 +13,7 @@ use crate::command::{Applied, Command, Query, QueryResult};
 use crate::command_log::CommandLog;
 use crate::engine::OrderIndex;
 use crate::error::EngineError;
-use crate::limits::{MAX_BATCH, SHARD_QUEUE_CAPACITY};
+use crate::limits::MAX_BATCH;
 use crate::shard_state::ShardState;
 use crate::sku::OrderId;
 use crate::sync::queue::{BoundedQueue, PushError};
@@ -45,6 +45,13 @@ pub enum Request {
     /// A copy of the whole state (tests, snapshots, invariant checks).
     Clone {
         reply: Reply<ShardState>,
+    },
+    /// Drop the orderId index entry that names this shard if the shard has no header
+    /// for the order: sent when a reserve put the entry in but could not queue its
+    /// command (a full queue), so the entry does not outlive the request. Queued
+    /// behind whatever that order already has here, so a header in flight is kept.
+    ForgetOrder {
+        order_id: OrderId,
     },
 }
 
@@ -104,6 +111,7 @@ impl ShardHandle {
     #[allow(clippy::too_many_arguments)]
     pub fn spawn(
         index: usize,
+        capacity: QueueCapacity,
         state: ShardState,
         log: Box<dyn CommandLog>,
         clock: Arc<dyn Clock>,
@@ -111,7 +119,7 @@ impl ShardHandle {
         engine_failed: Arc<AtomicBool>,
         orders: Arc<OrderIndex>,
     ) -> ShardHandle {
-        let queue = Arc::new(BoundedQueue::new(SHARD_QUEUE_CAPACITY));
+        let queue = Arc::new(BoundedQueue::with_reserve(capacity.client, capacity.reserved));
         let rx = queue.clone();
         let status = Arc::new(ShardStatus::default());
         status.durable_lsn.store(log.durable_lsn(), Ordering::Release);
@@ -122,11 +130,19 @@ impl ShardHandle {
         ShardHandle { queue, status, thread: parking_lot::Mutex::new(Some(thread)) }
     }
 
-    /// Queues a request; a full queue is refused at once (explicit backpressure).
+    /// Queues a client request; a full queue is refused at once (explicit
+    /// backpressure).
     pub fn send(&self, index: usize, request: Request) -> Result<(), EngineError> {
-        self.queue.try_push(request).map_err(|e| match e {
-            PushError::Full(_) => EngineError::Overloaded { shard: index },
-            PushError::Closed(_) => EngineError::Unavailable { reason: "engine is shut down".into() },
+        self.queue.try_push(request).map_err(|e| push_error(index, e))
+    }
+
+    /// Queues a step of a flow already under way, using the queue's reserved slots.
+    /// OVERLOADED only when those are full too; the caller retries (every such step
+    /// is idempotent), it never drops the step.
+    pub fn send_reserved(&self, index: usize, request: Request) -> Result<(), (EngineError, Request)> {
+        self.queue.try_push_reserved(request).map_err(|e| match e {
+            PushError::Full(r) => (EngineError::Overloaded { shard: index }, r),
+            PushError::Closed(r) => (EngineError::Unavailable { reason: "engine is shut down".into() }, r),
         })
     }
 
@@ -136,6 +152,28 @@ impl ShardHandle {
         if let Some(t) = self.thread.lock().take() {
             let _ = t.join();
         }
+    }
+}
+
+fn push_error<T>(index: usize, e: PushError<T>) -> EngineError {
+    match e {
+        PushError::Full(_) => EngineError::Overloaded { shard: index },
+        PushError::Closed(_) => EngineError::Unavailable { reason: "engine is shut down".into() },
+    }
+}
+
+/// The two capacity classes of a shard's queue (see `sync::queue`): client requests
+/// fill at most `client` slots; steps of flows under way may use `reserved` more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueCapacity {
+    pub client: usize,
+    pub reserved: usize,
+}
+
+impl QueueCapacity {
+    /// `client` slots for clients and a quarter as many (at least one) reserved.
+    pub fn for_clients(client: usize) -> QueueCapacity {
+        QueueCapacity { client, reserved: (client / 4).max(1) }
     }
 }
 
@@ -183,6 +221,11 @@ impl ShardLoop {
                     }
                     Request::Query { query, reply } => answers.push(Answer::Query(reply, self.state.query(&query))),
                     Request::Clone { reply } => answers.push(Answer::Clone(reply, self.state.clone())),
+                    Request::ForgetOrder { order_id } => {
+                        if !self.state.has_order(&order_id) {
+                            self.orders.remove_if(&order_id, |_, home| *home == self.state.shard());
+                        }
+                    }
                 }
             }
             if appended && self.failure.is_none() {

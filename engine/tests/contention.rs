@@ -17,6 +17,7 @@ fn engine(shards: usize) -> Engine {
         expiry_interval: None,
         clock: Arc::new(ManualClock::new(START)),
         warehouses: None,
+        ..Default::default()
     })
     .unwrap()
 }

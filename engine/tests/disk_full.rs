@@ -22,6 +22,7 @@ fn config(shards: usize, clock: &ManualClock) -> EngineConfig {
         expiry_interval: None,
         clock: Arc::new(clock.clone()),
         warehouses: None,
+        ..Default::default()
     }
 }
 
@@ -226,7 +227,10 @@ fn enospc_at_every_point_of_a_commit_then_restart_loses_nothing() {
             faults.fail_sync_after(cut - 1);
         }
         let outcome = e.commit(key("big"), None);
-        assert_eq!(outcome.is_err(), engine.is_failed(), "cut {cut}: {outcome:?}");
+        // An error only from a failed engine; but a failure after the header's commit
+        // was durable (a hold on another shard failed to sync) still answers success:
+        // the commit took effect, and recovery settles the holds (checked below).
+        assert!(outcome.is_ok() || engine.is_failed(), "cut {cut}: {outcome:?}");
         if let Err(err) = &outcome {
             assert_eq!(err.code(), "SERVICE_UNAVAILABLE", "cut {cut}: {err}");
         }

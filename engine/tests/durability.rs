@@ -13,6 +13,7 @@ fn config(shards: usize, clock: &ManualClock) -> EngineConfig {
         expiry_interval: None,
         clock: Arc::new(clock.clone()),
         warehouses: None,
+        ..Default::default()
     }
 }
 

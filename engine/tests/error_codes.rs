@@ -18,6 +18,7 @@ fn engine() -> (Engine, ManualClock) {
         expiry_interval: None,
         clock: Arc::new(clock.clone()),
         warehouses: None,
+        ..Default::default()
     })
     .unwrap();
     (e, clock)

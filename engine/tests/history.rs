@@ -25,6 +25,7 @@ fn open(dir: &Path, clock: &ManualClock, shards: usize, retention_secs: u64, sto
         expiry_interval: None,
         clock: Arc::new(clock.clone()),
         warehouses: None,
+        ..Default::default()
     };
     Engine::open(dir, config, storage).unwrap().0
 }

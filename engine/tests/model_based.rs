@@ -186,6 +186,7 @@ fn run(shards: usize, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 })
                 .collect(),
         ),
+        ..Default::default()
     };
     let engine = Engine::in_memory(config).unwrap();
     let e = engine.blocking();

@@ -19,6 +19,7 @@ fn engine_with(shards: usize) -> (Engine, ManualClock) {
         expiry_interval: None,
         clock: Arc::new(clock.clone()),
         warehouses: None,
+        ..Default::default()
     })
     .unwrap();
     (engine, clock)
@@ -208,6 +209,7 @@ fn background_expiry_thread_expires_on_its_own() {
         expiry_interval: Some(Duration::from_millis(10)),
         clock: Arc::new(SystemClock),
         warehouses: None,
+        ..Default::default()
     })
     .unwrap();
     set(&e, "BG", 3);

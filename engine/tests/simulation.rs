@@ -267,6 +267,7 @@ impl Sim {
             expiry_interval: None,
             clock: Arc::new(self.clock.clone()),
             warehouses: None,
+            ..Default::default()
         }
     }
 

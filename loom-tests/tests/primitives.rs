@@ -152,3 +152,25 @@ fn dropped_sender_cancels() {
         sender.join().unwrap();
     });
 }
+
+/// The two capacity classes: however client pushes interleave, they never take the
+/// reserved slots, so a step of a flow under way is always accepted while they are
+/// free, and client pushes still stop at the client capacity.
+#[test]
+fn client_pushes_never_take_the_reserved_slots() {
+    loom::model(|| {
+        let q = Arc::new(BoundedQueue::with_reserve(1, 1));
+        let client = {
+            let q = q.clone();
+            thread::spawn(move || (0..2u32).filter(|i| q.try_push(*i).is_ok()).count())
+        };
+        let step = {
+            let q = q.clone();
+            thread::spawn(move || q.try_push_reserved(100).is_ok())
+        };
+        let accepted = client.join().unwrap();
+        assert!(step.join().unwrap(), "a reserved push was refused while a reserved slot was free");
+        assert!(accepted <= 1, "client pushes went past the client capacity");
+        assert_eq!(q.len(), accepted + 1);
+    });
+}

@@ -6,7 +6,7 @@
 use loom::thread;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
-use stockd_engine::shard::{Request, ShardHandle};
+use stockd_engine::shard::{QueueCapacity, Request, ShardHandle};
 use stockd_engine::sync::reply::reply_channel;
 use stockd_engine::*;
 
@@ -37,6 +37,7 @@ fn spawn(durable: Arc<Mutex<Vec<String>>>) -> ShardHandle {
     let log = ModelLog { appended: Vec::new(), durable };
     ShardHandle::spawn(
         0,
+        QueueCapacity::for_clients(4),
         ShardState::new(0),
         Box::new(log),
         Arc::new(ManualClock::new(1_700_000_000_000)),

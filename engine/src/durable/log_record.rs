@@ -40,6 +40,7 @@ pub fn command_type(command: &Command) -> u8 {
         Command::Transfer { .. } => 17,
         Command::ReceiveIncoming { .. } => 18,
         Command::SetWarehouses { .. } => 19,
+        Command::HoldsSettled { .. } => 20,
     }
 }
 

@@ -208,8 +208,11 @@ fn recover_shards(dir: &Path, shards: usize, storage: &StorageConfig) -> Vec<Res
 }
 
 /// The commands that finish reservations a crash interrupted: a hold follows its
-/// header (COMMITTED → commit, RELEASED/EXPIRED/missing/PENDING → release), and a
-/// PENDING header, never acknowledged, is aborted.
+/// header (COMMITTED → commit, RELEASED/EXPIRED/missing/PENDING → release), a
+/// PENDING header, never acknowledged, is aborted, and a finished header waiting for
+/// its holds to be settled is told they are. A header is only ever forgotten after
+/// its holds were settled, so a missing header means an aborted (never acknowledged)
+/// reservation, whose holds are rightly released.
 fn settle_plan(states: &[ShardState]) -> Vec<(usize, Command)> {
     let mut plan = Vec::new();
     for s in states {
@@ -229,6 +232,13 @@ fn settle_plan(states: &[ShardState]) -> Vec<(usize, Command)> {
     for s in states {
         for r in s.reservations().filter(|r| r.status == ReservationStatus::Pending) {
             plan.push((s.shard(), Command::AbortReservation { reservation_id: r.reservation_id }));
+        }
+    }
+    // Every hold is settled by the commands above: finished headers still waiting for
+    // theirs (a flow cut short by the crash) may now start their retention.
+    for s in states {
+        for r in s.reservations().filter(|r| r.status.is_finished() && s.is_unsettled(r.reservation_id)) {
+            plan.push((s.shard(), Command::HoldsSettled { reservation_id: r.reservation_id }));
         }
     }
     plan

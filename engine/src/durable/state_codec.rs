@@ -26,7 +26,7 @@ pub fn decode_state(payload: &[u8]) -> Result<ShardState, String> {
     if used != body.len() {
         return Err(format!("{} trailing bytes after the snapshot state", body.len() - used));
     }
-    state.share_text();
+    state.after_decode();
     Ok(state)
 }
 

@@ -7,18 +7,20 @@
 
 mod blocking;
 mod items;
+mod reconciler;
 mod reservations;
 
 pub use blocking::BlockingEngine;
 pub use items::{Adjust, ItemChange, ItemPage, SetItem, Transfer};
+pub use reconciler::ReconcileReport;
 pub use reservations::{ReserveOutcome, ReserveRequest};
 
 use crate::clock::{Clock, SystemClock};
 use crate::command::{Applied, Command, Query, QueryResult};
 use crate::command_log::{CommandLog, NoLog};
 use crate::error::EngineError;
-use crate::limits::{DEFAULT_RETENTION_SECS, MAX_SHARDS};
-use crate::shard::{Request, ShardHandle, ShardStatus};
+use crate::limits::{DEFAULT_RETENTION_SECS, MAX_SHARDS, SHARD_QUEUE_CAPACITY};
+use crate::shard::{QueueCapacity, Request, ShardHandle, ShardStatus};
 use crate::shard_state::ShardState;
 use crate::sync::reply::{reply_channel, ReplyReceiver};
 use parking_lot::Mutex;
@@ -40,6 +42,10 @@ pub struct EngineConfig {
     /// The warehouse table (from the warehouses file). `Some`: made the table of every
     /// shard at start, logged if it changed; `None`: the recovered table stays.
     pub warehouses: Option<Vec<crate::location::Warehouse>>,
+    /// Client requests one shard's queue holds before it answers OVERLOADED; steps
+    /// of flows under way get a quarter as many reserved slots on top
+    /// (`shard::QueueCapacity`). Small values are for tests that must fill queues.
+    pub queue_capacity: usize,
 }
 
 impl Default for EngineConfig {
@@ -50,6 +56,7 @@ impl Default for EngineConfig {
             expiry_interval: Some(Duration::from_millis(100)),
             clock: Arc::new(SystemClock),
             warehouses: None,
+            queue_capacity: SHARD_QUEUE_CAPACITY,
         }
     }
 }
@@ -61,6 +68,7 @@ impl std::fmt::Debug for EngineConfig {
             .field("retention_secs", &self.retention_secs)
             .field("expiry_interval", &self.expiry_interval)
             .field("warehouses", &self.warehouses)
+            .field("queue_capacity", &self.queue_capacity)
             .finish()
     }
 }
@@ -69,6 +77,9 @@ impl EngineConfig {
     pub(crate) fn validate(&self) -> Result<(), EngineError> {
         if self.shards == 0 || self.shards > MAX_SHARDS {
             return Err(EngineError::validation("shards", format!("must be 1 to {MAX_SHARDS}")));
+        }
+        if self.queue_capacity == 0 || self.queue_capacity > SHARD_QUEUE_CAPACITY {
+            return Err(EngineError::validation("queue_capacity", format!("must be 1 to {SHARD_QUEUE_CAPACITY}")));
         }
         if let Some(w) = &self.warehouses {
             crate::location::validate_warehouses(w)?;
@@ -99,6 +110,14 @@ struct Inner {
     history_reads: AtomicUsize,
     stopping: AtomicBool,
     expirer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Reservations whose reserve flow is running now: the reconciler never aborts
+    /// a PENDING header that a live flow will still activate or roll back.
+    reserving: Mutex<std::collections::HashMap<crate::sku::OrderId, usize>>,
+    /// Expiry sweeps that failed since start (the sweep logs each and goes on).
+    sweep_failures: std::sync::atomic::AtomicU64,
+    /// Wall time (ms) of the last reconciler pass, so the sweep runs it about once a
+    /// second, not every 100 ms.
+    last_reconcile: std::sync::atomic::AtomicU64,
 }
 
 /// The stock engine. Cheap to clone; all clones share the same shards.
@@ -153,6 +172,7 @@ impl Engine {
         assert_eq!(states.len(), config.shards);
         assert_eq!(logs.len(), config.shards);
         let failed = Arc::new(AtomicBool::new(false));
+        let capacity = QueueCapacity::for_clients(config.queue_capacity);
         let orders: Arc<OrderIndex> = Arc::new(OrderIndex::default());
         for state in &states {
             for order in state.order_ids() {
@@ -165,7 +185,16 @@ impl Engine {
             .zip(last_nows)
             .enumerate()
             .map(|(i, ((state, log), last_now))| {
-                ShardHandle::spawn(i, state, log, config.clock.clone(), last_now, failed.clone(), orders.clone())
+                ShardHandle::spawn(
+                    i,
+                    capacity,
+                    state,
+                    log,
+                    config.clock.clone(),
+                    last_now,
+                    failed.clone(),
+                    orders.clone(),
+                )
             })
             .collect();
         let engine = Engine {
@@ -175,6 +204,7 @@ impl Engine {
                 coordinator: Some(
                     tokio::runtime::Builder::new_multi_thread()
                         .worker_threads(1)
+                        .enable_time()
                         .thread_name("stockd-coordinator")
                         .build()
                         .expect("start the coordinator runtime"),
@@ -185,6 +215,9 @@ impl Engine {
                 history_reads: AtomicUsize::new(0),
                 stopping: AtomicBool::new(false),
                 expirer: Mutex::new(None),
+                reserving: Mutex::new(Default::default()),
+                sweep_failures: Default::default(),
+                last_reconcile: Default::default(),
             }),
         };
         if let Some(every) = engine.inner.config.expiry_interval {
@@ -198,7 +231,8 @@ impl Engine {
                         return;
                     }
                     let engine = Engine { inner };
-                    if let Err(e) = crate::block_on(engine.expire_due()) {
+                    if let Err(e) = crate::block_on(engine.sweep()) {
+                        engine.inner.sweep_failures.fetch_add(1, Ordering::Relaxed);
                         tracing::warn!(error = %e, "expiry sweep failed");
                     }
                 })
@@ -232,6 +266,27 @@ impl Engine {
     /// Live figures of each shard (durable LSN, failed flag, counters).
     pub fn shard_status(&self) -> Vec<Arc<ShardStatus>> {
         self.inner.shards.iter().map(|s| s.status.clone()).collect()
+    }
+
+    /// Expiry sweeps (and reconciler passes) that failed since start; each is
+    /// logged and retried on the next sweep.
+    pub fn sweep_failures(&self) -> u64 {
+        self.inner.sweep_failures.load(Ordering::Relaxed)
+    }
+
+    /// Entries in the orderId → home index (for tests: an entry must not outlive a
+    /// reserve that never reached its shard).
+    #[doc(hidden)]
+    pub fn order_index_len(&self) -> usize {
+        self.inner.orders.len()
+    }
+
+    pub(crate) fn reserving(&self) -> &Mutex<std::collections::HashMap<crate::sku::OrderId, usize>> {
+        &self.inner.reserving
+    }
+
+    pub(crate) fn last_reconcile(&self) -> &std::sync::atomic::AtomicU64 {
+        &self.inner.last_reconcile
     }
 
     /// True when some shard's log has failed and it no longer acknowledges.
@@ -278,6 +333,77 @@ impl Engine {
         let (reply, rx) = reply_channel();
         self.inner.shards[shard].send(shard, Request::Command { command, reply })?;
         Ok(rx)
+    }
+
+    /// Queues `command` as a step of a flow already under way (reserved queue slots):
+    /// when even those are full it waits and tries again, so the step is delayed,
+    /// never dropped. Fails only when the engine is shutting down or has failed.
+    pub(crate) async fn send_step(
+        &self,
+        shard: usize,
+        command: Command,
+    ) -> Result<ReplyReceiver<Result<Applied, EngineError>>, EngineError> {
+        let (reply, rx) = reply_channel();
+        let mut request = Request::Command { command, reply };
+        let mut pause = Duration::from_micros(200);
+        loop {
+            match self.inner.shards[shard].send_reserved(shard, request) {
+                Ok(()) => return Ok(rx),
+                Err((EngineError::Overloaded { .. }, back)) => {
+                    request = back;
+                    pause_for(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(20));
+                }
+                Err((e, _)) => return Err(e),
+            }
+        }
+    }
+
+    /// `send_step` and its answer.
+    pub(crate) async fn step(&self, shard: usize, command: Command) -> Result<Applied, EngineError> {
+        await_reply(self.send_step(shard, command).await?).await
+    }
+
+    /// A read for a flow under way (reserved slots, retried like `send_step`).
+    pub(crate) async fn step_query(&self, shard: usize, query: Query) -> Result<QueryResult, EngineError> {
+        let (reply, rx) = reply_channel();
+        let mut request = Request::Query { query, reply };
+        let mut pause = Duration::from_micros(200);
+        loop {
+            match self.inner.shards[shard].send_reserved(shard, request) {
+                Ok(()) => return await_reply(rx).await,
+                Err((EngineError::Overloaded { .. }, back)) => {
+                    request = back;
+                    pause_for(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(20));
+                }
+                Err((e, _)) => return Err(e),
+            }
+        }
+    }
+
+    /// Asks `shard` to drop its orderId index entry for `order_id` unless it has a
+    /// header for it (a reserve put the entry in, then found the queue full).
+    pub(crate) fn forget_order(&self, shard: usize, order_id: crate::sku::OrderId) {
+        let request = Request::ForgetOrder { order_id };
+        if let Err((EngineError::Overloaded { .. }, request)) = self.inner.shards[shard].send_reserved(shard, request) {
+            // Even the reserved slots are full: hand it to the coordinator to retry.
+            let engine = self.clone();
+            if let Some(rt) = self.inner.coordinator.as_ref() {
+                let mut request = request;
+                rt.spawn(async move {
+                    loop {
+                        match engine.inner.shards[shard].send_reserved(shard, request) {
+                            Err((EngineError::Overloaded { .. }, back)) => {
+                                request = back;
+                                tokio::time::sleep(Duration::from_millis(1)).await;
+                            }
+                            _ => return,
+                        }
+                    }
+                });
+            }
+        }
     }
 
     /// Runs `flow` on the coordinator and waits for its answer. Dropping the returned
@@ -386,6 +512,16 @@ fn stop_shards(shards: &[ShardHandle]) {
     }
     for shard in shards {
         shard.stop();
+    }
+}
+
+/// Waits `d` without blocking a tokio worker when there is one (flows run on the
+/// coordinator); elsewhere (recovery's `block_on`) the thread sleeps.
+async fn pause_for(d: Duration) {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        tokio::time::sleep(d).await;
+    } else {
+        std::thread::sleep(d);
     }
 }
 

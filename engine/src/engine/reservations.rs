@@ -92,6 +92,31 @@ fn merge_hold_errors(errors: Vec<EngineError>, lines: &[(Sku, u64)]) -> EngineEr
     errors.swap_remove(0)
 }
 
+/// Marks an order's reserve flow as running for as long as this guard lives.
+struct LiveFlow<'a> {
+    engine: &'a Engine,
+    order_id: OrderId,
+}
+
+impl<'a> LiveFlow<'a> {
+    fn start(engine: &'a Engine, order_id: OrderId) -> LiveFlow<'a> {
+        *engine.reserving().lock().entry(order_id.clone()).or_insert(0) += 1;
+        LiveFlow { engine, order_id }
+    }
+}
+
+impl Drop for LiveFlow<'_> {
+    fn drop(&mut self) {
+        let mut live = self.engine.reserving().lock();
+        if let Some(n) = live.get_mut(&self.order_id) {
+            *n -= 1;
+            if *n == 0 {
+                live.remove(&self.order_id);
+            }
+        }
+    }
+}
+
 impl Engine {
     /// The shard that keeps the header of the reservation named by `key`.
     fn home(&self, key: &ReservationKey) -> Result<usize, EngineError> {
@@ -145,6 +170,13 @@ impl Engine {
             };
             match result {
                 Err(EngineError::Misrouted) => continue,
+                Err(e @ EngineError::Overloaded { .. }) => {
+                    // The request may never have reached `home`, so the shard could
+                    // not drop the index entry made above; ask it to (it keeps the
+                    // entry if a header for the order got there after all).
+                    self.forget_order(home, req.order_id.clone());
+                    return Err(e);
+                }
                 other => return other,
             }
         }
@@ -194,7 +226,13 @@ impl Engine {
         for (shard, (idx, commands)) in per_shard.into_iter().enumerate().filter(|(_, (i, _))| !i.is_empty()) {
             match self.send_commands(shard, commands) {
                 Ok(rx) => waiting.push((idx, rx)),
-                Err(e) => idx.into_iter().for_each(|i| answers[i] = Some(Err(e.clone()))),
+                Err(e) => {
+                    for i in idx {
+                        // Never queued: the shard cannot drop the entry made above.
+                        self.forget_order(shard, requests[i].order_id.clone());
+                        answers[i] = Some(Err(e.clone()));
+                    }
+                }
             }
         }
         for (idx, rx) in waiting {
@@ -228,6 +266,12 @@ impl Engine {
     }
 
     /// The cross-shard reservation protocol with the header on `home`.
+    ///
+    /// Open and the holds are client requests: a full queue there answers OVERLOADED
+    /// and the flow undoes what it did, so that answer means nothing happened. Once a
+    /// hold is placed, every later step (activate, or the rollback: release the holds,
+    /// abort the header) is a step of a flow under way (`send_step`): it uses the
+    /// queues' reserved slots and is retried until applied, never dropped.
     async fn reserve_flow(&self, req: ReserveRequest, ttl: u64, home: usize) -> Result<ReserveOutcome, EngineError> {
         let n = self.shard_count();
         let open = Command::OpenReservation {
@@ -236,6 +280,9 @@ impl Engine {
             ttl_secs: ttl,
             metadata: req.metadata,
         };
+        // Marked before the header exists, so the reconciler never takes a PENDING
+        // header of a live flow for an abandoned one.
+        let _live = LiveFlow::start(self, req.order_id.clone());
         let header = match self.command(home, open).await?.outcome {
             Outcome::Opened(r) => r,
             Outcome::Existing(r) => return Ok(ReserveOutcome { reservation: r, created: false, alerts: Vec::new() }),
@@ -254,6 +301,7 @@ impl Engine {
                 Err(e) => errors.push(e),
             }
         }
+        // Shards that hold (or may hold: the answer was lost) stock for this order.
         let mut held = Vec::new();
         let mut alerts = Vec::new();
         let mut allocations = Vec::new();
@@ -267,6 +315,10 @@ impl Engine {
                         other => errors.push(internal(other)),
                     }
                 }
+                Err(e @ EngineError::Unavailable { .. }) => {
+                    held.push(shard);
+                    errors.push(e);
+                }
                 Err(e) => errors.push(e),
             }
         }
@@ -275,24 +327,24 @@ impl Engine {
             // In request order, so the header lists its allocations as the lines go.
             allocations.sort_by_key(|a| req.lines.iter().position(|(s, _)| s == &a.sku));
             let activate = Command::ActivateReservation { reservation_id: id, allocations };
-            let activated = self.command(home, activate).await?;
-            return match activated.outcome {
-                Outcome::Reservation { reservation, .. } => Ok(ReserveOutcome { reservation, created: true, alerts }),
-                other => Err(internal(other)),
-            };
-        }
-        // Roll back: give back what was held, then forget the header. If this fails
-        // part-way the engine is failing anyway, and recovery releases the rest.
-        let mut rollbacks = Vec::new();
-        for shard in held {
-            if let Ok(rx) = self.send_command(shard, Command::ReleaseHold { reservation_id: id }) {
-                rollbacks.push(rx);
+            match self.step(home, activate).await {
+                Ok(Applied { outcome: Outcome::Reservation { reservation, .. }, .. }) => {
+                    return Ok(ReserveOutcome { reservation, created: true, alerts })
+                }
+                Ok(other) => errors.push(internal(other.outcome)),
+                Err(e) => errors.push(e),
             }
         }
-        for rx in rollbacks {
-            let _ = await_reply(rx).await;
+        // Roll back: give back what was held, then forget the header. Only a stopping
+        // or failed engine makes a step fail; recovery then releases the rest.
+        let mut rollbacks = Vec::new();
+        for shard in held {
+            rollbacks.push(self.send_step(shard, Command::ReleaseHold { reservation_id: id }).await?);
         }
-        let _ = self.command(home, Command::AbortReservation { reservation_id: id }).await;
+        for rx in rollbacks {
+            await_reply(rx).await?;
+        }
+        self.step(home, Command::AbortReservation { reservation_id: id }).await?;
         Err(merge_hold_errors(errors, &req.lines))
     }
 
@@ -307,18 +359,7 @@ impl Engine {
             validate_lines(q, 0)?;
         }
         let home = self.home(&key)?;
-        let applied = self.command(home, Command::CommitReservation { key, quantities }).await?;
-        match applied.outcome {
-            Outcome::Reservation { reservation, .. } => {
-                self.settle_holds(&reservation).await?;
-                Ok(reservation)
-            }
-            Outcome::ExpiredOnAccess(r) => {
-                self.settle_holds(&r).await?;
-                Err(EngineError::ReservationExpired { reservation_id: r.reservation_id.to_string() })
-            }
-            other => Err(internal(other)),
-        }
+        self.transition(home, Command::CommitReservation { key, quantities }).await
     }
 
     /// Releases a reservation's stock. Releasing again, or after expiry, answers the
@@ -355,25 +396,42 @@ impl Engine {
     }
 
     /// Expires every ACTIVE reservation whose deadline has passed, on every shard, and
-    /// gives back their stock. The background sweep calls this; tests call it after
-    /// moving a manual clock. Returns the reservations it expired.
+    /// gives back their stock. Every shard's sweep and every expired reservation's
+    /// holds are seen to, even when one shard fails (the first error is returned
+    /// after the rest were done; the reconciler finishes what is left).
     async fn expire_due_flow(&self) -> Result<Vec<Reservation>, EngineError> {
         let retention_ms = self.config().retention_secs * 1000;
         let mut waiting = Vec::new();
+        let mut first_error = None;
         for shard in 0..self.shard_count() {
-            waiting.push(self.send_command(shard, Command::ExpireDue { retention_ms })?);
+            match self.send_step(shard, Command::ExpireDue { retention_ms }).await {
+                Ok(rx) => waiting.push(rx),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
         }
         let mut expired = Vec::new();
         for rx in waiting {
-            match await_reply(rx).await?.outcome {
-                Outcome::Expired { expired: e, .. } => expired.extend(e),
-                other => return Err(internal(other)),
+            match await_reply(rx).await.map(|a| a.outcome) {
+                Ok(Outcome::Expired { expired: e, .. }) => expired.extend(e),
+                Ok(other) => {
+                    first_error.get_or_insert(internal(other));
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
             }
         }
         for r in &expired {
-            self.settle_holds(r).await?;
+            if let Err(e) = self.settle_holds(r).await {
+                first_error.get_or_insert(e);
+            }
         }
-        Ok(expired)
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(expired),
+        }
     }
 
     /// Commits a reservation: all of it, or `quantities` of the SKUs named (the rest
@@ -394,41 +452,55 @@ impl Engine {
     }
 
     /// A header transition on the home shard, then the holds follow it.
+    ///
+    /// The transition is a client request (OVERLOADED: nothing happened). Once it is
+    /// durable it is the answer, whatever happens to the steps after it: holds on
+    /// other shards are settled as steps of a flow under way (reserved queue slots,
+    /// retried), and if even that fails (the engine is stopping or failed) the
+    /// reconciler or recovery settles them; the header is kept until they are.
     async fn transition(&self, home: usize, command: Command) -> Result<Reservation, EngineError> {
         let applied: Applied = self.command(home, command).await?;
-        match applied.outcome {
-            Outcome::Reservation { reservation, .. } => {
-                self.settle_holds(&reservation).await?;
-                Ok(reservation)
-            }
-            Outcome::ExpiredOnAccess(r) => {
-                self.settle_holds(&r).await?;
-                Err(EngineError::ReservationExpired { reservation_id: r.reservation_id.to_string() })
-            }
-            other => Err(internal(other)),
+        let (reservation, expired_on_access) = match applied.outcome {
+            Outcome::Reservation { reservation, .. } => (reservation, false),
+            Outcome::ExpiredOnAccess(r) => (r, true),
+            other => return Err(internal(other)),
+        };
+        if let Err(e) = self.settle_holds(&reservation).await {
+            tracing::warn!(reservation = %reservation.reservation_id, error = %e, "holds not settled yet; the reconciler will");
         }
+        if expired_on_access {
+            return Err(EngineError::ReservationExpired { reservation_id: reservation.reservation_id.to_string() });
+        }
+        Ok(reservation)
     }
 
     /// Brings the holds of a finished reservation in line with its header: commit
-    /// them if COMMITTED, release them if RELEASED or EXPIRED. Idempotent.
+    /// them if COMMITTED, release them if RELEASED or EXPIRED; then tells the home
+    /// shard they are settled (`HoldsSettled`), which starts the header's retention.
+    /// Each is a step of a flow under way (reserved queue slots, retried until
+    /// applied). Idempotent, so the reconciler may run it again.
     pub(crate) async fn settle_holds(&self, r: &Reservation) -> Result<(), EngineError> {
         let n = self.shard_count();
         // The home shard settled its own holds in the same step as the transition.
-        let home = Some(r.reservation_id.shard());
+        let home = r.reservation_id.shard();
         let lines: Vec<(Sku, u64)> = r.lines.iter().map(|l| (l.sku.clone(), l.committed)).collect();
         let mut waiting = Vec::new();
-        for (shard, committed) in by_shard(&lines, n).into_iter().filter(|(s, _)| Some(*s) != home) {
+        for (shard, committed) in by_shard(&lines, n).into_iter().filter(|(s, _)| *s != home) {
             let id = r.reservation_id;
             let command = match r.status {
                 ReservationStatus::Committed => Command::CommitHold { reservation_id: id, committed },
                 ReservationStatus::Released | ReservationStatus::Expired => Command::ReleaseHold { reservation_id: id },
                 ReservationStatus::Active | ReservationStatus::Pending => return Ok(()),
             };
-            waiting.push(self.send_command(shard, command)?);
+            waiting.push(self.send_step(shard, command).await?);
+        }
+        if waiting.is_empty() {
+            return Ok(()); // all held at home: settled in the transition itself
         }
         for rx in waiting {
             await_reply(rx).await?;
         }
+        self.step(home, Command::HoldsSettled { reservation_id: r.reservation_id }).await?;
         Ok(())
     }
 }

@@ -51,8 +51,19 @@ pub struct ShardState {
     /// Deadlines of ACTIVE reservations, earliest first (the expiry timer; ties in id
     /// order, which is the ids' text order).
     pub(crate) deadlines: BTreeSet<(Millis, ReservationId)>,
-    /// Finished reservations by the time they finished (for retention).
+    /// Finished reservations whose holds are all settled, by the time they finished:
+    /// the retention clock. Only these are ever forgotten (`ExpireDue`).
     pub(crate) finished: BTreeSet<(Millis, ReservationId)>,
+    /// Finished reservations with holds on other shards that are not known to be
+    /// settled yet, by the time they finished. A header moves to `finished` when the
+    /// facade reports its holds settled (`HoldsSettled`); until then it is never
+    /// purged, so a hold can never outlive its header. Derived (not serialized): a
+    /// finished header that is not in `finished` is here.
+    #[serde(skip)]
+    pub(crate) unsettled: BTreeSet<(Millis, ReservationId)>,
+    /// PENDING headers by creation time, for the reconciler's deadline. Derived.
+    #[serde(skip)]
+    pub(crate) pending: BTreeSet<(Millis, ReservationId)>,
     /// Adjustment idempotency keys, scoped to their SKU.
     pub(crate) adjust_keys: FastMap<(Sku, String), AdjustRecord>,
     pub(crate) adjust_key_times: BTreeSet<(Millis, Sku, String)>,
@@ -132,6 +143,7 @@ impl ShardState {
             Command::ExtendReservation { key, ttl_secs } => self.extend(key, *ttl_secs, now)?,
             Command::ExpireReservation { key } => self.expire_now(key, now)?,
             Command::ExpireDue { retention_ms } => self.expire_due(*retention_ms, now),
+            Command::HoldsSettled { reservation_id } => self.holds_settled(*reservation_id),
         };
         let changed = match &outcome {
             Outcome::Item { .. }
@@ -202,7 +214,56 @@ impl ShardState {
                 .map(|r| QueryResult::Reservation(r.clone()))
                 .ok_or_else(|| EngineError::ReservationNotFound { key: key.to_string() }),
             Query::Warehouses => Ok(QueryResult::Warehouses(self.warehouses.clone())),
+            Query::Unsettled { finished_before, limit } => Ok(QueryResult::Reservations(
+                self.unsettled
+                    .iter()
+                    .take_while(|(at, _)| *at < *finished_before)
+                    .take(*limit)
+                    .map(|(_, id)| Reservation::clone(&self.reservations[id]))
+                    .collect(),
+            )),
+            Query::StalePending { created_before, limit } => Ok(QueryResult::Reservations(
+                self.pending
+                    .iter()
+                    .take_while(|(at, _)| *at < *created_before)
+                    .take(*limit)
+                    .map(|(_, id)| Reservation::clone(&self.reservations[id]))
+                    .collect(),
+            )),
         }
+    }
+
+    /// Rebuilds what is derived from the headers and not serialized (`unsettled`,
+    /// `pending`), then shares text (`share_text`). Called on every decoded state.
+    pub(crate) fn after_decode(&mut self) {
+        self.unsettled.clear();
+        self.pending.clear();
+        for r in self.reservations.values() {
+            match r.status {
+                ReservationStatus::Pending => {
+                    self.pending.insert((r.created_at, r.reservation_id));
+                }
+                s if s.is_finished() => {
+                    let at = r.finished_at.unwrap_or(r.created_at);
+                    if !self.finished.contains(&(at, r.reservation_id)) {
+                        self.unsettled.insert((at, r.reservation_id));
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.share_text();
+    }
+
+    /// Finished reservations whose holds on other shards are not known to be settled.
+    pub fn unsettled_count(&self) -> usize {
+        self.unsettled.len()
+    }
+
+    /// Whether this finished header waits for its holds on other shards to be
+    /// reported settled (and so may not be forgotten yet).
+    pub fn is_unsettled(&self, id: ReservationId) -> bool {
+        self.reservations.get(&id).and_then(|r| r.finished_at).is_some_and(|at| self.unsettled.contains(&(at, id)))
     }
 
     pub fn item(&self, sku: &Sku) -> Option<&Item> {
@@ -352,6 +413,7 @@ impl ShardState {
         }
         let mut active = 0;
         let mut finished = 0;
+        let mut pending = 0;
         for r in self.reservations.values() {
             match r.status {
                 ReservationStatus::Active => {
@@ -360,11 +422,21 @@ impl ShardState {
                         return Err(format!("active reservation {} has no timer", r.reservation_id));
                     }
                 }
+                ReservationStatus::Pending => {
+                    pending += 1;
+                    if !self.pending.contains(&(r.created_at, r.reservation_id)) {
+                        return Err(format!("pending reservation {} not tracked for its deadline", r.reservation_id));
+                    }
+                }
                 s if s.is_finished() => {
                     finished += 1;
                     let at = r.finished_at.ok_or_else(|| format!("{} finished without a time", r.reservation_id))?;
-                    if !self.finished.contains(&(at, r.reservation_id)) {
-                        return Err(format!("finished reservation {} not tracked for retention", r.reservation_id));
+                    let key = (at, r.reservation_id);
+                    if self.finished.contains(&key) == self.unsettled.contains(&key) {
+                        return Err(format!(
+                            "finished reservation {} must be tracked either for retention or as unsettled",
+                            r.reservation_id
+                        ));
                     }
                 }
                 _ => {}
@@ -375,7 +447,10 @@ impl ShardState {
                 }
             }
         }
-        if active != self.deadlines.len() || finished != self.finished.len() {
+        if active != self.deadlines.len()
+            || finished != self.finished.len() + self.unsettled.len()
+            || pending != self.pending.len()
+        {
             return Err("timer sets do not match reservation states".into());
         }
         Ok(())

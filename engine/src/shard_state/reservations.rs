@@ -124,6 +124,7 @@ impl ShardState {
         debug_assert!(!self.reservations.contains_key(&reservation_id), "reservation id reused");
         self.by_order.insert(order_id.clone(), reservation_id);
         self.reservations.insert(reservation_id, Box::new(reservation));
+        self.pending.insert((now, reservation_id));
     }
 
     pub(super) fn activate(
@@ -156,6 +157,8 @@ impl ShardState {
         r.allocations = if all_default { Box::default() } else { allocations.into_boxed_slice() };
         r.status = ReservationStatus::Active;
         self.deadlines.insert((r.expires_at, r.reservation_id));
+        let untracked = self.pending.remove(&(r.created_at, r.reservation_id));
+        debug_assert!(untracked, "pending reservation without its deadline entry");
         Ok(Outcome::Reservation { reservation: r.clone(), changed: true })
     }
 
@@ -164,6 +167,8 @@ impl ShardState {
             Some(r) if r.status == ReservationStatus::Pending => {
                 let r = self.reservations.remove(&reservation_id).expect("present");
                 self.by_order.remove(&r.order_id);
+                let untracked = self.pending.remove(&(r.created_at, reservation_id));
+                debug_assert!(untracked, "pending reservation without its deadline entry");
                 Outcome::Reservation { reservation: *r, changed: true }
             }
             Some(r) => Outcome::Reservation { reservation: r.clone(), changed: false },
@@ -172,7 +177,8 @@ impl ShardState {
     }
 
     /// Moves an ACTIVE reservation to a finished state at `now`, and settles the holds
-    /// this same shard keeps for it (holds on other shards are the caller's to settle).
+    /// this same shard keeps for it (holds on other shards are the caller's to settle:
+    /// until it reports them settled with `HoldsSettled`, the header is kept).
     fn finish(
         &mut self,
         id: ReservationId,
@@ -181,6 +187,12 @@ impl ShardState {
         now: Millis,
     ) -> Reservation {
         debug_assert!(status.is_finished());
+        // Every line held here (always so for a one-shard reservation): nothing is
+        // left to settle elsewhere once this shard settles its own hold below.
+        let all_local = match (self.reservations.get(&id), self.holds.get(&id)) {
+            (Some(r), Some(h)) => r.lines.iter().all(|l| h.allocations.iter().any(|a| a.sku == l.sku)),
+            _ => false,
+        };
         let r = self.reservations.get_mut(&id).map(Box::as_mut).expect("caller found it");
         debug_assert_eq!(r.status, ReservationStatus::Active);
         let removed = self.deadlines.remove(&(r.expires_at, id));
@@ -188,7 +200,11 @@ impl ShardState {
         r.status = status;
         r.finished_at = Some(now);
         r.release_reason = reason.map(Box::from);
-        self.finished.insert((now, id));
+        if all_local {
+            self.finished.insert((now, id));
+        } else {
+            self.unsettled.insert((now, id));
+        }
         if status == ReservationStatus::Committed {
             for line in &r.lines {
                 let per: Vec<u64> =
@@ -354,6 +370,24 @@ impl ShardState {
         }
         let purged = purged_orders.len() + self.purge_adjust_keys(cutoff);
         Outcome::Expired { expired, purged, purged_orders }
+    }
+
+    /// The facade settled every hold of this finished reservation on other shards:
+    /// start its retention clock. Idempotent; a header that is not finished (or not
+    /// here) is left alone.
+    pub(super) fn holds_settled(&mut self, reservation_id: ReservationId) -> Outcome {
+        let Some(r) = self.reservations.get(&reservation_id).map(Box::as_ref) else {
+            return Outcome::Holds { changed: false };
+        };
+        let Some(at) = r.finished_at.filter(|_| r.status.is_finished()) else {
+            return Outcome::Holds { changed: false };
+        };
+        if !self.unsettled.remove(&(at, reservation_id)) {
+            return Outcome::Holds { changed: false };
+        }
+        self.finished.insert((at, reservation_id));
+        debug_assert!(self.finished.contains(&(at, reservation_id)));
+        Outcome::Holds { changed: true }
     }
 
     /// `sku` sharing the text of this shard's item of that SKU, if it has one: what

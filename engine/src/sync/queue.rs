@@ -1,7 +1,11 @@
 //! `BoundedQueue`: many producers, one consumer (a shard thread), a hard capacity.
 //!
 //! Producers never block: `try_push` on a full queue returns `Full` at once, which the
-//! engine answers as OVERLOADED (explicit backpressure, not a growing backlog). The
+//! engine answers as OVERLOADED (explicit backpressure, not a growing backlog).
+//! Two capacity classes: client requests may fill `capacity`; the follow-up steps of
+//! a flow already under way (activate, roll back, settle holds, sweeps) use
+//! `try_push_reserved`, which may also use `reserve` more slots, so a flood of client
+//! requests can never keep a flow from finishing. The
 //! consumer takes everything waiting, up to a batch limit, in one lock. `close` stops
 //! new pushes; the consumer still drains what was accepted before it, then stops.
 //! Promises (checked by the loom models in loom-tests/): every accepted item is popped
@@ -15,6 +19,8 @@ pub struct BoundedQueue<T> {
     state: Mutex<State<T>>,
     not_empty: Condvar,
     capacity: usize,
+    /// Extra slots only `try_push_reserved` may use.
+    reserve: usize,
 }
 
 struct State<T> {
@@ -35,25 +41,43 @@ pub enum PushError<T> {
 
 impl<T> BoundedQueue<T> {
     pub fn new(capacity: usize) -> BoundedQueue<T> {
+        BoundedQueue::with_reserve(capacity, 0)
+    }
+
+    /// A queue whose client pushes stop at `capacity` and whose reserved pushes may
+    /// use `reserve` more slots.
+    pub fn with_reserve(capacity: usize, reserve: usize) -> BoundedQueue<T> {
         assert!(capacity > 0, "a queue needs room for one item");
         BoundedQueue {
             state: Mutex::new(State { items: VecDeque::new(), closed: false, consumer_waiting: false }),
             not_empty: Condvar::new(),
             capacity,
+            reserve,
         }
     }
 
-    /// Adds `item` unless the queue is full or closed. Never blocks on capacity.
+    /// Adds `item` unless the queue holds `capacity` items or is closed. Never
+    /// blocks on capacity.
     pub fn try_push(&self, item: T) -> Result<(), PushError<T>> {
+        self.push_within(item, self.capacity)
+    }
+
+    /// Adds `item` unless the queue holds `capacity + reserve` items or is closed:
+    /// for the steps of flows already admitted, which client pushes cannot crowd out.
+    pub fn try_push_reserved(&self, item: T) -> Result<(), PushError<T>> {
+        self.push_within(item, self.capacity + self.reserve)
+    }
+
+    fn push_within(&self, item: T, limit: usize) -> Result<(), PushError<T>> {
         let mut state = lock(&self.state);
         if state.closed {
             return Err(PushError::Closed(item));
         }
-        if state.items.len() >= self.capacity {
+        if state.items.len() >= limit {
             return Err(PushError::Full(item));
         }
         state.items.push_back(item);
-        debug_assert!(state.items.len() <= self.capacity);
+        debug_assert!(state.items.len() <= self.capacity + self.reserve);
         let wake = state.consumer_waiting;
         drop(state);
         if wake {
@@ -102,5 +126,9 @@ impl<T> BoundedQueue<T> {
 
     pub fn capacity(&self) -> usize {
         self.capacity
+    }
+
+    pub fn reserve(&self) -> usize {
+        self.reserve
     }
 }
