@@ -39,10 +39,12 @@ pub fn check_all(states: &[ShardState]) -> Result<(), String> {
             match home.reservation_by_id(*id) {
                 Some(r) if r.status == ReservationStatus::Active => {}
                 // Quiescent: no reserve flow is between its first and last step.
-                Some(r) if r.status == ReservationStatus::Pending => return Err(format!(
+                Some(r) if r.status == ReservationStatus::Pending => {
+                    return Err(format!(
                     "hold {id} on shard {} belongs to a reservation still PENDING (a reserve flow stopped half-way)",
                     s.shard()
-                )),
+                ))
+                }
                 Some(r) => {
                     return Err(format!("hold {id} on shard {} outlived its {:?} reservation", s.shard(), r.status))
                 }

@@ -52,8 +52,8 @@ pub use command::{AdjustReason, Applied, Command, LineAvailability, Outcome, Que
 pub use command_log::{CommandLog, NoLog};
 pub use durable::{Durability, FaultInjector, RecoveryReport, StorageConfig};
 pub use engine::{
-    Adjust, BlockingEngine, Engine, EngineConfig, ItemChange, ItemPage, ReserveOutcome, ReserveRequest, SetItem,
-    Transfer,
+    Adjust, BlockingEngine, Engine, EngineConfig, ItemChange, ItemPage, ReconcileReport, ReserveOutcome,
+    ReserveRequest, SetItem, Transfer,
 };
 pub use error::{EngineError, Shortfall};
 pub use item::{AlertKind, Item, StockAlert};

@@ -137,13 +137,11 @@ impl ShardHandle {
     }
 
     /// Queues a step of a flow already under way, using the queue's reserved slots.
-    /// OVERLOADED only when those are full too; the caller retries (every such step
-    /// is idempotent), it never drops the step.
-    pub fn send_reserved(&self, index: usize, request: Request) -> Result<(), (EngineError, Request)> {
-        self.queue.try_push_reserved(request).map_err(|e| match e {
-            PushError::Full(r) => (EngineError::Overloaded { shard: index }, r),
-            PushError::Closed(r) => (EngineError::Unavailable { reason: "engine is shut down".into() }, r),
-        })
+    /// `Full` only when those are full too: the caller retries (every such step is
+    /// idempotent), it never drops the step.
+    #[allow(clippy::result_large_err)] // hands the request back to retry, unboxed
+    pub fn send_reserved(&self, request: Request) -> Result<(), PushError<Request>> {
+        self.queue.try_push_reserved(request)
     }
 
     /// Stops the shard once it has answered (and synced) everything queued before.
@@ -181,7 +179,7 @@ enum Answer {
     Command(Reply<Applied>, Result<Applied, EngineError>),
     Commands(Reply<Vec<Result<Applied, EngineError>>>, Vec<Result<Applied, EngineError>>),
     Query(Reply<QueryResult>, Result<QueryResult, EngineError>),
-    Clone(Reply<ShardState>, ShardState),
+    Clone(Reply<ShardState>, Box<ShardState>),
 }
 
 struct ShardLoop {
@@ -220,7 +218,7 @@ impl ShardLoop {
                         answers.push(Answer::Commands(reply, results));
                     }
                     Request::Query { query, reply } => answers.push(Answer::Query(reply, self.state.query(&query))),
-                    Request::Clone { reply } => answers.push(Answer::Clone(reply, self.state.clone())),
+                    Request::Clone { reply } => answers.push(Answer::Clone(reply, Box::new(self.state.clone()))),
                     Request::ForgetOrder { order_id } => {
                         if !self.state.has_order(&order_id) {
                             self.orders.remove_if(&order_id, |_, home| *home == self.state.shard());
@@ -354,7 +352,7 @@ impl ShardLoop {
                     reply.send(failed.clone().map_or(result, Err));
                 }
                 Answer::Clone(reply, state) => {
-                    reply.send(failed.clone().map_or(Ok(state), Err));
+                    reply.send(failed.clone().map_or(Ok(*state), Err));
                 }
             }
         }

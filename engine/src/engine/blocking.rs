@@ -104,6 +104,10 @@ impl<'a> BlockingEngine<'a> {
         block_on(self.engine.expire_due())
     }
 
+    pub fn reconcile(&self) -> Result<crate::engine::ReconcileReport, EngineError> {
+        crate::block_on(self.engine.reconcile())
+    }
+
     pub fn check_invariants(&self) -> Result<(), String> {
         block_on(self.engine.check_invariants())
     }

@@ -22,6 +22,7 @@ use crate::error::EngineError;
 use crate::limits::{DEFAULT_RETENTION_SECS, MAX_SHARDS, SHARD_QUEUE_CAPACITY};
 use crate::shard::{QueueCapacity, Request, ShardHandle, ShardStatus};
 use crate::shard_state::ShardState;
+use crate::sync::queue::PushError;
 use crate::sync::reply::{reply_channel, ReplyReceiver};
 use parking_lot::Mutex;
 use std::path::{Path, PathBuf};
@@ -347,14 +348,14 @@ impl Engine {
         let mut request = Request::Command { command, reply };
         let mut pause = Duration::from_micros(200);
         loop {
-            match self.inner.shards[shard].send_reserved(shard, request) {
+            match self.inner.shards[shard].send_reserved(request) {
                 Ok(()) => return Ok(rx),
-                Err((EngineError::Overloaded { .. }, back)) => {
+                Err(PushError::Full(back)) => {
                     request = back;
                     pause_for(pause).await;
                     pause = (pause * 2).min(Duration::from_millis(20));
                 }
-                Err((e, _)) => return Err(e),
+                Err(PushError::Closed(_)) => return Err(shut_down()),
             }
         }
     }
@@ -370,40 +371,39 @@ impl Engine {
         let mut request = Request::Query { query, reply };
         let mut pause = Duration::from_micros(200);
         loop {
-            match self.inner.shards[shard].send_reserved(shard, request) {
+            match self.inner.shards[shard].send_reserved(request) {
                 Ok(()) => return await_reply(rx).await,
-                Err((EngineError::Overloaded { .. }, back)) => {
+                Err(PushError::Full(back)) => {
                     request = back;
                     pause_for(pause).await;
                     pause = (pause * 2).min(Duration::from_millis(20));
                 }
-                Err((e, _)) => return Err(e),
+                Err(PushError::Closed(_)) => return Err(shut_down()),
             }
         }
     }
 
     /// Asks `shard` to drop its orderId index entry for `order_id` unless it has a
-    /// header for it (a reserve put the entry in, then found the queue full).
-    pub(crate) fn forget_order(&self, shard: usize, order_id: crate::sku::OrderId) {
-        let request = Request::ForgetOrder { order_id };
-        if let Err((EngineError::Overloaded { .. }, request)) = self.inner.shards[shard].send_reserved(shard, request) {
-            // Even the reserved slots are full: hand it to the coordinator to retry.
-            let engine = self.clone();
-            if let Some(rt) = self.inner.coordinator.as_ref() {
-                let mut request = request;
-                rt.spawn(async move {
-                    loop {
-                        match engine.inner.shards[shard].send_reserved(shard, request) {
-                            Err((EngineError::Overloaded { .. }, back)) => {
-                                request = back;
-                                tokio::time::sleep(Duration::from_millis(1)).await;
-                            }
-                            _ => return,
-                        }
+    /// header for it (a reserve put the entry in, then found the queue full), and
+    /// waits until the shard has the request. Runs on the coordinator, so a caller
+    /// that goes away does not leave the entry behind.
+    pub(crate) async fn forget_order(&self, shard: usize, order_id: crate::sku::OrderId) {
+        let forget = move |engine: Engine| async move {
+            let mut request = Request::ForgetOrder { order_id };
+            let mut pause = Duration::from_micros(200);
+            loop {
+                match engine.inner.shards[shard].send_reserved(request) {
+                    Err(PushError::Full(back)) => {
+                        request = back;
+                        pause_for(pause).await;
+                        pause = (pause * 2).min(Duration::from_millis(20));
                     }
-                });
+                    // Queued, or the engine is stopping (the index goes with it).
+                    _ => return Ok(()),
+                }
             }
-        }
+        };
+        let _ = self.drive(forget).await;
     }
 
     /// Runs `flow` on the coordinator and waits for its answer. Dropping the returned
@@ -433,6 +433,18 @@ impl Engine {
         let engine = self.clone();
         let task = runtime.spawn_blocking(move || work(engine));
         task.await.map_err(|e| EngineError::Unavailable { reason: format!("blocking task failed: {e}") })
+    }
+
+    /// Applies one command on one shard as a client request, bypassing the flows
+    /// that normally send it: for tests that must build what a flow cut short
+    /// leaves behind (a PENDING header with holds; a finished header whose holds on
+    /// other shards were never settled). Not part of the API.
+    #[doc(hidden)]
+    pub async fn apply_on_shard(&self, shard: usize, command: Command) -> Result<Applied, EngineError> {
+        if let Command::OpenReservation { order_id, .. } | Command::ReserveLocal { order_id, .. } = &command {
+            self.orders().entry(order_id.clone()).or_insert(shard); // as `reserve` routes it
+        }
+        self.command(shard, command).await
     }
 
     pub(crate) async fn command(&self, shard: usize, command: Command) -> Result<Applied, EngineError> {
@@ -513,6 +525,10 @@ fn stop_shards(shards: &[ShardHandle]) {
     for shard in shards {
         shard.stop();
     }
+}
+
+fn shut_down() -> EngineError {
+    EngineError::Unavailable { reason: "engine is shut down".into() }
 }
 
 /// Waits `d` without blocking a tokio worker when there is one (flows run on the

@@ -174,7 +174,7 @@ impl Engine {
                     // The request may never have reached `home`, so the shard could
                     // not drop the index entry made above; ask it to (it keeps the
                     // entry if a header for the order got there after all).
-                    self.forget_order(home, req.order_id.clone());
+                    self.forget_order(home, req.order_id.clone()).await;
                     return Err(e);
                 }
                 other => return other,
@@ -229,7 +229,7 @@ impl Engine {
                 Err(e) => {
                     for i in idx {
                         // Never queued: the shard cannot drop the entry made above.
-                        self.forget_order(shard, requests[i].order_id.clone());
+                        self.forget_order(shard, requests[i].order_id.clone()).await;
                         answers[i] = Some(Err(e.clone()));
                     }
                 }
