@@ -40,7 +40,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use stockd_engine::*;
-use stockd_wal::WalReader;
+
+mod common;
+use common::Rng;
 
 const SKUS: usize = 8;
 const START: Millis = 1_700_000_000_000;
@@ -49,33 +51,6 @@ const DEFAULT_SEEDS: u64 = 64;
 /// moves by up to 90 s a step), so every run goes through retention purges.
 const RETENTION_SECS: u64 = 600;
 const DEFAULT_STEPS: usize = 400;
-
-// ---- seeded randomness ------------------------------------------------------------
-
-/// SplitMix64: tiny, good enough, and the same on every platform.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.below(hi - lo + 1)
-    }
-
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-}
 
 // ---- the ledger of acknowledged outcomes ---------------------------------------------
 
@@ -749,55 +724,12 @@ impl Sim {
         self.verify(doubt.as_ref());
     }
 
-    /// Cuts shard `shard`'s WAL at a seeded byte offset anywhere after the end of
-    /// record `durable` (and removes segments after the cut): a power loss that kept
-    /// an arbitrary prefix of what was never synced.
+    /// A power loss on shard `shard` that kept an arbitrary prefix of what was never
+    /// synced after record `durable` (see `common::cut_wal_after`).
     fn cut_after(&mut self, shard: usize, durable: u64) {
         let wal = self.dir.path().join(format!("shard-{shard:03}/wal"));
-        let reader = WalReader::open(&wal).unwrap();
-        let segments: Vec<(std::path::PathBuf, u64)> =
-            reader.segments().iter().map(|s| (s.path.clone(), s.size)).collect();
-        // Where the non-durable bytes start: (segment index, offset).
-        let mut start: Option<(usize, u64)> = None;
-        let mut durable_end: Option<(usize, u64)> = None;
-        for rec in reader.iter_from(0) {
-            let rec = rec.unwrap_or_else(|e| panic!("{}shard {shard} WAL unreadable before the cut: {e}", self.ctx()));
-            if rec.lsn == durable {
-                durable_end = Some((rec.segment, rec.offset + 17 + rec.payload.len() as u64));
-            }
-            if rec.lsn > durable && start.is_none() {
-                start = Some((rec.segment, rec.offset));
-            }
-        }
-        // Nothing durable in these segments: everything after the first header may go.
-        let start = start.or(durable_end).unwrap_or((0, stockd_wal::SEGMENT_HEADER_LEN as u64));
-        // Non-durable bytes, segment by segment, in log order.
-        let mut spans = Vec::new();
-        for (i, (path, size)) in segments.iter().enumerate().skip(start.0) {
-            let from = if i == start.0 { start.1.min(*size) } else { 0 };
-            spans.push((path.clone(), from, *size));
-        }
-        let total: u64 = spans.iter().map(|(_, a, b)| b - a).sum();
-        if total == 0 {
-            return;
-        }
-        let mut cut = self.rng.below(total + 1);
-        self.cut_bytes += total - cut;
-        let mut removing = false;
-        for (path, from, to) in spans {
-            if removing {
-                std::fs::remove_file(&path).unwrap();
-                continue;
-            }
-            let len = to - from;
-            if cut <= len {
-                let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
-                f.set_len(from + cut).unwrap();
-                removing = true;
-            } else {
-                cut -= len;
-            }
-        }
+        self.cut_bytes += common::cut_wal_after(&wal, durable, &mut self.rng)
+            .unwrap_or_else(|e| panic!("{}shard {shard}: {e}", self.ctx()));
     }
 
     // ---- the check -------------------------------------------------------------------
