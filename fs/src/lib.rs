@@ -138,3 +138,22 @@ pub fn parent_dir(path: &Path) -> &Path {
         None => path,
     }
 }
+
+/// Creates `dir` and any missing parents, then syncs the parent of each directory it
+/// created (top down), so the new entries survive a power cut.
+pub fn create_dir_all_durable(fs: &dyn Fs, dir: &Path) -> io::Result<()> {
+    let mut missing = Vec::new();
+    let mut cur = Some(dir);
+    while let Some(d) = cur.filter(|d| !d.as_os_str().is_empty()) {
+        if fs.metadata(d).is_ok_and(|m| m.is_dir) {
+            break;
+        }
+        missing.push(d);
+        cur = d.parent();
+    }
+    fs.create_dir_all(dir)?;
+    for d in missing.iter().rev() {
+        fs.sync_dir(parent_dir(d))?;
+    }
+    Ok(())
+}
