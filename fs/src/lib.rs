@@ -36,7 +36,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use real::RealFs;
-pub use sim::{Fault, FsOp, SimFs, PAGE_SIZE};
+pub use sim::{Fault, FsOp, SimFs, Volatile, PAGE_SIZE};
 
 /// One entry of a directory listing.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -13,7 +13,7 @@
 //! parent directory did not survive are gone; so are open handles (they answer
 //! "stale handle" afterwards).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -59,6 +59,19 @@ impl Fault {
             Fault::NoSpace => io::Error::new(io::ErrorKind::StorageFull, format!("{what}: no space left on device")),
         }
     }
+}
+
+/// One unsynced change a power cut may keep or lose, as shown to the chooser of
+/// [`SimFs::power_cut_choosing`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Volatile<'a> {
+    /// A directory entry change naming this path (for a rename: the new name).
+    Entry(&'a Path),
+    /// Page `index` (bytes `index * PAGE_SIZE ..`) of the file at `file`.
+    Page { file: &'a Path, index: usize },
+    /// Whether the file at `file` keeps its current length (else its durable one,
+    /// stretched to cover every kept page).
+    Length { file: &'a Path },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,7 +146,7 @@ struct Armed {
 struct Inner {
     epoch: u64,
     next_ino: u64,
-    inodes: HashMap<u64, Inode>,
+    inodes: BTreeMap<u64, Inode>,
     current: BTreeMap<PathBuf, Node>,
     durable: BTreeMap<PathBuf, Node>,
     unsynced: Vec<Change>,
@@ -233,11 +246,14 @@ impl Inner {
         ino
     }
 
-    fn power_cut(&mut self, keep: &mut dyn FnMut() -> bool) {
-        // Directory entries: a random subset of the unsynced changes, in order.
+    fn power_cut(&mut self, keep: &mut dyn FnMut(Volatile<'_>) -> bool) {
+        // Directory entries: a subset of the unsynced changes, in order.
         let mut ns = std::mem::take(&mut self.durable);
         for change in std::mem::take(&mut self.unsynced) {
-            if keep() {
+            let named = match &change {
+                Change::Set(p, _) | Change::Remove(p) | Change::Rename(_, p) => p.clone(),
+            };
+            if keep(Volatile::Entry(&named)) {
                 change.apply(&mut ns);
             }
         }
@@ -250,13 +266,15 @@ impl Inner {
             }
         }
         // File contents: durable bytes plus a random subset of unsynced pages.
-        let live: BTreeSet<u64> =
-            kept.values().filter_map(|n| if let Node::File(i) = n { Some(*i) } else { None }).collect();
-        self.inodes.retain(|ino, _| live.contains(ino));
-        for inode in self.inodes.values_mut() {
-            let kept_pages: Vec<usize> = inode.dirty.iter().copied().filter(|_| keep()).collect();
+        let live: BTreeMap<u64, PathBuf> =
+            kept.iter().filter_map(|(p, n)| if let Node::File(i) = n { Some((*i, p.clone())) } else { None }).collect();
+        self.inodes.retain(|ino, _| live.contains_key(ino));
+        for (ino, inode) in self.inodes.iter_mut() {
+            let file = &live[ino];
+            let kept_pages: Vec<usize> =
+                inode.dirty.iter().copied().filter(|&index| keep(Volatile::Page { file, index })).collect();
             let (dlen, clen) = (inode.durable.len(), inode.current.len());
-            let mut len = if keep() { clen } else { dlen };
+            let mut len = if dlen == clen || keep(Volatile::Length { file }) { clen } else { dlen };
             for &p in &kept_pages {
                 if p * PAGE_SIZE < clen {
                     len = len.max(clen.min((p + 1) * PAGE_SIZE));
@@ -318,17 +336,33 @@ impl SimFs {
     /// goes stale.
     pub fn power_cut(&self, seed: u64) {
         let mut rng = Rng(seed);
-        self.lock().power_cut(&mut || rng.coin());
+        self.lock().power_cut(&mut |_| rng.coin());
     }
 
     /// A power cut that loses everything not synced.
     pub fn power_cut_lose_unsynced(&self) {
-        self.lock().power_cut(&mut || false);
+        self.lock().power_cut(&mut |_| false);
     }
 
     /// A power cut that keeps everything written (like a process crash).
     pub fn power_cut_keep_all(&self) {
-        self.lock().power_cut(&mut || true);
+        self.lock().power_cut(&mut |_| true);
+    }
+
+    /// A power cut where `keep` decides, for each unsynced change, whether it
+    /// survives. Entries are asked first (in the order they were made), then each
+    /// surviving file's pages and length.
+    pub fn power_cut_choosing(&self, mut keep: impl FnMut(Volatile<'_>) -> bool) {
+        self.lock().power_cut(&mut keep);
+    }
+
+    /// The indices of the pages of `path` changed since its last `sync_data`.
+    pub fn unsynced_pages(&self, path: &Path) -> Vec<usize> {
+        let inner = self.lock();
+        match inner.file(&norm(path)) {
+            Ok(ino) => inner.inodes[&ino].dirty.iter().copied().collect(),
+            Err(_) => Vec::new(),
+        }
     }
 
     /// Replaces the current bytes of `path` in place and marks them durable (to model
