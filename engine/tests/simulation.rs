@@ -723,7 +723,8 @@ impl Sim {
         for rec in reader.iter_from(0) {
             let rec = rec.unwrap_or_else(|e| panic!("{}shard {shard} WAL unreadable before the cut: {e}", self.ctx()));
             if rec.lsn == durable {
-                durable_end = Some((rec.segment, rec.offset + stockd_wal::RECORD_HEADER_LEN as u64 + rec.payload.len() as u64));
+                durable_end =
+                    Some((rec.segment, rec.offset + stockd_wal::RECORD_HEADER_LEN as u64 + rec.payload.len() as u64));
             }
             if rec.lsn > durable && start.is_none() {
                 start = Some((rec.segment, rec.offset));

@@ -81,6 +81,7 @@ impl fmt::Debug for FileBytes {
 
 /// An open file. Handles opened for reading refuse writes; handles opened for writing
 /// append at the end.
+#[allow(clippy::len_without_is_empty)] // `len` is a fallible I/O call, not a collection's
 pub trait FsFile: Send + Sync + fmt::Debug {
     /// Appends all of `buf` at the end of the file.
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()>;

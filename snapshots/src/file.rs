@@ -83,10 +83,7 @@ pub(crate) fn verify_snapshot_file(fs: &dyn Fs, path: &Path) -> Result<u64, Snap
 
 /// Opens `path` read-only, checks its size bounds, reads and validates the header and
 /// checks the declared payload length against the real file size.
-fn open_and_check_header(
-    fs: &dyn Fs,
-    path: &Path,
-) -> Result<(Cursor, u64, [u8; HEADER_LEN], Header), SnapshotError> {
+fn open_and_check_header(fs: &dyn Fs, path: &Path) -> Result<(Cursor, u64, [u8; HEADER_LEN], Header), SnapshotError> {
     let file = fs.open_read(path).map_err(|e| SnapshotError::io(path, e))?;
     let len = file.len().map_err(|e| SnapshotError::io(path, e))?;
     let mut file = Cursor { file, pos: 0 };

@@ -107,7 +107,7 @@ fn random_writes_prunes_faults_and_power_cuts() {
             match next(6) {
                 0..=2 => {
                     lsn += 1 + next(50);
-                    let payload: Vec<u8> = (0..next(10_000)).map(|i| (i as u64 ^ lsn) as u8).collect();
+                    let payload: Vec<u8> = (0..next(10_000)).map(|i| (i ^ lsn) as u8).collect();
                     if next(4) == 0 {
                         fs.fail_nth(ops[next(6) as usize], 1 + next(2), Fault::Io);
                     }
@@ -128,7 +128,9 @@ fn random_writes_prunes_faults_and_power_cuts() {
                     let loaded = store.load_latest().unwrap_or_else(|e| panic!("seed {seed} step {step}: {e}"));
                     match (loaded, acked) {
                         (None, None) => {}
-                        (None, Some(a)) => panic!("seed {seed} step {step}: snapshot {a} was acknowledged, none loaded"),
+                        (None, Some(a)) => {
+                            panic!("seed {seed} step {step}: snapshot {a} was acknowledged, none loaded")
+                        }
                         (Some(s), a) => {
                             assert!(Some(s.lsn) >= a, "seed {seed} step {step}: loaded {} < acknowledged {a:?}", s.lsn);
                             assert_eq!(s.payload, written[&s.lsn], "seed {seed} step {step}");

@@ -62,8 +62,7 @@ fn assert_records(read: &[WalRecord], first: Lsn, last: Lsn, len: usize) {
 fn open_syncs_the_directory_entry_of_a_segment_it_adopts() {
     let fs = SimFs::new();
     // A previous process wrote records without ever syncing (here: Durability::None).
-    let (mut w, _) =
-        WalWriter::open(dir(), WalConfig { durability: Durability::None, ..cfg(&fs, 1 << 20) }).unwrap();
+    let (mut w, _) = WalWriter::open(dir(), WalConfig { durability: Durability::None, ..cfg(&fs, 1 << 20) }).unwrap();
     for lsn in 1..=5 {
         w.append(1, &payload(lsn, 40)).unwrap();
     }
@@ -140,8 +139,8 @@ fn removing_segments_never_leaves_a_hole() {
         assert_eq!(fs.faults_fired(), 1);
         drop(w);
         fs.power_cut(seed);
-        let (_, report) = WalWriter::open(dir(), cfg(&fs, 300))
-            .unwrap_or_else(|e| panic!("seed {seed}: a removal left a hole: {e}"));
+        let (_, report) =
+            WalWriter::open(dir(), cfg(&fs, 300)).unwrap_or_else(|e| panic!("seed {seed}: a removal left a hole: {e}"));
         assert_eq!(report.last_lsn, 40);
         let recs = read(&fs);
         assert_records(&recs, recs[0].lsn, 40, 50);
