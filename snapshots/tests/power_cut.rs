@@ -90,7 +90,7 @@ fn failed_writes_leave_the_previous_snapshot() {
 #[test]
 fn random_writes_prunes_faults_and_power_cuts() {
     let ops = [FsOp::Create, FsOp::Write, FsOp::FileSync, FsOp::Rename, FsOp::DirSync, FsOp::Remove];
-    for seed in 0..60u64 {
+    for seed in 0..200u64 {
         let mut rng = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
         let mut next = move |n: u64| {
             rng ^= rng << 13;

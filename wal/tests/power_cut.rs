@@ -230,6 +230,34 @@ fn random_page_subsets_of_an_unsynced_batch_keep_all_or_none_of_it() {
     }
 }
 
+#[test]
+fn a_new_segment_whose_first_page_was_lost_is_a_torn_header() {
+    let fs = SimFs::new();
+    let mut w = synced_log(&fs, 6000, 3, 1500, 1);
+    // Records 4..=6 rotate into a new segment (header + 4.5 KiB: two pages), 7.. into
+    // another; the fdatasync before that second rotation fails.
+    for lsn in 4..=8 {
+        w.append(1, &payload(lsn, 1500)).unwrap();
+    }
+    fs.fail_nth(FsOp::FileSync, 1, Fault::Io);
+    assert!(w.sync().is_err());
+    assert_eq!(fs.faults_fired(), 1);
+    drop(w);
+    let seg4 = dir().join(stockd_wal::segment_file_name(4));
+    assert_eq!(fs.unsynced_pages(&seg4), [0, 1]);
+    // The new segment's entry and second page survive; its first page (the header) not.
+    fs.power_cut_choosing(|v| !matches!(v, Volatile::Page { file, index: 0 } if file == seg4));
+    assert!(fs.read(&seg4).unwrap()[..24].iter().all(|&b| b == 0));
+    let (mut w, report) = WalWriter::open(dir(), cfg(&fs, 6000)).expect("a torn header, not corruption");
+    assert_eq!(report.last_lsn, 3);
+    assert_eq!(report.truncated_tail.unwrap().offset, 0);
+    assert_eq!(w.append(1, &payload(4, 1500)).unwrap(), 4);
+    w.sync().unwrap();
+    drop(w);
+    fs.power_cut_lose_unsynced();
+    assert_records(&read(&fs), 1, 4, 1500);
+}
+
 fn expect_corrupt(fs: &SimFs, seg: &Path, offset: u64, lsn: Lsn) {
     match WalWriter::open(dir(), cfg(fs, 1 << 20)) {
         Err(WalError::Corrupt { segment, offset: o, lsn: l, reason }) => {
@@ -269,19 +297,82 @@ fn a_bit_flip_in_a_synced_batch_refuses_even_before_a_torn_tail() {
 
 // ---- the loop: random appends, syncs, faults, removals and power cuts ----
 
+/// What the loop knows about the log it drives.
+struct Model {
+    /// `appended[lsn - 1]`: the payload appended with that LSN (and not since replaced).
+    appended: Vec<Vec<u8>>,
+    /// Highest LSN a `sync` acknowledged.
+    acked: Lsn,
+    /// Removals may have dropped records below this LSN.
+    floor: Lsn,
+    /// LSNs at which a batch ended (a `sync` call wrote up to there).
+    batch_ends: Vec<Lsn>,
+    /// Whether rotations can split batches (then the exact batch check is skipped).
+    rotates: bool,
+}
+
+#[derive(Default, Debug)]
+struct Seen {
+    cuts: u64,
+    torn_tails: u64,
+    writer_failures: u64,
+}
+
+fn loop_segment_size(rotates: bool) -> u64 {
+    if rotates {
+        700
+    } else {
+        1 << 20
+    }
+}
+
+/// Drops the writer, optionally cuts power, reopens and checks the log against `m`.
+fn reopen(fs: &SimFs, w: WalWriter, cut: Option<u64>, m: &mut Model, seen: &mut Seen, ctx: &str) -> WalWriter {
+    drop(w);
+    fs.disarm();
+    if let Some(seed) = cut {
+        fs.power_cut(seed);
+        seen.cuts += 1;
+    }
+    let (w, report) = WalWriter::open(dir(), cfg(fs, loop_segment_size(m.rotates)))
+        .unwrap_or_else(|e| panic!("{ctx}: open failed: {e}"));
+    seen.torn_tails += u64::from(report.truncated_tail.is_some());
+    assert!(report.last_lsn >= m.acked, "{ctx}: acknowledged LSN {} lost (log ends at {})", m.acked, report.last_lsn);
+    if !m.rotates {
+        assert!(
+            m.batch_ends.contains(&report.last_lsn),
+            "{ctx}: the log ends at LSN {}, inside a batch (batch ends {:?})",
+            report.last_lsn,
+            m.batch_ends
+        );
+    }
+    let recs = read(fs);
+    let first = recs.first().map_or(report.last_lsn + 1, |r| r.lsn);
+    assert!(first <= m.floor.max(1), "{ctx}: the log starts at LSN {first}, above {}", m.floor);
+    for (i, r) in recs.iter().enumerate() {
+        assert_eq!(r.lsn, first + i as u64, "{ctx}: LSNs are contiguous");
+        assert_eq!(r.payload, m.appended[r.lsn as usize - 1], "{ctx}: payload of LSN {}", r.lsn);
+    }
+    assert_eq!(recs.last().map_or(first - 1, |r| r.lsn), report.last_lsn);
+    // What is on disk now is durable (open synced it) and is the log from here on.
+    m.appended.truncate(report.last_lsn as usize);
+    m.acked = report.last_lsn;
+    m.batch_ends.retain(|&e| e <= m.acked);
+    m.batch_ends.push(m.acked);
+    w
+}
+
 #[test]
 fn random_appends_syncs_faults_and_power_cuts_keep_every_acknowledged_record() {
     let ops = [FsOp::Write, FsOp::FileSync, FsOp::DirSync, FsOp::Create];
-    for seed in 0..40u64 {
+    let mut seen = Seen::default();
+    for seed in 0..200u64 {
         let mut rng = Rng::new(seed);
         let fs = SimFs::new();
-        // Small segments rotate often; large ones let the batch check below be exact.
-        let segment_size = if seed % 2 == 0 { 600 + rng.below(3000) } else { 1 << 20 };
-        let mut model: Vec<Vec<u8>> = Vec::new(); // model[lsn - 1]: what was appended
-        let mut acked: Lsn = 0;
-        let mut floor: Lsn = 1; // removals may drop records below this
-        let mut batch_ends: Vec<Lsn> = vec![0];
-        let (mut w, _) = WalWriter::open(dir(), cfg(&fs, segment_size)).unwrap();
+        // Small segments rotate often; large ones let the batch check be exact.
+        let rotates = seed % 2 == 0;
+        let mut m = Model { appended: Vec::new(), acked: 0, floor: 1, batch_ends: vec![0], rotates };
+        let (mut w, _) = WalWriter::open(dir(), cfg(&fs, loop_segment_size(rotates))).unwrap();
         for step in 0..60 {
             let ctx = format!("seed {seed} step {step}");
             match rng.below(10) {
@@ -291,66 +382,38 @@ fn random_appends_syncs_faults_and_power_cuts_keep_every_acknowledged_record() {
                         let len = rng.below(max) as usize;
                         let p = rng.bytes(len);
                         if let Ok(lsn) = w.append(rng.next_u64() as u8, &p) {
-                            model.truncate(lsn as usize - 1);
-                            model.push(p);
+                            m.appended.truncate(lsn as usize - 1);
+                            m.appended.push(p);
                         }
                     }
                 }
-                5..=6 => {
-                    if rng.below(4) == 0 {
+                5..=7 => {
+                    if rng.below(3) == 0 {
                         fs.fail_nth(ops[rng.below(4) as usize], 1 + rng.below(3), Fault::NoSpace);
                     }
                     let next = w.next_lsn();
                     if let Ok(lsn) = w.sync() {
-                        acked = lsn;
+                        m.acked = lsn;
                     }
-                    batch_ends.push(next - 1);
+                    m.batch_ends.push(next - 1);
                 }
-                7 => {
+                8 => {
                     // Even a failed call may have removed some segments.
-                    let upto = 1 + rng.below(acked + 1);
+                    let upto = 1 + rng.below(m.acked + 1);
                     let _ = w.remove_segments_before(upto);
-                    floor = floor.max(upto);
+                    m.floor = m.floor.max(upto);
                 }
-                _ => {
-                    drop(w);
-                    fs.disarm();
-                    fs.power_cut(rng.next_u64());
-                    let (w2, report) = WalWriter::open(dir(), cfg(&fs, segment_size))
-                        .unwrap_or_else(|e| panic!("{ctx}: open after a power cut failed: {e}"));
-                    assert!(report.last_lsn >= acked, "{ctx}: acknowledged LSN {acked} lost");
-                    if segment_size == 1 << 20 {
-                        assert!(
-                            batch_ends.contains(&report.last_lsn),
-                            "{ctx}: log ends at {} inside a batch (ends {batch_ends:?})",
-                            report.last_lsn
-                        );
-                    }
-                    let recs = read(&fs);
-                    let first = recs.first().map_or(report.last_lsn + 1, |r| r.lsn);
-                    assert!(first <= floor.max(1), "{ctx}: log starts at {first}, above {floor}");
-                    for (i, r) in recs.iter().enumerate() {
-                        assert_eq!(r.lsn, first + i as u64, "{ctx}: LSNs contiguous");
-                        assert_eq!(r.payload, model[r.lsn as usize - 1], "{ctx}: payload of LSN {}", r.lsn);
-                    }
-                    assert_eq!(recs.last().map_or(first - 1, |r| r.lsn), report.last_lsn);
-                    model.truncate(report.last_lsn as usize);
-                    acked = report.last_lsn;
-                    batch_ends.retain(|&e| e <= acked);
-                    w = w2;
-                }
+                _ => w = reopen(&fs, w, Some(rng.next_u64()), &mut m, &mut seen, &ctx),
             }
             if w.failure().is_some() {
-                // A failed writer refuses everything: restart the process (no power cut).
-                drop(w);
-                fs.disarm();
-                let (w2, report) = WalWriter::open(dir(), cfg(&fs, segment_size))
-                    .unwrap_or_else(|e| panic!("{ctx}: reopen after a failure failed: {e}"));
-                assert!(report.last_lsn >= acked);
-                model.truncate(report.last_lsn as usize);
-                batch_ends.push(report.last_lsn);
-                w = w2;
+                // A failed writer refuses everything: the process restarts, and half the
+                // time the power is cut right then (during the failed fdatasync).
+                seen.writer_failures += 1;
+                let cut = (rng.below(2) == 0).then(|| rng.next_u64());
+                w = reopen(&fs, w, cut, &mut m, &mut seen, &ctx);
             }
         }
     }
+    // The loop must reach the cases it exists for.
+    assert!(seen.cuts > 1000 && seen.writer_failures > 100 && seen.torn_tails > 20, "{seen:?}");
 }
