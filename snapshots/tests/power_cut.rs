@@ -90,6 +90,7 @@ fn failed_writes_leave_the_previous_snapshot() {
 #[test]
 fn random_writes_prunes_faults_and_power_cuts() {
     let ops = [FsOp::Create, FsOp::Write, FsOp::FileSync, FsOp::Rename, FsOp::DirSync, FsOp::Remove];
+    let (mut cuts, mut fired, mut unacked_loaded) = (0u64, 0u64, 0u64);
     for seed in 0..200u64 {
         let mut rng = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
         let mut next = move |n: u64| {
@@ -123,6 +124,7 @@ fn random_writes_prunes_faults_and_power_cuts() {
                     drop(store);
                     fs.disarm();
                     fs.power_cut(next(u64::MAX));
+                    cuts += 1;
                     store = SnapshotStore::open_with_fs(Path::new(DIR), Arc::new(fs.clone()))
                         .unwrap_or_else(|e| panic!("seed {seed} step {step}: {e}"));
                     let loaded = store.load_latest().unwrap_or_else(|e| panic!("seed {seed} step {step}: {e}"));
@@ -135,11 +137,15 @@ fn random_writes_prunes_faults_and_power_cuts() {
                             assert!(Some(s.lsn) >= a, "seed {seed} step {step}: loaded {} < acknowledged {a:?}", s.lsn);
                             assert_eq!(s.payload, written[&s.lsn], "seed {seed} step {step}");
                             assert!(s.skipped.is_empty(), "seed {seed} step {step}: {:?}", s.skipped);
+                            unacked_loaded += u64::from(Some(s.lsn) > a);
                             acked = Some(s.lsn);
                         }
                     }
                 }
             }
         }
+        fired += fs.faults_fired();
     }
+    // The loop must reach the cases it exists for.
+    assert!(cuts > 1000 && fired > 100 && unacked_loaded > 0, "cuts {cuts}, faults {fired}, {unacked_loaded}");
 }
