@@ -46,7 +46,7 @@ fn bench_codec(c: &mut Criterion) {
 
 fn bench_append_sync(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let config = WalConfig { durability: Durability::Fsync, segment_size: 8 * 1024 * 1024, faults: None };
+    let config = WalConfig { durability: Durability::Fsync, segment_size: 8 * 1024 * 1024, ..WalConfig::default() };
     let (mut wal, _) = WalWriter::open(dir.path(), config).expect("open wal");
     let records: Vec<(u8, Vec<u8>)> = (0..4096).map(|i| encode_record(T0, &place_hold(i))).collect();
     eprintln!("wal bench: records of {} payload bytes in {}", records[0].1.len(), dir.path().display());

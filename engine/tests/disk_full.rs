@@ -382,7 +382,12 @@ fn real_full_tmpfs_is_503_and_recovers_when_space_returns() {
 fn failed_directory_fsync_after_segment_removal_fails_the_writer() {
     let dir = tempfile::tempdir().unwrap();
     let faults = Arc::new(WalFaults::new());
-    let config = WalConfig { segment_size: 256, durability: Durability::Fsync, faults: Some(faults.clone()) };
+    let config = WalConfig {
+        segment_size: 256,
+        durability: Durability::Fsync,
+        faults: Some(faults.clone()),
+        ..WalConfig::default()
+    };
     let (mut w, _) = WalWriter::open(dir.path(), config).unwrap();
     for i in 0..40u8 {
         w.append(1, &[i; 40]).unwrap();

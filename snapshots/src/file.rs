@@ -1,9 +1,10 @@
 //! Reading and verifying one snapshot file. Strictly read-only: nothing here creates,
 //! modifies, renames or deletes a file.
 
-use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
+
+use stockd_fs::{Fs, FsFile, RealFs};
 
 use crate::error::{CorruptReason, SnapshotError};
 use crate::format::{
@@ -31,7 +32,12 @@ pub struct LoadedSnapshot {
 /// The header is validated against the real file size before the payload buffer is
 /// allocated, so a corrupt length field never causes a large allocation.
 pub fn read_snapshot_file(path: &Path) -> Result<LoadedSnapshot, SnapshotError> {
-    let (file, file_len, header_bytes, _header) = open_and_check_header(path)?;
+    read_snapshot_file_with(&RealFs, path)
+}
+
+/// [`read_snapshot_file`] through `fs`.
+pub fn read_snapshot_file_with(fs: &dyn Fs, path: &Path) -> Result<LoadedSnapshot, SnapshotError> {
+    let (mut file, file_len, header_bytes, _header) = open_and_check_header(fs, path)?;
     let capacity = usize::try_from(file_len + 1).map_err(|_| {
         SnapshotError::io(path, io::Error::new(io::ErrorKind::OutOfMemory, "snapshot exceeds address space"))
     })?;
@@ -40,8 +46,10 @@ pub fn read_snapshot_file(path: &Path) -> Result<LoadedSnapshot, SnapshotError> 
         .map_err(|e| SnapshotError::io(path, io::Error::new(io::ErrorKind::OutOfMemory, e)))?;
     buf.extend_from_slice(&header_bytes);
     // Read at most one byte past the expected end: growth is detected, not followed.
-    let limit = file_len - HEADER_LEN as u64 + 1;
-    file.take(limit).read_to_end(&mut buf).map_err(|e| SnapshotError::io(path, e))?;
+    let limit = (file_len - HEADER_LEN as u64 + 1) as usize;
+    buf.resize(HEADER_LEN + limit, 0);
+    let got = file.read_up_to(&mut buf[HEADER_LEN..]).map_err(|e| SnapshotError::io(path, e))?;
+    buf.truncate(HEADER_LEN + got);
     let (lsn, payload) = decode_at(&buf, path)?;
     let payload_len = payload.len();
     buf.truncate(HEADER_LEN + payload_len);
@@ -51,8 +59,8 @@ pub fn read_snapshot_file(path: &Path) -> Result<LoadedSnapshot, SnapshotError> 
 
 /// Verifies the snapshot at `path` without holding its payload in memory (the CRC is
 /// streamed in fixed-size chunks). Returns the LSN from its header.
-pub(crate) fn verify_snapshot_file(path: &Path) -> Result<u64, SnapshotError> {
-    let (mut file, file_len, header_bytes, header) = open_and_check_header(path)?;
+pub(crate) fn verify_snapshot_file(fs: &dyn Fs, path: &Path) -> Result<u64, SnapshotError> {
+    let (mut file, file_len, header_bytes, header) = open_and_check_header(fs, path)?;
     let mut hasher = crc32fast::Hasher::new();
     hasher.update(&header_bytes);
     let mut remaining = header.payload_len;
@@ -75,9 +83,10 @@ pub(crate) fn verify_snapshot_file(path: &Path) -> Result<u64, SnapshotError> {
 
 /// Opens `path` read-only, checks its size bounds, reads and validates the header and
 /// checks the declared payload length against the real file size.
-fn open_and_check_header(path: &Path) -> Result<(File, u64, [u8; HEADER_LEN], Header), SnapshotError> {
-    let mut file = File::open(path).map_err(|e| SnapshotError::io(path, e))?;
-    let len = file.metadata().map_err(|e| SnapshotError::io(path, e))?.len();
+fn open_and_check_header(fs: &dyn Fs, path: &Path) -> Result<(Cursor, u64, [u8; HEADER_LEN], Header), SnapshotError> {
+    let file = fs.open_read(path).map_err(|e| SnapshotError::io(path, e))?;
+    let len = file.len().map_err(|e| SnapshotError::io(path, e))?;
+    let mut file = Cursor { file, pos: 0 };
     if len < MIN_FILE_LEN {
         return Err(SnapshotError::corrupt(path, CorruptReason::TooShort { len }));
     }
@@ -94,16 +103,39 @@ fn open_and_check_header(path: &Path) -> Result<(File, u64, [u8; HEADER_LEN], He
 /// `read_exact`, except that a file which shrank after it was opened is reported as
 /// corrupt (truncated) rather than as an I/O failure.
 fn read_exact_or_truncated(
-    file: &mut File,
+    file: &mut Cursor,
     buf: &mut [u8],
     expected_len: u64,
     path: &Path,
 ) -> Result<(), SnapshotError> {
-    file.read_exact(buf).map_err(|e| {
-        if e.kind() == io::ErrorKind::UnexpectedEof {
-            SnapshotError::corrupt(path, CorruptReason::Truncated { expected_len })
-        } else {
-            SnapshotError::io(path, e)
+    let got = file.read_up_to(buf).map_err(|e| SnapshotError::io(path, e))?;
+    if got < buf.len() {
+        return Err(SnapshotError::corrupt(path, CorruptReason::Truncated { expected_len }));
+    }
+    Ok(())
+}
+
+/// Sequential reads over an [`FsFile`].
+struct Cursor {
+    file: Box<dyn FsFile>,
+    pos: u64,
+}
+
+impl Cursor {
+    /// Fills `buf` as far as the file goes; returns how many bytes were read.
+    fn read_up_to(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut got = 0;
+        while got < buf.len() {
+            match self.file.read_at(self.pos, &mut buf[got..]) {
+                Ok(0) => break,
+                Ok(n) => {
+                    got += n;
+                    self.pos += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
         }
-    })
+        Ok(got)
+    }
 }

@@ -1,13 +1,15 @@
 //! A directory of snapshot files: atomic writes, finding the newest snapshot that
 //! verifies, listing and pruning.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::fmt;
+use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use stockd_fs::Fs;
 
 use crate::error::{CorruptReason, SnapshotError};
-use crate::file::{read_snapshot_file, verify_snapshot_file, LoadedSnapshot};
+use crate::file::{read_snapshot_file_with, verify_snapshot_file, LoadedSnapshot};
 use crate::format::{encode_header, MAX_PAYLOAD_LEN};
 
 const PREFIX: &str = "snapshot-";
@@ -29,11 +31,19 @@ pub struct SnapshotInfo {
 /// The snapshots of one shard, kept in one directory.
 ///
 /// One `SnapshotStore` should own a directory at a time (it is `Send + Sync`; `write`,
-/// `prune` and `load_latest` are serialised internally).
-#[derive(Debug)]
+/// `prune` and `load_latest` are serialised internally). Every file operation goes
+/// through its `stockd_fs::Fs` (the real filesystem unless opened with
+/// [`SnapshotStore::open_with_fs`]).
 pub struct SnapshotStore {
+    fs: Arc<dyn Fs>,
     dir: PathBuf,
     lock: Mutex<()>,
+}
+
+impl fmt::Debug for SnapshotStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SnapshotStore").field("dir", &self.dir).field("fs", &self.fs).finish()
+    }
 }
 
 /// `snapshot-{lsn:020}.snap`
@@ -56,15 +66,21 @@ fn parse_name(name: &str, suffix: &str) -> Option<u64> {
 }
 
 impl SnapshotStore {
-    /// Opens (creating if absent) the snapshot directory `dir` and deletes leftover
-    /// temp files (`snapshot-*.snap.tmp`) from writes that never completed.
+    /// Opens (creating if absent, and syncing the parent of every directory it
+    /// created) the snapshot directory `dir` on the real filesystem and deletes
+    /// leftover temp files (`snapshot-*.snap.tmp`) from writes that never completed.
     pub fn open(dir: &Path) -> Result<SnapshotStore, SnapshotError> {
-        fs::create_dir_all(dir).map_err(|e| SnapshotError::io(dir, e))?;
-        let store = SnapshotStore { dir: dir.to_path_buf(), lock: Mutex::new(()) };
+        SnapshotStore::open_with_fs(dir, stockd_fs::real())
+    }
+
+    /// Like [`SnapshotStore::open`], with every file operation going through `fs`.
+    pub fn open_with_fs(dir: &Path, fs: Arc<dyn Fs>) -> Result<SnapshotStore, SnapshotError> {
+        stockd_fs::create_dir_all_durable(&*fs, dir).map_err(|e| SnapshotError::io(dir, e))?;
+        let store = SnapshotStore { fs, dir: dir.to_path_buf(), lock: Mutex::new(()) };
         let mut removed = 0usize;
         for (name, path) in store.entries()? {
             if parse_name(&name, TMP_SUFFIX).is_some() {
-                match fs::remove_file(&path) {
+                match store.fs.remove_file(&path) {
                     Ok(()) => {
                         removed += 1;
                         tracing::info!(path = %path.display(), "removed leftover snapshot temp file");
@@ -99,9 +115,9 @@ impl SnapshotStore {
         let _guard = self.guard();
         let tmp = self.dir.join(temp_file_name(lsn));
         let path = self.dir.join(snapshot_file_name(lsn));
-        let result = write_file(&tmp, lsn, payload)
+        let result = write_file(&*self.fs, &tmp, lsn, payload)
             .and_then(|size| {
-                fs::rename(&tmp, &path).map_err(|e| SnapshotError::io(&path, e))?;
+                self.fs.rename(&tmp, &path).map_err(|e| SnapshotError::io(&path, e))?;
                 Ok(size)
             })
             .and_then(|size| {
@@ -115,7 +131,7 @@ impl SnapshotStore {
             }
             Err(e) => {
                 // Best effort; a leftover temp file is also removed by the next `open`.
-                let _ = fs::remove_file(&tmp);
+                let _ = self.fs.remove_file(&tmp);
                 Err(e)
             }
         }
@@ -139,7 +155,7 @@ impl SnapshotStore {
         }
         let mut skipped = Vec::new();
         for info in infos.iter().rev() {
-            let result = read_snapshot_file(&info.path).and_then(|s| check_name_lsn(info, s));
+            let result = read_snapshot_file_with(&*self.fs, &info.path).and_then(|s| check_name_lsn(info, s));
             match result {
                 Ok(mut snapshot) => {
                     snapshot.skipped = skipped;
@@ -167,13 +183,13 @@ impl SnapshotStore {
             let Some(lsn) = parse_name(&name, SUFFIX) else {
                 continue;
             };
-            let meta = match fs::metadata(&path) {
+            let meta = match self.fs.metadata(&path) {
                 Ok(m) => m,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(SnapshotError::io(path, e)),
             };
-            if meta.is_file() {
-                infos.push(SnapshotInfo { lsn, path, size: meta.len() });
+            if meta.is_file {
+                infos.push(SnapshotInfo { lsn, path, size: meta.len });
             }
         }
         infos.sort_by_key(|i| i.lsn);
@@ -197,7 +213,7 @@ impl SnapshotStore {
         let mut valid = 0usize;
         let mut cut = None;
         for (i, info) in infos.iter().enumerate().rev() {
-            match verify_snapshot_file(&info.path).and_then(|lsn| name_matches(info, lsn)) {
+            match verify_snapshot_file(&*self.fs, &info.path).and_then(|lsn| name_matches(info, lsn)) {
                 Ok(()) => {
                     valid += 1;
                     if valid == keep {
@@ -220,7 +236,7 @@ impl SnapshotStore {
         };
         let mut deleted = 0usize;
         for info in &infos[..cut] {
-            match fs::remove_file(&info.path) {
+            match self.fs.remove_file(&info.path) {
                 Ok(()) => {
                     deleted += 1;
                     tracing::debug!(lsn = info.lsn, path = %info.path.display(), "pruned snapshot");
@@ -248,31 +264,20 @@ impl SnapshotStore {
 
     /// (file name, full path) of every directory entry with a UTF-8 name.
     fn entries(&self) -> Result<Vec<(String, PathBuf)>, SnapshotError> {
-        let read_dir = fs::read_dir(&self.dir).map_err(|e| SnapshotError::io(&self.dir, e))?;
-        let mut out = Vec::new();
-        for entry in read_dir {
-            let entry = entry.map_err(|e| SnapshotError::io(&self.dir, e))?;
-            if let Ok(name) = entry.file_name().into_string() {
-                out.push((name, entry.path()));
-            }
-        }
-        Ok(out)
+        let entries = self.fs.read_dir(&self.dir).map_err(|e| SnapshotError::io(&self.dir, e))?;
+        Ok(entries.into_iter().map(|e| (e.name, e.path)).collect())
     }
 
     /// Makes renames and deletions in the directory durable.
     fn sync_dir(&self) -> Result<(), SnapshotError> {
-        #[cfg(unix)]
-        {
-            File::open(&self.dir).and_then(|d| d.sync_all()).map_err(|e| SnapshotError::io(&self.dir, e))?;
-        }
-        Ok(())
+        self.fs.sync_dir(&self.dir).map_err(|e| SnapshotError::io(&self.dir, e))
     }
 }
 
 /// Writes header, payload and CRC to a fresh `tmp` and fsyncs it. Returns the size.
-fn write_file(tmp: &Path, lsn: u64, payload: &[u8]) -> Result<u64, SnapshotError> {
+fn write_file(fs: &dyn Fs, tmp: &Path, lsn: u64, payload: &[u8]) -> Result<u64, SnapshotError> {
     let io_err = |e| SnapshotError::io(tmp, e);
-    let mut file = OpenOptions::new().write(true).create(true).truncate(true).open(tmp).map_err(io_err)?;
+    let mut file = fs.create(tmp).map_err(io_err)?;
     let header = encode_header(lsn, payload.len() as u64);
     let mut hasher = crc32fast::Hasher::new();
     hasher.update(&header);
@@ -281,7 +286,7 @@ fn write_file(tmp: &Path, lsn: u64, payload: &[u8]) -> Result<u64, SnapshotError
     file.write_all(&header).map_err(io_err)?;
     file.write_all(payload).map_err(io_err)?;
     file.write_all(&crc).map_err(io_err)?;
-    file.sync_all().map_err(io_err)?;
+    file.sync_data().map_err(io_err)?;
     Ok((header.len() + payload.len() + crc.len()) as u64)
 }
 

@@ -79,7 +79,7 @@ impl Gen {
         for s in 0..shards {
             let sd = dir.join(format!("shard-{s:03}"));
             std::fs::create_dir_all(sd.join("snapshots")).unwrap();
-            let cfg = WalConfig { segment_size, durability: Durability::None, faults: None };
+            let cfg = WalConfig { segment_size, durability: Durability::None, ..WalConfig::default() };
             writers.push(WalWriter::open(&sd.join("wal"), cfg).unwrap().0);
         }
         Gen {

@@ -28,10 +28,11 @@ fn bad_directories_fail_clearly() {
     // A segment from a future WAL format.
     let seg = dir.join("shard-000/wal/00000000000000000001.wal");
     let mut bytes = std::fs::read(&seg).unwrap();
-    bytes[8] = 2;
+    bytes[8] = stockd_wal::FORMAT_VERSION as u8 + 1;
     std::fs::write(&seg, bytes).unwrap();
-    fails(&["verify", d], 1, "unknown WAL format version 2");
-    fails(&["replay", d], 2, "unknown WAL format version 2");
+    let want = format!("unknown WAL format version {}", stockd_wal::FORMAT_VERSION + 1);
+    fails(&["verify", d], 1, &want);
+    fails(&["replay", d], 2, &want);
 }
 
 #[test]

@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use stockd_fs::Fs;
+
 use crate::FaultInjector;
 
 /// When `WalWriter::sync` makes data durable.
@@ -27,6 +29,9 @@ pub struct WalConfig {
     pub durability: Durability,
     /// Fault injection for tests; `None` in production.
     pub faults: Option<Arc<FaultInjector>>,
+    /// The filesystem every file operation goes through. Default: the real one
+    /// (`stockd_fs::RealFs`); tests pass a `stockd_fs::SimFs`.
+    pub fs: Arc<dyn Fs>,
 }
 
 /// 64 MiB.
@@ -34,6 +39,11 @@ pub const DEFAULT_SEGMENT_SIZE: u64 = 64 * 1024 * 1024;
 
 impl Default for WalConfig {
     fn default() -> Self {
-        WalConfig { segment_size: DEFAULT_SEGMENT_SIZE, durability: Durability::Fsync, faults: None }
+        WalConfig {
+            segment_size: DEFAULT_SEGMENT_SIZE,
+            durability: Durability::Fsync,
+            faults: None,
+            fs: stockd_fs::real(),
+        }
     }
 }

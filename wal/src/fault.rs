@@ -1,8 +1,11 @@
 //! Fault injection for tests (of this crate and of the crates above it).
 //!
 //! A [`FaultInjector`] is shared through `WalConfig::faults`. Every segment-file write
-//! and every fsync (segment files and the WAL directory) the writer performs consults
-//! it first. All state is atomic, so tests may flip faults from another thread.
+//! and every fsync (segment files, the WAL directory and parents it creates) the writer
+//! performs consults it first, before the call reaches `WalConfig::fs`. All state is
+//! atomic, so tests may flip faults from another thread. It is kept, unchanged, for
+//! the engine's and server's tests; `stockd_fs::SimFs` (the filesystem seam) is the
+//! fuller tool: faults on every operation kind, operation counts and power cuts.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

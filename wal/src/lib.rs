@@ -3,8 +3,11 @@
 //! **What it owns.** A directory of append-only *segment* files named by their first
 //! LSN (`00000000000000000001.wal`, ...). Each segment starts with a versioned header
 //! and holds framed records `(LSN, type byte, opaque payload)`, each covered by a
-//! CRC-32. The exact byte layout is in `wal/FORMAT.md`. The crate knows nothing of the
-//! engine: payloads are opaque bytes of at most [`MAX_PAYLOAD`].
+//! CRC-32 and marked with the *batch* (the records one fdatasync covered) it belongs
+//! to. The exact byte layout is in `wal/FORMAT.md`; segments of the older format
+//! version 1 are still read. The crate knows nothing of the engine: payloads are
+//! opaque bytes of at most [`MAX_PAYLOAD`]. Every file operation goes through the
+//! `stockd_fs::Fs` in [`WalConfig::fs`] (the real filesystem by default).
 //!
 //! **What it promises.**
 //! * LSNs start at 1 and are contiguous across segments; a gap or reordering on disk
@@ -14,10 +17,15 @@
 //!   `lsn` survives a crash (with [`Durability::Fsync`], the default).
 //! * A failed write or fsync is never retried: the writer enters a permanent failed
 //!   state and every later call returns [`WalError::Failed`]. Reopen to recover.
-//! * [`WalWriter::open`] verifies every record. An incomplete or unverifiable record
-//!   at the very end of the last segment (a torn write) is cut off, synced, logged and
-//!   reported in [`OpenReport::truncated_tail`]; damage anywhere else makes `open` fail
-//!   with `Corrupt` naming segment, byte offset and expected LSN. Nothing is guessed.
+//! * [`WalWriter::open`] verifies every record and keeps only complete batches. An
+//!   incomplete last batch at the end of the last segment (a torn write, even one with
+//!   a hole: a later page reached the disk, an earlier one did not) is cut off, synced,
+//!   logged and reported in [`OpenReport::truncated_tail`]; it was never acknowledged.
+//!   Damage anywhere else, including damage followed by a record of a later batch
+//!   (which proves the damaged batch had been synced), makes `open` fail with
+//!   `Corrupt` naming segment, byte offset and expected LSN. Nothing is guessed.
+//! * Every created, removed or adopted segment's directory entry is synced (with
+//!   [`Durability::Fsync`]) before the writer relies on it.
 //! * [`WalReader`] never modifies anything and verifies every record it yields.
 //! * Only one `WalWriter` may use a directory at a time (not enforced by a lock).
 
@@ -36,7 +44,9 @@ pub type Lsn = u64;
 pub use config::{Durability, WalConfig, DEFAULT_SEGMENT_SIZE};
 pub use error::WalError;
 pub use fault::FaultInjector;
-pub use format::{FORMAT_VERSION, MAGIC, MAX_PAYLOAD, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN};
+pub use format::{
+    FORMAT_VERSION, FORMAT_VERSION_V1, MAGIC, MAX_PAYLOAD, RECORD_HEADER_LEN, RECORD_HEADER_LEN_V1, SEGMENT_HEADER_LEN,
+};
 pub use reader::{SegmentInfo, WalIter, WalReader, WalRecord};
 pub use segment::{parse_segment_file_name, segment_file_name};
 pub use writer::{OpenReport, TruncatedTail, WalWriter};

@@ -1,11 +1,13 @@
 //! The strictly read-only side: list segments and iterate verified records.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+use stockd_fs::{FileBytes, Fs};
 
 use crate::format::{check_segment_header, Header, SEGMENT_HEADER_LEN};
-use crate::scan::{check_first_lsn, check_header_matches_name, step, Step};
-use crate::segment::{list_segments, SegmentBytes};
+use crate::scan::{check_first_lsn, check_header_matches_name, Step, Walk};
+use crate::segment::{list_segments, read_segment};
 use crate::{Lsn, TruncatedTail, WalError};
 
 /// A segment file as listed by [`WalReader::open`].
@@ -30,26 +32,34 @@ pub struct WalRecord {
     pub offset: u64,
 }
 
-/// Read-only view of a WAL directory. It opens files read-only and maps them; it
+/// Read-only view of a WAL directory. It opens files read-only (mapping them on the
+/// real filesystem); it
 /// never creates, writes, truncates or deletes anything, so it is safe to use while a
 /// writer appends to the same directory (it then sees the log as of each segment's
 /// mapping; a record still being written shows up as a torn tail).
 #[derive(Debug)]
 pub struct WalReader {
+    fs: Arc<dyn Fs>,
     dir: PathBuf,
     segments: Vec<SegmentInfo>,
     torn_tail: Mutex<Option<TruncatedTail>>,
 }
 
 impl WalReader {
-    /// Lists the segments in `dir`. Errors if `dir` does not exist.
+    /// Lists the segments in `dir` on the real filesystem. Errors if `dir` does not
+    /// exist.
     pub fn open(dir: &Path) -> Result<WalReader, WalError> {
+        WalReader::open_with_fs(dir, stockd_fs::real())
+    }
+
+    /// Like [`WalReader::open`], reading through `fs`.
+    pub fn open_with_fs(dir: &Path, fs: Arc<dyn Fs>) -> Result<WalReader, WalError> {
         // A directory listing taken while a writer rotates can miss a segment created
         // during the scan yet show a later one, which would read as a gap. List until
         // two listings in a row agree (bounded), so a live log reads consistently.
-        let mut listing = list_segments(dir)?;
+        let mut listing = list_segments(&*fs, dir)?;
         for _ in 0..16 {
-            let again = list_segments(dir)?;
+            let again = list_segments(&*fs, dir)?;
             if again == listing {
                 break;
             }
@@ -57,10 +67,10 @@ impl WalReader {
         }
         let mut segments = Vec::new();
         for (first_lsn, path) in listing {
-            let size = std::fs::metadata(&path).map_err(|e| WalError::io(&path, e))?.len();
+            let size = fs.metadata(&path).map_err(|e| WalError::io(&path, e))?.len;
             segments.push(SegmentInfo { path, first_lsn, size });
         }
-        Ok(WalReader { dir: dir.to_path_buf(), segments, torn_tail: Mutex::new(None) })
+        Ok(WalReader { fs, dir: dir.to_path_buf(), segments, torn_tail: Mutex::new(None) })
     }
 
     /// The directory this reader reads.
@@ -112,10 +122,10 @@ impl WalReader {
 }
 
 struct Cursor {
-    bytes: SegmentBytes,
+    bytes: FileBytes,
     off: usize,
     expected: Lsn,
-    is_last: bool,
+    walk: Walk,
 }
 
 /// Iterator returned by [`WalReader::iter_from`].
@@ -149,12 +159,13 @@ impl WalIter<'_> {
         let info = &self.reader.segments[self.seg_idx];
         let is_last = self.seg_idx + 1 == self.reader.segments.len();
         check_first_lsn(&info.path, info.first_lsn, self.expected_first)?;
-        let bytes = SegmentBytes::open(&info.path)?;
-        match check_segment_header(&bytes, &info.path, is_last)? {
+        let bytes = read_segment(&*self.reader.fs, &info.path)?;
+        match check_segment_header(&bytes, &info.path, info.first_lsn, is_last)? {
             Header::Torn => Ok(None),
-            Header::Valid { first_lsn } => {
+            Header::Valid { first_lsn, version } => {
                 check_header_matches_name(&info.path, info.first_lsn, first_lsn)?;
-                Ok(Some(Cursor { bytes, off: SEGMENT_HEADER_LEN, expected: first_lsn, is_last }))
+                let walk = Walk::new(version, is_last);
+                Ok(Some(Cursor { bytes, off: SEGMENT_HEADER_LEN, expected: first_lsn, walk }))
             }
         }
     }
@@ -189,7 +200,7 @@ impl Iterator for WalIter<'_> {
             };
             let off = cur.off;
             let lsn = cur.expected;
-            match step(&cur.bytes, off, lsn, cur.is_last) {
+            match cur.walk.step(&cur.bytes, off, lsn) {
                 Step::Record { record_type, payload, next } => {
                     cur.off = next;
                     cur.expected += 1;
@@ -209,11 +220,11 @@ impl Iterator for WalIter<'_> {
                     self.seg_idx += 1;
                 }
                 Step::Torn { bytes_dropped } => self.finish_torn(off as u64, bytes_dropped),
-                Step::Corrupt(reason) => {
+                Step::Corrupt { offset, lsn, reason } => {
                     self.done = true;
                     return Some(Err(WalError::Corrupt {
                         segment: self.reader.segments[self.seg_idx].path.clone(),
-                        offset: off as u64,
+                        offset: offset as u64,
                         lsn: Some(lsn),
                         reason,
                     }));

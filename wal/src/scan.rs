@@ -1,57 +1,186 @@
 //! Walking a segment record by record, and telling a torn tail from corruption.
 //!
-//! The rule (see FORMAT.md, "Torn tail versus corruption"): a bad record is a *torn
-//! tail* only if it is in the last segment and no valid record (LSN >= the expected
-//! one) can be found at any byte offset after its start. Everything else that is not
-//! a valid record with exactly the expected LSN is corruption.
+//! The rules are in FORMAT.md ("Torn tail versus corruption"). In short, for format
+//! version 2 segments: records are only accepted as part of a *complete batch* (a run
+//! of records ending with one that carries the commit flag; a batch is what one
+//! fdatasync covered). In the last segment, an incomplete batch at the end is a torn
+//! tail, even with a hole in it (a later page of the batch reached the disk, an
+//! earlier one did not), unless some valid record after the damage belongs to a
+//! *later* batch: a later batch is only written after the earlier one's fdatasync
+//! returned, so the damage is in synced data and is corruption. Version 1 segments
+//! keep the version 1 rule: a bad record is a torn tail only if it is in the last
+//! segment and no valid record (LSN >= the expected one) follows it at any offset.
 
 use std::path::Path;
 
-use crate::format::{check_segment_header, decode_record, Header, RECORD_HEADER_LEN};
+use crate::format::{
+    check_segment_header, decode_record, decode_verified_record, Header, FORMAT_VERSION_V1, RECORD_HEADER_LEN,
+    RECORD_HEADER_LEN_V1, SEGMENT_HEADER_LEN,
+};
 use crate::{Lsn, WalError};
 
 /// One step of a segment walk from byte offset `off`.
 #[derive(Debug)]
 pub(crate) enum Step<'a> {
-    /// A valid record with the expected LSN.
+    /// A valid record with the expected LSN, in a complete batch.
     Record { record_type: u8, payload: &'a [u8], next: usize },
     /// `off` is exactly the end of the bytes.
     End,
     /// Last segment: everything from `off` on is a torn tail to drop.
     Torn { bytes_dropped: u64 },
-    /// The bytes at `off` are corrupt.
-    Corrupt(String),
+    /// The record at `offset` (where LSN `lsn` belongs; `offset >= off`) is corrupt.
+    Corrupt { offset: usize, lsn: Lsn, reason: String },
 }
 
-/// Decodes what lies at `buf[off..]`, where the record with LSN `expected` belongs.
-pub(crate) fn step(buf: &[u8], off: usize, expected: Lsn, is_last: bool) -> Step<'_> {
-    if off >= buf.len() {
-        return Step::End;
+/// Where a segment walk stands: the format version, and up to which offset the
+/// records are known to belong to complete batches.
+#[derive(Debug, Clone)]
+pub(crate) struct Walk {
+    pub version: u32,
+    pub is_last: bool,
+    complete_until: usize,
+    /// Corruption found ahead, inside the batch being walked: the valid records before
+    /// it are still yielded (up to `complete_until`), then this is reported.
+    corrupt_ahead: Option<(usize, Lsn, String)>,
+}
+
+impl Walk {
+    pub(crate) fn new(version: u32, is_last: bool) -> Walk {
+        Walk { version, is_last, complete_until: 0, corrupt_ahead: None }
     }
-    match decode_record(buf, off) {
-        Ok(d) if d.lsn == expected => Step::Record { record_type: d.record_type, payload: d.payload, next: d.next },
-        Ok(d) => {
-            Step::Corrupt(format!("record carries LSN {} but LSN {expected} belongs here (gap or reordering)", d.lsn))
+
+    /// Decodes what lies at `buf[off..]`, where the record with LSN `expected` belongs.
+    pub(crate) fn step<'a>(&mut self, buf: &'a [u8], off: usize, expected: Lsn) -> Step<'a> {
+        if off >= buf.len() {
+            return Step::End;
         }
-        Err(reason) if !is_last => Step::Corrupt(format!("{reason} (not the last segment)")),
-        Err(reason) => match find_valid_record_after(buf, off + 1, expected) {
-            Some(p) => Step::Corrupt(format!("{reason}, yet a valid record follows at offset {p}")),
+        if self.version == FORMAT_VERSION_V1 {
+            return step_v1(buf, off, expected, self.is_last);
+        }
+        if off >= self.complete_until {
+            if let Some((offset, lsn, reason)) = self.corrupt_ahead.take() {
+                debug_assert_eq!((offset, lsn), (off, expected));
+                return Step::Corrupt { offset, lsn, reason };
+            }
+            match self.find_batch_end(buf, off, expected) {
+                None => {}
+                Some(Step::Corrupt { offset, lsn, reason }) if offset > off => {
+                    self.complete_until = offset;
+                    self.corrupt_ahead = Some((offset, lsn, reason));
+                }
+                Some(stop) => return stop,
+            }
+        }
+        match decode_verified_record(buf, off, self.version) {
+            Ok(d) => Step::Record { record_type: d.record_type, payload: d.payload, next: d.next },
+            Err(reason) => unreachable_step(off, expected, reason),
+        }
+    }
+
+    /// Walks the batch starting at `off` to its commit record. `None`: it is complete
+    /// (`complete_until` now points past it). `Some(step)`: it is not, and `step` says
+    /// whether that is a torn tail or corruption.
+    fn find_batch_end(&mut self, buf: &[u8], off: usize, expected: Lsn) -> Option<Step<'static>> {
+        let (mut p, mut lsn) = (off, expected);
+        loop {
+            if p >= buf.len() {
+                // The bytes end inside a batch: its commit record never reached the disk.
+                return Some(if self.is_last {
+                    Step::Torn { bytes_dropped: (buf.len() - off) as u64 }
+                } else {
+                    Step::Corrupt {
+                        offset: off,
+                        lsn: expected,
+                        reason: "segment ends inside a batch without its commit record (not the last segment)".into(),
+                    }
+                });
+            }
+            match decode_record(buf, p, self.version) {
+                Ok(d) if d.lsn == lsn => {
+                    p = d.next;
+                    lsn += 1;
+                    if d.commit {
+                        self.complete_until = p;
+                        return None;
+                    }
+                }
+                Ok(d) => {
+                    return Some(Step::Corrupt {
+                        offset: p,
+                        lsn,
+                        reason: format!("record carries LSN {} but LSN {lsn} belongs here (gap or reordering)", d.lsn),
+                    })
+                }
+                Err(reason) if !self.is_last => {
+                    return Some(Step::Corrupt { offset: p, lsn, reason: format!("{reason} (not the last segment)") })
+                }
+                Err(reason) => {
+                    return Some(match find_later_batch(buf, p + 1, lsn) {
+                        Some((at, later)) => Step::Corrupt {
+                            offset: p,
+                            lsn,
+                            reason: format!(
+                                "{reason}, yet record LSN {later} at offset {at} belongs to a later batch, \
+                                 so this batch had been synced"
+                            ),
+                        },
+                        None => Step::Torn { bytes_dropped: (buf.len() - off) as u64 },
+                    })
+                }
+            }
+        }
+    }
+}
+
+/// `find_batch_end` just verified the record at `off`; this cannot happen.
+fn unreachable_step(off: usize, lsn: Lsn, reason: String) -> Step<'static> {
+    debug_assert!(false, "record at {off} verified by find_batch_end failed to decode: {reason}");
+    Step::Corrupt { offset: off, lsn, reason }
+}
+
+/// The version 1 rule (no batch framing).
+fn step_v1(buf: &[u8], off: usize, expected: Lsn, is_last: bool) -> Step<'_> {
+    let corrupt = |reason| Step::Corrupt { offset: off, lsn: expected, reason };
+    match decode_record(buf, off, FORMAT_VERSION_V1) {
+        Ok(d) if d.lsn == expected => Step::Record { record_type: d.record_type, payload: d.payload, next: d.next },
+        Ok(d) => corrupt(format!("record carries LSN {} but LSN {expected} belongs here (gap or reordering)", d.lsn)),
+        Err(reason) if !is_last => corrupt(format!("{reason} (not the last segment)")),
+        Err(reason) => match find_valid_v1_record_after(buf, off + 1, expected) {
+            Some(p) => corrupt(format!("{reason}, yet a valid record follows at offset {p}")),
             None => Step::Torn { bytes_dropped: (buf.len() - off) as u64 },
         },
     }
 }
 
-/// Looks for a valid record with LSN >= `expected` starting at any offset >= `from`.
-/// Cheap filters (plausible LSN) run before the checksum, so this is linear in practice.
-fn find_valid_record_after(buf: &[u8], from: usize, expected: Lsn) -> Option<usize> {
-    if buf.len() < RECORD_HEADER_LEN || from > buf.len() - RECORD_HEADER_LEN {
-        return None;
-    }
-    // A record is at least RECORD_HEADER_LEN bytes, which bounds how far LSNs can run.
-    let max_lsn = expected.saturating_add((buf.len() / RECORD_HEADER_LEN) as u64 + 1);
-    (from..=buf.len() - RECORD_HEADER_LEN).find(|&p| {
+/// Candidate offsets `>= from` whose LSN field is plausible (in `expected ..= max`).
+/// A record is at least `header_len` bytes, which bounds how far LSNs can run.
+fn candidates(buf: &[u8], from: usize, expected: Lsn, header_len: usize) -> impl Iterator<Item = usize> + '_ {
+    let last = buf.len().checked_sub(header_len);
+    let max_lsn = expected.saturating_add((buf.len() / header_len) as u64 + 1);
+    let range = match last {
+        Some(last) if from <= last => from..last + 1,
+        _ => 0..0,
+    };
+    range.filter(move |&p| {
         let lsn = u64::from_le_bytes(buf[p + 8..p + 16].try_into().unwrap());
-        (expected..=max_lsn).contains(&lsn) && decode_record(buf, p).is_ok()
+        (expected..=max_lsn).contains(&lsn)
+    })
+}
+
+/// Version 1: a valid record with LSN >= `expected` starting at any offset >= `from`.
+/// Cheap filters (plausible LSN) run before the checksum, so this is linear in practice.
+fn find_valid_v1_record_after(buf: &[u8], from: usize, expected: Lsn) -> Option<usize> {
+    candidates(buf, from, expected, RECORD_HEADER_LEN_V1)
+        .find(|&p| decode_record(buf, p, FORMAT_VERSION_V1).is_ok_and(|d| d.lsn >= expected))
+}
+
+/// Version 2: a valid record at any offset >= `from` whose batch starts after LSN
+/// `lsn`, which proves the batch holding `lsn` was synced before it was written.
+/// Returns its offset and LSN.
+pub(crate) fn find_later_batch(buf: &[u8], from: usize, lsn: Lsn) -> Option<(usize, Lsn)> {
+    candidates(buf, from, lsn, RECORD_HEADER_LEN).find_map(|p| match decode_record(buf, p, crate::FORMAT_VERSION) {
+        Ok(d) if d.batch_start > lsn => Some((p, d.lsn)),
+        _ => None,
     })
 }
 
@@ -59,6 +188,8 @@ fn find_valid_record_after(buf: &[u8], from: usize, expected: Lsn) -> Option<usi
 #[derive(Debug)]
 pub(crate) struct SegmentScan {
     pub first_lsn: Lsn,
+    /// Format version of the segment (the current one if the header is torn).
+    pub version: u32,
     /// Valid records in the segment (LSNs `first_lsn .. first_lsn + records`).
     pub records: u64,
     /// Offset just past the last valid record (or past the header), i.e. where the
@@ -80,50 +211,44 @@ pub(crate) fn scan_segment(
     is_last: bool,
 ) -> Result<SegmentScan, WalError> {
     check_first_lsn(path, name_lsn, expected_first)?;
-    let first_lsn = match check_segment_header(buf, path, is_last)? {
+    let (first_lsn, version) = match check_segment_header(buf, path, name_lsn, is_last)? {
         Header::Torn => {
             return Ok(SegmentScan {
                 first_lsn: name_lsn,
+                version: crate::FORMAT_VERSION,
                 records: 0,
                 end: 0,
                 torn_bytes: Some(buf.len() as u64),
                 header_torn: true,
             })
         }
-        Header::Valid { first_lsn } => first_lsn,
+        Header::Valid { first_lsn, version } => (first_lsn, version),
     };
     check_header_matches_name(path, name_lsn, first_lsn)?;
-    let mut off = crate::format::SEGMENT_HEADER_LEN;
+    let mut off = SEGMENT_HEADER_LEN;
     let mut expected = first_lsn;
+    let mut walk = Walk::new(version, is_last);
     loop {
-        match step(buf, off, expected, is_last) {
+        let done = |torn_bytes| SegmentScan {
+            first_lsn,
+            version,
+            records: expected - first_lsn,
+            end: off as u64,
+            torn_bytes,
+            header_torn: false,
+        };
+        match walk.step(buf, off, expected) {
             Step::Record { next, .. } => {
                 off = next;
                 expected += 1;
             }
-            Step::End => {
-                return Ok(SegmentScan {
-                    first_lsn,
-                    records: expected - first_lsn,
-                    end: off as u64,
-                    torn_bytes: None,
-                    header_torn: false,
-                })
-            }
-            Step::Torn { bytes_dropped } => {
-                return Ok(SegmentScan {
-                    first_lsn,
-                    records: expected - first_lsn,
-                    end: off as u64,
-                    torn_bytes: Some(bytes_dropped),
-                    header_torn: false,
-                })
-            }
-            Step::Corrupt(reason) => {
+            Step::End => return Ok(done(None)),
+            Step::Torn { bytes_dropped } => return Ok(done(Some(bytes_dropped))),
+            Step::Corrupt { offset, lsn, reason } => {
                 return Err(WalError::Corrupt {
                     segment: path.to_path_buf(),
-                    offset: off as u64,
-                    lsn: Some(expected),
+                    offset: offset as u64,
+                    lsn: Some(lsn),
                     reason,
                 })
             }

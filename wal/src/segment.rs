@@ -1,12 +1,9 @@
-//! Segment files on disk: naming, listing, read-only mapping, and fault-aware
-//! write/fsync helpers.
+//! Segment files: naming, listing, reading, and fault-aware write/fsync helpers. Every
+//! file operation goes through the configured [`Fs`].
 
-use std::fs::{self, File};
-use std::io::Write;
-use std::ops::Deref;
 use std::path::{Path, PathBuf};
 
-use memmap2::Mmap;
+use stockd_fs::{FileBytes, Fs, FsFile};
 
 use crate::{FaultInjector, Lsn, WalError};
 
@@ -29,58 +26,26 @@ pub fn parse_segment_file_name(name: &str) -> Option<Lsn> {
 }
 
 /// Segment files in `dir`, oldest first. Other files are ignored.
-pub(crate) fn list_segments(dir: &Path) -> Result<Vec<(Lsn, PathBuf)>, WalError> {
-    let mut out = Vec::new();
-    for entry in fs::read_dir(dir).map_err(|e| WalError::io(dir, e))? {
-        let entry = entry.map_err(|e| WalError::io(dir, e))?;
-        let Some(lsn) = entry.file_name().to_str().and_then(parse_segment_file_name) else {
-            continue;
-        };
-        let ft = entry.file_type().map_err(|e| WalError::io(entry.path(), e))?;
-        if ft.is_file() {
-            out.push((lsn, entry.path()));
-        }
-    }
+pub(crate) fn list_segments(fs: &dyn Fs, dir: &Path) -> Result<Vec<(Lsn, PathBuf)>, WalError> {
+    let mut out: Vec<(Lsn, PathBuf)> = fs
+        .read_dir(dir)
+        .map_err(|e| WalError::io(dir, e))?
+        .into_iter()
+        .filter(|e| e.is_file)
+        .filter_map(|e| Some((parse_segment_file_name(&e.name)?, e.path)))
+        .collect();
     out.sort_unstable_by_key(|&(lsn, _)| lsn);
     Ok(out)
 }
 
-/// A segment's bytes, mapped read-only (or empty, since empty files cannot be mapped).
-pub(crate) enum SegmentBytes {
-    Mapped(Mmap),
-    Empty,
-}
-
-impl SegmentBytes {
-    /// Maps `path` read-only. Opens the file read-only; never creates or changes it.
-    pub(crate) fn open(path: &Path) -> Result<SegmentBytes, WalError> {
-        let file = File::open(path).map_err(|e| WalError::io(path, e))?;
-        let len = file.metadata().map_err(|e| WalError::io(path, e))?.len();
-        if len == 0 {
-            return Ok(SegmentBytes::Empty);
-        }
-        // SAFETY: the map is read-only and private to this process. Writers only ever
-        // append to segment files while readers may have them mapped (bytes inside the
-        // mapped length never change); the one exception, tail truncation in
-        // `WalWriter::open`, must not run while a reader is iterating that directory.
-        let map = unsafe { Mmap::map(&file) }.map_err(|e| WalError::io(path, e))?;
-        Ok(SegmentBytes::Mapped(map))
-    }
-}
-
-impl Deref for SegmentBytes {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        match self {
-            SegmentBytes::Mapped(m) => m,
-            SegmentBytes::Empty => &[],
-        }
-    }
+/// A segment's bytes (memory-mapped on the real filesystem). Never changes the file.
+pub(crate) fn read_segment(fs: &dyn Fs, path: &Path) -> Result<FileBytes, WalError> {
+    fs.read(path).map_err(|e| WalError::io(path, e))
 }
 
 /// `write_all`, consulting the fault injector first.
 pub(crate) fn write_all(
-    file: &mut File,
+    file: &mut dyn FsFile,
     bytes: &[u8],
     path: &Path,
     faults: Option<&FaultInjector>,
@@ -93,7 +58,7 @@ pub(crate) fn write_all(
 }
 
 /// `fdatasync` of a segment file, consulting the fault injector first.
-pub(crate) fn sync_file(file: &File, path: &Path, faults: Option<&FaultInjector>) -> Result<(), WalError> {
+pub(crate) fn sync_file(file: &mut dyn FsFile, path: &Path, faults: Option<&FaultInjector>) -> Result<(), WalError> {
     if let Some(f) = faults {
         f.before_sync().map_err(|e| WalError::io(path, e))?;
     }
@@ -101,9 +66,28 @@ pub(crate) fn sync_file(file: &File, path: &Path, faults: Option<&FaultInjector>
 }
 
 /// fsync of the directory itself, so created/removed/renamed entries are durable.
-pub(crate) fn sync_dir(dir: &Path, faults: Option<&FaultInjector>) -> Result<(), WalError> {
+pub(crate) fn sync_dir(fs: &dyn Fs, dir: &Path, faults: Option<&FaultInjector>) -> Result<(), WalError> {
     if let Some(f) = faults {
         f.before_sync().map_err(|e| WalError::io(dir, e))?;
     }
-    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| WalError::io(dir, e))
+    fs.sync_dir(dir).map_err(|e| WalError::io(dir, e))
+}
+
+/// Creates `dir` and any missing parents, syncing the parent of each directory it
+/// created so the new entries survive a power cut.
+pub(crate) fn create_dir_durably(fs: &dyn Fs, dir: &Path, faults: Option<&FaultInjector>) -> Result<(), WalError> {
+    let mut missing = Vec::new();
+    let mut cur = Some(dir);
+    while let Some(d) = cur.filter(|d| !d.as_os_str().is_empty()) {
+        if fs.metadata(d).is_ok_and(|m| m.is_dir) {
+            break;
+        }
+        missing.push(d.to_path_buf());
+        cur = d.parent();
+    }
+    fs.create_dir_all(dir).map_err(|e| WalError::io(dir, e))?;
+    for d in missing.iter().rev() {
+        sync_dir(fs, stockd_fs::parent_dir(d), faults)?;
+    }
+    Ok(())
 }

@@ -1,11 +1,16 @@
 //! The appending side: open/recover, buffered append, group-commit sync, retention.
 
-use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
 
-use crate::format::{encode_record, encode_segment_header, record_len, MAX_PAYLOAD, SEGMENT_HEADER_LEN};
+use stockd_fs::{Fs, FsFile};
+
+use crate::format::{
+    encode_record, encode_segment_header, mark_commit, record_len, FORMAT_VERSION, MAX_PAYLOAD, SEGMENT_HEADER_LEN,
+};
 use crate::scan::scan_segment;
-use crate::segment::{list_segments, segment_file_name, sync_dir, sync_file, write_all, SegmentBytes};
+use crate::segment::{
+    create_dir_durably, list_segments, read_segment, segment_file_name, sync_dir, sync_file, write_all,
+};
 use crate::{Durability, FaultInjector, Lsn, WalConfig, WalError};
 
 /// What `WalWriter::open` found and repaired.
@@ -38,12 +43,16 @@ struct SegmentMeta {
 
 /// Encoded records waiting for `sync`. The first chunk goes to the active segment
 /// unless `new_segment`; each `new_segment` chunk becomes a new file, header included.
+/// A chunk is one batch on disk: it is fsynced before anything after it is written,
+/// and its last record carries the commit flag (set when it is written).
 #[derive(Debug)]
 struct Chunk {
     first_lsn: Lsn,
     new_segment: bool,
     records: u64,
     bytes: Vec<u8>,
+    /// Offset in `bytes` of the last record.
+    last_record: usize,
 }
 
 /// The single writer of one WAL directory. See the crate docs for the guarantees.
@@ -53,7 +62,7 @@ pub struct WalWriter {
     config: WalConfig,
     /// Segment files on disk, oldest first; the last one is `active`.
     segments: Vec<SegmentMeta>,
-    active: File,
+    active: Box<dyn FsFile>,
     /// Written to `active` since its last fsync.
     active_dirty: bool,
     pending: Vec<Chunk>,
@@ -61,6 +70,8 @@ pub struct WalWriter {
     /// record: decides rotation at append time.
     tail_len: u64,
     tail_has_records: bool,
+    /// The active segment has an older format: the next append starts a new segment.
+    rotate_first: bool,
     next_lsn: Lsn,
     /// LSN after the last record written to the active file (durable or not).
     written_next: Lsn,
@@ -72,6 +83,10 @@ impl WalWriter {
     /// Opens (creating if needed) the log in `dir`, verifies every record, truncates a
     /// torn tail and positions at the end. Fails with `Corrupt` / `BadVersion` rather
     /// than guess when the log is damaged anywhere but its tail.
+    ///
+    /// With [`Durability::Fsync`] it also syncs the directory (and the parent of any
+    /// directory it created): a segment found on disk may have been created by a
+    /// process that died before syncing its directory entry.
     pub fn open(dir: &Path, config: WalConfig) -> Result<(WalWriter, OpenReport), WalError> {
         if config.durability == Durability::None {
             tracing::warn!(
@@ -80,26 +95,25 @@ impl WalWriter {
                  can lose acknowledged writes; use only for benchmarks"
             );
         }
+        let fs = config.fs.clone();
+        let fs = &*fs;
         let faults = config.faults.clone();
         let faults = faults.as_deref();
         let fsync = config.durability == Durability::Fsync;
-        if !dir.is_dir() {
-            fs::create_dir_all(dir).map_err(|e| WalError::io(dir, e))?;
-            if fsync {
-                if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-                    sync_dir(parent, faults)?;
-                }
-            }
+        if fsync {
+            create_dir_durably(fs, dir, faults)?;
+        } else {
+            fs.create_dir_all(dir).map_err(|e| WalError::io(dir, e))?;
         }
 
-        let listing = list_segments(dir)?;
+        let listing = list_segments(fs, dir)?;
         let mut segments = Vec::with_capacity(listing.len() + 1);
         let mut records = 0;
         let mut expected_first = None;
         let mut last_scan = None;
         for (i, (name_lsn, path)) in listing.iter().enumerate() {
             let is_last = i + 1 == listing.len();
-            let bytes = SegmentBytes::open(path)?;
+            let bytes = read_segment(fs, path)?;
             let scan = scan_segment(&bytes, path, *name_lsn, expected_first, is_last)?;
             records += scan.records;
             expected_first = Some(scan.first_lsn + scan.records);
@@ -108,24 +122,28 @@ impl WalWriter {
         }
 
         let mut truncated_tail = None;
+        let mut rotate_first = false;
         let (active, tail_len, tail_has_records, next_lsn) = match last_scan {
             None => {
                 let path = dir.join(segment_file_name(1));
-                let mut file = create_segment(&path)?;
+                let mut file = create_segment(fs, &path)?;
                 let mut header = Vec::with_capacity(SEGMENT_HEADER_LEN);
                 encode_segment_header(1, &mut header);
-                write_all(&mut file, &header, &path, faults)?;
+                write_all(&mut *file, &header, &path, faults)?;
                 if fsync {
-                    sync_file(&file, &path, faults)?;
-                    sync_dir(dir, faults)?;
+                    sync_file(&mut *file, &path, faults)?;
                 }
                 segments.push(SegmentMeta { first_lsn: 1, path });
                 (file, SEGMENT_HEADER_LEN as u64, false, 1)
             }
             Some(scan) => {
                 let path = &segments.last().expect("scanned a segment").path;
-                let mut file = OpenOptions::new().append(true).open(path).map_err(|e| WalError::io(path, e))?;
+                let mut file = fs.open_append(path).map_err(|e| WalError::io(path, e))?;
                 let mut len = scan.end;
+                // A version 1 segment without records is rewritten as version 2; one
+                // with records stays as it is and the next append starts a new segment.
+                let old_empty = scan.version != FORMAT_VERSION && scan.records == 0;
+                rotate_first = scan.version != FORMAT_VERSION && scan.records > 0;
                 if let Some(bytes_dropped) = scan.torn_bytes {
                     tracing::warn!(
                         segment = %path.display(),
@@ -134,23 +152,32 @@ impl WalWriter {
                         header_torn = scan.header_torn,
                         "truncating torn tail of the WAL"
                     );
-                    file.set_len(scan.end).map_err(|e| WalError::io(path, e))?;
-                    if scan.header_torn {
-                        let mut header = Vec::with_capacity(SEGMENT_HEADER_LEN);
-                        encode_segment_header(scan.first_lsn, &mut header);
-                        write_all(&mut file, &header, path, faults)?;
-                        len = SEGMENT_HEADER_LEN as u64;
-                    }
                     truncated_tail = Some(TruncatedTail { segment: path.clone(), offset: scan.end, bytes_dropped });
                 }
+                if scan.torn_bytes.is_some() || old_empty {
+                    let keep = if scan.header_torn || old_empty { 0 } else { scan.end };
+                    file.set_len(keep).map_err(|e| WalError::io(path, e))?;
+                    if keep == 0 {
+                        let mut header = Vec::with_capacity(SEGMENT_HEADER_LEN);
+                        encode_segment_header(scan.first_lsn, &mut header);
+                        write_all(&mut *file, &header, path, faults)?;
+                        len = SEGMENT_HEADER_LEN as u64;
+                    }
+                }
                 // Records found on disk may only be in the page cache (the previous
-                // process may have died before syncing): make them durable now.
+                // process may have died before syncing), and a truncation must be
+                // durable before anything is appended after it: sync now.
                 if fsync {
-                    sync_file(&file, path, faults)?;
+                    sync_file(&mut *file, path, faults)?;
                 }
                 (file, len, scan.records > 0, scan.first_lsn + scan.records)
             }
         };
+        // The segment files' directory entries (found or just created) may never have
+        // been synced.
+        if fsync {
+            sync_dir(fs, dir, faults)?;
+        }
 
         let report = OpenReport { segments: segments.len(), records, last_lsn: next_lsn - 1, truncated_tail };
         let writer = WalWriter {
@@ -162,6 +189,7 @@ impl WalWriter {
             pending: Vec::new(),
             tail_len,
             tail_has_records,
+            rotate_first,
             next_lsn,
             written_next: next_lsn,
             durable_lsn: next_lsn - 1,
@@ -179,17 +207,25 @@ impl WalWriter {
         }
         let lsn = self.next_lsn;
         let len = record_len(payload.len());
-        if self.tail_has_records && self.tail_len + len > self.config.segment_size {
+        if self.tail_has_records && (self.rotate_first || self.tail_len + len > self.config.segment_size) {
             let mut bytes = Vec::with_capacity(SEGMENT_HEADER_LEN + len as usize);
             encode_segment_header(lsn, &mut bytes);
-            self.pending.push(Chunk { first_lsn: lsn, new_segment: true, records: 0, bytes });
+            self.pending.push(Chunk { first_lsn: lsn, new_segment: true, records: 0, bytes, last_record: 0 });
             self.tail_len = SEGMENT_HEADER_LEN as u64;
+            self.rotate_first = false;
         } else if self.pending.is_empty() {
-            self.pending.push(Chunk { first_lsn: lsn, new_segment: false, records: 0, bytes: Vec::new() });
+            self.pending.push(Chunk {
+                first_lsn: lsn,
+                new_segment: false,
+                records: 0,
+                bytes: Vec::new(),
+                last_record: 0,
+            });
         }
         let chunk = self.pending.last_mut().expect("a chunk was just ensured");
         debug_assert_eq!(chunk.first_lsn + chunk.records, lsn, "LSNs must be contiguous");
-        encode_record(lsn, record_type, payload, &mut chunk.bytes);
+        chunk.last_record = chunk.bytes.len();
+        encode_record(lsn, chunk.first_lsn, record_type, payload, &mut chunk.bytes);
         chunk.records += 1;
         self.tail_len += len;
         self.tail_has_records = true;
@@ -222,27 +258,36 @@ impl WalWriter {
     fn write_and_sync_pending(&mut self) -> Result<(), WalError> {
         let faults = self.config.faults.clone();
         let faults = faults.as_deref();
+        let fs = self.config.fs.clone();
         let mut created = false;
-        for chunk in std::mem::take(&mut self.pending) {
+        for mut chunk in std::mem::take(&mut self.pending) {
             // LSN contiguity: each chunk continues exactly where the disk ends.
             debug_assert_eq!(chunk.first_lsn, self.written_next);
+            debug_assert!(chunk.records > 0, "a chunk is only created by an append");
             if chunk.new_segment {
                 // The old segment must be complete on disk before its successor exists:
-                // recovery treats only the last segment's tail as possibly torn.
+                // recovery treats only the last segment's tail as possibly torn. Its
+                // directory entry too, if it is new: otherwise a power cut could keep
+                // the successor's entry but not its own, a hole in the log.
                 self.sync_active(faults)?;
+                if created && self.config.durability == Durability::Fsync {
+                    sync_dir(&*fs, &self.dir, faults)?;
+                }
                 let path = self.dir.join(segment_file_name(chunk.first_lsn));
-                self.active = create_segment(&path)?;
+                self.active = create_segment(&*fs, &path)?;
                 self.segments.push(SegmentMeta { first_lsn: chunk.first_lsn, path });
                 created = true;
             }
+            // The chunk is one batch: it is synced before anything after it is written.
+            mark_commit(&mut chunk.bytes, chunk.last_record);
             let path = &self.segments.last().expect("active segment").path;
             self.active_dirty = true;
-            write_all(&mut self.active, &chunk.bytes, path, faults)?;
+            write_all(&mut *self.active, &chunk.bytes, path, faults)?;
             self.written_next = chunk.first_lsn + chunk.records;
         }
         self.sync_active(faults)?;
         if created && self.config.durability == Durability::Fsync {
-            sync_dir(&self.dir, faults)?;
+            sync_dir(&*fs, &self.dir, faults)?;
         }
         Ok(())
     }
@@ -250,7 +295,7 @@ impl WalWriter {
     fn sync_active(&mut self, faults: Option<&FaultInjector>) -> Result<(), WalError> {
         if self.active_dirty && self.config.durability == Durability::Fsync {
             let path = &self.segments.last().expect("active segment").path;
-            sync_file(&self.active, path, faults)?;
+            sync_file(&mut *self.active, path, faults)?;
         }
         self.active_dirty = false;
         Ok(())
@@ -272,25 +317,27 @@ impl WalWriter {
     }
 
     /// Deletes whole segments whose every record has an LSN below `lsn` (never the
-    /// active segment), oldest first, then fsyncs the directory. Returns how many
-    /// were deleted.
+    /// active segment), oldest first, fsyncing the directory after each deletion.
+    /// Returns how many were deleted.
     pub fn remove_segments_before(&mut self, lsn: Lsn) -> Result<usize, WalError> {
         self.check_failed()?;
         let mut removed = 0;
         // segments[1].first_lsn <= lsn  <=>  every record of segments[0] is < lsn.
         while self.segments.len() > 1 && self.segments[1].first_lsn <= lsn {
             let path = self.segments[0].path.clone();
-            if let Err(e) = fs::remove_file(&path) {
+            if let Err(e) = self.config.fs.remove_file(&path) {
                 // The directory is now in a state we did not choose: fail for good,
                 // like any other write error.
                 return Err(self.fail(WalError::io(&path, e)));
             }
             self.segments.remove(0);
             removed += 1;
-        }
-        if removed > 0 && self.config.durability == Durability::Fsync {
-            if let Err(e) = sync_dir(&self.dir, self.config.faults.as_deref()) {
-                return Err(self.fail(e));
+            // One removal at a time is made durable, oldest first: a power cut can then
+            // only leave the log starting later, never with a hole in the middle.
+            if self.config.durability == Durability::Fsync {
+                if let Err(e) = sync_dir(&*self.config.fs, &self.dir, self.config.faults.as_deref()) {
+                    return Err(self.fail(e));
+                }
             }
         }
         Ok(removed)
@@ -312,6 +359,6 @@ impl WalWriter {
     }
 }
 
-fn create_segment(path: &Path) -> Result<File, WalError> {
-    OpenOptions::new().append(true).create_new(true).open(path).map_err(|e| WalError::io(path, e))
+fn create_segment(fs: &dyn Fs, path: &Path) -> Result<Box<dyn FsFile>, WalError> {
+    fs.create_new(path).map_err(|e| WalError::io(path, e))
 }

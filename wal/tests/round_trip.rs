@@ -120,7 +120,12 @@ fn iter_from_starts_at_requested_lsn() {
 fn durability_none_still_writes() {
     let tmp = tempfile::tempdir().unwrap();
     let faults = Arc::new(FaultInjector::new());
-    let cfg = WalConfig { segment_size: 1024, durability: Durability::None, faults: Some(faults.clone()) };
+    let cfg = WalConfig {
+        segment_size: 1024,
+        durability: Durability::None,
+        faults: Some(faults.clone()),
+        ..WalConfig::default()
+    };
     let records = random_records(4, 50, 200);
     write_log(tmp.path(), cfg, &records, 5);
     assert_eq!(faults.syncs(), 0, "Durability::None never fsyncs");

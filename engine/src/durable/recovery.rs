@@ -148,6 +148,7 @@ fn recover_shard(dir: &Path, shard: usize, storage: &StorageConfig) -> Result<Re
         segment_size: storage.segment_size,
         durability: storage.durability,
         faults: storage.faults.clone(),
+        ..WalConfig::default()
     };
     let (writer, open) = WalWriter::open(&wal_dir, wal_config).map_err(|e| io_err("cannot open WAL", &wal_dir, e))?;
     if let Some(t) = &open.truncated_tail {

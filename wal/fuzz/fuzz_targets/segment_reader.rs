@@ -19,7 +19,7 @@ use stockd_wal::{
 };
 
 fn config() -> WalConfig {
-    WalConfig { segment_size: 200, durability: Durability::None, faults: None }
+    WalConfig { segment_size: 200, durability: Durability::None, ..WalConfig::default() }
 }
 
 fn header(first_lsn: u64) -> Vec<u8> {
