@@ -15,7 +15,7 @@ cargo test --workspace --locked
 step "fuzz targets compile"
 # Each fuzz crate is its own workspace (cargo-fuzz runs them on nightly, FUZZING.md);
 # checked here so they cannot rot unseen.
-for crate in wal/fuzz snapshots/fuzz server/fuzz; do
+for crate in engine/fuzz wal/fuzz snapshots/fuzz server/fuzz; do
   CARGO_PROFILE_DEV_DEBUG=0 cargo check --manifest-path "$crate/Cargo.toml" --bins --locked \
     --target-dir target/fuzz-check
 done

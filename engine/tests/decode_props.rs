@@ -1,7 +1,7 @@
 //! The engine's two decoders facing garbage: `decode_record` (a WAL payload) and
 //! `decode_state` (a snapshot payload). Random and mutated bytes must give `Ok` or a
 //! clear `Err`, never a panic; what decodes must replay without a panic too. These are
-//! the CI face of the cargo-fuzz targets in wal/fuzz and snapshots/fuzz (FUZZING.md);
+//! the CI face of the cargo-fuzz targets in engine/fuzz (FUZZING.md);
 //! the WAL framing and the snapshot file format have their own proptests in
 //! wal/tests/fuzz.rs and snapshots/tests/decode_props.rs.
 

@@ -1,5 +1,6 @@
 //! Fuzz target: the engine's snapshot payload decoder `decode_state`, straight (the
-//! CRC of a snapshot file keeps mutations from reaching it through `snapshot_file`).
+//! CRC of a snapshot file keeps mutations from reaching it through a file; the file
+//! framing is snapshots/fuzz `snapshot_file`).
 //! Never a panic or an abort; what decodes with its invariants intact takes an expiry
 //! sweep without a panic. The CI face is engine/tests/decode_props.rs.
 //! Known finding (FUZZING.md): a huge string length prefix aborts the process.
