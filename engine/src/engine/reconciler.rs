@@ -127,8 +127,9 @@ fn reservations(result: QueryResult) -> Result<Vec<Reservation>, EngineError> {
 
 #[cfg(test)]
 mod tests {
-    //! Races of the reconciler with live flows, made deterministic by shard logs whose
-    //! sync waits at a gate the test opens (no timing: each step waits for the last).
+    //! Flows against shards held up or broken by their logs: races of the reconciler
+    //! with live flows, made deterministic by logs whose sync waits at a gate the test
+    //! opens (no timing: each step waits for the last), and a shard whose thread died.
     use super::*;
     use crate::clock::ManualClock;
     use crate::command_log::CommandLog;
@@ -297,5 +298,70 @@ mod tests {
         assert_eq!(b_engine.get_item(c.clone()).unwrap().reserved, 0, "o-1's hold of C was not released");
         crate::block_on(engine.check_invariants()).unwrap();
         engine.shutdown();
+    }
+
+    /// A log whose sync panics once armed: a shard thread that dies of a bug.
+    struct PanicLog(Arc<std::sync::atomic::AtomicBool>);
+
+    impl CommandLog for PanicLog {
+        fn append(&mut self, _now: crate::Millis, _command: &Command) -> Result<(), EngineError> {
+            Ok(())
+        }
+
+        fn sync(&mut self) -> Result<(), EngineError> {
+            assert!(!self.0.load(std::sync::atomic::Ordering::SeqCst), "test: the shard thread dies here");
+            Ok(())
+        }
+
+        fn durable_lsn(&self) -> u64 {
+            0
+        }
+    }
+
+    /// A shard thread that died (a panic) left its queue open: every later step to it
+    /// (retried until queued, then awaited) and every client request waited forever
+    /// for an answer nobody would give, and the expiry sweep with them.
+    #[test]
+    fn a_shard_whose_thread_died_answers_unavailable_instead_of_hanging_flows() {
+        let armed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let config = EngineConfig {
+            shards: 2,
+            expiry_interval: None,
+            clock: Arc::new(ManualClock::new(1_700_000_000_000)),
+            ..Default::default()
+        };
+        let logs: Vec<Box<dyn CommandLog>> =
+            vec![Box::new(GateLog(Gate::default())), Box::new(PanicLog(armed.clone()))];
+        let engine = Engine::start(vec![ShardState::new(0), ShardState::new(1)], logs, vec![0; 2], config, None, None);
+        let b = sku_on_of(1, 2);
+        let set = |on_hand| {
+            engine.blocking().set_item(SetItem {
+                sku: b.clone(),
+                on_hand,
+                low_stock_threshold: None,
+                max_per_order: None,
+                expected_version: None,
+                location: None,
+                incoming: None,
+            })
+        };
+        set(10).unwrap();
+        armed.store(true, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(set(11).unwrap_err().code(), "SERVICE_UNAVAILABLE");
+        let thread = engine.inner.shards[1].thread.lock().take().expect("shard 1 runs");
+        assert!(thread.join().is_err(), "shard 1's thread panicked");
+        // Checked before anything is sent to it, so the old behaviour fails here
+        // instead of hanging below.
+        assert!(engine.inner.shards[1].queue.is_closed(), "a dead shard's queue must refuse work");
+        let e = engine.blocking();
+        assert_eq!(e.expire_due().unwrap_err().code(), "SERVICE_UNAVAILABLE");
+        assert_eq!(e.reconcile().unwrap_err().code(), "SERVICE_UNAVAILABLE");
+        assert_eq!(e.get_item(b.clone()).unwrap_err().code(), "SERVICE_UNAVAILABLE");
+        assert!(engine.is_failed(), "a dead shard fails the engine: it no longer acknowledges");
+        engine.shutdown();
+    }
+
+    fn sku_on_of(shard: usize, shards: usize) -> Sku {
+        (0..).map(|n| Sku::parse(&format!("S-{n}"), "sku").unwrap()).find(|s| shard_of_sku(s, shards) == shard).unwrap()
     }
 }
