@@ -6,7 +6,15 @@
 //!   (`a_snapshot_at_any_point_replays_to_the_live_state`);
 //! - a header finished before a snapshot whose `HoldsSettled` comes after it is
 //!   settled by the replay, kept until then, and forgotten only after
-//!   (`holds_settled_after_a_snapshot_replays_right`).
+//!   (`holds_settled_after_a_snapshot_replays_right`);
+//! - `reserve_many` under overload, with orderIds shared between concurrent clients
+//!   and the reconciler running past the PENDING deadline, answers the truth and
+//!   leaves no orderId index entry behind
+//!   (`concurrent_batches_with_shared_order_ids_answer_the_truth_under_overload`;
+//!   it fails when `reserve_many` does not drop the entries of a batch it could not
+//!   queue).
+//!
+//! All pass on the reviewed engine: these suspicions were not real.
 
 use std::sync::Arc;
 use stockd_engine::durable::{decode_state, encode_state};
@@ -227,4 +235,129 @@ fn holds_settled_after_a_snapshot_replays_right() {
     e.check_invariants().unwrap();
     assert_eq!((e.get_item(b.clone()).unwrap().sold, e.get_item(b).unwrap().on_hand), (3, 7));
     engine.shutdown();
+}
+
+/// Batches (`reserve_many`) of one-shard and cross-shard orders from many clients at
+/// once into queues of one client slot, while a driver moves the clock past the
+/// PENDING deadline and runs the expiry sweep and the reconciler. Each batch holds
+/// three orders of its own and one that every client sends (the same lines, so a
+/// repeat is idempotent). Every answer must be the truth: an order no client was
+/// told was reserved has no header, one that was told has an ACTIVE header with its
+/// stock held; the orderId index holds exactly the headers; invariants hold.
+#[test]
+fn concurrent_batches_with_shared_order_ids_answer_the_truth_under_overload() {
+    const SHARDS: usize = 3;
+    let clock = ManualClock::new(START);
+    let config = EngineConfig {
+        shards: SHARDS,
+        expiry_interval: None,
+        clock: Arc::new(clock.clone()),
+        queue_capacity: 1,
+        ..Default::default()
+    };
+    let engine = Engine::in_memory(config).unwrap();
+    let skus: Vec<Sku> = (0..SHARDS).flat_map(|s| [sku_on(s, "X", SHARDS), sku_on(s, "Y", SHARDS)]).collect();
+    for s in &skus {
+        stock(&engine, s, 1_000_000);
+    }
+    // Order `name` number k: one SKU when k is even (one shard), else two SKUs on
+    // two shards.
+    let request = |name: String, k: usize| {
+        let mut lines = vec![(skus[k % skus.len()].clone(), 1 + (k % 3) as u64)];
+        if k % 2 == 1 {
+            lines.push((skus[(k + 3) % skus.len()].clone(), 1));
+        }
+        ReserveRequest {
+            order_id: order(&name),
+            lines,
+            ttl_secs: Some(86_400),
+            metadata: None,
+            placement: Default::default(),
+        }
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let driver = {
+        let (engine, clock, done) = (engine.clone(), clock.clone(), done.clone());
+        std::thread::spawn(move || {
+            let mut passes = 0;
+            while !done.load(std::sync::atomic::Ordering::SeqCst) || passes < 3 {
+                clock.advance_secs(20);
+                let _ = engine.blocking().expire_due();
+                let _ = engine.blocking().reconcile();
+                passes += 1;
+            }
+        })
+    };
+    let clients: Vec<_> = (0..8)
+        .map(|c| {
+            let engine = engine.clone();
+            let batches: Vec<Vec<ReserveRequest>> = (0..30)
+                .map(|i| {
+                    let mut batch: Vec<ReserveRequest> =
+                        (0..3).map(|j| request(format!("u-{c}-{i}-{j}"), c + i + j)).collect();
+                    batch.push(request(format!("s-{i}"), i));
+                    batch
+                })
+                .collect();
+            rt.spawn(async move {
+                let mut told = Vec::new();
+                for batch in batches {
+                    let orders: Vec<String> = batch.iter().map(|r| r.order_id.to_string()).collect();
+                    for (o, answer) in orders.into_iter().zip(engine.reserve_many(batch).await) {
+                        match answer {
+                            Ok(out) => {
+                                assert_eq!(out.reservation.status, ReservationStatus::Active, "{o}");
+                                told.push((o, true));
+                            }
+                            Err(e) if matches!(e.code(), "OVERLOADED" | "RESERVATION_PENDING") => told.push((o, false)),
+                            Err(e) => panic!("{o}: {e}"),
+                        }
+                    }
+                }
+                told
+            })
+        })
+        .collect();
+    let mut reserved = std::collections::HashSet::new();
+    let mut orders = std::collections::BTreeSet::new();
+    for c in clients {
+        for (o, ok) in rt.block_on(c).unwrap() {
+            orders.insert(o.clone());
+            if ok {
+                reserved.insert(o);
+            }
+        }
+    }
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    driver.join().unwrap();
+    let refused_only = orders.iter().filter(|o| o.starts_with("u-") && !reserved.contains(*o)).count();
+    assert!(refused_only > 0, "no order was only ever refused: the queues never filled");
+    // Quiescent: past every deadline, one more pass.
+    clock.advance_millis(limits::PENDING_DEADLINE_MS + 1_000);
+    let e = engine.blocking();
+    e.reconcile().unwrap();
+    e.check_invariants().unwrap();
+    let mut headers = 0;
+    let mut held: std::collections::HashMap<Sku, u64> = Default::default();
+    for o in &orders {
+        match e.get_reservation(key(o)) {
+            Ok(r) => {
+                headers += 1;
+                assert_eq!(r.status, ReservationStatus::Active, "{o}");
+                assert!(reserved.contains(o), "{o} is ACTIVE but every answer for it was a refusal");
+                for l in &r.lines {
+                    *held.entry(l.sku.clone()).or_default() += l.quantity;
+                }
+            }
+            Err(err) => {
+                assert_eq!(err.code(), "RESERVATION_NOT_FOUND", "{o}");
+                assert!(!reserved.contains(o), "{o} was answered reserved but has no header");
+            }
+        }
+    }
+    for s in &skus {
+        assert_eq!(e.get_item(s.clone()).unwrap().reserved, held.get(s).copied().unwrap_or(0), "{s}");
+    }
+    assert_eq!(engine.order_index_len(), headers, "the orderId index holds exactly the headers");
 }
