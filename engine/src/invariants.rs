@@ -6,10 +6,6 @@ use crate::reservation_id::ReservationId;
 use crate::shard_state::ShardState;
 use std::collections::HashMap;
 
-/// Checks each shard, then: every ACTIVE header's lines are held exactly on the
-/// shards of its SKUs, and every hold belongs to an ACTIVE header on its home shard
-/// (a hold of a PENDING, finished or forgotten reservation is a flow left half
-/// done). Only meaningful with no request in flight (e.g. after recovery).
 /// Times a mutation left an item with more reserved than on hand, since start. The
 /// engine's transitions make this impossible; the counter proves it in production
 /// (exported as `stockd_oversell_detected_total`) and must stay 0.
@@ -26,6 +22,10 @@ pub fn oversells_detected() -> u64 {
     OVERSELLS.load(std::sync::atomic::Ordering::Relaxed)
 }
 
+/// Checks each shard, then: every ACTIVE header's lines are held exactly on the
+/// shards of its SKUs, and every hold belongs to an ACTIVE header on its home shard
+/// (a hold of a PENDING, finished or forgotten reservation is a flow left half
+/// done). Only meaningful with no request in flight (e.g. after recovery).
 pub fn check_all(states: &[ShardState]) -> Result<(), String> {
     for s in states {
         s.check_invariants().map_err(|e| format!("shard {}: {e}", s.shard()))?;

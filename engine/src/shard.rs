@@ -125,6 +125,7 @@ impl ShardHandle {
         status.durable_lsn.store(log.durable_lsn(), Ordering::Release);
         let st = status.clone();
         let thread = spawn_named(format!("stockd-shard-{index}"), move || {
+            let _exit = OnExit { queue: &rx, status: st.clone(), engine_failed: engine_failed.clone() };
             ShardLoop { state, log, clock, status: st, failure: None, last_now, engine_failed, orders }.run(&rx)
         });
         ShardHandle { queue, status, thread: parking_lot::Mutex::new(Some(thread)) }
@@ -149,6 +150,32 @@ impl ShardHandle {
         self.queue.close();
         if let Some(t) = self.thread.lock().take() {
             let _ = t.join();
+        }
+    }
+}
+
+/// Runs when a shard thread ends. After a normal stop the queue is closed and empty
+/// already. After a panic (a bug) it closes the queue and drops what is left in it, so
+/// every caller waiting on this shard gets an answer (SERVICE_UNAVAILABLE) and every
+/// later push is refused, instead of a step retried and awaited forever; and it fails
+/// the engine, whose state on this shard is lost.
+struct OnExit<'a> {
+    queue: &'a BoundedQueue<Request>,
+    status: Arc<ShardStatus>,
+    engine_failed: Arc<AtomicBool>,
+}
+
+impl Drop for OnExit<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            *self.status.failure.lock() = Some("a shard thread stopped on an internal error".into());
+            self.status.failed.store(true, Ordering::Release);
+            self.engine_failed.store(true, Ordering::Release);
+        }
+        self.queue.close();
+        let mut left = Vec::new();
+        while self.queue.pop_batch(&mut left, MAX_BATCH) {
+            left.clear(); // dropping a request drops its reply: the caller is answered
         }
     }
 }

@@ -55,7 +55,7 @@ pub fn parse_sku(s: &str) -> Result<Sku, String> {
 }
 
 /// The record type names accepted by `--type` (`Command::kind()`), case-insensitive.
-pub const TYPE_NAMES: [&str; 20] = [
+pub const TYPE_NAMES: [&str; 21] = [
     "SET_ITEM",
     "ADJUST",
     "DELETE_ITEM",
@@ -76,6 +76,7 @@ pub const TYPE_NAMES: [&str; 20] = [
     "EXTEND",
     "EXPIRE",
     "EXPIRE_DUE",
+    "HOLDS_SETTLED",
 ];
 
 pub fn parse_type(s: &str) -> Result<String, String> {

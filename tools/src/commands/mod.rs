@@ -52,7 +52,8 @@ fn skus_ref(command: &Command) -> Option<Vec<&Sku>> {
         | Command::ReleaseReservation { .. }
         | Command::ExtendReservation { .. }
         | Command::ExpireReservation { .. }
-        | Command::ExpireDue { .. } => Vec::new(),
+        | Command::ExpireDue { .. }
+        | Command::HoldsSettled { .. } => Vec::new(),
         #[allow(unreachable_patterns)]
         _ => return None,
     })
@@ -66,7 +67,8 @@ pub fn reservation_id_of(command: &Command) -> Option<String> {
         | Command::ActivateReservation { reservation_id, .. }
         | Command::AbortReservation { reservation_id }
         | Command::ReleaseHold { reservation_id }
-        | Command::CommitHold { reservation_id, .. } => Some(reservation_id.to_string()),
+        | Command::CommitHold { reservation_id, .. }
+        | Command::HoldsSettled { reservation_id } => Some(reservation_id.to_string()),
         Command::CommitReservation { key, .. }
         | Command::ReleaseReservation { key, .. }
         | Command::ExtendReservation { key, .. }
@@ -96,7 +98,8 @@ pub fn order_of(command: &Command) -> Option<String> {
         | Command::AbortReservation { .. }
         | Command::ReleaseHold { .. }
         | Command::CommitHold { .. }
-        | Command::ExpireDue { .. } => None,
+        | Command::ExpireDue { .. }
+        | Command::HoldsSettled { .. } => None,
         #[allow(unreachable_patterns)]
         _ => generic(command).1,
     }
@@ -200,7 +203,8 @@ pub fn quantities_of(command: &Command) -> String {
         | Command::AbortReservation { .. }
         | Command::ReleaseHold { .. }
         | Command::CommitReservation { .. }
-        | Command::ExpireReservation { .. } => String::new(),
+        | Command::ExpireReservation { .. }
+        | Command::HoldsSettled { .. } => String::new(),
         // A newer command: its serde form.
         #[allow(unreachable_patterns)]
         other => serde_json::to_value(other).map(|v| v.to_string()).unwrap_or_default(),
