@@ -279,8 +279,9 @@ impl Engine {
         let warehouses = config.warehouses.clone();
         let engine = Engine::start(states, logs, last_nows, config, Some(lock), Some(dir.to_path_buf()));
         let finish = async {
+            // Steps of flows the crash cut short: the reserved queue slots, retried.
             for (shard, command) in plan {
-                engine.command(shard, command).await?;
+                engine.step(shard, command).await?;
             }
             if let Some(w) = warehouses {
                 engine.set_warehouses(w).await?;
@@ -293,7 +294,10 @@ impl Engine {
             Ok::<usize, EngineError>(expired)
         };
         let expired = match crate::block_on(finish) {
-            Ok(n) => n,
+            Ok(n) => {
+                engine.start_sweep();
+                n
+            }
             Err(e) => {
                 engine.shutdown();
                 return Err(e);

@@ -137,6 +137,7 @@ impl Engine {
         let last_nows = vec![0; config.shards];
         let warehouses = config.warehouses.clone();
         let engine = Engine::start(states, logs, last_nows, config, None, None);
+        engine.start_sweep();
         if let Some(w) = warehouses {
             crate::block_on(engine.set_warehouses(w))?;
         }
@@ -161,7 +162,8 @@ impl Engine {
         }
     }
 
-    /// Starts shard threads over recovered states and their logs.
+    /// Starts shard threads over recovered states and their logs (no sweep yet:
+    /// `start_sweep`).
     pub(crate) fn start(
         states: Vec<ShardState>,
         logs: Vec<Box<dyn CommandLog>>,
@@ -221,8 +223,15 @@ impl Engine {
                 last_reconcile: Default::default(),
             }),
         };
-        if let Some(every) = engine.inner.config.expiry_interval {
-            let weak = Arc::downgrade(&engine.inner);
+        engine
+    }
+
+    /// Starts the background expiry sweep (and with it the reconciler), if the
+    /// config has an interval. Called once the engine is ready for requests: after
+    /// recovery, so a sweep never runs against a state recovery is still settling.
+    pub(crate) fn start_sweep(&self) {
+        if let Some(every) = self.inner.config.expiry_interval {
+            let weak = Arc::downgrade(&self.inner);
             let handle = std::thread::Builder::new()
                 .name("stockd-expiry".into())
                 .spawn(move || loop {
@@ -238,9 +247,8 @@ impl Engine {
                     }
                 })
                 .expect("spawn expiry thread");
-            *engine.inner.expirer.lock() = Some(handle);
+            *self.inner.expirer.lock() = Some(handle);
         }
-        engine
     }
 
     pub(crate) fn orders(&self) -> &OrderIndex {
