@@ -23,8 +23,11 @@
 //! - **graceful shutdown with a deadline** (`--shutdown-timeout`): on the signal the
 //!   listener is closed; connections with no request in progress are closed at once;
 //!   the others finish their request (keep-alive off) until the deadline, when the
-//!   rest are closed (`stockd_http_connections_closed_at_shutdown_total`). The
-//!   caller then shuts the engine down, which syncs whatever was queued.
+//!   rest are closed (`stockd_http_connections_closed_at_shutdown_total`). A handler
+//!   cut there has made at most one mutating engine call, which the engine completes
+//!   anyway (its flows run on its coordinator, not in the caller's future); the
+//!   caller then shuts the engine down, which syncs whatever was queued. Its client
+//!   sees a closed connection: the outcome is unknown, as with any lost connection.
 //!
 //! Accepted sockets get `TCP_NODELAY`; keep-alive stays on; the per-request cost of
 //! the watchdog is a few relaxed atomic stores and clock reads.

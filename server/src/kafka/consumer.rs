@@ -197,18 +197,7 @@ async fn run(cfg: ConsumerConfig, consumer: StreamConsumer) {
                         }
                     }
                 }
-                Event::Done { topic, partition, offset } => {
-                    let key = (topic, partition);
-                    if let Some(p) = offsets.get_mut(&key) {
-                        p.pending.remove(&offset);
-                        if let Some(w) = p.watermark().filter(|w| p.stored < Some(*w)) {
-                            match consumer.store_offset(&key.0, key.1, w) {
-                                Ok(()) => p.stored = Some(w),
-                                Err(e) => tracing::warn!(error = %e, topic = key.0, partition = key.1, offset = w, "kafka: cannot store offset"),
-                            }
-                        }
-                    }
-                }
+                Event::Done { topic, partition, offset } => done(&consumer, &mut offsets, topic, partition, offset),
             },
             m = consumer.recv(), if in_flight < IN_FLIGHT => match m {
                 Ok(m) => {
@@ -239,11 +228,34 @@ async fn run(cfg: ConsumerConfig, consumer: StreamConsumer) {
             },
         }
     }
-    // Messages not done keep their offsets uncommitted: redelivered after a restart.
+    // What finished before the stop commits; messages not done keep their offsets
+    // uncommitted: redelivered after a restart.
+    while let Ok(event) = events.try_recv() {
+        if let Event::Done { topic, partition, offset } = event {
+            done(&consumer, &mut offsets, topic, partition, offset);
+        }
+    }
     if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
         tracing::debug!(error = %e, "kafka: final offset commit");
     }
     tracing::info!("kafka consumer stopped");
+}
+
+/// A message is done: store its partition's new watermark, if it moved.
+fn done(
+    consumer: &StreamConsumer,
+    offsets: &mut HashMap<(String, i32), PartitionOffsets>,
+    topic: String,
+    partition: i32,
+    offset: i64,
+) {
+    let Some(p) = offsets.get_mut(&(topic.clone(), partition)) else { return };
+    p.pending.remove(&offset);
+    let Some(w) = p.watermark().filter(|w| p.stored < Some(*w)) else { return };
+    match consumer.store_offset(&topic, partition, w) {
+        Ok(()) => p.stored = Some(w),
+        Err(e) => tracing::warn!(error = %e, topic, partition, offset = w, "kafka: cannot store offset"),
+    }
 }
 
 fn spawn_message(cfg: &Arc<ConsumerConfig>, events: &mpsc::UnboundedSender<Event>, lane: String, msg: OwnedMessage) {
