@@ -438,31 +438,6 @@ async fn produce_until_acked(
     result
 }
 
-#[cfg(test)]
-#[path = "consumer_tests.rs"]
-mod tests;
-
-/// Test-only faults (compiled into unit tests only): engine answers and unproducible
-/// topics, to reach the retry caps and parking without a broken engine or broker.
-#[cfg(test)]
-pub(crate) mod faults {
-    use parking_lot::Mutex;
-    use stockd_engine::EngineError;
-
-    /// orderId → the retryable error its engine calls answer.
-    pub static ENGINE: Mutex<Vec<(String, fn(&str) -> EngineError)>> = Mutex::new(Vec::new());
-    /// Topics every produce to fails.
-    pub static UNPRODUCIBLE: Mutex<Vec<String>> = Mutex::new(Vec::new());
-
-    pub fn engine_error(order: &str) -> Option<EngineError> {
-        ENGINE.lock().iter().find(|(o, _)| o == order).map(|(o, f)| f(o))
-    }
-
-    pub fn unproducible(topic: &str) -> bool {
-        UNPRODUCIBLE.lock().iter().any(|t| t == topic)
-    }
-}
-
 /// `Err` only for retryable engine errors.
 async fn handle(cfg: &ConsumerConfig, msg: &OwnedMessage) -> Result<Handled, EngineError> {
     let incoming = match parse_message(msg.topic(), msg.payload()) {
@@ -701,4 +676,32 @@ async fn create_item(engine: &Engine, incoming: &Incoming) -> Result<Handled, Fa
             .await?;
     }
     Ok(Handled::Done)
+}
+
+#[cfg(test)]
+#[path = "consumer_tests.rs"]
+mod tests;
+
+/// Test-only faults (compiled into unit tests only): engine answers and unproducible
+/// topics, to reach the retry caps and parking without a broken engine or broker.
+#[cfg(test)]
+pub(crate) mod faults {
+    use parking_lot::Mutex;
+    use stockd_engine::EngineError;
+
+    /// Makes the error an order's engine calls answer.
+    pub type MakeError = fn(&str) -> EngineError;
+
+    /// orderId → the retryable error its engine calls answer.
+    pub static ENGINE: Mutex<Vec<(String, MakeError)>> = Mutex::new(Vec::new());
+    /// Topics every produce to fails.
+    pub static UNPRODUCIBLE: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+    pub fn engine_error(order: &str) -> Option<EngineError> {
+        ENGINE.lock().iter().find(|(o, _)| o == order).map(|(o, f)| f(o))
+    }
+
+    pub fn unproducible(topic: &str) -> bool {
+        UNPRODUCIBLE.lock().iter().any(|t| t == topic)
+    }
 }
