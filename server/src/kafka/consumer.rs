@@ -30,7 +30,9 @@
 //!   retrying in the background (backoff up to 30 s) and its partition's stored
 //!   offset stays below it, so its partition alone stops committing; /health
 //!   (`kafka.consumer.blocked`) and /metrics (`stockd_kafka_consumer_blocked`) show
-//!   it. It is never dropped: delivered later, or redelivered after a restart.
+//!   it. It is never dropped: delivered later, or redelivered after a restart. At
+//!   most [`MAX_PARKED`] are parked; past that a failing message keeps its lane, and
+//!   once [`IN_FLIGHT`] such wait the consumer takes no more (memory stays bounded).
 //! - A reserve that fails for stock reasons publishes `inventory.reservation_failed`;
 //!   `inventory.confirm_requested` is answered with `inventory.confirmation_failed`,
 //!   or `inventory.confirmed` (published from the WAL when this message committed it,
@@ -141,6 +143,9 @@ pub fn start(cfg: ConsumerConfig) -> Result<JoinHandle<()>, String> {
 
 /// Messages being handled (or waiting in their lane) at most.
 pub const IN_FLIGHT: usize = 512;
+
+/// Parked messages at most (see [`produce_until_acked`]).
+pub const MAX_PARKED: usize = 1024;
 
 /// What a message's task tells the loop.
 enum Event {
@@ -401,7 +406,13 @@ async fn produce_until_acked(
             Err(e) => {
                 cfg.status.produce_errors.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(topic, error = %e, parked, "kafka: produce failed; retrying");
-                if !parked && started.elapsed() >= cfg.retry.max_produce_time {
+                // Parked messages are bounded: past MAX_PARKED a failing message
+                // keeps its lane and in-flight slot, so the consumer stops taking
+                // more once IN_FLIGHT of them wait (memory stays bounded).
+                if !parked
+                    && started.elapsed() >= cfg.retry.max_produce_time
+                    && cfg.status.blocked.lock().len() < MAX_PARKED
+                {
                     parked = true;
                     tracing::error!(
                         topic = msg.topic(), partition = msg.partition(), offset = msg.offset(), to = topic, error = %e,
