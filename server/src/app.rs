@@ -18,7 +18,7 @@ use stockd_engine::Engine;
 #[derive(Clone)]
 pub struct AppState {
     pub engine: Engine,
-    pub admin_token: Option<Arc<str>>,
+    pub admin_token: Option<Arc<crate::auth::AdminToken>>,
     pub metrics: Arc<Metrics>,
     pub stopping: Arc<AtomicBool>,
     pub durability: &'static str,
@@ -29,10 +29,12 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(engine: Engine, admin_token: Option<String>, durability: &'static str) -> AppState {
+    /// `admin_token`: checked at start ([`crate::auth::AdminToken::new`]); `None`
+    /// serves without auth.
+    pub fn new(engine: Engine, admin_token: Option<crate::auth::AdminToken>, durability: &'static str) -> AppState {
         AppState {
             engine,
-            admin_token: admin_token.filter(|t| !t.is_empty()).map(Arc::from),
+            admin_token: admin_token.map(Arc::new),
             metrics: Arc::new(Metrics::default()),
             stopping: Arc::new(AtomicBool::new(false)),
             durability,
@@ -53,7 +55,14 @@ impl AppState {
     }
 }
 
+/// The router with the default request deadline (30 s); [`router_with`] sets it.
 pub fn router(state: AppState) -> Router {
+    router_with(state, std::time::Duration::from_secs(30))
+}
+
+/// The router; `request_timeout` bounds each request from its head to its answer
+/// ([`crate::http::deadline`]).
+pub fn router_with(state: AppState, request_timeout: std::time::Duration) -> Router {
     let inventory = Router::new()
         .route("/items", get(items::list_items))
         .route("/items/{sku}", put(items::put_item).get(items::get_item).delete(items::delete_item))
@@ -82,6 +91,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn_with_state(request_timeout, crate::http::deadline))
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::metrics::track))
         .with_state(state)
 }

@@ -4,6 +4,7 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 use stockd_engine::location::AllocationStrategy;
 
 #[derive(Debug, Parser)]
@@ -36,7 +37,9 @@ pub struct ServeArgs {
     #[arg(long, env = "STOCKD_DURABILITY", value_enum, default_value_t = DurabilityArg::Fsync)]
     pub durability: DurabilityArg,
     /// When set, item create/update/delete/adjust, item history and admin expire need
-    /// `Authorization: Bearer <token>`.
+    /// `Authorization: Bearer <token>` (scheme in any case). An empty or blank value
+    /// is a startup error, not "auth off": leave the flag and the variable unset for
+    /// that.
     #[arg(long, env = "STOCKD_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
     /// Warehouse table: a YAML (`.yaml`, `.yml`; seed 004's `warehouses: [{id, name,
@@ -53,7 +56,59 @@ pub struct ServeArgs {
     #[arg(long, env = "STOCKD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
     #[command(flatten)]
+    pub http: HttpArgs,
+    #[command(flatten)]
     pub kafka: crate::kafka::KafkaArgs,
+}
+
+/// Connection limits and timeouts of the HTTP server (src/http.rs). Durations are
+/// seconds (`10`, `2.5`) or carry a unit (`500ms`, `10s`, `2m`).
+#[derive(Debug, Clone, Args)]
+pub struct HttpArgs {
+    /// Time a client has to send a request's head (request line and headers), from
+    /// its first byte, or from the accept for a new connection. Past it the
+    /// connection is closed.
+    #[arg(long, env = "STOCKD_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_timeout: Duration,
+    /// Time from a request's head to its answer: reading the body (past it: 408
+    /// REQUEST_TIMEOUT, nothing done) and handling it (past it: 503 TIMEOUT, outcome
+    /// unknown; the work still runs to its end in the background).
+    #[arg(long, env = "STOCKD_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+    /// A keep-alive connection with no request in progress (including a client that
+    /// does not read its answer) is closed after this long.
+    #[arg(long, env = "STOCKD_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+    /// Open connections at most; one more is answered 503 and closed at once
+    /// (counted in `stockd_http_connections_refused_total`).
+    #[arg(long, env = "STOCKD_MAX_CONNECTIONS", default_value_t = 4096,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: u32,
+    /// After SIGTERM/SIGINT: time in-flight requests (and the Kafka front) get to
+    /// finish before the remaining connections are closed; then the engine syncs
+    /// what it had queued and stops.
+    #[arg(long, env = "STOCKD_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+}
+
+/// `10`, `2.5` (seconds), `500ms`, `10s`, `2m`; at least 1 ms, at most a day.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let (number, unit) = match t.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => t.split_at(i),
+        None => (t, "s"),
+    };
+    let n: f64 = number.trim().parse().map_err(|_| format!("{s:?} is not a duration (e.g. 10, 2.5s, 500ms, 2m)"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (ms, s or m)")),
+    };
+    if !(0.001..=86_400.0).contains(&secs) {
+        return Err(format!("{s:?} is outside 1ms..24h"));
+    }
+    Ok(Duration::from_secs_f64(secs))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -92,4 +147,21 @@ impl AllocationArg {
 pub enum LogFormat {
     Text,
     Json,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("2.5s"), Ok(Duration::from_millis(2500)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        for bad in ["", "x", "0", "-1", "10h", "1e9", "NaN"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
 }

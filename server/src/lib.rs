@@ -11,15 +11,20 @@
 //! - [`auth`]: the admin token; [`metrics`]: Prometheus text;
 //! - [`warehouses`]: the `--warehouses` file (YAML or TOML).
 //!
-//! [`serve`] opens the engine, binds, prints `listening on ADDR` on stdout, serves
-//! until SIGTERM/SIGINT, drains in-flight requests, then shuts the engine down (every
-//! shard finishes and syncs what it had queued).
+//! - [`http`]: the accept loop (connection cap, header / request / idle timeouts,
+//!   graceful shutdown with a deadline).
+//!
+//! [`serve`] checks the flags, opens the engine, binds, prints `listening on ADDR` on
+//! stdout, serves until SIGTERM/SIGINT, drains in-flight requests (and stops the
+//! Kafka front) for at most `--shutdown-timeout`, closes what is left, then shuts the
+//! engine down (every shard finishes and syncs what it had queued).
 
 pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod envelope;
 pub mod extract;
+pub mod http;
 pub mod kafka;
 pub mod metrics;
 pub mod routes;
@@ -82,6 +87,7 @@ pub fn init_logging(format: LogFormat) {
 
 /// Runs `stockd serve` to completion.
 pub async fn serve(args: ServeArgs) -> Result<(), String> {
+    let admin_token = admin_token(&args)?;
     let engine = {
         let args = args.clone();
         tokio::task::spawn_blocking(move || open_engine(&args)).await.map_err(|e| e.to_string())??
@@ -90,7 +96,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
         DurabilityArg::Fsync => DurabilityArg::Fsync.as_str(),
         DurabilityArg::None => DurabilityArg::None.as_str(),
     };
-    let mut state = app::AppState::new(engine.clone(), args.admin_token.clone(), durability);
+    let mut state = app::AppState::new(engine.clone(), admin_token, durability);
     state.allocation = args.allocation.strategy();
     let kafka = match args.kafka.kafka_brokers.as_deref().map(str::trim).filter(|b| !b.is_empty()) {
         Some(brokers) => {
@@ -119,20 +125,46 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
         let _ = out.flush();
     }
     let stopping = state.stopping.clone();
-    let result = axum::serve(listener, app::router(state))
-        .with_graceful_shutdown(async move {
-            signal.await;
-            stopping.store(true, Ordering::Release);
-            tracing::info!("signal received: draining in-flight requests");
-        })
-        .await
-        .map_err(|e| e.to_string());
-    if let Some(k) = kafka {
-        k.shutdown(std::time::Duration::from_secs(10)).await;
-    }
+    let http_cfg = http::HttpConfig::from(&args.http);
+    let shutdown_timeout = http_cfg.shutdown_timeout;
+    let metrics = state.metrics.clone();
+    let router = app::router_with(state, http_cfg.request_timeout);
+    // One signal, two listeners: the HTTP server and the Kafka front drain together,
+    // both within --shutdown-timeout.
+    let (signalled_tx, signalled) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        signal.await;
+        stopping.store(true, Ordering::Release);
+        tracing::info!("signal received: draining in-flight requests");
+        let _ = signalled_tx.send(true);
+    });
+    let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let serving = http::serve(listener, router, http_cfg, metrics, wait(signalled.clone()));
+    let kafka_stop = async {
+        if let Some(k) = kafka {
+            wait(signalled).await;
+            k.shutdown(shutdown_timeout).await;
+        }
+    };
+    tokio::join!(serving, kafka_stop);
     tokio::task::spawn_blocking(move || engine.shutdown()).await.map_err(|e| e.to_string())?;
     tracing::info!("stockd stopped");
-    result
+    Ok(())
+}
+
+/// The admin token of `--admin-token` / `STOCKD_ADMIN_TOKEN`, checked: an empty or
+/// blank one is an error, not "auth off" (clap reads an empty variable as unset, so
+/// the variable is looked at too).
+fn admin_token(args: &ServeArgs) -> Result<Option<auth::AdminToken>, String> {
+    match &args.admin_token {
+        Some(t) => auth::AdminToken::new(t).map(Some),
+        None => match std::env::var_os("STOCKD_ADMIN_TOKEN") {
+            Some(v) => auth::AdminToken::new(&v.to_string_lossy()).map(Some),
+            None => Ok(None),
+        },
+    }
 }
 
 /// Installs the SIGINT/SIGTERM handlers now (so a signal that arrives right after

@@ -6,7 +6,11 @@ fn main() {
     let Command::Serve(args) = cli.command;
     stockd_server::init_logging(args.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
-    if let Err(e) = runtime.block_on(stockd_server::serve(args)) {
+    let result = runtime.block_on(stockd_server::serve(args));
+    // Handlers left running past the shutdown deadline (the engine is stopped by now)
+    // must not hold the exit.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    if let Err(e) = result {
         eprintln!("stockd: {e}");
         std::process::exit(1);
     }

@@ -71,6 +71,27 @@ pub struct Metrics {
     pub reserve_rejected: AtomicU64,
     pub low_stock_alerts: AtomicU64,
     pub out_of_stock_alerts: AtomicU64,
+    /// Connections of the HTTP server (src/http.rs).
+    pub http: HttpCounters,
+}
+
+/// What the accept loop and the connection watchdogs count.
+#[derive(Default)]
+pub struct HttpCounters {
+    /// Connections open now (gauge).
+    pub open: AtomicU64,
+    pub accepted: AtomicU64,
+    /// Connections past `--max-connections`: answered 503 and closed.
+    pub refused: AtomicU64,
+    pub accept_errors: AtomicU64,
+    /// Closed by the watchdog: head not received in time (`--header-timeout`).
+    pub header_timeouts: AtomicU64,
+    /// Closed by the watchdog: kept alive with nothing to do (`--idle-timeout`).
+    pub idle_timeouts: AtomicU64,
+    /// Closed by the watchdog: a request outlived its deadline plus the backstop.
+    pub request_timeouts: AtomicU64,
+    /// Still open at the shutdown deadline, then closed.
+    pub closed_at_shutdown: AtomicU64,
 }
 
 impl Metrics {
@@ -119,6 +140,43 @@ impl Metrics {
         ];
         for (name, help, v) in counters {
             let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", v.load(Relaxed));
+        }
+        let _ = writeln!(o, "# HELP stockd_http_connections_open HTTP connections open now.");
+        let _ = writeln!(
+            o,
+            "# TYPE stockd_http_connections_open gauge\nstockd_http_connections_open {}",
+            self.http.open.load(Relaxed)
+        );
+        let http = [
+            ("stockd_http_connections_accepted_total", "HTTP connections accepted.", &self.http.accepted),
+            (
+                "stockd_http_connections_refused_total",
+                "HTTP connections past --max-connections, answered 503 and closed.",
+                &self.http.refused,
+            ),
+            (
+                "stockd_http_accept_errors_total",
+                "Failed accepts (e.g. out of file descriptors).",
+                &self.http.accept_errors,
+            ),
+            (
+                "stockd_http_connections_closed_at_shutdown_total",
+                "HTTP connections still open at the shutdown deadline, then closed.",
+                &self.http.closed_at_shutdown,
+            ),
+        ];
+        for (name, help, v) in http {
+            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", v.load(Relaxed));
+        }
+        let _ =
+            writeln!(o, "# HELP stockd_http_connection_timeouts_total HTTP connections closed by a timeout, by phase.");
+        let _ = writeln!(o, "# TYPE stockd_http_connection_timeouts_total counter");
+        for (phase, v) in [
+            ("header", &self.http.header_timeouts),
+            ("idle", &self.http.idle_timeouts),
+            ("request", &self.http.request_timeouts),
+        ] {
+            let _ = writeln!(o, "stockd_http_connection_timeouts_total{{phase=\"{phase}\"}} {}", v.load(Relaxed));
         }
         let status = engine.shard_status();
         let active: u64 = status.iter().map(|s| s.active_reservations.load(Relaxed)).sum();

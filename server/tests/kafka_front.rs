@@ -171,7 +171,9 @@ fn start_server(dir: &std::path::Path, broker: &Broker, extra: &[&str]) -> Serve
 fn consumed_events_drive_the_engine_and_inventory_events_come_out() {
     let broker = Broker::start();
     let tmp = tempfile::tempdir().unwrap();
-    let server = start_server(tmp.path(), &broker, &[]);
+    let retry_flags =
+        ["--kafka-max-retries", "5", "--kafka-max-retry-time", "30s", "--kafka-produce-max-retry-time", "20s"];
+    let server = start_server(tmp.path(), &broker, &retry_flags);
     assert_eq!(health_kafka(&server)["brokers"], broker.servers.as_str());
     assert_ok(server.put("/api/v1/inventory/items/p1:v1", r#"{"onHand":10,"lowStockThreshold":3}"#), 201);
     assert_ok(server.put("/api/v1/inventory/items/p2", r#"{"onHand":5}"#), 201);
@@ -276,6 +278,8 @@ fn consumed_events_drive_the_engine_and_inventory_events_come_out() {
     assert!(ids.values().all(|n| *n == 1), "{ids:?}");
     let h = health_kafka(&server);
     assert_eq!(h["consumer"]["deadLettered"], 1, "{h}");
+    // Nothing retried to its cap, nothing parked.
+    assert_eq!((&h["consumer"]["retriesExhausted"], &h["consumer"]["blocked"]), (&json!(0), &json!([])), "{h}");
     assert_eq!(server.stop(), Some(0));
 }
 

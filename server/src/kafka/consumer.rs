@@ -1,21 +1,38 @@
-//! The consumer. It takes the messages already there (up to 512) as a batch and
-//! handles them in lanes: the messages of one order (its orderId, else the Kafka key)
-//! one after the other in consumed order, different orders concurrently (so one fsync
-//! of the engine's group commit covers many messages). Offsets of a batch are stored
-//! only when every message of it has been handled.
+//! The consumer. Messages are handled in lanes: the messages of one order (its
+//! orderId, else the Kafka key) one after the other in consumed order, different
+//! orders concurrently (so one fsync of the engine's group commit covers many
+//! messages), at most [`IN_FLIGHT`] at a time. No lane waits for another.
 //!
 //! For each message: parse (bare payload or seed 002's envelope), map its type to an
-//! [`Action`], call the engine (which answers only after the change is fsynced), then
-//! store the offset; librdkafka commits stored offsets every second and on shutdown.
-//! So an offset is committed only after the change it caused is durable, and a crash
-//! redelivers at most the messages after the last commit, which change nothing the
-//! second time (orderId / idempotency keys).
+//! [`Action`], call the engine (which answers only after the change is fsynced),
+//! publish its answer or dead letter if it has one (acknowledged by the broker), and
+//! only then count it done. Per partition, the offset stored for commit is the one
+//! below the oldest message not done yet (a watermark); librdkafka commits stored
+//! offsets every second and on shutdown. So an offset is committed only after what
+//! its message caused is durable, and a crash redelivers at most the messages after
+//! the last commit, which change nothing the second time (orderId / idempotency
+//! keys).
 //!
-//! - A retryable engine error (shutting down, overloaded, WAL failing) retries the
-//!   same message with backoff; its offset is not stored.
+//! - A retryable engine error retries the same message with backoff (50 ms doubling
+//!   to 2 s); its offset waits. Bounds ([`RetryPolicy`]): RESERVATION_PENDING (and a
+//!   misrouted answer) at most `--kafka-max-retries` times; those and OVERLOADED for
+//!   at most `--kafka-max-retry-time` in all (OVERLOADED is the engine's state, not
+//!   the message's, so it uses up time but not attempts). Past a bound the message
+//!   is dead-lettered with the last error. SERVICE_UNAVAILABLE (the WAL failed, or
+//!   the engine is stopping) retries without bound: no message is at fault and
+//!   nothing can be applied until a restart, which redelivers it.
 //! - A message that cannot be parsed or applied goes to the dead-letter topic with its
 //!   original bytes and key, and headers `dlq.topic`, `dlq.partition`, `dlq.offset`,
 //!   `dlq.error`; then the consumer goes on.
+//! - Producing an answer or a dead letter retries with backoff. When it has failed
+//!   for `--kafka-produce-max-retry-time`, the message is *parked*: its lane goes on
+//!   (later messages of the order and every other lane proceed), while it keeps
+//!   retrying in the background (backoff up to 30 s) and its partition's stored
+//!   offset stays below it, so its partition alone stops committing; /health
+//!   (`kafka.consumer.blocked`) and /metrics (`stockd_kafka_consumer_blocked`) show
+//!   it. It is never dropped: delivered later, or redelivered after a restart. At
+//!   most [`MAX_PARKED`] are parked; past that a failing message keeps its lane, and
+//!   once [`IN_FLIGHT`] such wait the consumer takes no more (memory stays bounded).
 //! - A reserve that fails for stock reasons publishes `inventory.reservation_failed`;
 //!   `inventory.confirm_requested` is answered with `inventory.confirmation_failed`,
 //!   or `inventory.confirmed` (published from the WAL when this message committed it,
@@ -28,18 +45,20 @@
 
 use super::events::{reservation_failed, Action, EventMap, OutEvent};
 use super::incoming::{parse_message, sku_of, Incoming};
-use super::{now_ms, pause, KafkaStatus};
+use super::{now_ms, pause, Blocked, KafkaStatus};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{json, Value};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use stockd_engine::location::{AllocationStrategy, LocationId, Placement};
 use stockd_engine::{
     Adjust, AdjustReason, Engine, EngineError, OrderId, ReservationKey, ReservationStatus, ReserveRequest, SetItem, Sku,
 };
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 pub struct ConsumerConfig {
@@ -56,6 +75,30 @@ pub struct ConsumerConfig {
     pub stop_notify: Arc<tokio::sync::Notify>,
     /// The strategy of an order that names none (the server's `--allocation`).
     pub allocation: AllocationStrategy,
+    pub retry: RetryPolicy,
+}
+
+/// How long a message may keep failing (see the module docs).
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Retries of a message the engine answers RESERVATION_PENDING (or misrouted).
+    pub max_retries: u32,
+    /// Time a message may spend retrying retryable engine errors other than
+    /// SERVICE_UNAVAILABLE.
+    pub max_retry_time: Duration,
+    /// Time producing a message's answer or dead letter may keep failing before the
+    /// message is parked.
+    pub max_produce_time: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_retries: 20,
+            max_retry_time: Duration::from_secs(120),
+            max_produce_time: Duration::from_secs(60),
+        }
+    }
 }
 
 /// What handling a message came to.
@@ -98,18 +141,87 @@ pub fn start(cfg: ConsumerConfig) -> Result<JoinHandle<()>, String> {
     Ok(tokio::spawn(run(cfg, consumer)))
 }
 
-/// Messages taken from the consumer at most per batch.
-const BATCH: usize = 512;
+/// Messages being handled (or waiting in their lane) at most.
+pub const IN_FLIGHT: usize = 512;
+
+/// Parked messages at most (see [`produce_until_acked`]).
+pub const MAX_PARKED: usize = 1024;
+
+/// What a message's task tells the loop.
+enum Event {
+    /// The lane may start its next message (the message is done, parked or
+    /// interrupted by stopping).
+    LaneFree(String),
+    /// The message is done: its offset may be committed.
+    Done { topic: String, partition: i32, offset: i64 },
+}
+
+/// Per partition: the offsets received and not yet done, and what was stored.
+#[derive(Default)]
+struct PartitionOffsets {
+    pending: BTreeSet<i64>,
+    highest: i64,
+    stored: Option<i64>,
+}
+
+impl PartitionOffsets {
+    /// The last offset below which every received message is done.
+    fn watermark(&self) -> Option<i64> {
+        match self.pending.first() {
+            Some(first) => (*first > 0).then(|| first - 1),
+            None => Some(self.highest),
+        }
+    }
+}
 
 async fn run(cfg: ConsumerConfig, consumer: StreamConsumer) {
     let cfg = Arc::new(cfg);
+    let (events_tx, mut events) = mpsc::unbounded_channel::<Event>();
+    let mut offsets: HashMap<(String, i32), PartitionOffsets> = HashMap::new();
+    // Lane → the messages waiting behind the one being handled.
+    let mut lanes: HashMap<String, VecDeque<OwnedMessage>> = HashMap::new();
+    let mut in_flight = 0usize;
+    let mut index = 0usize;
     loop {
         if cfg.stop.load(Ordering::Acquire) {
             break;
         }
-        let first: OwnedMessage = tokio::select! {
-            m = consumer.recv() => match m {
-                Ok(m) => m.detach(),
+        tokio::select! {
+            biased;
+            _ = cfg.stop_notify.notified() => break,
+            // A stop asked between the check above and this select is seen here.
+            () = tokio::time::sleep(Duration::from_millis(500)) => continue,
+            Some(event) = events.recv() => match event {
+                Event::LaneFree(lane) => {
+                    let next = lanes.get_mut(&lane).and_then(VecDeque::pop_front);
+                    in_flight -= 1;
+                    match next {
+                        Some(msg) => spawn_message(&cfg, &events_tx, lane, msg),
+                        None => {
+                            lanes.remove(&lane);
+                        }
+                    }
+                }
+                Event::Done { topic, partition, offset } => done(&consumer, &mut offsets, topic, partition, offset),
+            },
+            m = consumer.recv(), if in_flight < IN_FLIGHT => match m {
+                Ok(m) => {
+                    let msg = m.detach();
+                    cfg.status.consumed.fetch_add(1, Ordering::Relaxed);
+                    let p = offsets.entry((msg.topic().to_owned(), msg.partition())).or_default();
+                    p.pending.insert(msg.offset());
+                    p.highest = p.highest.max(msg.offset());
+                    in_flight += 1;
+                    index = index.wrapping_add(1);
+                    let lane = lane_of(&msg, index);
+                    match lanes.get_mut(&lane) {
+                        Some(waiting) => waiting.push_back(msg),
+                        None => {
+                            lanes.insert(lane.clone(), VecDeque::new());
+                            spawn_message(&cfg, &events_tx, lane, msg);
+                        }
+                    }
+                }
                 Err(e) => {
                     // Unknown topics, broker down, ...: librdkafka recovers by itself.
                     tracing::debug!(error = %e, "kafka consumer");
@@ -117,33 +229,62 @@ async fn run(cfg: ConsumerConfig, consumer: StreamConsumer) {
                     if pause(Duration::from_millis(200), &cfg.stop, &cfg.stop_notify).await {
                         break;
                     }
-                    continue;
                 }
             },
-            _ = cfg.stop_notify.notified() => break,
-        };
-        // Take what is already there, up to BATCH.
-        let mut batch = vec![first];
-        while batch.len() < BATCH {
-            match tokio::time::timeout(Duration::from_millis(1), consumer.recv()).await {
-                Ok(Ok(m)) => batch.push(m.detach()),
-                _ => break,
-            }
         }
-        cfg.status.consumed.fetch_add(batch.len() as u64, Ordering::Relaxed);
-        if !process_batch(&cfg, &batch).await {
-            break; // stopping: no offset of this batch is stored; it is redelivered
-        }
-        for msg in &batch {
-            if let Err(e) = consumer.store_offset(msg.topic(), msg.partition(), msg.offset()) {
-                tracing::warn!(error = %e, topic = msg.topic(), offset = msg.offset(), "kafka: cannot store offset");
-            }
+    }
+    // What finished before the stop commits; messages not done keep their offsets
+    // uncommitted: redelivered after a restart.
+    while let Ok(event) = events.try_recv() {
+        if let Event::Done { topic, partition, offset } = event {
+            done(&consumer, &mut offsets, topic, partition, offset);
         }
     }
     if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
         tracing::debug!(error = %e, "kafka: final offset commit");
     }
     tracing::info!("kafka consumer stopped");
+}
+
+/// A message is done: store its partition's new watermark, if it moved.
+fn done(
+    consumer: &StreamConsumer,
+    offsets: &mut HashMap<(String, i32), PartitionOffsets>,
+    topic: String,
+    partition: i32,
+    offset: i64,
+) {
+    let Some(p) = offsets.get_mut(&(topic.clone(), partition)) else { return };
+    p.pending.remove(&offset);
+    let Some(w) = p.watermark().filter(|w| p.stored < Some(*w)) else { return };
+    match consumer.store_offset(&topic, partition, w) {
+        Ok(()) => p.stored = Some(w),
+        Err(e) => tracing::warn!(error = %e, topic, partition, offset = w, "kafka: cannot store offset"),
+    }
+}
+
+fn spawn_message(cfg: &Arc<ConsumerConfig>, events: &mpsc::UnboundedSender<Event>, lane: String, msg: OwnedMessage) {
+    let cfg = cfg.clone();
+    let events = events.clone();
+    tokio::spawn(async move {
+        let mut lane = Some(lane);
+        let done = process(&cfg, &msg, &mut || {
+            if let Some(l) = lane.take() {
+                let _ = events.send(Event::LaneFree(l));
+            }
+        })
+        .await;
+        if let Some(l) = lane.take() {
+            let _ = events.send(Event::LaneFree(l));
+        }
+        if done {
+            let _ = events.send(Event::Done {
+                topic: msg.topic().to_owned(),
+                partition: msg.partition(),
+                offset: msg.offset(),
+            });
+        }
+    });
 }
 
 /// The lane of a message: messages of one order (orderId, else the Kafka key) are
@@ -159,50 +300,40 @@ fn lane_of(msg: &OwnedMessage, index: usize) -> String {
     }
 }
 
-/// Handles a batch to the end; false when stopping interrupted it.
-async fn process_batch(cfg: &Arc<ConsumerConfig>, batch: &[OwnedMessage]) -> bool {
-    let mut lanes: Vec<(String, Vec<OwnedMessage>)> = Vec::new();
-    for (i, msg) in batch.iter().enumerate() {
-        let lane = lane_of(msg, i);
-        match lanes.iter_mut().find(|(l, _)| *l == lane) {
-            Some((_, msgs)) => msgs.push(msg.clone()),
-            None => lanes.push((lane, vec![msg.clone()])),
-        }
-    }
-    let mut set = tokio::task::JoinSet::new();
-    for (_, msgs) in lanes {
-        let cfg = cfg.clone();
-        set.spawn(async move {
-            for m in &msgs {
-                if !process(&cfg, m).await {
-                    return false;
-                }
-            }
-            true
-        });
-    }
-    let mut all = true;
-    while let Some(done) = set.join_next().await {
-        all &= done.unwrap_or(false);
-    }
-    all
-}
-
-/// Handles one message to the end (applied, answered or dead-lettered). False when
-/// stopping interrupted it.
-async fn process(cfg: &ConsumerConfig, msg: &OwnedMessage) -> bool {
+/// Handles one message to the end (applied, answered or dead-lettered, and that
+/// acknowledged by the broker): true. False when stopping interrupted it.
+/// `park` is called when the message stops holding its lane before it is done (its
+/// answer or dead letter cannot be produced yet).
+async fn process(cfg: &ConsumerConfig, msg: &OwnedMessage, park: &mut (dyn FnMut() + Send)) -> bool {
+    let started = Instant::now();
+    // Failed tries in all, and those that count against --kafka-max-retries.
+    let mut tries = 0u32;
+    let mut attempts = 0u32;
     let mut backoff = Duration::from_millis(50);
     let handled = loop {
-        match handle(cfg, msg).await {
+        let e = match handle(cfg, msg).await {
             Ok(h) => break h,
-            Err(e) => {
-                tracing::warn!(error = %e, topic = msg.topic(), offset = msg.offset(), "kafka: retryable engine error; retrying");
-                if pause(backoff, &cfg.stop, &cfg.stop_notify).await {
-                    return false;
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(2));
-            }
+            Err(e) => e,
+        };
+        tries += 1;
+        let engine_wide = matches!(e, EngineError::Unavailable { .. });
+        if matches!(e, EngineError::ReservationPending { .. } | EngineError::Misrouted) {
+            attempts += 1;
         }
+        if !engine_wide && (attempts > cfg.retry.max_retries || started.elapsed() >= cfg.retry.max_retry_time) {
+            cfg.status.retries_exhausted.fetch_add(1, Ordering::Relaxed);
+            break Handled::DeadLetter(format!(
+                "{}: {e} (still failing after {tries} tries in {} ms)",
+                e.code(),
+                started.elapsed().as_millis()
+            ));
+        }
+        cfg.status.retries.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(error = %e, topic = msg.topic(), offset = msg.offset(), attempts, "kafka: retryable engine error; retrying");
+        if pause(backoff, &cfg.stop, &cfg.stop_notify).await {
+            return false;
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(2));
     };
     match handled {
         Handled::Done => {
@@ -216,11 +347,10 @@ async fn process(cfg: &ConsumerConfig, msg: &OwnedMessage) -> bool {
             let headers = OwnedHeaders::new()
                 .insert(Header { key: "id", value: Some(event.id.as_str()) })
                 .insert(Header { key: "type", value: Some(event.event_type) });
-            produce_until_acked(cfg, &topic, Some(event.key.as_bytes()), &body, headers).await
+            produce_until_acked(cfg, msg, &topic, Some(event.key.as_bytes()), &body, headers, park).await
         }
         Handled::DeadLetter(error) => {
             tracing::warn!(topic = msg.topic(), partition = msg.partition(), offset = msg.offset(), %error, "kafka: message dead-lettered");
-            cfg.status.dead_lettered.fetch_add(1, Ordering::Relaxed);
             let partition = msg.partition().to_string();
             let offset = msg.offset().to_string();
             let mut headers = OwnedHeaders::new()
@@ -234,35 +364,89 @@ async fn process(cfg: &ConsumerConfig, msg: &OwnedMessage) -> bool {
                 }
             }
             let body = msg.payload().unwrap_or_default();
-            produce_until_acked(cfg, &cfg.dlq_topic, msg.key(), body, headers).await
+            let delivered = produce_until_acked(cfg, msg, &cfg.dlq_topic, msg.key(), body, headers, park).await;
+            if delivered {
+                cfg.status.dead_lettered.fetch_add(1, Ordering::Relaxed);
+            }
+            delivered
         }
     }
 }
 
+/// Produces to `topic` until the broker acknowledges: true; false when stopping.
+/// Past `max_produce_time` of failures the message is parked (`park`, and shown as
+/// blocking its partition) and retried every 30 s at most.
 async fn produce_until_acked(
     cfg: &ConsumerConfig,
+    msg: &OwnedMessage,
     topic: &str,
     key: Option<&[u8]>,
     body: &[u8],
     headers: OwnedHeaders,
+    park: &mut (dyn FnMut() + Send),
 ) -> bool {
+    let started = Instant::now();
     let mut backoff = Duration::from_millis(100);
-    loop {
+    let mut parked = false;
+    let blocked_key = (msg.topic().to_owned(), msg.partition(), msg.offset());
+    let result = loop {
         let mut record = FutureRecord::to(topic).payload(body).headers(headers.clone());
         if let Some(k) = key {
             record = record.key(k);
         }
-        match cfg.producer.send(record, Duration::from_secs(5)).await {
-            Ok(_) => return true,
-            Err((e, _)) => {
-                tracing::warn!(topic, error = %e, "kafka: produce failed; retrying");
-                if pause(backoff, &cfg.stop, &cfg.stop_notify).await {
-                    return false;
+        #[cfg(test)]
+        let sent = match faults::unproducible(topic) {
+            true => Err(rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::UnknownTopic)),
+            false => cfg.producer.send(record, Duration::from_secs(5)).await.map(|_| ()).map_err(|(e, _)| e),
+        };
+        #[cfg(not(test))]
+        let sent = cfg.producer.send(record, Duration::from_secs(5)).await.map(|_| ()).map_err(|(e, _)| e);
+        match sent {
+            Ok(()) => break true,
+            Err(e) => {
+                cfg.status.produce_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(topic, error = %e, parked, "kafka: produce failed; retrying");
+                // Parked messages are bounded: past MAX_PARKED a failing message
+                // keeps its lane and in-flight slot, so the consumer stops taking
+                // more once IN_FLIGHT of them wait (memory stays bounded).
+                if !parked
+                    && started.elapsed() >= cfg.retry.max_produce_time
+                    && cfg.status.blocked.lock().len() < MAX_PARKED
+                {
+                    parked = true;
+                    tracing::error!(
+                        topic = msg.topic(), partition = msg.partition(), offset = msg.offset(), to = topic, error = %e,
+                        "kafka: cannot produce; this message's partition stops committing until it is delivered"
+                    );
+                    cfg.status.blocked.lock().insert(
+                        blocked_key.clone(),
+                        Blocked { to: topic.to_owned(), error: e.to_string(), since_ms: now_ms() },
+                    );
+                    park();
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+                if parked {
+                    if let Some(b) = cfg.status.blocked.lock().get_mut(&blocked_key) {
+                        b.error = e.to_string();
+                    }
+                }
+                if pause(backoff, &cfg.stop, &cfg.stop_notify).await {
+                    break false;
+                }
+                let cap = if parked { Duration::from_secs(30) } else { Duration::from_secs(5) };
+                backoff = (backoff * 2).min(cap);
             }
         }
+    };
+    if parked && result {
+        cfg.status.blocked.lock().remove(&blocked_key);
+        tracing::info!(
+            topic = msg.topic(),
+            partition = msg.partition(),
+            offset = msg.offset(),
+            "kafka: parked message delivered"
+        );
     }
+    result
 }
 
 /// `Err` only for retryable engine errors.
@@ -275,6 +459,10 @@ async fn handle(cfg: &ConsumerConfig, msg: &OwnedMessage) -> Result<Handled, Eng
         return Ok(Handled::DeadLetter(format!("unknown event type {:?}", incoming.event_type)));
     };
     let position = format!("kafka-{}-{}-{}", msg.topic(), msg.partition(), msg.offset());
+    #[cfg(test)]
+    if let Some(e) = incoming.order_id().ok().and_then(|o| faults::engine_error(&o)) {
+        return Err(e);
+    }
     let result = match action {
         Action::Reserve => reserve(&cfg.engine, &incoming, position, cfg.allocation).await,
         Action::Commit => commit(&cfg.engine, &incoming).await,
@@ -499,4 +687,32 @@ async fn create_item(engine: &Engine, incoming: &Incoming) -> Result<Handled, Fa
             .await?;
     }
     Ok(Handled::Done)
+}
+
+#[cfg(test)]
+#[path = "consumer_tests.rs"]
+mod tests;
+
+/// Test-only faults (compiled into unit tests only): engine answers and unproducible
+/// topics, to reach the retry caps and parking without a broken engine or broker.
+#[cfg(test)]
+pub(crate) mod faults {
+    use parking_lot::Mutex;
+    use stockd_engine::EngineError;
+
+    /// Makes the error an order's engine calls answer.
+    pub type MakeError = fn(&str) -> EngineError;
+
+    /// orderId → the retryable error its engine calls answer.
+    pub static ENGINE: Mutex<Vec<(String, MakeError)>> = Mutex::new(Vec::new());
+    /// Topics every produce to fails.
+    pub static UNPRODUCIBLE: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+    pub fn engine_error(order: &str) -> Option<EngineError> {
+        ENGINE.lock().iter().find(|(o, _)| o == order).map(|(o, f)| f(o))
+    }
+
+    pub fn unproducible(topic: &str) -> bool {
+        UNPRODUCIBLE.lock().iter().any(|t| t == topic)
+    }
 }

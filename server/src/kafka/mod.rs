@@ -59,6 +59,32 @@ pub struct KafkaArgs {
     /// Do not consume (publish only).
     #[arg(long, env = "STOCKD_KAFKA_NO_CONSUME")]
     pub kafka_no_consume: bool,
+    /// Retries of a consumed message the engine answers RESERVATION_PENDING; then it
+    /// is dead-lettered with that error.
+    #[arg(long, env = "STOCKD_KAFKA_MAX_RETRIES", default_value_t = 20)]
+    pub kafka_max_retries: u32,
+    /// Time a consumed message may spend retrying RESERVATION_PENDING or OVERLOADED
+    /// in all; then it is dead-lettered with the last error. (SERVICE_UNAVAILABLE —
+    /// WAL failed, stopping — retries without bound and dead-letters nothing.)
+    #[arg(long, env = "STOCKD_KAFKA_MAX_RETRY_TIME", default_value = "120s", value_parser = crate::cli::parse_duration)]
+    pub kafka_max_retry_time: std::time::Duration,
+    /// Time producing a consumed message's answer or dead letter may keep failing
+    /// before the message is parked: its partition stops committing (shown in
+    /// /health and /metrics) while every other message goes on, and it keeps
+    /// retrying until delivered.
+    #[arg(long, env = "STOCKD_KAFKA_PRODUCE_MAX_RETRY_TIME", default_value = "60s", value_parser = crate::cli::parse_duration)]
+    pub kafka_produce_max_retry_time: std::time::Duration,
+}
+
+/// A consumed message whose answer or dead letter cannot be produced (parked): its
+/// partition commits nothing past it until it is delivered.
+#[derive(Debug, Clone)]
+pub struct Blocked {
+    /// The topic it must be produced to.
+    pub to: String,
+    /// The last produce error.
+    pub error: String,
+    pub since_ms: u64,
 }
 
 /// Live figures of the Kafka front, for /health.
@@ -69,6 +95,14 @@ pub struct KafkaStatus {
     pub applied: AtomicU64,
     pub dead_lettered: AtomicU64,
     pub consumer_errors: AtomicU64,
+    /// Retries of consumed messages after a retryable engine error.
+    pub retries: AtomicU64,
+    /// Messages dead-lettered because they were still failing at the retry cap.
+    pub retries_exhausted: AtomicU64,
+    /// Failed produce attempts of answers and dead letters.
+    pub produce_errors: AtomicU64,
+    /// Parked messages: (topic, partition, offset) → why.
+    pub blocked: parking_lot::Mutex<std::collections::BTreeMap<(String, i32, i64), Blocked>>,
     /// Per shard: the last LSN the broker acknowledged.
     pub published_lsn: Vec<AtomicU64>,
     pub published: AtomicU64,
@@ -92,6 +126,10 @@ impl KafkaStatus {
                 "applied": self.applied.load(Ordering::Relaxed),
                 "deadLettered": self.dead_lettered.load(Ordering::Relaxed),
                 "errors": self.consumer_errors.load(Ordering::Relaxed),
+                "retries": self.retries.load(Ordering::Relaxed),
+                "retriesExhausted": self.retries_exhausted.load(Ordering::Relaxed),
+                "produceErrors": self.produce_errors.load(Ordering::Relaxed),
+                "blocked": self.blocked_json(),
             },
             "publisher": {
                 "enabled": self.publishing,
@@ -106,6 +144,23 @@ impl KafkaStatus {
 }
 
 impl KafkaStatus {
+    /// The parked messages, oldest offset first per partition.
+    fn blocked_json(&self) -> Value {
+        let blocked = self.blocked.lock();
+        Value::Array(
+            blocked
+                .iter()
+                .map(|((topic, partition, offset), b)| {
+                    json!({
+                        "topic": topic, "partition": partition, "offset": offset,
+                        "producingTo": b.to, "error": b.error,
+                        "since": crate::envelope::rfc3339(b.since_ms),
+                    })
+                })
+                .collect(),
+        )
+    }
+
     /// Prometheus lines for /metrics: consumer counters and the publish lag per shard.
     pub fn render_metrics(&self, engine: &Engine, out: &mut String) {
         use std::fmt::Write;
@@ -113,12 +168,38 @@ impl KafkaStatus {
             ("stockd_kafka_consumed_total", "Kafka messages consumed.", &self.consumed),
             ("stockd_kafka_applied_total", "Kafka messages applied to the engine.", &self.applied),
             ("stockd_kafka_dead_lettered_total", "Kafka messages sent to the dead-letter topic.", &self.dead_lettered),
+            ("stockd_kafka_consumer_retries_total", "Retries after a retryable engine error.", &self.retries),
+            (
+                "stockd_kafka_consumer_retries_exhausted_total",
+                "Messages dead-lettered because they still failed at the retry cap.",
+                &self.retries_exhausted,
+            ),
+            (
+                "stockd_kafka_consumer_produce_errors_total",
+                "Failed produce attempts of the consumer's answers and dead letters.",
+                &self.produce_errors,
+            ),
             ("stockd_kafka_published_total", "Inventory events the broker acknowledged.", &self.published),
             ("stockd_kafka_publish_errors_total", "Failed publish attempts.", &self.publish_errors),
         ];
         for (name, help, v) in counters {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", v.load(Ordering::Relaxed));
         }
+        let _ = writeln!(
+            out,
+            "# HELP stockd_kafka_consumer_blocked Parked messages (answer or dead letter not producible) per partition; \
+             the partition commits no offset past them."
+        );
+        let _ = writeln!(out, "# TYPE stockd_kafka_consumer_blocked gauge");
+        let mut per_partition: std::collections::BTreeMap<(&str, i32), u64> = std::collections::BTreeMap::new();
+        let blocked = self.blocked.lock();
+        for (topic, partition, _) in blocked.keys() {
+            *per_partition.entry((topic.as_str(), *partition)).or_default() += 1;
+        }
+        for ((topic, partition), n) in &per_partition {
+            let _ = writeln!(out, "stockd_kafka_consumer_blocked{{topic=\"{topic}\",partition=\"{partition}\"}} {n}");
+        }
+        drop(blocked);
         let _ = writeln!(
             out,
             "# HELP stockd_kafka_publish_lag WAL records durable but not yet acknowledged by the broker, per shard."
@@ -206,6 +287,11 @@ impl Kafka {
                 stop: stop.clone(),
                 stop_notify: stop_notify.clone(),
                 allocation,
+                retry: consumer::RetryPolicy {
+                    max_retries: args.kafka_max_retries,
+                    max_retry_time: args.kafka_max_retry_time,
+                    max_produce_time: args.kafka_produce_max_retry_time,
+                },
             })?;
             tasks.push(handle);
         }

@@ -1,0 +1,227 @@
+//! The consumer against librdkafka's mock cluster and a real engine, with the
+//! test-only [`super::faults`] standing in for an engine stuck on RESERVATION_PENDING
+//! or OVERLOADED and for an unproducible dead-letter topic (issue 13, defect 2).
+
+use super::*;
+use rdkafka::consumer::BaseConsumer;
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{BaseProducer, BaseRecord, DefaultProducerContext, Producer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use std::future::Future;
+
+struct Fixture {
+    _mock: MockCluster<'static, DefaultProducerContext>,
+    servers: String,
+    engine: Engine,
+    status: Arc<KafkaStatus>,
+    stop: Arc<AtomicBool>,
+    stop_notify: Arc<tokio::sync::Notify>,
+    handle: Option<JoinHandle<()>>,
+    _tmp: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn start(group: &str, partitions: i32, dlq: &str, retry: RetryPolicy) -> Fixture {
+        let mock = MockCluster::new(1).expect("mock cluster");
+        mock.create_topic("order.created", partitions, 1).unwrap();
+        mock.create_topic(dlq, 1, 1).unwrap();
+        let servers = mock.bootstrap_servers();
+        let tmp = tempfile::tempdir().unwrap();
+        let config = stockd_engine::EngineConfig { shards: 2, expiry_interval: None, ..Default::default() };
+        let (engine, _) = Engine::open(tmp.path(), config, Default::default()).unwrap();
+        engine
+            .blocking()
+            .set_item(SetItem {
+                sku: Sku::parse("S", "sku").unwrap(),
+                on_hand: 1000,
+                low_stock_threshold: None,
+                max_per_order: None,
+                expected_version: None,
+                location: None,
+                incoming: None,
+            })
+            .unwrap();
+        let status = Arc::new(KafkaStatus { brokers: servers.clone(), consuming: true, ..Default::default() });
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop_notify = Arc::new(tokio::sync::Notify::new());
+        let handle = start(ConsumerConfig {
+            engine: engine.clone(),
+            brokers: servers.clone(),
+            group: group.to_owned(),
+            topics: vec!["order.created".into()],
+            map: EventMap::with_overrides(&[]).unwrap(),
+            dlq_topic: dlq.to_owned(),
+            publish_topic: "{type}".into(),
+            producer: super::super::producer_config(&servers).create().unwrap(),
+            status: status.clone(),
+            stop: stop.clone(),
+            stop_notify: stop_notify.clone(),
+            allocation: AllocationStrategy::default(),
+            retry,
+        })
+        .unwrap();
+        Fixture { _mock: mock, servers, engine, status, stop, stop_notify, handle: Some(handle), _tmp: tmp }
+    }
+
+    fn reserve(&self, partition: i32, order: &str) {
+        let body = json!({"orderId": order, "items": [{"sku": "S", "quantity": 1}]}).to_string();
+        self.produce(partition, order, body.as_bytes());
+    }
+
+    fn produce(&self, partition: i32, key: &str, payload: &[u8]) {
+        let p: BaseProducer = ClientConfig::new().set("bootstrap.servers", &self.servers).create().unwrap();
+        p.send(BaseRecord::to("order.created").partition(partition).key(key).payload(payload))
+            .map_err(|(e, _)| e)
+            .unwrap();
+        p.flush(Duration::from_secs(10)).unwrap();
+    }
+
+    async fn reserved(&self, order: &str) -> bool {
+        let key = ReservationKey::Order(OrderId::parse(order, "orderId").unwrap());
+        matches!(self.engine.get_reservation(key).await, Ok(r) if r.status == ReservationStatus::Active)
+    }
+
+    /// The group's committed offset (the next offset to read) of a partition.
+    fn committed(&self, group: &str, partition: i32) -> i64 {
+        let c: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.servers)
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .create()
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition("order.created", partition);
+        let got = c.committed_offsets(tpl, Duration::from_secs(10)).unwrap();
+        match got.find_partition("order.created", partition).map(|p| p.offset()) {
+            Some(Offset::Offset(o)) => o,
+            _ => -1,
+        }
+    }
+
+    /// Every message of the dead-letter topic: (payload, dlq.error).
+    fn dead_letters(&self, dlq: &str) -> Vec<(String, String)> {
+        let c: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.servers)
+            .set("group.id", "test-reader")
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "true")
+            .create()
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(dlq, 0, Offset::Beginning).unwrap();
+        c.assign(&tpl).unwrap();
+        let mut out = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            match c.poll(Duration::from_millis(100)) {
+                Some(Ok(m)) => {
+                    let error = m
+                        .headers()
+                        .and_then(|h| h.iter().find(|x| x.key == "dlq.error"))
+                        .map(|x| String::from_utf8_lossy(x.value.unwrap_or_default()).into_owned())
+                        .unwrap_or_default();
+                    out.push((String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned(), error));
+                }
+                Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => break,
+                _ => {}
+            }
+        }
+        out
+    }
+
+    async fn stop(mut self) {
+        self.stop.store(true, Ordering::Release);
+        self.stop_notify.notify_waiters();
+        let h = self.handle.take().unwrap();
+        tokio::time::timeout(Duration::from_secs(30), h).await.expect("consumer stops").unwrap();
+        self.engine.shutdown();
+    }
+}
+
+/// Polls `f` until it returns true; fails the test after `secs`.
+async fn wait_for<F: Future<Output = bool>>(secs: u64, what: &str, mut f: impl FnMut() -> F) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_message_that_keeps_failing_is_dead_lettered_at_the_cap_and_later_offsets_advance() {
+    faults::ENGINE
+        .lock()
+        .push(("o-cap-pending".into(), |o| EngineError::ReservationPending { reservation_id: o.into() }));
+    faults::ENGINE.lock().push(("o-cap-overloaded".into(), |_| EngineError::Overloaded { shard: 0 }));
+    let retry = RetryPolicy {
+        max_retries: 3,
+        max_retry_time: Duration::from_secs(3),
+        max_produce_time: Duration::from_secs(30),
+    };
+    let group = "g-cap";
+    let f = Fixture::start(group, 1, "dlq-cap", retry);
+    f.reserve(0, "o-cap-pending");
+    f.reserve(0, "o-cap-ok-1");
+    f.reserve(0, "o-cap-overloaded");
+    f.reserve(0, "o-cap-ok-2");
+    // The stuck ones hold nobody up.
+    wait_for(60, "the orders behind the stuck ones", || async {
+        f.reserved("o-cap-ok-1").await && f.reserved("o-cap-ok-2").await
+    })
+    .await;
+    // Both stuck ones end in the DLQ with their last error, and every offset commits.
+    wait_for(60, "all four offsets committed", || async { f.committed(group, 0) == 4 }).await;
+    let dlq = f.dead_letters("dlq-cap");
+    assert_eq!(dlq.len(), 2, "{dlq:?}");
+    let pending = dlq.iter().find(|(p, _)| p.contains("o-cap-pending")).expect("o-cap-pending dead-lettered");
+    assert!(pending.1.starts_with("RESERVATION_PENDING") && pending.1.contains("4 tries"), "{pending:?}");
+    let overloaded = dlq.iter().find(|(p, _)| p.contains("o-cap-overloaded")).expect("o-cap-overloaded dead-lettered");
+    assert!(overloaded.1.starts_with("OVERLOADED"), "{overloaded:?}");
+    assert_eq!(f.status.retries_exhausted.load(Ordering::Relaxed), 2);
+    assert_eq!(f.status.dead_lettered.load(Ordering::Relaxed), 2);
+    assert!(!f.reserved("o-cap-pending").await && !f.reserved("o-cap-overloaded").await);
+    f.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_unproducible_dlq_blocks_only_its_partition_and_loses_nothing() {
+    faults::UNPRODUCIBLE.lock().push("dlq-park".into());
+    let retry = RetryPolicy {
+        max_retries: 3,
+        max_retry_time: Duration::from_secs(30),
+        max_produce_time: Duration::from_secs(1),
+    };
+    let group = "g-park";
+    let f = Fixture::start(group, 2, "dlq-park", retry);
+    f.produce(0, "poison", b"{not json");
+    f.reserve(0, "o-park-a");
+    f.reserve(1, "o-park-b");
+    // The poison message cannot be dead-lettered: it is parked, and the rest goes on.
+    wait_for(60, "the other orders", || async { f.reserved("o-park-a").await && f.reserved("o-park-b").await }).await;
+    wait_for(60, "partition 1 committed", || async { f.committed(group, 1) == 1 }).await;
+    wait_for(30, "the parked message shown", || async {
+        f.status.blocked.lock().contains_key(&("order.created".to_owned(), 0, 0))
+    })
+    .await;
+    let health = f.status.health(&f.engine);
+    let blocked = &health["consumer"]["blocked"];
+    assert_eq!((&blocked[0]["partition"], &blocked[0]["offset"]), (&json!(0), &json!(0)), "{health}");
+    assert_eq!(blocked[0]["producingTo"], "dlq-park", "{health}");
+    let mut metrics = String::new();
+    f.status.render_metrics(&f.engine, &mut metrics);
+    assert!(metrics.contains("stockd_kafka_consumer_blocked{topic=\"order.created\",partition=\"0\"} 1"), "{metrics}");
+    // Partition 0 commits nothing past the parked message (auto-commit runs every
+    // second: give it the chance to be wrong).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(f.committed(group, 0) <= 0, "partition 0 committed past an undelivered message");
+    assert!(f.dead_letters("dlq-park").is_empty());
+
+    // The DLQ comes back: the message is delivered, partition 0 catches up.
+    faults::UNPRODUCIBLE.lock().retain(|t| t != "dlq-park");
+    wait_for(90, "partition 0 committed", || async { f.committed(group, 0) == 2 }).await;
+    let dlq = f.dead_letters("dlq-park");
+    assert_eq!(dlq.len(), 1, "{dlq:?}");
+    assert_eq!(dlq[0].0, "{not json");
+    assert!(f.status.blocked.lock().is_empty());
+    f.stop().await;
+}
