@@ -52,7 +52,7 @@ pub use command::{AdjustReason, Applied, Command, LineAvailability, Outcome, Que
 pub use command_log::{CommandLog, NoLog};
 pub use durable::{Durability, FaultInjector, RecoveryReport, StorageConfig};
 pub use engine::{
-    Adjust, BlockingEngine, Engine, EngineConfig, ItemChange, ItemPage, ReconcileReport, ReserveOutcome,
+    Adjust, BlockingEngine, Engine, EngineConfig, FlowStats, ItemChange, ItemPage, ReconcileReport, ReserveOutcome,
     ReserveRequest, SetItem, Transfer,
 };
 pub use error::{EngineError, Shortfall};

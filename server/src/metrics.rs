@@ -221,6 +221,31 @@ impl Metrics {
             "# TYPE stockd_oversell_detected_total counter\nstockd_oversell_detected_total {}",
             stockd_engine::invariants::oversells_detected()
         );
+        let flows = engine.flow_stats();
+        for (name, help, value) in [
+            (
+                "stockd_sweep_failures_total",
+                "Expiry sweeps (with the reconciler) that failed; each is retried.",
+                flows.sweep_failures,
+            ),
+            (
+                "stockd_flow_steps_deferred_total",
+                "Internal steps of a flow that found even the reserved queue slots full and waited (never dropped).",
+                flows.steps_deferred,
+            ),
+            (
+                "stockd_reconciler_settled_total",
+                "Finished reservations whose holds the reconciler settled after their flow could not.",
+                flows.reconciled_settled,
+            ),
+            (
+                "stockd_reconciler_aborted_total",
+                "PENDING reservations past their deadline that the reconciler aborted.",
+                flows.reconciled_aborted,
+            ),
+        ] {
+            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
+        }
         let shard_metrics: [ShardMetric; 6] = [
             ("stockd_wal_durable_lsn", "gauge", "Last WAL sequence number synced, per shard.", |s| {
                 s.durable_lsn.load(Relaxed)

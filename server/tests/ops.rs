@@ -42,6 +42,11 @@ fn health_ready_and_metrics() {
     assert_eq!(h["durability"], "fsync");
     assert_eq!(h["durableLsn"].as_array().unwrap().len(), 4);
     assert!(h["version"].is_string());
+    // No flow was cut short and the sweep never failed.
+    for field in ["sweepFailures", "reconciledSettled", "reconciledAborted"] {
+        assert_eq!(h["flows"][field], 0, "{field}: {h}");
+    }
+    assert!(h["flows"]["stepsDeferred"].is_u64(), "{h}");
     assert_eq!(assert_ok(s.get("/ready"), 200)["ready"], true);
 
     assert_ok(s.put("/api/v1/inventory/items/M", r#"{"onHand": 3, "lowStockThreshold": 1}"#), 201);
@@ -65,6 +70,10 @@ fn health_ready_and_metrics() {
         "stockd_shard_failed{shard=\"0\"} 0",
         "stockd_reservations_expired_total 0",
         "stockd_wal_sync_duration_seconds_bucket{le=\"+Inf\"}",
+        "stockd_sweep_failures_total 0",
+        "stockd_flow_steps_deferred_total 0",
+        "stockd_reconciler_settled_total 0",
+        "stockd_reconciler_aborted_total 0",
     ] {
         assert!(text.contains(needle), "metrics lack {needle:?}:\n{text}");
     }

@@ -13,6 +13,18 @@ mod reservations;
 pub use blocking::BlockingEngine;
 pub use items::{Adjust, ItemChange, ItemPage, SetItem, Transfer};
 pub use reconciler::ReconcileReport;
+
+/// What the flows' internal steps, the expiry sweep and the reconciler did since the
+/// engine started. `steps_deferred`: times a step found even the reserved queue slots
+/// full and waited to try again (never dropped). `reconciled_*`: work the reconciler
+/// finished for flows that could not (non-zero only after a failure).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FlowStats {
+    pub sweep_failures: u64,
+    pub steps_deferred: u64,
+    pub reconciled_settled: u64,
+    pub reconciled_aborted: u64,
+}
 pub use reservations::{ReserveOutcome, ReserveRequest};
 
 use crate::clock::{Clock, SystemClock};
@@ -114,8 +126,11 @@ struct Inner {
     /// Reservations whose reserve flow is running now: the reconciler never aborts
     /// a PENDING header that a live flow will still activate or roll back.
     reserving: Mutex<std::collections::HashMap<crate::sku::OrderId, usize>>,
-    /// Expiry sweeps that failed since start (the sweep logs each and goes on).
+    /// What the flows and the sweep did that an operator should see (`FlowStats`).
     sweep_failures: std::sync::atomic::AtomicU64,
+    steps_deferred: std::sync::atomic::AtomicU64,
+    reconciled_settled: std::sync::atomic::AtomicU64,
+    reconciled_aborted: std::sync::atomic::AtomicU64,
     /// Wall time (ms) of the last reconciler pass, so the sweep runs it about once a
     /// second, not every 100 ms.
     last_reconcile: std::sync::atomic::AtomicU64,
@@ -220,6 +235,9 @@ impl Engine {
                 expirer: Mutex::new(None),
                 reserving: Mutex::new(Default::default()),
                 sweep_failures: Default::default(),
+                steps_deferred: Default::default(),
+                reconciled_settled: Default::default(),
+                reconciled_aborted: Default::default(),
                 last_reconcile: Default::default(),
             }),
         };
@@ -277,10 +295,21 @@ impl Engine {
         self.inner.shards.iter().map(|s| s.status.clone()).collect()
     }
 
-    /// Expiry sweeps (and reconciler passes) that failed since start; each is
-    /// logged and retried on the next sweep.
-    pub fn sweep_failures(&self) -> u64 {
-        self.inner.sweep_failures.load(Ordering::Relaxed)
+    /// Counters of the flows' internal steps, the sweep and the reconciler since
+    /// start (for /health and /metrics).
+    pub fn flow_stats(&self) -> FlowStats {
+        let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        FlowStats {
+            sweep_failures: get(&self.inner.sweep_failures),
+            steps_deferred: get(&self.inner.steps_deferred),
+            reconciled_settled: get(&self.inner.reconciled_settled),
+            reconciled_aborted: get(&self.inner.reconciled_aborted),
+        }
+    }
+
+    pub(crate) fn count_reconciled(&self, report: ReconcileReport) {
+        self.inner.reconciled_settled.fetch_add(report.settled as u64, Ordering::Relaxed);
+        self.inner.reconciled_aborted.fetch_add(report.aborted as u64, Ordering::Relaxed);
     }
 
     /// Entries in the orderId → home index (for tests: an entry must not outlive a
@@ -360,6 +389,7 @@ impl Engine {
                 Ok(()) => return Ok(rx),
                 Err(PushError::Full(back)) => {
                     request = back;
+                    self.inner.steps_deferred.fetch_add(1, Ordering::Relaxed);
                     pause_for(pause).await;
                     pause = (pause * 2).min(Duration::from_millis(20));
                 }
@@ -383,6 +413,7 @@ impl Engine {
                 Ok(()) => return await_reply(rx).await,
                 Err(PushError::Full(back)) => {
                     request = back;
+                    self.inner.steps_deferred.fetch_add(1, Ordering::Relaxed);
                     pause_for(pause).await;
                     pause = (pause * 2).min(Duration::from_millis(20));
                 }

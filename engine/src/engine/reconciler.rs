@@ -35,7 +35,9 @@ impl Engine {
     /// One pass of the reconciler over every shard (see the module doc). Idempotent;
     /// safe to run beside live traffic.
     pub async fn reconcile(&self) -> Result<ReconcileReport, EngineError> {
-        self.drive(move |e| async move { e.reconcile_flow().await }).await
+        let report = self.drive(move |e| async move { e.reconcile_flow().await }).await?;
+        self.count_reconciled(report);
+        Ok(report)
     }
 
     /// The background sweep: expire what is due, and about once a second reconcile.

@@ -25,6 +25,18 @@ pub fn wal_failure(engine: &Engine) -> Option<String> {
     })
 }
 
+/// The flows' internal steps, the expiry sweep and the reconciler, as /health shows
+/// them: `sweepFailures` > 0 means the sweep failed (and was retried); the reconciler
+/// figures are non-zero only after a flow was cut short.
+fn flows_view(f: stockd_engine::FlowStats) -> serde_json::Value {
+    json!({
+        "sweepFailures": f.sweep_failures,
+        "stepsDeferred": f.steps_deferred,
+        "reconciledSettled": f.reconciled_settled,
+        "reconciledAborted": f.reconciled_aborted,
+    })
+}
+
 #[utoipa::path(get, path = "/health", tag = "ops",
     responses((status = 200, description = "status ok, shards, durableLsn per shard, wal, version"),
         (status = 503, description = "SERVICE_UNAVAILABLE: a WAL has failed; details has the same fields and walReason")))]
@@ -40,6 +52,7 @@ pub async fn health(State(st): State<AppState>) -> ApiResult {
         "durableLsn": lsns,
         "wal": if failure.is_some() { "failed" } else { "ok" },
         "walReason": failure,
+        "flows": flows_view(engine.flow_stats()),
     });
     if let Some(k) = &st.kafka {
         body["kafka"] = k.health(engine);
