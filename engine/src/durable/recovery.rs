@@ -163,7 +163,8 @@ fn recover_shard(dir: &Path, shard: usize, storage: &StorageConfig) -> Result<Re
     }
     let reader = WalReader::open(&wal_dir).map_err(|e| io_err("cannot read WAL", &wal_dir, e))?;
     let mut replayed = 0;
-    let mut last_now = 0;
+    // The clock floor: the snapshot's (state version 4), then every replayed record's.
+    let mut last_now = state.clock_floor();
     for record in reader.iter_from(from + 1) {
         let record = record.map_err(|e| io_err("cannot replay WAL", &wal_dir, e))?;
         let at = |e: String| io_err("cannot replay WAL", &wal_dir, format!("LSN {}: {e}", record.lsn));
