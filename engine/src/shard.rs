@@ -139,6 +139,8 @@ impl ShardHandle {
     }
 }
 
+// Short-lived (one batch); the state answer is the rare big one, moved once.
+#[allow(clippy::large_enum_variant)]
 enum Answer {
     Command(Reply<Applied>, Result<Applied, EngineError>),
     Commands(Reply<Vec<Result<Applied, EngineError>>>, Vec<Result<Applied, EngineError>>),
@@ -238,7 +240,7 @@ impl ShardLoop {
                 return Err(EngineError::Misrouted);
             }
         }
-        let result = self.state.apply(command, now);
+        let result = self.log.admit(command).and_then(|()| self.state.apply(command, now));
         self.update_index(command, opening, &result);
         let applied = result?;
         self.status.applied.fetch_add(1, Ordering::Relaxed);

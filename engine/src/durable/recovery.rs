@@ -3,6 +3,7 @@
 //! check, then requests.
 
 use super::log_record::decode_record;
+use super::outbox::OutboxRetention;
 use super::state_codec::decode_state;
 use super::wal_log::WalLog;
 use super::StorageConfig;
@@ -16,6 +17,7 @@ use crate::Millis;
 use parking_lot::Mutex;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use stockd_snapshots::{SnapshotError, SnapshotStore};
 use stockd_wal::{Durability, TruncatedTail, WalConfig, WalReader, WalWriter};
@@ -123,7 +125,12 @@ struct RecoveredShard {
     report: ShardRecovery,
 }
 
-fn recover_shard(dir: &Path, shard: usize, storage: &StorageConfig) -> Result<RecoveredShard, EngineError> {
+fn recover_shard(
+    dir: &Path,
+    shard: usize,
+    storage: &StorageConfig,
+    outbox: Option<&Arc<OutboxRetention>>,
+) -> Result<RecoveredShard, EngineError> {
     let sdir = shard_dir(dir, shard);
     let snap_dir = sdir.join("snapshots");
     let wal_dir = sdir.join("wal");
@@ -184,12 +191,18 @@ fn recover_shard(dir: &Path, shard: usize, storage: &StorageConfig) -> Result<Re
         last_lsn: open.last_lsn,
         truncated_tail: open.truncated_tail,
     };
-    Ok(RecoveredShard { state, log: WalLog::new(shard, writer, store, storage.clone()), last_now, report })
+    let log = WalLog::new(shard, writer, wal_dir, store, storage.clone(), outbox.cloned());
+    Ok(RecoveredShard { state, log, last_now, report })
 }
 
 /// Recovers shards `0..shards` on up to one thread per core (shards share nothing, so
 /// they replay independently), and returns the results in shard order.
-fn recover_shards(dir: &Path, shards: usize, storage: &StorageConfig) -> Vec<Result<RecoveredShard, EngineError>> {
+fn recover_shards(
+    dir: &Path,
+    shards: usize,
+    storage: &StorageConfig,
+    outbox: Option<&Arc<OutboxRetention>>,
+) -> Vec<Result<RecoveredShard, EngineError>> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, shards.max(1));
     let next = AtomicUsize::new(0);
     let results: Vec<Mutex<Option<Result<RecoveredShard, EngineError>>>> =
@@ -201,7 +214,7 @@ fn recover_shards(dir: &Path, shards: usize, storage: &StorageConfig) -> Vec<Res
                 if shard >= shards {
                     break;
                 }
-                *results[shard].lock() = Some(recover_shard(dir, shard, storage));
+                *results[shard].lock() = Some(recover_shard(dir, shard, storage, outbox));
             });
         }
     });
@@ -257,7 +270,8 @@ impl Engine {
         let mut logs: Vec<Box<dyn CommandLog>> = Vec::new();
         let mut last_nows = Vec::new();
         let mut reports = Vec::new();
-        for r in recover_shards(dir, config.shards, &storage) {
+        let outbox = storage.outbox.map(|c| Arc::new(OutboxRetention::new(c, config.shards)));
+        for r in recover_shards(dir, config.shards, &storage, outbox.as_ref()) {
             let r = r?;
             states.push(r.state);
             logs.push(Box::new(r.log));
@@ -268,6 +282,9 @@ impl Engine {
         let settled = plan.len();
         let warehouses = config.warehouses.clone();
         let engine = Engine::start(states, logs, last_nows, config, Some(lock), Some(dir.to_path_buf()));
+        if let Some(outbox) = outbox {
+            engine.set_outbox(outbox);
+        }
         let finish = async {
             for (shard, command) in plan {
                 engine.command(shard, command).await?;

@@ -99,6 +99,9 @@ struct Inner {
     history_reads: AtomicUsize,
     stopping: AtomicBool,
     expirer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// The outbox consumer's retention floors (`durable/outbox.rs`), set by
+    /// `Engine::open` when `StorageConfig::outbox` registers one.
+    outbox: std::sync::OnceLock<Arc<crate::durable::OutboxRetention>>,
 }
 
 /// The stock engine. Cheap to clone; all clones share the same shards.
@@ -185,6 +188,7 @@ impl Engine {
                 history_reads: AtomicUsize::new(0),
                 stopping: AtomicBool::new(false),
                 expirer: Mutex::new(None),
+                outbox: std::sync::OnceLock::new(),
             }),
         };
         if let Some(every) = engine.inner.config.expiry_interval {
@@ -206,6 +210,17 @@ impl Engine {
             *engine.inner.expirer.lock() = Some(handle);
         }
         engine
+    }
+
+    /// The retention floors of the outbox consumer registered at open
+    /// (`StorageConfig::outbox`), through which it advances its acknowledged LSN per
+    /// shard; None when none was registered (or in memory).
+    pub fn outbox(&self) -> Option<&Arc<crate::durable::OutboxRetention>> {
+        self.inner.outbox.get()
+    }
+
+    pub(crate) fn set_outbox(&self, outbox: Arc<crate::durable::OutboxRetention>) {
+        let _ = self.inner.outbox.set(outbox);
     }
 
     pub(crate) fn orders(&self) -> &OrderIndex {
