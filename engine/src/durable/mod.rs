@@ -15,6 +15,7 @@
 //! records with a count and an error log. The shard clock's floor is part of the
 //! state and its snapshot (`ShardState::clock_floor`, state version 4).
 
+pub mod data_dir;
 pub mod follower;
 pub mod history;
 mod log_record;

@@ -2,6 +2,7 @@
 //! thread per core), then settling what a crash left half-done, then the invariant
 //! check, then requests.
 
+use super::data_dir::{create_dir_durable, write_atomic};
 use super::log_record::decode_record;
 use super::outbox::OutboxRetention;
 use super::state_codec::decode_state;
@@ -75,12 +76,8 @@ fn shard_count(dir: &Path, wanted: usize) -> Result<usize, EngineError> {
             Ok(n)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(dir).map_err(|e| io_err("cannot create", dir, e))?;
-            let tmp = dir.join(format!("{MANIFEST}.tmp"));
-            std::fs::write(&tmp, format!("stockd-data 1\nshards {wanted}\n"))
-                .and_then(|_| std::fs::File::open(&tmp)?.sync_all())
-                .and_then(|_| std::fs::rename(&tmp, &path))
-                .and_then(|_| std::fs::File::open(dir)?.sync_all())
+            create_dir_durable(dir).map_err(|e| io_err("cannot create", dir, e))?;
+            write_atomic(&path, format!("stockd-data 1\nshards {wanted}\n").as_bytes())
                 .map_err(|e| io_err("cannot write", &path, e))?;
             Ok(wanted)
         }
@@ -134,6 +131,11 @@ fn recover_shard(
     let sdir = shard_dir(dir, shard);
     let snap_dir = sdir.join("snapshots");
     let wal_dir = sdir.join("wal");
+    // Their entries (shard-NNN in DATA, wal/ and snapshots/ in it) synced before
+    // anything is written inside them.
+    for d in [&snap_dir, &wal_dir] {
+        create_dir_durable(d).map_err(|e| io_err("cannot create", d, e))?;
+    }
     let store = SnapshotStore::open(&snap_dir).map_err(|e| io_err("cannot open snapshots in", &snap_dir, e))?;
     let (mut state, snapshot_lsn, skipped) = match store.load_latest() {
         Ok(Some(s)) => {
