@@ -128,6 +128,10 @@ fn every_write_path_is_bounded_and_a_restart_opens_after_it() {
     let (engine, _) = Engine::open(dir.path(), config(), StorageConfig::default()).unwrap();
     let mut d = Driver { e: engine.blocking(), log: Vec::new() };
 
+    // The reported case first: onHand MAX and incoming MAX, then a receipt of 1,000.
+    d.set("D", "wh-1", M, Some(M), Answer::Ok);
+    d.receive("D", "wh-1", 1_000, refused("onHand"));
+
     // Set: at MAX, MAX+1, and sums over locations crossing MAX.
     d.set("A", "default", M, None, Answer::Ok);
     d.set("A", "default", M + 1, None, refused("onHand"));
@@ -146,10 +150,7 @@ fn every_write_path_is_bounded_and_a_restart_opens_after_it() {
     d.adjust("A", "default", -5, Answer::Ok);
     d.adjust("A", "default", 5, Answer::Ok);
 
-    // Receive: the reported case (onHand MAX and incoming MAX, a receipt of 1,000)...
-    d.set("D", "wh-1", M, Some(M), Answer::Ok);
-    d.receive("D", "wh-1", 1_000, refused("onHand"));
-    // ...exactly up to MAX, and the sum over locations crossing MAX.
+    // Receive: exactly up to MAX, and the sum over locations crossing MAX.
     d.set("E", "wh-1", M - 1_000, Some(1_000), Answer::Ok);
     d.receive("E", "wh-1", 1_000, Answer::Ok);
     d.set("F", "wh-1", M - 5, None, Answer::Ok);
