@@ -13,6 +13,12 @@ pub trait CommandLog: Send + 'static {
     fn sync(&mut self) -> Result<(), EngineError>;
     /// The LSN up to which records are durable (0 for a log that keeps nothing).
     fn durable_lsn(&self) -> u64;
+    /// Asked before `command` is applied: a log that cannot take more work of this
+    /// kind now (the outbox is over its ceiling, `durable/outbox.rs`) refuses it, and
+    /// the command fails without changing anything.
+    fn admit(&mut self, _command: &Command) -> Result<(), EngineError> {
+        Ok(())
+    }
     /// Called on the shard thread after each successful sync (snapshots hook here).
     fn after_sync(&mut self, _state: &crate::shard_state::ShardState) {}
     /// Called once when the shard stops, after its last sync.

@@ -1,5 +1,6 @@
 //! An item's stock figures and the alerts a change of them can raise.
 
+use crate::limits::{MAX_ON_HAND, MAX_SOLD};
 use crate::location::{LocationId, LocationStock, MAX_LOCATIONS_PER_ITEM};
 use crate::sku::Sku;
 use crate::Millis;
@@ -254,14 +255,33 @@ impl Item {
         self.available() <= self.low_stock_threshold
     }
 
+    /// Refuses to hold `q` more units when `sold + reserved` would pass `MAX_SOLD`
+    /// (the one bound on `sold`; see `limits::MAX_SOLD`). Checked before any change.
+    pub(crate) fn check_sold_room(&self, q: u64) -> Result<(), crate::error::EngineError> {
+        let after = self.sold as u128 + self.reserved as u128 + q as u128;
+        if after > MAX_SOLD as u128 {
+            return Err(crate::error::EngineError::validation(
+                "sold",
+                format!("{}: sold + reserved would be {after}, over the limit of {MAX_SOLD}", self.sku),
+            ));
+        }
+        Ok(())
+    }
+
     /// The per-item invariant; checked after every mutation in debug builds and by
-    /// recovery and `verify` in all builds.
+    /// recovery and `verify` in all builds. Exactly the bounds the write paths keep:
+    /// `reserved <= onHand` (per location too), `onHand <= MAX_ON_HAND`,
+    /// `incoming <= MAX_ON_HAND` (item sums, so every location's too) and
+    /// `sold + reserved <= MAX_SOLD`.
     pub fn check(&self) -> Result<(), String> {
         if self.reserved > self.on_hand {
             return Err(format!("{}: reserved {} exceeds onHand {}", self.sku, self.reserved, self.on_hand));
         }
-        if self.on_hand > crate::limits::MAX_ON_HAND || self.incoming > crate::limits::MAX_ON_HAND {
+        if self.on_hand > MAX_ON_HAND || self.incoming > MAX_ON_HAND {
             return Err(format!("{}: onHand {} or incoming {} over the limit", self.sku, self.on_hand, self.incoming));
+        }
+        if self.sold as u128 + self.reserved as u128 > MAX_SOLD as u128 {
+            return Err(format!("{}: sold {} + reserved {} over the limit", self.sku, self.sold, self.reserved));
         }
         if self.locations.is_empty() {
             return Ok(()); // the item figures are the default location's
@@ -271,7 +291,8 @@ impl Item {
                 return Err(format!("{}: a lone default location must be stored compactly", self.sku));
             }
         }
-        let (mut on_hand, mut reserved, mut sold, mut incoming) = (0u64, 0u64, 0u64, 0u64);
+        // u128 sums: a corrupt snapshot is reported, never an overflow.
+        let (mut on_hand, mut reserved, mut sold, mut incoming) = (0u128, 0u128, 0u128, 0u128);
         for (i, l) in self.locations.iter().enumerate() {
             if i > 0 && self.locations[i - 1].location >= l.location {
                 return Err(format!("{}: locations out of order at {}", self.sku, l.location));
@@ -282,12 +303,13 @@ impl Item {
                     self.sku, l.location, l.reserved, l.on_hand
                 ));
             }
-            on_hand += l.on_hand;
-            reserved += l.reserved;
-            sold += l.sold;
-            incoming += l.incoming;
+            on_hand += l.on_hand as u128;
+            reserved += l.reserved as u128;
+            sold += l.sold as u128;
+            incoming += l.incoming as u128;
         }
-        if (on_hand, reserved, sold, incoming) != (self.on_hand, self.reserved, self.sold, self.incoming) {
+        let item = (self.on_hand as u128, self.reserved as u128, self.sold as u128, self.incoming as u128);
+        if (on_hand, reserved, sold, incoming) != item {
             return Err(format!(
                 "{}: location sums (onHand {on_hand}, reserved {reserved}, sold {sold}, incoming {incoming}) differ \
                  from the item's ({}, {}, {}, {})",

@@ -9,8 +9,15 @@ pub const MAX_ORDER_ID_LEN: usize = 128;
 pub const MAX_LINES: usize = 100;
 /// Largest quantity in one line of a reservation or check.
 pub const MAX_QUANTITY: u64 = 1_000_000_000;
-/// Largest onHand an item may hold.
+/// Largest onHand an item may hold; also the bound of its incoming, per location and
+/// summed over its locations.
 pub const MAX_ON_HAND: u64 = 1_000_000_000_000;
+/// Largest `sold + reserved` of an item (summed over its locations). `sold` only ever
+/// grows, so it needs a bound too: a reservation that would take `sold + reserved`
+/// past it is refused (VALIDATION_ERROR `sold`), which makes every later commit of
+/// its units fit. 10^18 units is a million full restocks of `MAX_ON_HAND`: no
+/// real item reaches it, and `u64` arithmetic on these figures cannot overflow.
+pub const MAX_SOLD: u64 = 1_000_000_000_000_000_000;
 /// Largest |delta| of one adjustment.
 pub const MAX_ADJUST_DELTA: i64 = 1_000_000_000;
 /// Reservation time-to-live bounds, seconds. Extensions are capped at

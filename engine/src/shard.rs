@@ -306,7 +306,7 @@ impl ShardLoop {
                 return Err(EngineError::Misrouted);
             }
         }
-        let result = self.state.apply(command, now);
+        let result = self.log.admit(command).and_then(|()| self.state.apply(command, now));
         self.update_index(command, opening, &result);
         let applied = result?;
         self.status.applied.fetch_add(1, Ordering::Relaxed);

@@ -59,6 +59,41 @@ pub struct ServeArgs {
     pub http: HttpArgs,
     #[command(flatten)]
     pub kafka: crate::kafka::KafkaArgs,
+    /// With the Kafka publisher on: most bytes of WAL segments and snapshots a shard
+    /// keeps for events not yet published, beyond what recovery needs (0: no ceiling).
+    #[arg(long, env = "STOCKD_OUTBOX_MAX_BYTES", default_value_t = DEFAULT_OUTBOX_MAX_BYTES)]
+    pub outbox_max_bytes: u64,
+    /// What happens past `--outbox-max-bytes`: `refuse` new writes with 503 until the
+    /// publisher catches up (never loses an event), or `drop` the oldest unpublished
+    /// records (counted in `stockd_outbox_events_dropped_total`, logged as errors).
+    #[arg(long, env = "STOCKD_OUTBOX_FULL", value_enum, default_value_t = OutboxFullArg::Refuse)]
+    pub outbox_full: OutboxFullArg,
+}
+
+/// Default `--outbox-max-bytes`: 8 GiB per shard.
+pub const DEFAULT_OUTBOX_MAX_BYTES: u64 = 8 << 30;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutboxFullArg {
+    Refuse,
+    Drop,
+}
+
+impl ServeArgs {
+    /// The outbox retention to register at open: only when the Kafka publisher runs.
+    pub fn outbox_config(&self) -> Option<stockd_engine::durable::OutboxConfig> {
+        let brokers = self.kafka.kafka_brokers.as_deref().map(str::trim).filter(|b| !b.is_empty());
+        if brokers.is_none() || self.kafka.kafka_no_publish {
+            return None;
+        }
+        Some(stockd_engine::durable::OutboxConfig {
+            max_bytes: (self.outbox_max_bytes > 0).then_some(self.outbox_max_bytes),
+            policy: match self.outbox_full {
+                OutboxFullArg::Refuse => stockd_engine::durable::OutboxFullPolicy::Refuse,
+                OutboxFullArg::Drop => stockd_engine::durable::OutboxFullPolicy::Drop,
+            },
+        })
+    }
 }
 
 /// Connection limits and timeouts of the HTTP server (src/http.rs). Durations are

@@ -52,7 +52,7 @@ pub fn open_engine(args: &ServeArgs) -> Result<Engine, String> {
         DurabilityArg::Fsync => Durability::Fsync,
         DurabilityArg::None => Durability::None,
     };
-    let storage = StorageConfig { durability, ..Default::default() };
+    let storage = StorageConfig { durability, outbox: args.outbox_config(), ..Default::default() };
     let (engine, report) = Engine::open(&args.data_dir, config, storage).map_err(|e| e.to_string())?;
     let replayed: u64 = report.shards.iter().map(|s| s.records_replayed).sum();
     tracing::info!(

@@ -4,10 +4,22 @@
 //! reservations a crash left half-made, checks every invariant, and only then
 //! returns an engine that accepts requests. `history` serves an item's stock
 //! history from the same WAL.
+//!
+//! Retention (`wal_log.rs`, `outbox.rs`): after each snapshot a background pass
+//! prunes snapshots to the newest `snapshots_kept` and the shard removes WAL segments
+//! wholly covered by every retained snapshot. With an outbox consumer registered
+//! (`StorageConfig::outbox`, `Engine::outbox`: the Kafka publisher), segments and
+//! snapshots are also kept back to its acknowledged LSN per shard, so a follower
+//! reopened at that LSN misses nothing; what that holds is measured per shard and
+//! bounded by a ceiling whose policy refuses new writes (default) or drops the held
+//! records with a count and an error log. The shard clock's floor is part of the
+//! state and its snapshot (`ShardState::clock_floor`, state version 4).
 
+pub mod data_dir;
 pub mod follower;
 pub mod history;
 mod log_record;
+pub mod outbox;
 mod recovery;
 mod state_codec;
 mod wal_log;
@@ -15,6 +27,7 @@ mod wal_log;
 pub use follower::{FollowedRecord, WalFollower};
 pub use history::{read_history, Figures, HistoryEntry, HistoryPage, HistoryQuery};
 pub use log_record::{command_type, decode_record, encode_record, encode_record_into, LogRecord, PAYLOAD_VERSION};
+pub use outbox::{OutboxConfig, OutboxFullPolicy, OutboxRetention};
 pub use recovery::{shard_dir, RecoveryReport, ShardRecovery};
 pub use state_codec::{decode_state, encode_state, STATE_VERSION};
 pub use stockd_wal::{Durability, FaultInjector};
@@ -46,6 +59,10 @@ pub struct StorageConfig {
     pub snapshots_kept: usize,
     /// Test hook: make WAL writes or syncs fail.
     pub faults: Option<Arc<FaultInjector>>,
+    /// Registers an outbox consumer (the Kafka publisher): WAL and snapshots are kept
+    /// back to its acknowledged LSN per shard (`Engine::outbox`), up to a ceiling
+    /// (see `outbox.rs`). None: retention follows snapshots only.
+    pub outbox: Option<OutboxConfig>,
 }
 
 impl Default for StorageConfig {
@@ -58,6 +75,7 @@ impl Default for StorageConfig {
             snapshot_every: Duration::from_secs(300),
             snapshots_kept: 2,
             faults: None,
+            outbox: None,
         }
     }
 }

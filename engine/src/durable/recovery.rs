@@ -2,7 +2,9 @@
 //! thread per core), then settling what a crash left half-done, then the invariant
 //! check, then requests.
 
+use super::data_dir::{create_dir_durable, write_atomic};
 use super::log_record::decode_record;
+use super::outbox::OutboxRetention;
 use super::state_codec::decode_state;
 use super::wal_log::WalLog;
 use super::StorageConfig;
@@ -16,6 +18,7 @@ use crate::Millis;
 use parking_lot::Mutex;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use stockd_snapshots::{SnapshotError, SnapshotStore};
 use stockd_wal::{Durability, TruncatedTail, WalConfig, WalReader, WalWriter};
@@ -73,12 +76,8 @@ fn shard_count(dir: &Path, wanted: usize) -> Result<usize, EngineError> {
             Ok(n)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(dir).map_err(|e| io_err("cannot create", dir, e))?;
-            let tmp = dir.join(format!("{MANIFEST}.tmp"));
-            std::fs::write(&tmp, format!("stockd-data 1\nshards {wanted}\n"))
-                .and_then(|_| std::fs::File::open(&tmp)?.sync_all())
-                .and_then(|_| std::fs::rename(&tmp, &path))
-                .and_then(|_| std::fs::File::open(dir)?.sync_all())
+            create_dir_durable(dir).map_err(|e| io_err("cannot create", dir, e))?;
+            write_atomic(&path, format!("stockd-data 1\nshards {wanted}\n").as_bytes())
                 .map_err(|e| io_err("cannot write", &path, e))?;
             Ok(wanted)
         }
@@ -123,10 +122,20 @@ struct RecoveredShard {
     report: ShardRecovery,
 }
 
-fn recover_shard(dir: &Path, shard: usize, storage: &StorageConfig) -> Result<RecoveredShard, EngineError> {
+fn recover_shard(
+    dir: &Path,
+    shard: usize,
+    storage: &StorageConfig,
+    outbox: Option<&Arc<OutboxRetention>>,
+) -> Result<RecoveredShard, EngineError> {
     let sdir = shard_dir(dir, shard);
     let snap_dir = sdir.join("snapshots");
     let wal_dir = sdir.join("wal");
+    // Their entries (shard-NNN in DATA, wal/ and snapshots/ in it) synced before
+    // anything is written inside them.
+    for d in [&snap_dir, &wal_dir] {
+        create_dir_durable(d).map_err(|e| io_err("cannot create", d, e))?;
+    }
     let store = SnapshotStore::open(&snap_dir).map_err(|e| io_err("cannot open snapshots in", &snap_dir, e))?;
     let (mut state, snapshot_lsn, skipped) = match store.load_latest() {
         Ok(Some(s)) => {
@@ -164,7 +173,8 @@ fn recover_shard(dir: &Path, shard: usize, storage: &StorageConfig) -> Result<Re
     }
     let reader = WalReader::open(&wal_dir).map_err(|e| io_err("cannot read WAL", &wal_dir, e))?;
     let mut replayed = 0;
-    let mut last_now = 0;
+    // The clock floor: the snapshot's (state version 4), then every replayed record's.
+    let mut last_now = state.clock_floor();
     for record in reader.iter_from(from + 1) {
         let record = record.map_err(|e| io_err("cannot replay WAL", &wal_dir, e))?;
         let at = |e: String| io_err("cannot replay WAL", &wal_dir, format!("LSN {}: {e}", record.lsn));
@@ -184,12 +194,18 @@ fn recover_shard(dir: &Path, shard: usize, storage: &StorageConfig) -> Result<Re
         last_lsn: open.last_lsn,
         truncated_tail: open.truncated_tail,
     };
-    Ok(RecoveredShard { state, log: WalLog::new(shard, writer, store, storage.clone()), last_now, report })
+    let log = WalLog::new(shard, writer, wal_dir, store, storage.clone(), outbox.cloned());
+    Ok(RecoveredShard { state, log, last_now, report })
 }
 
 /// Recovers shards `0..shards` on up to one thread per core (shards share nothing, so
 /// they replay independently), and returns the results in shard order.
-fn recover_shards(dir: &Path, shards: usize, storage: &StorageConfig) -> Vec<Result<RecoveredShard, EngineError>> {
+fn recover_shards(
+    dir: &Path,
+    shards: usize,
+    storage: &StorageConfig,
+    outbox: Option<&Arc<OutboxRetention>>,
+) -> Vec<Result<RecoveredShard, EngineError>> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, shards.max(1));
     let next = AtomicUsize::new(0);
     let results: Vec<Mutex<Option<Result<RecoveredShard, EngineError>>>> =
@@ -201,7 +217,7 @@ fn recover_shards(dir: &Path, shards: usize, storage: &StorageConfig) -> Vec<Res
                 if shard >= shards {
                     break;
                 }
-                *results[shard].lock() = Some(recover_shard(dir, shard, storage));
+                *results[shard].lock() = Some(recover_shard(dir, shard, storage, outbox));
             });
         }
     });
@@ -267,7 +283,8 @@ impl Engine {
         let mut logs: Vec<Box<dyn CommandLog>> = Vec::new();
         let mut last_nows = Vec::new();
         let mut reports = Vec::new();
-        for r in recover_shards(dir, config.shards, &storage) {
+        let outbox = storage.outbox.map(|c| Arc::new(OutboxRetention::new(c, config.shards)));
+        for r in recover_shards(dir, config.shards, &storage, outbox.as_ref()) {
             let r = r?;
             states.push(r.state);
             logs.push(Box::new(r.log));
@@ -278,6 +295,9 @@ impl Engine {
         let settled = plan.len();
         let warehouses = config.warehouses.clone();
         let engine = Engine::start(states, logs, last_nows, config, Some(lock), Some(dir.to_path_buf()));
+        if let Some(outbox) = outbox {
+            engine.set_outbox(outbox);
+        }
         let finish = async {
             // Steps of flows the crash cut short: the reserved queue slots, retried.
             for (shard, command) in plan {

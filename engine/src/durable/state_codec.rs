@@ -1,28 +1,45 @@
 //! Encoding of a whole `ShardState` as a snapshot payload:
-//! `[STATE_VERSION: u8][bincode 2 (standard, serde) of ShardState]`. The snapshot
-//! file around it (magic, LSN, CRC) is snapshots/FORMAT.md.
+//! `[STATE_VERSION: u8][bincode 2 (standard, serde) of (ShardState, clock_floor u64)]`.
+//! Version 3 (still read) was `[3][bincode ShardState]`, without the clock floor; it
+//! decodes with a floor of 0 (the replayed records then set it, as before). The
+//! snapshot file around it (magic, LSN, CRC) is snapshots/FORMAT.md; the versions are
+//! listed in engine/FORMAT.md.
 
 use crate::shard_state::ShardState;
+use crate::Millis;
 
-/// 2: items carry `sales_blocked`.
-pub const STATE_VERSION: u8 = 3;
+/// 2: items carry `sales_blocked`. 3: locations. 4: the shard's clock floor.
+pub const STATE_VERSION: u8 = 4;
+/// The previous version, still decoded.
+const STATE_VERSION_NO_FLOOR: u8 = 3;
 
 pub fn encode_state(state: &ShardState) -> Vec<u8> {
     let mut out = vec![STATE_VERSION];
-    bincode::serde::encode_into_std_write(state, &mut out, bincode::config::standard())
+    bincode::serde::encode_into_std_write((state, state.clock_floor()), &mut out, bincode::config::standard())
         .expect("encoding into a Vec cannot fail");
     out
 }
 
 pub fn decode_state(payload: &[u8]) -> Result<ShardState, String> {
     let (&version, body) = payload.split_first().ok_or("empty snapshot payload")?;
-    if version != STATE_VERSION {
-        return Err(format!("unknown snapshot state version {version} (this build reads {STATE_VERSION})"));
-    }
     // A limit, so a corrupt length prefix is an error, not a huge allocation.
     let config = bincode::config::standard().with_limit::<{ stockd_snapshots::MAX_PAYLOAD_LEN as usize }>();
-    let (mut state, used): (ShardState, usize) =
-        bincode::serde::decode_from_slice(body, config).map_err(|e| format!("undecodable snapshot state: {e}"))?;
+    let undecodable = |e: bincode::error::DecodeError| format!("undecodable snapshot state: {e}");
+    let (mut state, used) = match version {
+        STATE_VERSION => {
+            let ((mut state, floor), used): ((ShardState, Millis), usize) =
+                bincode::serde::decode_from_slice(body, config).map_err(undecodable)?;
+            state.clock_floor = floor;
+            (state, used)
+        }
+        STATE_VERSION_NO_FLOOR => bincode::serde::decode_from_slice(body, config).map_err(undecodable)?,
+        _ => {
+            return Err(format!(
+                "unknown snapshot state version {version} (this build reads {STATE_VERSION_NO_FLOOR} and \
+                 {STATE_VERSION})"
+            ))
+        }
+    };
     if used != body.len() {
         return Err(format!("{} trailing bytes after the snapshot state", body.len() - used));
     }
@@ -69,5 +86,34 @@ mod tests {
         assert!(hold.allocations[0].sku.shares_text_with(item_sku));
         assert!(order.shares_text_with(&header.order_id));
         assert!(hold.order_id.shares_text_with(&header.order_id));
+    }
+
+    #[test]
+    fn the_clock_floor_round_trips_and_a_version_3_payload_still_decodes() {
+        let mut state = ShardState::new(3);
+        let set = Command::SetItem {
+            sku: Sku::parse("SKU-1", "sku").unwrap(),
+            on_hand: 10,
+            low_stock_threshold: None,
+            max_per_order: None,
+            expected_version: None,
+            location: None,
+            incoming: None,
+        };
+        state.apply(&set, 1_700_000_123_456).unwrap();
+        assert_eq!(state.clock_floor(), 1_700_000_123_456);
+        let decoded = decode_state(&encode_state(&state)).unwrap();
+        assert_eq!(decoded.clock_floor(), 1_700_000_123_456);
+        assert_eq!(decoded, state);
+        // Version 3, as the previous encoder wrote it: the state alone.
+        let mut v3 = vec![STATE_VERSION_NO_FLOOR];
+        bincode::serde::encode_into_std_write(&state, &mut v3, bincode::config::standard()).unwrap();
+        let old = decode_state(&v3).unwrap();
+        assert_eq!(old.clock_floor(), 0);
+        assert_eq!(old, ShardState { clock_floor: 0, ..state });
+        // Other versions are refused by name.
+        let mut v9 = v3.clone();
+        v9[0] = 9;
+        assert!(decode_state(&v9).unwrap_err().contains("version 9"));
     }
 }

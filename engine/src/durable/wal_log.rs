@@ -1,12 +1,18 @@
-//! `WalLog`: a shard's `CommandLog` over its WAL, plus its periodic snapshots.
+//! `WalLog`: a shard's `CommandLog` over its WAL, plus its periodic snapshots and the
+//! retention of old segments.
 //!
 //! Snapshots are taken off the shard thread: after a sync, when enough records (at
 //! least `snapshot_every_records`, and at least as many as the state has entries, so
-//! the clone's O(state) cost stays amortized) or time have passed, the shard hands a clone of its state to a short-lived thread that
-//! encodes and writes it; when that snapshot is durable, WAL segments wholly covered
-//! by every retained snapshot are deleted (on the shard thread, which owns the writer).
+//! the clone's O(state) cost stays amortized) or time have passed (the time trigger
+//! respects the same floor), the shard hands a clone of its state to a short-lived
+//! thread that encodes and writes it and then runs the retention pass
+//! (`outbox::plan`: which snapshots to keep, the WAL bound, what the outbox holds).
+//! When that is done, WAL segments wholly below the bound are deleted on the shard
+//! thread, which owns the writer. With an outbox consumer registered, the same pass
+//! (without a snapshot) also runs when its floor moves, at most once a second.
 
 use super::log_record::encode_record_into;
+use super::outbox::{plan, starts_new_work, OnDisk, OutboxRetention};
 use super::state_codec::encode_state;
 use super::StorageConfig;
 use crate::command::Command;
@@ -15,43 +21,130 @@ use crate::error::EngineError;
 use crate::shard_state::ShardState;
 use crate::Millis;
 use crossbeam_channel::{Receiver, TryRecvError};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use stockd_snapshots::SnapshotStore;
 use stockd_wal::WalWriter;
 
+/// Least time between two retention passes started by the outbox floor moving.
+const FLOOR_PASS_EVERY: Duration = Duration::from_secs(1);
+
 pub(crate) struct WalLog {
     shard: usize,
     writer: WalWriter,
+    wal_dir: PathBuf,
     snapshots: Arc<SnapshotStore>,
     config: StorageConfig,
     since_snapshot: u64,
     last_snapshot: Instant,
-    in_flight: Option<Receiver<Result<u64, String>>>,
+    in_flight: Option<Receiver<Result<PassDone, String>>>,
     /// One payload buffer for every record (the writer copies it into its own).
     scratch: Vec<u8>,
+    outbox: Option<Arc<OutboxRetention>>,
+    /// The outbox floor the last retention pass started with, and when.
+    pass_floor: u64,
+    last_pass: Instant,
+}
+
+/// What a background pass did: the snapshot it wrote, and the WAL bound it chose.
+struct PassDone {
+    snapshot_lsn: Option<u64>,
+    wal_bound: Option<u64>,
 }
 
 fn failed(e: impl std::fmt::Display) -> EngineError {
     EngineError::Unavailable { reason: format!("write-ahead log failed: {e}") }
 }
 
+/// WAL segments `(first_lsn, bytes)` in `dir`, ascending.
+fn list_segments(dir: &Path) -> Result<Vec<(u64, u64)>, String> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))? {
+        let entry = entry.map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
+        if let Some(lsn) = entry.file_name().to_str().and_then(stockd_wal::parse_segment_file_name) {
+            let len = entry.metadata().map_err(|e| format!("{}: {e}", entry.path().display()))?.len();
+            out.push((lsn, len));
+        }
+    }
+    out.sort_unstable();
+    Ok(out)
+}
+
+/// The background pass: writes the snapshot (if any), plans retention, prunes
+/// snapshots, publishes the outbox figures, and returns the WAL bound for the shard
+/// thread to apply.
+fn retention_pass(
+    store: &SnapshotStore,
+    wal_dir: &Path,
+    shard: usize,
+    keep: usize,
+    outbox: Option<&OutboxRetention>,
+    write: Option<(u64, ShardState)>,
+) -> Result<PassDone, String> {
+    let mut snapshot_lsn = None;
+    if let Some((lsn, state)) = write {
+        store.write(lsn, &encode_state(&state)).map_err(|e| e.to_string())?;
+        snapshot_lsn = Some(lsn);
+    }
+    let listed = store.list().map_err(|e| e.to_string())?;
+    let disk =
+        OnDisk { snapshots: listed.iter().map(|i| (i.lsn, i.size)).collect(), segments: list_segments(wal_dir)? };
+    let floor = outbox.map(|o| o.floor(shard));
+    let p = plan(&disk, keep, floor, outbox.map(|o| o.config()).unwrap_or_default());
+    if let (Some(o), Some((lost, new_floor))) = (outbox, p.dropped) {
+        o.record_dropped(shard, lost, new_floor);
+        tracing::error!(
+            shard,
+            records = lost,
+            first_lsn = new_floor - lost + 1,
+            last_lsn = new_floor,
+            "outbox over its ceiling (policy drop): WAL records removed before they were published; their events \
+             are lost"
+        );
+    }
+    store.prune(p.keep_snapshots).map_err(|e| e.to_string())?;
+    if let Some(o) = outbox {
+        o.set_held(shard, p.held, p.refusing);
+        if p.refusing {
+            tracing::warn!(shard, held_bytes = p.held, "outbox over its ceiling (policy refuse): new writes refused");
+        }
+    }
+    // Every retained snapshot (a corrupt one prune kept too) and the outbox's base
+    // must find the WAL after it.
+    let oldest = store.oldest_retained_lsn().map_err(|e| e.to_string())?;
+    let wal_bound = oldest.map(|l| (l + 1).min(p.wal_bound));
+    Ok(PassDone { snapshot_lsn, wal_bound })
+}
+
 impl WalLog {
-    pub(crate) fn new(shard: usize, writer: WalWriter, snapshots: SnapshotStore, config: StorageConfig) -> WalLog {
+    pub(crate) fn new(
+        shard: usize,
+        writer: WalWriter,
+        wal_dir: PathBuf,
+        snapshots: SnapshotStore,
+        config: StorageConfig,
+        outbox: Option<Arc<OutboxRetention>>,
+    ) -> WalLog {
         WalLog {
             shard,
             writer,
+            wal_dir,
             snapshots: Arc::new(snapshots),
             config,
             since_snapshot: 0,
             last_snapshot: Instant::now(),
             in_flight: None,
             scratch: Vec::with_capacity(256),
+            outbox,
+            pass_floor: 0,
+            last_pass: Instant::now(),
         }
     }
 
-    /// Collects a finished background snapshot; then drops covered WAL segments.
-    fn collect_snapshot(&mut self) -> bool {
+    /// Collects a finished background pass; then drops WAL segments below its bound.
+    /// False while one is still running.
+    fn collect_pass(&mut self) -> bool {
         let Some(rx) = &self.in_flight else { return true };
         match rx.try_recv() {
             Err(TryRecvError::Empty) => false,
@@ -62,37 +155,78 @@ impl WalLog {
             Ok(result) => {
                 self.in_flight = None;
                 match result {
-                    Ok(lsn) => {
-                        tracing::info!(shard = self.shard, lsn, "snapshot written");
-                        match self.snapshots.oldest_retained_lsn() {
-                            Ok(Some(oldest)) => match self.writer.remove_segments_before(oldest + 1) {
-                                Ok(n) if n > 0 => tracing::info!(
-                                    shard = self.shard,
-                                    segments = n,
-                                    "WAL segments covered by snapshots removed"
-                                ),
+                    Ok(done) => {
+                        if let Some(lsn) = done.snapshot_lsn {
+                            tracing::info!(shard = self.shard, lsn, "snapshot written");
+                        }
+                        if let Some(bound) = done.wal_bound {
+                            match self.writer.remove_segments_before(bound) {
+                                Ok(n) if n > 0 => {
+                                    tracing::info!(
+                                        shard = self.shard,
+                                        segments = n,
+                                        "WAL segments no longer needed removed"
+                                    )
+                                }
                                 Ok(_) => {}
                                 Err(e) => {
                                     tracing::warn!(shard = self.shard, error = %e, "could not remove covered WAL segments")
                                 }
-                            },
-                            Ok(None) => {}
-                            Err(e) => tracing::warn!(shard = self.shard, error = %e, "could not list snapshots"),
+                            }
                         }
                     }
-                    Err(e) => tracing::error!(shard = self.shard, error = %e, "snapshot failed; the WAL is kept"),
+                    Err(e) => {
+                        tracing::error!(shard = self.shard, error = %e, "snapshot or retention pass failed; the WAL is kept")
+                    }
                 }
                 true
             }
         }
     }
+
+    /// Starts a background pass (with a snapshot of `write`, if given).
+    fn start_pass(&mut self, write: Option<(u64, ShardState)>) -> bool {
+        let store = self.snapshots.clone();
+        let keep = self.config.snapshots_kept.max(2);
+        let (shard, wal_dir, outbox) = (self.shard, self.wal_dir.clone(), self.outbox.clone());
+        self.pass_floor = outbox.as_ref().map_or(0, |o| o.floor(shard));
+        self.last_pass = Instant::now();
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let spawned = std::thread::Builder::new().name(format!("stockd-snapshot-{shard}")).spawn(move || {
+            let _ = tx.send(retention_pass(&store, &wal_dir, shard, keep, outbox.as_deref(), write));
+        });
+        match spawned {
+            Ok(_) => {
+                self.in_flight = Some(rx);
+                true
+            }
+            Err(e) => {
+                tracing::warn!(shard = self.shard, error = %e, "could not start a snapshot thread");
+                false
+            }
+        }
+    }
+
+    /// Whether the outbox floor moved since the last pass and a pass could release
+    /// something (what it holds, or a refusal).
+    fn floor_pass_due(&self, every: Duration) -> bool {
+        self.outbox.as_ref().is_some_and(|o| {
+            o.floor(self.shard) != self.pass_floor
+                && (o.held_bytes(self.shard) > 0 || o.is_refusing(self.shard))
+                && self.last_pass.elapsed() >= every
+        })
+    }
 }
 
 /// The snapshot policy: `since` records were logged since the last snapshot,
-/// `elapsed` ago, and the state holds `entries` entries.
+/// `elapsed` ago, and the state holds `entries` entries. Both triggers (records and
+/// time) respect the per-entry floor: a snapshot clones the state on the shard
+/// thread, so a large state is never cloned more often than once per about as many
+/// records as it has entries, whatever the clock says.
 fn snapshot_due(config: &StorageConfig, since: u64, entries: usize, elapsed: Duration) -> bool {
     let floor = (entries as u64).saturating_mul(config.snapshot_records_per_entry);
-    since >= config.snapshot_every_records.max(floor) || (since > 0 && elapsed >= config.snapshot_every)
+    since >= config.snapshot_every_records.max(floor)
+        || (since > 0 && since >= floor && elapsed >= config.snapshot_every)
 }
 
 impl CommandLog for WalLog {
@@ -111,36 +245,37 @@ impl CommandLog for WalLog {
         self.writer.durable_lsn()
     }
 
+    fn admit(&mut self, command: &Command) -> Result<(), EngineError> {
+        let Some(outbox) = self.outbox.clone() else { return Ok(()) };
+        if !outbox.is_refusing(self.shard) || !starts_new_work(command) {
+            return Ok(());
+        }
+        // Refusing: nothing is synced, so `after_sync` does not run; look here for a
+        // finished pass and start one when the publisher moved on.
+        if self.collect_pass() && self.floor_pass_due(Duration::from_millis(100)) {
+            self.start_pass(None);
+        }
+        if outbox.is_refusing(self.shard) {
+            return Err(outbox.refusal(self.shard));
+        }
+        Ok(())
+    }
+
     fn after_sync(&mut self, state: &ShardState) {
-        if !self.collect_snapshot() {
-            return; // one snapshot at a time
+        if !self.collect_pass() {
+            return; // one pass at a time
         }
         let due = snapshot_due(&self.config, self.since_snapshot, state.entry_count(), self.last_snapshot.elapsed());
-        if !due {
-            return;
-        }
-        // Everything appended is synced (we are called right after a sync), so the
-        // state covers exactly the records up to the durable LSN.
-        let lsn = self.writer.durable_lsn();
-        let state = state.clone();
-        let store = self.snapshots.clone();
-        let keep = self.config.snapshots_kept.max(2);
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        let spawned = std::thread::Builder::new().name(format!("stockd-snapshot-{}", self.shard)).spawn(move || {
-            let result = store
-                .write(lsn, &encode_state(&state))
-                .and_then(|_| store.prune(keep))
-                .map(|_| lsn)
-                .map_err(|e| e.to_string());
-            let _ = tx.send(result);
-        });
-        match spawned {
-            Ok(_) => {
-                self.in_flight = Some(rx);
+        if due {
+            // Everything appended is synced (we are called right after a sync), so the
+            // state covers exactly the records up to the durable LSN.
+            let lsn = self.writer.durable_lsn();
+            if self.start_pass(Some((lsn, state.clone()))) {
                 self.since_snapshot = 0;
                 self.last_snapshot = Instant::now();
             }
-            Err(e) => tracing::warn!(shard = self.shard, error = %e, "could not start a snapshot thread"),
+        } else if self.floor_pass_due(FLOOR_PASS_EVERY) {
+            self.start_pass(None);
         }
     }
 
@@ -171,9 +306,15 @@ mod tests {
         assert!(!snapshot_due(&config, 100, 1_000, soon));
         assert!(!snapshot_due(&config, 999, 1_000, soon));
         assert!(snapshot_due(&config, 1_000, 1_000, soon));
-        // Time still forces one, if anything was logged.
-        assert!(snapshot_due(&config, 1, 1_000, Duration::from_secs(300)));
-        assert!(!snapshot_due(&config, 0, 1_000, Duration::from_secs(300)));
+        // Time forces one, if anything was logged, on a small state...
+        assert!(snapshot_due(&config, 1, 1, Duration::from_secs(300)));
+        assert!(snapshot_due(&config, 10, 10, Duration::from_secs(300)));
+        assert!(!snapshot_due(&config, 0, 10, Duration::from_secs(300)));
+        // ...but never on a large one before the per-entry floor (issue 13, defect 7:
+        // the time trigger cloned a million-entry state every 5 minutes).
+        assert!(!snapshot_due(&config, 1, 1_000, Duration::from_secs(300)));
+        assert!(!snapshot_due(&config, 999, 1_000, Duration::from_secs(3_000)));
+        assert!(snapshot_due(&config, 1_000, 1_000, Duration::from_secs(300)));
         // The floor can be turned off.
         let off = StorageConfig { snapshot_records_per_entry: 0, ..config.clone() };
         assert!(snapshot_due(&off, 100, 1_000, soon));

@@ -134,6 +134,9 @@ struct Inner {
     /// Wall time (ms) of the last reconciler pass, so the sweep runs it about once a
     /// second, not every 100 ms.
     last_reconcile: std::sync::atomic::AtomicU64,
+    /// The outbox consumer's retention floors (`durable/outbox.rs`), set by
+    /// `Engine::open` when `StorageConfig::outbox` registers one.
+    outbox: std::sync::OnceLock<Arc<crate::durable::OutboxRetention>>,
 }
 
 /// The stock engine. Cheap to clone; all clones share the same shards.
@@ -239,6 +242,7 @@ impl Engine {
                 reconciled_settled: Default::default(),
                 reconciled_aborted: Default::default(),
                 last_reconcile: Default::default(),
+                outbox: std::sync::OnceLock::new(),
             }),
         };
         engine
@@ -267,6 +271,17 @@ impl Engine {
                 .expect("spawn expiry thread");
             *self.inner.expirer.lock() = Some(handle);
         }
+    }
+
+    /// The retention floors of the outbox consumer registered at open
+    /// (`StorageConfig::outbox`), through which it advances its acknowledged LSN per
+    /// shard; None when none was registered (or in memory).
+    pub fn outbox(&self) -> Option<&Arc<crate::durable::OutboxRetention>> {
+        self.inner.outbox.get()
+    }
+
+    pub(crate) fn set_outbox(&self, outbox: Arc<crate::durable::OutboxRetention>) {
+        let _ = self.inner.outbox.set(outbox);
     }
 
     pub(crate) fn orders(&self) -> &OrderIndex {

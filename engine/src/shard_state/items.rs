@@ -86,12 +86,22 @@ impl ShardState {
             if on_hand < reserved {
                 return Err(EngineError::ItemHasReservations { sku: sku.to_string(), reserved });
             }
-            let incoming_after = item.incoming - at.map_or(0, |l| l.incoming) + incoming.unwrap_or(0);
-            if item.on_hand - at.map_or(0, |l| l.on_hand) + on_hand > MAX_ON_HAND || incoming_after > MAX_ON_HAND {
+            // The item's sums over its locations, after the change.
+            let on_hand_after = item.on_hand - at.map_or(0, |l| l.on_hand) + on_hand;
+            if on_hand_after > MAX_ON_HAND {
                 return Err(EngineError::validation(
                     "onHand",
-                    format!("the item's total must stay at most {MAX_ON_HAND}"),
+                    format!("the item's onHand over its locations would be {on_hand_after}, over {MAX_ON_HAND}"),
                 ));
+            }
+            if let Some(incoming) = incoming {
+                let incoming_after = item.incoming - at.map_or(0, |l| l.incoming) + incoming;
+                if incoming_after > MAX_ON_HAND {
+                    return Err(EngineError::validation(
+                        "incoming",
+                        format!("the item's incoming over its locations would be {incoming_after}, over {MAX_ON_HAND}"),
+                    ));
+                }
             }
             if at.is_none() && item.location_count() >= crate::location::MAX_LOCATIONS_PER_ITEM {
                 return Err(EngineError::LimitExceeded {
@@ -260,6 +270,13 @@ impl ShardState {
                 limit: crate::location::MAX_LOCATIONS_PER_ITEM as u64,
             });
         }
+        // Not in transit the item's onHand is unchanged; in transit its incoming grows.
+        if in_transit && item.incoming + quantity > MAX_ON_HAND {
+            return Err(EngineError::validation(
+                "incoming",
+                format!("the item's incoming would be {}, over {MAX_ON_HAND}", item.incoming + quantity),
+            ));
+        }
         let item = self.items.get_mut(sku).map(Box::as_mut).expect("found above");
         let before = item.available();
         let t = item.location_index(to).expect("room checked above");
@@ -304,6 +321,12 @@ impl ShardState {
                 format!("{quantity} exceeds the {} incoming at {location}", l.incoming),
             ));
         }
+        if item.on_hand + quantity > MAX_ON_HAND {
+            return Err(EngineError::validation(
+                "onHand",
+                format!("the item's onHand would be {}, over {MAX_ON_HAND}", item.on_hand + quantity),
+            ));
+        }
         let (incoming, on_hand) = (l.incoming, l.on_hand);
         let before = item.available();
         item.set_incoming_at(i, incoming - quantity);
@@ -334,5 +357,67 @@ impl ShardState {
             purged += 1;
         }
         purged
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::Command;
+    use crate::limits::MAX_SOLD;
+    use crate::reservation::ReservationKey;
+    use crate::sku::OrderId;
+
+    fn reserve(state: &mut ShardState, order: &str, sku: &Sku, q: u64) -> Result<crate::command::Applied, EngineError> {
+        let command = Command::ReserveLocal {
+            order_id: OrderId::parse(order, "orderId").unwrap(),
+            lines: vec![(sku.clone(), q)],
+            ttl_secs: 60,
+            metadata: None,
+            placement: Default::default(),
+        };
+        state.apply(&command, 1_000)
+    }
+
+    /// `sold` only grows, so its bound is kept at reserve time: a reservation that
+    /// would take `sold + reserved` past `MAX_SOLD` is refused naming `sold`, and a
+    /// commit of what was reserved always fits and passes the full check.
+    #[test]
+    fn sold_is_bounded_at_reserve_time_and_a_commit_always_fits() {
+        let mut state = ShardState::new(0);
+        let sku = Sku::parse("S", "sku").unwrap();
+        let set = Command::SetItem {
+            sku: sku.clone(),
+            on_hand: 100,
+            low_stock_threshold: None,
+            max_per_order: None,
+            expected_version: None,
+            location: None,
+            incoming: None,
+        };
+        state.apply(&set, 1_000).unwrap();
+        // As if MAX_SOLD - 10 units had been sold over the item's life.
+        state.items.get_mut(&sku).unwrap().sold = MAX_SOLD - 10;
+        state.check_invariants().unwrap();
+        reserve(&mut state, "o-1", &sku, 6).unwrap();
+        let before = state.clone();
+        match reserve(&mut state, "o-2", &sku, 5) {
+            Err(EngineError::Validation { field, .. }) => assert_eq!(field, "sold"),
+            other => panic!("expected a refusal naming sold, got {other:?}"),
+        }
+        assert_eq!(state, before, "a refused reservation changes nothing");
+        reserve(&mut state, "o-2", &sku, 4).unwrap();
+        state.check_invariants().unwrap();
+        for o in ["o-1", "o-2"] {
+            let key = ReservationKey::Order(OrderId::parse(o, "orderId").unwrap());
+            state.apply(&Command::CommitReservation { key, quantities: None }, 1_000).unwrap();
+        }
+        assert_eq!(state.items[&sku].sold, MAX_SOLD);
+        state.check_invariants().unwrap();
+        // One more unit can never be held again.
+        assert!(reserve(&mut state, "o-3", &sku, 1).is_err());
+        // The full check flags a state past the bound (as a corrupt snapshot would be).
+        state.items.get_mut(&sku).unwrap().sold = MAX_SOLD + 1;
+        assert!(state.check_invariants().is_err());
     }
 }

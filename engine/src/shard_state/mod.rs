@@ -70,6 +70,14 @@ pub struct ShardState {
     /// The warehouse table allocation and location checks read (empty: no
     /// warehouses file; any location id is accepted, all of equal priority).
     pub(crate) warehouses: Vec<Warehouse>,
+    /// The latest `now` a state-changing command was applied at: the shard's clock
+    /// floor, so time never runs backwards across a restart even when a snapshot
+    /// covers the whole WAL (no record left to replay a time from). Set only by
+    /// `apply` for commands that changed state (exactly the logged ones, so replay
+    /// rebuilds it). Not in serde's view of the struct: the snapshot codec writes it
+    /// next to the state (state version 4; a version-3 snapshot reads as 0).
+    #[serde(skip)]
+    pub(crate) clock_floor: Millis,
 }
 
 impl ShardState {
@@ -158,7 +166,16 @@ impl ShardState {
             | Outcome::Warehouses { changed } => *changed,
             Outcome::Expired { expired, purged, .. } => !expired.is_empty() || *purged > 0,
         };
+        if changed {
+            self.clock_floor = self.clock_floor.max(now);
+        }
         Ok(Applied { outcome, alerts, changed })
+    }
+
+    /// The latest time a state-changing command was applied at (0 for a new state):
+    /// the floor of the shard's clock after a restart.
+    pub fn clock_floor(&self) -> Millis {
+        self.clock_floor
     }
 
     /// Answers a read. Never changes state.

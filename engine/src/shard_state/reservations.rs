@@ -436,7 +436,10 @@ impl ShardState {
             return Err(EngineError::SalesBlocked { sku: sku.to_string() });
         }
         for (sku, q) in lines {
-            if let Some(max) = self.items[sku].max_per_order {
+            let item = &self.items[sku];
+            // `sold` only grows: its bound is kept here, so a later commit always fits.
+            item.check_sold_room(*q)?;
+            if let Some(max) = item.max_per_order {
                 if *q > max {
                     return Err(EngineError::MaxPerOrderExceeded {
                         sku: sku.to_string(),

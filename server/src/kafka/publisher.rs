@@ -4,7 +4,10 @@
 //! broker's acknowledgement of the whole batch, and only then records the batch's last
 //! LSN in `DATA/kafka-outbox.offsets` (temp file + fsync + rename). A restart resumes
 //! after the recorded LSN: nothing is lost, and what is published twice (a batch
-//! acknowledged but not yet recorded) carries the same event ids.
+//! acknowledged but not yet recorded) carries the same event ids. The publisher is
+//! the engine's outbox consumer (`Engine::outbox`, registered at open with
+//! `--outbox-max-bytes` / `--outbox-full`): once an LSN is recorded it advances the
+//! shard's retention floor, and the engine keeps every WAL record after it.
 
 use super::events::events_for_record;
 use super::{pause, KafkaStatus};
@@ -66,7 +69,8 @@ impl OutboxOffsets {
         self.lsns.lock().get(&shard).copied().unwrap_or(0)
     }
 
-    /// Records `lsn` for `shard` durably (temp + fsync + rename).
+    /// Records `lsn` for `shard` durably: temp file, fsync, rename, fsync the data
+    /// directory (`stockd_engine::durable::data_dir::write_atomic`).
     pub fn set(&self, shard: usize, lsn: u64) -> std::io::Result<()> {
         let mut lsns = self.lsns.lock();
         lsns.insert(shard, lsn);
@@ -74,18 +78,7 @@ impl OutboxOffsets {
         for (s, l) in lsns.iter() {
             text.push_str(&format!("{s} {l}\n"));
         }
-        let tmp = self.path.with_extension("offsets.tmp");
-        {
-            use std::io::Write;
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(text.as_bytes())?;
-            f.sync_all()?;
-        }
-        std::fs::rename(&tmp, &self.path)?;
-        if let Some(dir) = self.path.parent() {
-            std::fs::File::open(dir)?.sync_all()?;
-        }
-        Ok(())
+        stockd_engine::durable::data_dir::write_atomic(&self.path, text.as_bytes())
     }
 }
 
@@ -97,6 +90,11 @@ pub fn start(cfg: PublisherConfig) -> Result<Vec<JoinHandle<()>>, String> {
     for shard in 0..cfg.engine.shard_count() {
         let from = offsets.get(shard);
         cfg.status.published_lsn[shard].store(from, Ordering::Release);
+        // Registered at open (StorageConfig::outbox): the engine keeps the WAL from
+        // here on until we acknowledge more.
+        if let Some(outbox) = cfg.engine.outbox() {
+            outbox.advance(shard, from);
+        }
         let (cfg, offsets) = (cfg.clone(), offsets.clone());
         tasks.push(tokio::spawn(async move { run_shard(cfg, offsets, shard, from).await }));
     }
@@ -110,6 +108,9 @@ async fn open_follower(cfg: &PublisherConfig, shard: usize, after: u64) -> Optio
         match tokio::task::spawn_blocking(move || WalFollower::open(&d, shard, after)).await {
             Ok(Ok(f)) => {
                 if let Some((first, last)) = f.gap() {
+                    // With the engine's outbox retention this happens only under
+                    // `--outbox-full drop` (counted in stockd_outbox_events_dropped_total)
+                    // or for WAL pruned before the publisher was first enabled.
                     tracing::error!(
                         shard,
                         first,
@@ -222,8 +223,15 @@ async fn run_shard(cfg: Arc<PublisherConfig>, offsets: Arc<OutboxOffsets>, shard
             }
         }
         published = last;
-        if let Err(e) = offsets.set(shard, last) {
-            tracing::error!(shard, error = %e, "kafka outbox: cannot record the published LSN");
+        match offsets.set(shard, last) {
+            // Only once the published LSN is durable may the engine drop the WAL
+            // before it: a restart resumes from the recorded LSN.
+            Ok(()) => {
+                if let Some(outbox) = cfg.engine.outbox() {
+                    outbox.advance(shard, last);
+                }
+            }
+            Err(e) => tracing::error!(shard, error = %e, "kafka outbox: cannot record the published LSN"),
         }
         cfg.status.published_lsn[shard].store(last, Ordering::Release);
     }

@@ -37,6 +37,62 @@ fn flows_view(f: stockd_engine::FlowStats) -> serde_json::Value {
     })
 }
 
+/// The `outbox` field of /health (only with an outbox consumer, i.e. the Kafka
+/// publisher): per shard, the acknowledged LSN, the bytes kept for it, whether the
+/// shard refuses new writes over the ceiling, and the records dropped.
+fn outbox_health(engine: &Engine) -> Option<serde_json::Value> {
+    let o = engine.outbox()?;
+    let shards = 0..o.shard_count();
+    let config = o.config();
+    Some(json!({
+        "maxBytes": config.max_bytes,
+        "policy": match config.policy {
+            stockd_engine::durable::OutboxFullPolicy::Refuse => "refuse",
+            stockd_engine::durable::OutboxFullPolicy::Drop => "drop",
+        },
+        "ackedLsn": shards.clone().map(|i| o.floor(i)).collect::<Vec<_>>(),
+        "heldBytes": shards.clone().map(|i| o.held_bytes(i)).collect::<Vec<_>>(),
+        "refusing": shards.clone().map(|i| o.is_refusing(i)).collect::<Vec<_>>(),
+        "eventsDropped": shards.map(|i| o.dropped_records(i)).collect::<Vec<_>>(),
+    }))
+}
+
+/// A metric's name, type, help and value per shard.
+type OutboxSeries<'a> = (&'static str, &'static str, &'static str, &'a dyn Fn(usize) -> u64);
+
+/// Prometheus lines of the outbox retention, per shard (only with an outbox consumer).
+fn outbox_metrics(engine: &Engine, out: &mut String) {
+    use std::fmt::Write;
+    let Some(o) = engine.outbox() else { return };
+    let series: [OutboxSeries; 3] = [
+        (
+            "stockd_outbox_held_bytes",
+            "gauge",
+            "Bytes of WAL segments and snapshots kept only because the Kafka publisher has not acknowledged them.",
+            &|i| o.held_bytes(i),
+        ),
+        (
+            "stockd_outbox_refusing",
+            "gauge",
+            "1 while the shard refuses new writes because the outbox is over --outbox-max-bytes (policy refuse).",
+            &|i| u64::from(o.is_refusing(i)),
+        ),
+        (
+            "stockd_outbox_events_dropped_total",
+            "counter",
+            "WAL records removed before the publisher acknowledged them (policy drop): their events are lost. \
+             Must stay 0.",
+            &|i| o.dropped_records(i),
+        ),
+    ];
+    for (name, kind, help, get) in series {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for i in 0..o.shard_count() {
+            let _ = writeln!(out, "{name}{{shard=\"{i}\"}} {}", get(i));
+        }
+    }
+}
+
 #[utoipa::path(get, path = "/health", tag = "ops",
     responses((status = 200, description = "status ok, shards, durableLsn per shard, wal, version"),
         (status = 503, description = "SERVICE_UNAVAILABLE: a WAL has failed; details has the same fields and walReason")))]
@@ -57,6 +113,9 @@ pub async fn health(State(st): State<AppState>) -> ApiResult {
     if let Some(k) = &st.kafka {
         body["kafka"] = k.health(engine);
     }
+    if let Some(outbox) = outbox_health(engine) {
+        body["outbox"] = outbox;
+    }
     match failure {
         None => Ok(ok(StatusCode::OK, body)),
         Some(reason) => Err(ApiError::unavailable(reason).with_details(body)),
@@ -76,6 +135,7 @@ pub async fn metrics(State(st): State<AppState>) -> Response {
     if let Some(k) = &st.kafka {
         k.render_metrics(&st.engine, &mut text);
     }
+    outbox_metrics(&st.engine, &mut text);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
 }
 
