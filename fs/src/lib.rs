@@ -123,6 +123,29 @@ pub trait Fs: Send + Sync + fmt::Debug {
     fn remove_file(&self, path: &Path) -> io::Result<()>;
     /// Makes the entries of directory `dir` (creations, renames, removals) durable.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// Takes an exclusive lock named by the file `path` (created if missing), held
+    /// until the returned guard is dropped (or, on `RealFs`, the process dies: an
+    /// advisory OS file lock). `Ok(None)`: someone else holds it.
+    fn try_lock(&self, path: &Path) -> io::Result<Option<FsLock>>;
+}
+
+/// A lock taken with [`Fs::try_lock`]; dropping it releases the lock.
+pub type FsLock = Box<dyn std::any::Any + Send + Sync>;
+
+/// Writes `bytes` to `path` atomically and durably: a temp file beside it
+/// (`<name>.tmp`), fdatasync, rename over `path`, sync the directory. After a power
+/// cut `path` holds the old bytes or the new ones, never a mix.
+pub fn write_atomic(fs: &dyn Fs, path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut tmp_name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    tmp_name.push(".tmp");
+    let tmp = path.with_file_name(tmp_name);
+    {
+        let mut f = fs.create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_data()?;
+    }
+    fs.rename(&tmp, path)?;
+    fs.sync_dir(parent_dir(path))
 }
 
 /// The default filesystem: a shared [`RealFs`].

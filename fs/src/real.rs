@@ -124,4 +124,13 @@ impl Fs for RealFs {
             Ok(())
         }
     }
+
+    fn try_lock(&self, path: &Path) -> io::Result<Option<crate::FsLock>> {
+        let file = fs::OpenOptions::new().create(true).truncate(false).write(true).open(path)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(Box::new(file))),
+            Err(fs::TryLockError::WouldBlock) => Ok(None),
+            Err(fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
 }

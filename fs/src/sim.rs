@@ -153,6 +153,8 @@ struct Inner {
     armed: Vec<Armed>,
     counts: BTreeMap<FsOp, u64>,
     fired: u64,
+    /// Paths locked with `try_lock` (volatile: a power cut or a dropped guard frees).
+    locks: std::collections::BTreeSet<PathBuf>,
 }
 
 /// In-memory filesystem with a power-cut model and fault injection. Cloning shares the
@@ -389,6 +391,18 @@ impl SimFs {
     }
 }
 
+/// The guard of a `SimFs` lock: dropping it frees the path.
+struct SimLock {
+    fs: SimFs,
+    path: PathBuf,
+}
+
+impl Drop for SimLock {
+    fn drop(&mut self) {
+        self.fs.lock().locks.remove(&self.path);
+    }
+}
+
 impl Fs for SimFs {
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
         let path = norm(path);
@@ -529,6 +543,14 @@ impl Fs for SimFs {
         }
         inner.unsynced = rest;
         Ok(())
+    }
+
+    fn try_lock(&self, path: &Path) -> io::Result<Option<crate::FsLock>> {
+        let path = norm(path);
+        if !self.lock().locks.insert(path.clone()) {
+            return Ok(None);
+        }
+        Ok(Some(Box::new(SimLock { fs: self.clone(), path })))
     }
 }
 

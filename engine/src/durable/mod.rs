@@ -30,6 +30,7 @@ pub use log_record::{command_type, decode_record, encode_record, encode_record_i
 pub use outbox::{OutboxConfig, OutboxFullPolicy, OutboxRetention};
 pub use recovery::{shard_dir, RecoveryReport, ShardRecovery};
 pub use state_codec::{decode_state, encode_state, STATE_VERSION};
+pub use stockd_fs::{Fs, RealFs, SimFs};
 pub use stockd_wal::{Durability, FaultInjector};
 
 use std::sync::Arc;
@@ -59,6 +60,10 @@ pub struct StorageConfig {
     pub snapshots_kept: usize,
     /// Test hook: make WAL writes or syncs fail.
     pub faults: Option<Arc<FaultInjector>>,
+    /// The filesystem every file of the data directory is reached through: the
+    /// real one (default), or `stockd_fs::SimFs` in tests that cut power (losing a
+    /// random subset of unsynced pages and directory entries) or inject faults.
+    pub fs: Arc<dyn stockd_fs::Fs>,
     /// Registers an outbox consumer (the Kafka publisher): WAL and snapshots are kept
     /// back to its acknowledged LSN per shard (`Engine::outbox`), up to a ceiling
     /// (see `outbox.rs`). None: retention follows snapshots only.
@@ -75,6 +80,7 @@ impl Default for StorageConfig {
             snapshot_every: Duration::from_secs(300),
             snapshots_kept: 2,
             faults: None,
+            fs: stockd_fs::real(),
             outbox: None,
         }
     }

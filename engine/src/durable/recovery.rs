@@ -60,9 +60,9 @@ pub fn shard_dir(dir: &Path, shard: usize) -> PathBuf {
 }
 
 /// Reads (or, for a new directory, writes) the shard count the data was made with.
-fn shard_count(dir: &Path, wanted: usize) -> Result<usize, EngineError> {
+fn shard_count(fs: &dyn stockd_fs::Fs, dir: &Path, wanted: usize) -> Result<usize, EngineError> {
     let path = dir.join(MANIFEST);
-    match std::fs::read_to_string(&path) {
+    match fs.read(&path).map(|b| String::from_utf8_lossy(&b).into_owned()) {
         Ok(text) => {
             let n = text
                 .lines()
@@ -76,8 +76,8 @@ fn shard_count(dir: &Path, wanted: usize) -> Result<usize, EngineError> {
             Ok(n)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            create_dir_durable(dir).map_err(|e| io_err("cannot create", dir, e))?;
-            write_atomic(&path, format!("stockd-data 1\nshards {wanted}\n").as_bytes())
+            create_dir_durable(fs, dir).map_err(|e| io_err("cannot create", dir, e))?;
+            write_atomic(fs, &path, format!("stockd-data 1\nshards {wanted}\n").as_bytes())
                 .map_err(|e| io_err("cannot write", &path, e))?;
             Ok(wanted)
         }
@@ -87,30 +87,22 @@ fn shard_count(dir: &Path, wanted: usize) -> Result<usize, EngineError> {
 
 /// Takes the data directory's exclusive lock (`DATA/stockd.lock`, an advisory file
 /// lock the OS drops when the process dies), so two engines never write one WAL.
-fn lock_dir(dir: &Path) -> Result<std::fs::File, EngineError> {
+fn lock_dir(fs: &dyn stockd_fs::Fs, dir: &Path) -> Result<stockd_fs::FsLock, EngineError> {
     let path = dir.join("stockd.lock");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| io_err("cannot open", &path, e))?;
     // A lock just released can linger for a moment: a child process forked by this
     // process (any `Command`) shares the descriptor until it execs. Wait briefly
     // before deciding that another engine really holds it.
     let deadline = Instant::now() + Duration::from_secs(2);
     loop {
-        match file.try_lock() {
-            Ok(()) => return Ok(file),
-            Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            Err(std::fs::TryLockError::WouldBlock) => {
+        match fs.try_lock(&path) {
+            Ok(Some(lock)) => return Ok(lock),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            Ok(None) => {
                 return Err(EngineError::Unavailable {
                     reason: format!("data directory {} is in use by another stockd process", dir.display()),
                 })
             }
-            Err(std::fs::TryLockError::Error(e)) => return Err(io_err("cannot lock", &path, e)),
+            Err(e) => return Err(io_err("cannot lock", &path, e)),
         }
     }
 }
@@ -134,9 +126,10 @@ fn recover_shard(
     // Their entries (shard-NNN in DATA, wal/ and snapshots/ in it) synced before
     // anything is written inside them.
     for d in [&snap_dir, &wal_dir] {
-        create_dir_durable(d).map_err(|e| io_err("cannot create", d, e))?;
+        create_dir_durable(&*storage.fs, d).map_err(|e| io_err("cannot create", d, e))?;
     }
-    let store = SnapshotStore::open(&snap_dir).map_err(|e| io_err("cannot open snapshots in", &snap_dir, e))?;
+    let store = SnapshotStore::open_with_fs(&snap_dir, storage.fs.clone())
+        .map_err(|e| io_err("cannot open snapshots in", &snap_dir, e))?;
     let (mut state, snapshot_lsn, skipped) = match store.load_latest() {
         Ok(Some(s)) => {
             let state = decode_state(&s.payload).map_err(|e| io_err("bad snapshot", &s.path, e))?;
@@ -157,6 +150,7 @@ fn recover_shard(
         segment_size: storage.segment_size,
         durability: storage.durability,
         faults: storage.faults.clone(),
+        fs: storage.fs.clone(),
         ..WalConfig::default()
     };
     let (writer, open) = WalWriter::open(&wal_dir, wal_config).map_err(|e| io_err("cannot open WAL", &wal_dir, e))?;
@@ -171,7 +165,8 @@ fn recover_shard(
             format!("the log ends at LSN {} but the snapshot covers LSN {from}", open.last_lsn),
         ));
     }
-    let reader = WalReader::open(&wal_dir).map_err(|e| io_err("cannot read WAL", &wal_dir, e))?;
+    let reader =
+        WalReader::open_with_fs(&wal_dir, storage.fs.clone()).map_err(|e| io_err("cannot read WAL", &wal_dir, e))?;
     let mut replayed = 0;
     // The clock floor: the snapshot's (state version 4), then every replayed record's.
     let mut last_now = state.clock_floor();
@@ -277,8 +272,8 @@ impl Engine {
                 "DURABILITY IS OFF (--durability none): acknowledged changes can be lost on a crash. Benchmarks only."
             );
         }
-        config.shards = shard_count(dir, config.shards)?;
-        let lock = lock_dir(dir)?;
+        config.shards = shard_count(&*storage.fs, dir, config.shards)?;
+        let lock = lock_dir(&*storage.fs, dir)?;
         let mut states = Vec::new();
         let mut logs: Vec<Box<dyn CommandLog>> = Vec::new();
         let mut last_nows = Vec::new();

@@ -58,12 +58,11 @@ fn failed(e: impl std::fmt::Display) -> EngineError {
 }
 
 /// WAL segments `(first_lsn, bytes)` in `dir`, ascending.
-fn list_segments(dir: &Path) -> Result<Vec<(u64, u64)>, String> {
+fn list_segments(fs: &dyn stockd_fs::Fs, dir: &Path) -> Result<Vec<(u64, u64)>, String> {
     let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))? {
-        let entry = entry.map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
-        if let Some(lsn) = entry.file_name().to_str().and_then(stockd_wal::parse_segment_file_name) {
-            let len = entry.metadata().map_err(|e| format!("{}: {e}", entry.path().display()))?.len();
+    for entry in fs.read_dir(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))? {
+        if let Some(lsn) = stockd_wal::parse_segment_file_name(&entry.name) {
+            let len = fs.metadata(&entry.path).map_err(|e| format!("{}: {e}", entry.path.display()))?.len;
             out.push((lsn, len));
         }
     }
@@ -76,6 +75,7 @@ fn list_segments(dir: &Path) -> Result<Vec<(u64, u64)>, String> {
 /// thread to apply.
 fn retention_pass(
     store: &SnapshotStore,
+    fs: &dyn stockd_fs::Fs,
     wal_dir: &Path,
     shard: usize,
     keep: usize,
@@ -89,7 +89,7 @@ fn retention_pass(
     }
     let listed = store.list().map_err(|e| e.to_string())?;
     let disk =
-        OnDisk { snapshots: listed.iter().map(|i| (i.lsn, i.size)).collect(), segments: list_segments(wal_dir)? };
+        OnDisk { snapshots: listed.iter().map(|i| (i.lsn, i.size)).collect(), segments: list_segments(fs, wal_dir)? };
     let floor = outbox.map(|o| o.floor(shard));
     let p = plan(&disk, keep, floor, outbox.map(|o| o.config()).unwrap_or_default());
     if let (Some(o), Some((lost, new_floor))) = (outbox, p.dropped) {
@@ -189,11 +189,12 @@ impl WalLog {
         let store = self.snapshots.clone();
         let keep = self.config.snapshots_kept.max(2);
         let (shard, wal_dir, outbox) = (self.shard, self.wal_dir.clone(), self.outbox.clone());
+        let fs = self.config.fs.clone();
         self.pass_floor = outbox.as_ref().map_or(0, |o| o.floor(shard));
         self.last_pass = Instant::now();
         let (tx, rx) = crossbeam_channel::bounded(1);
         let spawned = std::thread::Builder::new().name(format!("stockd-snapshot-{shard}")).spawn(move || {
-            let _ = tx.send(retention_pass(&store, &wal_dir, shard, keep, outbox.as_deref(), write));
+            let _ = tx.send(retention_pass(&store, &*fs, &wal_dir, shard, keep, outbox.as_deref(), write));
         });
         match spawned {
             Ok(_) => {

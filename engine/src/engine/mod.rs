@@ -116,7 +116,7 @@ struct Inner {
     coordinator: Option<tokio::runtime::Runtime>,
     config: EngineConfig,
     /// The data directory's exclusive lock, held until shutdown.
-    dir_lock: Mutex<Option<std::fs::File>>,
+    dir_lock: Mutex<Option<stockd_fs::FsLock>>,
     /// The data directory (None for an in-memory engine).
     data_dir: Option<PathBuf>,
     /// Item-history reads running now (each replays a shard's WAL; bounded).
@@ -187,7 +187,7 @@ impl Engine {
         logs: Vec<Box<dyn CommandLog>>,
         last_nows: Vec<crate::Millis>,
         config: EngineConfig,
-        dir_lock: Option<std::fs::File>,
+        dir_lock: Option<stockd_fs::FsLock>,
         data_dir: Option<PathBuf>,
     ) -> Engine {
         assert_eq!(states.len(), config.shards);

@@ -78,7 +78,7 @@ impl OutboxOffsets {
         for (s, l) in lsns.iter() {
             text.push_str(&format!("{s} {l}\n"));
         }
-        stockd_engine::durable::data_dir::write_atomic(&self.path, text.as_bytes())
+        stockd_engine::durable::data_dir::write_atomic(&stockd_engine::durable::RealFs, &self.path, text.as_bytes())
     }
 }
 
