@@ -151,7 +151,6 @@ fn recover_shard(
         durability: storage.durability,
         faults: storage.faults.clone(),
         fs: storage.fs.clone(),
-        ..WalConfig::default()
     };
     let (writer, open) = WalWriter::open(&wal_dir, wal_config).map_err(|e| io_err("cannot open WAL", &wal_dir, e))?;
     if let Some(t) = &open.truncated_tail {
