@@ -21,6 +21,8 @@ pub struct Rec {
     pub offset: u64,
     pub now: Millis,
     pub command: Command,
+    /// Written by the previous payload version (`stockd_engine::durable::LogRecord`).
+    pub legacy: bool,
 }
 
 /// Where a record sits, for error messages.
@@ -91,6 +93,7 @@ impl Iterator for ShardScan<'_> {
                         offset: r.offset,
                         now: l.now,
                         command: l.command,
+                        legacy: l.legacy,
                     })),
                     Err(e) => {
                         self.done = true;

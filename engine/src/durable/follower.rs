@@ -220,7 +220,7 @@ impl WalFollower {
                 .map_err(|e| format!("shard {} LSN {}: {e}", self.shard, record.lsn))?;
             let emit = record.lsn > self.emit_after;
             let taken = emit.then(|| before(logged.now, &logged.command, &self.state));
-            let applied = self.state.apply(&logged.command, logged.now).map_err(|e| {
+            let applied = logged.apply_to(&mut self.state).map_err(|e| {
                 format!("shard {} LSN {}: {} failed on replay: {e}", self.shard, record.lsn, logged.command.kind())
             })?;
             self.applied_lsn = record.lsn;

@@ -4,18 +4,54 @@
 //! LogRecord]`. The WAL record's type byte is `command_type(&command)`, so tools can
 //! filter by type without decoding. The WAL frame (length, CRC, LSN) is wal/FORMAT.md.
 
-use crate::command::Command;
+use crate::command::{Applied, Command};
+use crate::error::EngineError;
+use crate::shard_state::ShardState;
 use crate::Millis;
 use serde::{Deserialize, Serialize};
 
-/// Version of the payload encoding; a reader refuses any other.
-pub const PAYLOAD_VERSION: u8 = 2;
+/// Version of the payload encoding this build writes. 3: written by an engine that
+/// logs `HOLDS_SETTLED`; the bytes of a record are the same as in version 2.
+pub const PAYLOAD_VERSION: u8 = 3;
+/// The version before: written by an engine that forgot a finished header after
+/// retention without logging that its holds on other shards were settled (it settled
+/// them synchronously). Still read; replayed with that rule (`LogRecord::legacy`).
+pub const LEGACY_PAYLOAD_VERSION: u8 = 2;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogRecord {
     /// The time the shard applied the command (ms since the Unix epoch).
     pub now: Millis,
     pub command: Command,
+    /// Written by the previous payload version (not part of the encoding).
+    #[serde(skip)]
+    pub legacy: bool,
+}
+
+impl LogRecord {
+    /// Applies this record to `state` as the engine that wrote it did
+    /// (`apply_logged`).
+    pub fn apply_to(&self, state: &mut ShardState) -> Result<Applied, EngineError> {
+        apply_logged(state, &self.command, self.now, self.legacy)
+    }
+}
+
+/// Replays one logged command: `ShardState::apply`, plus, for a record of the
+/// previous payload version, that engine's retention rule: a finished header's holds
+/// were settled when it finished (nothing was left unsettled), so it is tracked for
+/// retention at once and a later `EXPIRE_DUE` of that log forgets it as it did then.
+/// Every replayer (recovery, the follower, stockd-wal) goes through here.
+pub fn apply_logged(
+    state: &mut ShardState,
+    command: &Command,
+    now: Millis,
+    legacy: bool,
+) -> Result<Applied, EngineError> {
+    let applied = state.apply(command, now)?;
+    if legacy {
+        state.adopt_legacy_settlement();
+    }
+    Ok(applied)
 }
 
 /// The WAL type byte of a command.
@@ -70,12 +106,15 @@ pub fn encode_record_into(payload: &mut Vec<u8>, now: Millis, command: &Command)
 /// Decodes a payload written by `encode_record`, checking version and type byte.
 pub fn decode_record(record_type: u8, payload: &[u8]) -> Result<LogRecord, String> {
     let (&version, body) = payload.split_first().ok_or("empty payload")?;
-    if version != PAYLOAD_VERSION {
-        return Err(format!("unknown payload format version {version} (this build reads {PAYLOAD_VERSION})"));
+    if version != PAYLOAD_VERSION && version != LEGACY_PAYLOAD_VERSION {
+        return Err(format!(
+            "unknown payload format version {version} (this build reads {LEGACY_PAYLOAD_VERSION} and {PAYLOAD_VERSION})"
+        ));
     }
     let config = bincode::config::standard().with_limit::<{ 2 * 1024 * 1024 }>();
-    let (record, used): (LogRecord, usize) =
+    let (mut record, used): (LogRecord, usize) =
         bincode::serde::decode_from_slice(body, config).map_err(|e| format!("undecodable payload: {e}"))?;
+    record.legacy = version == LEGACY_PAYLOAD_VERSION;
     if used != body.len() {
         return Err(format!("{} trailing bytes after the record", body.len() - used));
     }

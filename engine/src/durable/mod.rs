@@ -26,7 +26,10 @@ mod wal_log;
 
 pub use follower::{FollowedRecord, WalFollower};
 pub use history::{read_history, Figures, HistoryEntry, HistoryPage, HistoryQuery};
-pub use log_record::{command_type, decode_record, encode_record, encode_record_into, LogRecord, PAYLOAD_VERSION};
+pub use log_record::{
+    apply_logged, command_type, decode_record, encode_record, encode_record_into, LogRecord, LEGACY_PAYLOAD_VERSION,
+    PAYLOAD_VERSION,
+};
 pub use outbox::{OutboxConfig, OutboxFullPolicy, OutboxRetention};
 pub use recovery::{shard_dir, RecoveryReport, ShardRecovery};
 pub use state_codec::{decode_state, encode_state, STATE_VERSION};

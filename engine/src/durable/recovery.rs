@@ -173,9 +173,7 @@ fn recover_shard(
         let record = record.map_err(|e| io_err("cannot replay WAL", &wal_dir, e))?;
         let at = |e: String| io_err("cannot replay WAL", &wal_dir, format!("LSN {}: {e}", record.lsn));
         let logged = decode_record(record.record_type, &record.payload).map_err(at)?;
-        state
-            .apply(&logged.command, logged.now)
-            .map_err(|e| at(format!("{} failed on replay: {e}", logged.command.kind())))?;
+        logged.apply_to(&mut state).map_err(|e| at(format!("{} failed on replay: {e}", logged.command.kind())))?;
         last_now = last_now.max(logged.now);
         replayed += 1;
     }

@@ -272,6 +272,17 @@ impl ShardState {
         self.share_text();
     }
 
+    /// The rule of logs written before `HoldsSettled` existed: every finished header
+    /// had its holds settled when it finished, so it is tracked for retention now.
+    /// Only replay of such a log calls this (`durable::apply_logged`).
+    pub(crate) fn adopt_legacy_settlement(&mut self) {
+        if self.unsettled.is_empty() {
+            return;
+        }
+        let all = std::mem::take(&mut self.unsettled);
+        self.finished.extend(all);
+    }
+
     /// Finished reservations whose holds on other shards are not known to be settled.
     pub fn unsettled_count(&self) -> usize {
         self.unsettled.len()

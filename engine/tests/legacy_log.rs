@@ -1,0 +1,125 @@
+//! A data directory written by the engine before `HOLDS_SETTLED` existed (payload
+//! version 2) still opens, and replays as that engine ran: it forgot a finished
+//! cross-shard header after retention with no record saying its holds were settled
+//! (it settled them synchronously). Replayed with today's rule alone, that header
+//! would be kept, and a later reserve of the same orderId in the log would not replay.
+
+use std::path::Path;
+use stockd_engine::durable::{apply_logged, encode_record, LEGACY_PAYLOAD_VERSION};
+use stockd_engine::*;
+use stockd_wal::{WalConfig, WalWriter};
+
+const START: Millis = 1_700_000_000_000;
+
+fn sku(s: &str) -> Sku {
+    Sku::parse(s, "sku").unwrap()
+}
+
+fn order(s: &str) -> OrderId {
+    OrderId::parse(s, "orderId").unwrap()
+}
+
+/// A SKU named `{prefix}-{n}` that lives on `shard` of 2.
+fn sku_on(shard: usize, prefix: &str) -> Sku {
+    (0..).map(|n| sku(&format!("{prefix}-{n}"))).find(|s| routing::shard_of_sku(s, 2) == shard).unwrap()
+}
+
+/// Logs `(shard, now, command)` records as the old engine wrote them (payload
+/// version 2), applying each to a scratch state with the old rule to learn ids.
+struct OldLog {
+    writers: Vec<WalWriter>,
+    states: Vec<ShardState>,
+}
+
+impl OldLog {
+    fn new(dir: &Path) -> OldLog {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(dir.join("stockd.manifest"), "stockd-data 1\nshards 2\n").unwrap();
+        let writers = (0..2)
+            .map(|s| {
+                let wal = dir.join(format!("shard-{s:03}/wal"));
+                std::fs::create_dir_all(&wal).unwrap();
+                std::fs::create_dir_all(dir.join(format!("shard-{s:03}/snapshots"))).unwrap();
+                WalWriter::open(&wal, WalConfig::default()).unwrap().0
+            })
+            .collect();
+        OldLog { writers, states: (0..2).map(ShardState::new).collect() }
+    }
+
+    fn log(&mut self, shard: usize, now: Millis, command: Command) -> Outcome {
+        let applied = apply_logged(&mut self.states[shard], &command, now, true).unwrap();
+        let (kind, mut payload) = encode_record(now, &command);
+        payload[0] = LEGACY_PAYLOAD_VERSION;
+        self.writers[shard].append(kind, &payload).unwrap();
+        self.writers[shard].sync().unwrap();
+        applied.outcome
+    }
+
+    /// A cross-shard order as the old engine logged it: open, holds, activate,
+    /// commit, the other shard's hold committed.
+    fn order_committed(&mut self, o: &str, a: &Sku, b: &Sku, now: Millis) {
+        let lines = vec![(a.clone(), 1), (b.clone(), 2)];
+        let open = Command::OpenReservation { order_id: order(o), lines, ttl_secs: 600, metadata: None };
+        let Outcome::Opened(r) = self.log(0, now, open) else { panic!("open") };
+        let id = r.reservation_id;
+        let mut allocations = Vec::new();
+        for (shard, s, q) in [(0, a, 1), (1, b, 2)] {
+            let hold = Command::PlaceHold {
+                reservation_id: id,
+                order_id: order(o),
+                lines: vec![(s.clone(), q)],
+                placement: Default::default(),
+            };
+            let Outcome::Placed { allocations: got, .. } = self.log(shard, now, hold) else { panic!("hold") };
+            allocations.extend(got);
+        }
+        self.log(0, now, Command::ActivateReservation { reservation_id: id, allocations });
+        self.log(0, now, Command::CommitReservation { key: ReservationKey::Order(order(o)), quantities: None });
+        self.log(1, now, Command::CommitHold { reservation_id: id, committed: vec![(b.clone(), 2)] });
+    }
+}
+
+#[test]
+fn an_old_log_that_purged_a_cross_shard_header_and_reused_its_order_id_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (sku_on(0, "A"), sku_on(1, "B"));
+    let mut old = OldLog::new(dir.path());
+    for (shard, s) in [(0, &a), (1, &b)] {
+        let set = Command::SetItem {
+            sku: s.clone(),
+            on_hand: 10,
+            low_stock_threshold: None,
+            max_per_order: None,
+            expected_version: None,
+            location: None,
+            incoming: None,
+        };
+        old.log(shard, START, set);
+    }
+    old.order_committed("o-1", &a, &b, START);
+    // A day later the old engine forgot o-1 (retention 1 h), then o-1 came again.
+    let later = START + 24 * 3600 * 1000;
+    let Outcome::Expired { purged, .. } = old.log(0, later, Command::ExpireDue { retention_ms: 3_600_000 }) else {
+        panic!("expire_due")
+    };
+    assert_eq!(purged, 1, "the old rule forgets the committed header");
+    old.order_committed("o-1", &a, &b, later);
+    drop(old);
+
+    let config = EngineConfig {
+        shards: 2,
+        expiry_interval: None,
+        clock: std::sync::Arc::new(ManualClock::new(later)),
+        ..Default::default()
+    };
+    let (engine, report) = Engine::open(dir.path(), config, StorageConfig::default())
+        .unwrap_or_else(|e| panic!("an old data directory must open: {e}"));
+    assert_eq!(report.shards.iter().map(|s| s.records_replayed).sum::<u64>(), 15);
+    let e = engine.blocking();
+    e.check_invariants().unwrap();
+    let r = e.get_reservation(ReservationKey::Order(order("o-1"))).unwrap();
+    assert_eq!(r.status, ReservationStatus::Committed);
+    assert_eq!(r.created_at, later, "the second o-1, not the forgotten one");
+    assert_eq!((e.get_item(a).unwrap().sold, e.get_item(b).unwrap().sold), (2, 4));
+    engine.shutdown();
+}
