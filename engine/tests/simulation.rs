@@ -7,9 +7,12 @@
 //!   now fails, possibly in the middle of a multi-shard flow;
 //! * **torn write** — `FaultInjector::fail_writes(true)`: the next WAL write puts half
 //!   its bytes on disk and fails (ENOSPC-like);
-//! * **power cut at any record** — after a failed sync or torn write, every byte past
-//!   each shard's durable LSN is cut at a seeded offset (a record boundary, inside a
-//!   record, inside a new segment's header...), as if the machine lost its page cache;
+//! * **power cut at any record** — after a failed sync or torn write. Odd seeds run on
+//!   `SimFs` (the in-memory filesystem behind `StorageConfig::fs`), whose power cut
+//!   keeps a random subset of unsynced pages and unsynced directory entries; even seeds
+//!   run on real files, where every byte past each shard's durable LSN is cut at a
+//!   seeded offset (a record boundary, inside a record, inside a new segment's
+//!   header...), as if the machine lost its page cache;
 //! * **restart** — clean shutdown and reopen, sometimes after the clock jumped past
 //!   deadlines while the engine was down.
 //!
@@ -39,6 +42,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
+use stockd_engine::durable::SimFs;
 use stockd_engine::*;
 
 mod common;
@@ -204,10 +208,32 @@ enum Fault {
     Restart { down_secs: u64 },
 }
 
+/// Where a run's data directory lives.
+enum Disk {
+    Real(tempfile::TempDir),
+    Sim(SimFs),
+}
+
+impl Disk {
+    fn path(&self) -> std::path::PathBuf {
+        match self {
+            Disk::Real(dir) => dir.path().to_path_buf(),
+            Disk::Sim(_) => std::path::PathBuf::from("/sim"),
+        }
+    }
+
+    fn fs(&self) -> Arc<dyn stockd_engine::durable::Fs> {
+        match self {
+            Disk::Real(_) => Arc::new(stockd_engine::durable::RealFs),
+            Disk::Sim(fs) => Arc::new(fs.clone()),
+        }
+    }
+}
+
 struct Sim {
     seed: u64,
     rng: Rng,
-    dir: tempfile::TempDir,
+    disk: Disk,
     clock: ManualClock,
     shards: usize,
     storage: StorageConfig,
@@ -238,16 +264,20 @@ impl Sim {
             snapshots_kept: 2,
             ..StorageConfig::default()
         };
-        // /dev/shm keeps the many fsyncs cheap; faults are injected, not real.
-        let dir = if Path::new("/dev/shm").is_dir() {
-            tempfile::Builder::new().prefix("stockd-sim").tempdir_in("/dev/shm").unwrap()
+        // Odd seeds run on the in-memory SimFs, whose power cut keeps a random subset of
+        // unsynced pages and directory entries; even seeds on real files (in /dev/shm:
+        // cheap fsyncs; faults are injected, not real), cut by truncating a prefix.
+        let disk = if seed % 2 == 1 {
+            Disk::Sim(SimFs::new())
+        } else if Path::new("/dev/shm").is_dir() {
+            Disk::Real(tempfile::Builder::new().prefix("stockd-sim").tempdir_in("/dev/shm").unwrap())
         } else {
-            tempfile::tempdir().unwrap()
+            Disk::Real(tempfile::tempdir().unwrap())
         };
         let mut sim = Sim {
             seed,
             rng,
-            dir,
+            disk,
             clock: ManualClock::new(START),
             shards,
             storage,
@@ -280,8 +310,8 @@ impl Sim {
 
     fn open(&mut self) {
         self.faults = Arc::new(FaultInjector::new());
-        let storage = StorageConfig { faults: Some(self.faults.clone()), ..self.storage.clone() };
-        let (engine, report) = Engine::open(self.dir.path(), self.config(), storage)
+        let storage = StorageConfig { faults: Some(self.faults.clone()), fs: self.disk.fs(), ..self.storage.clone() };
+        let (engine, report) = Engine::open(&self.disk.path(), self.config(), storage)
             .unwrap_or_else(|e| panic!("{}reopen failed: {e}", self.ctx()));
         self.truncated_tails += report.shards.iter().filter(|s| s.truncated_tail.is_some()).count() as u64;
         self.engine = Some(engine);
@@ -712,8 +742,13 @@ impl Sim {
                 drop(engine);
                 if power_cut {
                     *self.faults_fired.entry("power cut").or_default() += 1;
-                    for (shard, lsn) in durable.iter().enumerate() {
-                        self.cut_after(shard, *lsn);
+                    match &self.disk {
+                        Disk::Sim(fs) => fs.power_cut(self.rng.next()),
+                        Disk::Real(_) => {
+                            for (shard, lsn) in durable.iter().enumerate() {
+                                self.cut_after(shard, *lsn);
+                            }
+                        }
                     }
                 }
                 Some(doubt)
@@ -727,7 +762,7 @@ impl Sim {
     /// A power loss on shard `shard` that kept an arbitrary prefix of what was never
     /// synced after record `durable` (see `common::cut_wal_after`).
     fn cut_after(&mut self, shard: usize, durable: u64) {
-        let wal = self.dir.path().join(format!("shard-{shard:03}/wal"));
+        let wal = self.disk.path().join(format!("shard-{shard:03}/wal"));
         self.cut_bytes += common::cut_wal_after(&wal, durable, &mut self.rng)
             .unwrap_or_else(|e| panic!("{}shard {shard}: {e}", self.ctx()));
     }
