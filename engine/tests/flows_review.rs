@@ -18,34 +18,12 @@
 
 use std::sync::Arc;
 use stockd_engine::durable::{decode_state, encode_state};
-use stockd_engine::routing::shard_of_sku;
 use stockd_engine::*;
 
+mod common;
+use common::*;
+
 const START: Millis = 1_700_000_000_000;
-
-fn sku(s: &str) -> Sku {
-    Sku::parse(s, "sku").unwrap()
-}
-
-fn order(s: &str) -> OrderId {
-    OrderId::parse(s, "orderId").unwrap()
-}
-
-fn key(s: &str) -> ReservationKey {
-    ReservationKey::Order(order(s))
-}
-
-fn set_item(s: &Sku, on_hand: u64) -> Command {
-    Command::SetItem {
-        sku: s.clone(),
-        on_hand,
-        low_stock_threshold: None,
-        max_per_order: None,
-        expected_version: None,
-        location: None,
-        incoming: None,
-    }
-}
 
 /// The commands a home shard (0) logs for: a cross-shard reservation committed, then
 /// its holds reported settled; a one-shard reservation committed; a cross-shard one
@@ -70,7 +48,7 @@ fn home_log() -> Vec<(Millis, Command)> {
     };
     let t = |s: u64| START + s * 1000;
     vec![
-        (t(0), set_item(&a, 100)),
+        (t(0), set_item_command(&a, 100)),
         // o-x: cross-shard (A here, B elsewhere), committed at t(2).
         (t(1), open("o-x", vec![(a.clone(), 1), (b.clone(), 2)])),
         (t(1), hold(id(t(1), 0), "o-x", 1)),
@@ -148,25 +126,6 @@ fn a_snapshot_at_any_point_replays_to_the_live_state() {
             assert_eq!(replayed, states[i + 1], "record {i} after a snapshot at {k}");
         }
     }
-}
-
-fn stock(engine: &Engine, s: &Sku, on_hand: u64) {
-    engine
-        .blocking()
-        .set_item(SetItem {
-            sku: s.clone(),
-            on_hand,
-            low_stock_threshold: None,
-            max_per_order: None,
-            expected_version: None,
-            location: None,
-            incoming: None,
-        })
-        .unwrap();
-}
-
-fn sku_on(shard: usize, prefix: &str, shards: usize) -> Sku {
-    (0..).map(|n| sku(&format!("{prefix}-{n}"))).find(|s| shard_of_sku(s, shards) == shard).unwrap()
 }
 
 #[test]

@@ -9,20 +9,10 @@ use stockd_engine::durable::{apply_logged, encode_record, LEGACY_PAYLOAD_VERSION
 use stockd_engine::*;
 use stockd_wal::{WalConfig, WalWriter};
 
+mod common;
+use common::*;
+
 const START: Millis = 1_700_000_000_000;
-
-fn sku(s: &str) -> Sku {
-    Sku::parse(s, "sku").unwrap()
-}
-
-fn order(s: &str) -> OrderId {
-    OrderId::parse(s, "orderId").unwrap()
-}
-
-/// A SKU named `{prefix}-{n}` that lives on `shard` of 2.
-fn sku_on(shard: usize, prefix: &str) -> Sku {
-    (0..).map(|n| sku(&format!("{prefix}-{n}"))).find(|s| routing::shard_of_sku(s, 2) == shard).unwrap()
-}
 
 /// Logs `(shard, now, command)` records as the old engine wrote them (payload
 /// version 2), applying each to a scratch state with the old rule to learn ids.
@@ -82,19 +72,10 @@ impl OldLog {
 #[test]
 fn an_old_log_that_purged_a_cross_shard_header_and_reused_its_order_id_opens() {
     let dir = tempfile::tempdir().unwrap();
-    let (a, b) = (sku_on(0, "A"), sku_on(1, "B"));
+    let (a, b) = (sku_on(0, "A", 2), sku_on(1, "B", 2));
     let mut old = OldLog::new(dir.path());
     for (shard, s) in [(0, &a), (1, &b)] {
-        let set = Command::SetItem {
-            sku: s.clone(),
-            on_hand: 10,
-            low_stock_threshold: None,
-            max_per_order: None,
-            expected_version: None,
-            location: None,
-            incoming: None,
-        };
-        old.log(shard, START, set);
+        old.log(shard, START, set_item_command(s, 10));
     }
     old.order_committed("o-1", &a, &b, START);
     // A day later the old engine forgot o-1 (retention 1 h), then o-1 came again.

@@ -15,8 +15,10 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use stockd_engine::limits::PENDING_DEADLINE_MS;
-use stockd_engine::routing::shard_of_sku;
 use stockd_engine::*;
+
+mod common;
+use common::*;
 
 const START: Millis = 1_700_000_000_000;
 const SHARDS: usize = 2;
@@ -36,38 +38,6 @@ fn config(clock: &ManualClock, queue_capacity: usize) -> EngineConfig {
 fn storage() -> StorageConfig {
     // Fsync on: the flood must be slow enough per batch to fill a queue.
     StorageConfig::default()
-}
-
-fn sku(s: &str) -> Sku {
-    Sku::parse(s, "sku").unwrap()
-}
-
-fn order(s: &str) -> OrderId {
-    OrderId::parse(s, "orderId").unwrap()
-}
-
-fn key(s: &str) -> ReservationKey {
-    ReservationKey::Order(order(s))
-}
-
-/// A SKU named `{prefix}-{n}` that lives on `shard`.
-fn sku_on(shard: usize, prefix: &str) -> Sku {
-    (0..).map(|n| sku(&format!("{prefix}-{n}"))).find(|s| shard_of_sku(s, SHARDS) == shard).unwrap()
-}
-
-fn stock(engine: &Engine, s: &Sku, on_hand: u64) {
-    engine
-        .blocking()
-        .set_item(SetItem {
-            sku: s.clone(),
-            on_hand,
-            low_stock_threshold: None,
-            max_per_order: None,
-            expected_version: None,
-            location: None,
-            incoming: None,
-        })
-        .unwrap();
 }
 
 fn request(o: &str, lines: &[(&Sku, u64)], ttl: u64) -> ReserveRequest {
@@ -102,9 +72,9 @@ fn overloaded_cross_shard_orders_never_oversell_after_purge_and_restart() {
     let clock = ManualClock::new(START);
     // 16 client slots per shard (and 4 reserved): a flood of 48 writers fills it.
     let (engine, _) = Engine::open(dir.path(), config(&clock, 16), storage()).unwrap();
-    let a = sku_on(0, "A");
-    let b = sku_on(1, "B");
-    let flood_sku = sku_on(1, "F");
+    let a = sku_on(0, "A", SHARDS);
+    let b = sku_on(1, "B", SHARDS);
+    let flood_sku = sku_on(1, "F", SHARDS);
     stock(&engine, &a, 1_000_000);
     stock(&engine, &b, 1_000_000);
     stock(&engine, &flood_sku, 0);
@@ -258,8 +228,8 @@ fn a_finished_header_is_kept_until_its_holds_are_settled() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(START);
     let (engine, _) = Engine::open(dir.path(), config(&clock, 64), storage()).unwrap();
-    let a = sku_on(0, "A");
-    let b = sku_on(1, "B");
+    let a = sku_on(0, "A", SHARDS);
+    let b = sku_on(1, "B", SHARDS);
     stock(&engine, &a, 10);
     stock(&engine, &b, 10);
     let e = engine.blocking();
@@ -299,8 +269,8 @@ fn a_finished_header_is_kept_until_its_holds_are_settled() {
 fn the_reconciler_settles_holds_a_finished_flow_left() {
     let clock = ManualClock::new(START);
     let engine = Engine::in_memory(config(&clock, 64)).unwrap();
-    let a = sku_on(0, "A");
-    let b = sku_on(1, "B");
+    let a = sku_on(0, "A", SHARDS);
+    let b = sku_on(1, "B", SHARDS);
     stock(&engine, &a, 10);
     stock(&engine, &b, 10);
     let e = engine.blocking();
@@ -328,8 +298,8 @@ fn the_reconciler_settles_holds_a_finished_flow_left() {
 fn a_pending_reservation_past_its_deadline_is_aborted_by_the_reconciler() {
     let clock = ManualClock::new(START);
     let engine = Engine::in_memory(config(&clock, 64)).unwrap();
-    let a = sku_on(0, "A");
-    let b = sku_on(1, "B");
+    let a = sku_on(0, "A", SHARDS);
+    let b = sku_on(1, "B", SHARDS);
     stock(&engine, &a, 10);
     stock(&engine, &b, 10);
     let e = engine.blocking();
@@ -371,7 +341,7 @@ fn a_pending_reservation_past_its_deadline_is_aborted_by_the_reconciler() {
 fn a_reserve_refused_as_overloaded_leaves_no_order_index_entry() {
     let clock = ManualClock::new(START);
     let engine = Engine::in_memory(config(&clock, 1)).unwrap();
-    let a = sku_on(0, "A");
+    let a = sku_on(0, "A", SHARDS);
     stock(&engine, &a, 1_000_000);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let tasks: Vec<_> = (0..64)

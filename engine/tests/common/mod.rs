@@ -80,3 +80,59 @@ pub fn cut_wal_after(wal: &Path, durable: u64, rng: &mut Rng) -> Result<u64, Str
     }
     Ok(cut_bytes)
 }
+
+// ---- ids and requests -------------------------------------------------------------
+
+use stockd_engine::{Command, Engine, OrderId, ReservationKey, SetItem, Sku};
+
+pub fn sku(s: &str) -> Sku {
+    Sku::parse(s, "sku").unwrap()
+}
+
+pub fn order(s: &str) -> OrderId {
+    OrderId::parse(s, "orderId").unwrap()
+}
+
+/// The reservation of orderId `s`.
+pub fn key(s: &str) -> ReservationKey {
+    ReservationKey::Order(order(s))
+}
+
+/// The first SKU named `{prefix}-{n}` that lives on `shard` of `shards`.
+pub fn sku_on(shard: usize, prefix: &str, shards: usize) -> Sku {
+    (0..)
+        .map(|n| sku(&format!("{prefix}-{n}")))
+        .find(|s| stockd_engine::routing::shard_of_sku(s, shards) == shard)
+        .unwrap()
+}
+
+/// Sets `s`'s onHand at the default location, nothing else.
+pub fn set_item(s: &Sku, on_hand: u64) -> SetItem {
+    SetItem {
+        sku: s.clone(),
+        on_hand,
+        low_stock_threshold: None,
+        max_per_order: None,
+        expected_version: None,
+        location: None,
+        incoming: None,
+    }
+}
+
+/// The same as the shard's command (what it logs).
+pub fn set_item_command(s: &Sku, on_hand: u64) -> Command {
+    Command::SetItem {
+        sku: s.clone(),
+        on_hand,
+        low_stock_threshold: None,
+        max_per_order: None,
+        expected_version: None,
+        location: None,
+        incoming: None,
+    }
+}
+
+/// Stocks `s` with `on_hand` units (panics on refusal).
+pub fn stock(engine: &Engine, s: &Sku, on_hand: u64) {
+    engine.blocking().set_item(set_item(s, on_hand)).unwrap();
+}
