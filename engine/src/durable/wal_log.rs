@@ -1,18 +1,23 @@
 //! `WalLog`: a shard's `CommandLog` over its WAL, plus its periodic snapshots and the
 //! retention of old segments.
 //!
-//! Snapshots are taken off the shard thread: after a sync, when enough records (at
-//! least `snapshot_every_records`, and at least as many as the state has entries, so
-//! the clone's O(state) cost stays amortized) or time have passed (the time trigger
-//! respects the same floor), the shard hands a clone of its state to a short-lived
-//! thread that encodes and writes it and then runs the retention pass
-//! (`outbox::plan`: which snapshots to keep, the WAL bound, what the outbox holds).
-//! When that is done, WAL segments wholly below the bound are deleted on the shard
-//! thread, which owns the writer. With an outbox consumer registered, the same pass
-//! (without a snapshot) also runs when its floor moves, at most once a second.
+//! Snapshots never stall the shard thread: when one is due (after a sync, once enough
+//! records, at least `snapshot_every_records` and at least as many as the state has
+//! entries, or time have passed; the time trigger respects the same floor) the shard
+//! only names the LSN it has synced. A short-lived thread builds the state at that LSN
+//! by replay, exactly as recovery would (`state_at`: the newest good snapshot, then
+//! every WAL record after it through `apply_logged`), encodes and writes it, and runs
+//! the retention pass (`outbox::plan`: which snapshots to keep, the WAL bound, what the
+//! outbox holds). So the shard thread's cost of a snapshot is O(1), whatever the size
+//! of its state; the pass costs O(state) decode + encode and O(records) replay off the
+//! thread, and holds one extra copy of the state while it runs. When it is done, WAL
+//! segments wholly below the bound are deleted on the shard thread, which owns the
+//! writer. With an outbox consumer registered, the same pass (without a snapshot) also
+//! runs when its floor moves, at most once a second.
 
-use super::log_record::encode_record_into;
+use super::log_record::{decode_record, encode_record_into};
 use super::outbox::{plan, starts_new_work, OnDisk, OutboxRetention};
+use super::state_codec::decode_state;
 use super::state_codec::encode_state;
 use super::StorageConfig;
 use crate::command::Command;
@@ -75,18 +80,21 @@ fn list_segments(fs: &dyn stockd_fs::Fs, dir: &Path) -> Result<Vec<(u64, u64)>, 
 /// thread to apply.
 fn retention_pass(
     store: &SnapshotStore,
-    fs: &dyn stockd_fs::Fs,
+    fs: &Arc<dyn stockd_fs::Fs>,
     wal_dir: &Path,
     shard: usize,
     keep: usize,
     outbox: Option<&OutboxRetention>,
-    write: Option<(u64, ShardState)>,
+    write: Option<u64>,
 ) -> Result<PassDone, String> {
     let mut snapshot_lsn = None;
-    if let Some((lsn, state)) = write {
-        store.write(lsn, &encode_state(&state)).map_err(|e| e.to_string())?;
-        snapshot_lsn = Some(lsn);
+    if let Some(lsn) = write {
+        if let Some(state) = state_at(store, fs, wal_dir, shard, lsn)? {
+            store.write(lsn, &encode_state(&state)).map_err(|e| e.to_string())?;
+            snapshot_lsn = Some(lsn);
+        }
     }
+    let fs = &**fs;
     let listed = store.list().map_err(|e| e.to_string())?;
     let disk =
         OnDisk { snapshots: listed.iter().map(|i| (i.lsn, i.size)).collect(), segments: list_segments(fs, wal_dir)? };
@@ -115,6 +123,45 @@ fn retention_pass(
     let oldest = store.oldest_retained_lsn().map_err(|e| e.to_string())?;
     let wal_bound = oldest.map(|l| (l + 1).min(p.wal_bound));
     Ok(PassDone { snapshot_lsn, wal_bound })
+}
+
+/// The shard's state as of WAL record `lsn`, built as recovery builds it: the newest
+/// snapshot that verifies, then every record after it up to `lsn`, replayed through
+/// `apply_logged` (replay is deterministic, so this is the state the shard had when
+/// it synced `lsn`). `None` when the newest snapshot already is at `lsn`.
+fn state_at(
+    store: &SnapshotStore,
+    fs: &Arc<dyn stockd_fs::Fs>,
+    wal_dir: &Path,
+    shard: usize,
+    lsn: u64,
+) -> Result<Option<ShardState>, String> {
+    let (mut state, from) = match store.load_latest() {
+        Ok(Some(s)) => (decode_state(&s.payload).map_err(|e| format!("{}: {e}", s.path.display()))?, s.lsn),
+        Ok(None) | Err(stockd_snapshots::SnapshotError::NoValidSnapshot { .. }) => (ShardState::new(shard), 0),
+        Err(e) => return Err(e.to_string()),
+    };
+    if from >= lsn {
+        return Ok(None);
+    }
+    let reader = stockd_wal::WalReader::open_with_fs(wal_dir, fs.clone()).map_err(|e| e.to_string())?;
+    let mut next = from + 1;
+    for record in reader.iter_from(from + 1) {
+        let record = record.map_err(|e| e.to_string())?;
+        if record.lsn != next {
+            return Err(format!("WAL jumps from LSN {} to {} after snapshot {from}", next - 1, record.lsn));
+        }
+        let logged =
+            decode_record(record.record_type, &record.payload).map_err(|e| format!("LSN {}: {e}", record.lsn))?;
+        logged
+            .apply_to(&mut state)
+            .map_err(|e| format!("LSN {}: {} failed on replay: {e}", record.lsn, logged.command.kind()))?;
+        if record.lsn == lsn {
+            return Ok(Some(state));
+        }
+        next += 1;
+    }
+    Err(format!("the WAL ends at LSN {} before the snapshot's LSN {lsn}", next - 1))
 }
 
 impl WalLog {
@@ -184,8 +231,8 @@ impl WalLog {
         }
     }
 
-    /// Starts a background pass (with a snapshot of `write`, if given).
-    fn start_pass(&mut self, write: Option<(u64, ShardState)>) -> bool {
+    /// Starts a background pass (with a snapshot at LSN `write`, if given).
+    fn start_pass(&mut self, write: Option<u64>) -> bool {
         let store = self.snapshots.clone();
         let keep = self.config.snapshots_kept.max(2);
         let (shard, wal_dir, outbox) = (self.shard, self.wal_dir.clone(), self.outbox.clone());
@@ -194,7 +241,7 @@ impl WalLog {
         self.last_pass = Instant::now();
         let (tx, rx) = crossbeam_channel::bounded(1);
         let spawned = std::thread::Builder::new().name(format!("stockd-snapshot-{shard}")).spawn(move || {
-            let _ = tx.send(retention_pass(&store, &*fs, &wal_dir, shard, keep, outbox.as_deref(), write));
+            let _ = tx.send(retention_pass(&store, &fs, &wal_dir, shard, keep, outbox.as_deref(), write));
         });
         match spawned {
             Ok(_) => {
@@ -221,9 +268,9 @@ impl WalLog {
 
 /// The snapshot policy: `since` records were logged since the last snapshot,
 /// `elapsed` ago, and the state holds `entries` entries. Both triggers (records and
-/// time) respect the per-entry floor: a snapshot clones the state on the shard
-/// thread, so a large state is never cloned more often than once per about as many
-/// records as it has entries, whatever the clock says.
+/// time) respect the per-entry floor: a snapshot pass decodes and encodes the whole
+/// state (off the shard thread), so a large state is not rewritten more often than
+/// once per about as many records as it has entries, whatever the clock says.
 fn snapshot_due(config: &StorageConfig, since: u64, entries: usize, elapsed: Duration) -> bool {
     let floor = (entries as u64).saturating_mul(config.snapshot_records_per_entry);
     since >= config.snapshot_every_records.max(floor)
@@ -268,10 +315,11 @@ impl CommandLog for WalLog {
         }
         let due = snapshot_due(&self.config, self.since_snapshot, state.entry_count(), self.last_snapshot.elapsed());
         if due {
-            // Everything appended is synced (we are called right after a sync), so the
-            // state covers exactly the records up to the durable LSN.
+            // Everything appended is synced (we are called right after a sync): the
+            // pass rebuilds the state at the durable LSN by replay; nothing is copied
+            // here.
             let lsn = self.writer.durable_lsn();
-            if self.start_pass(Some((lsn, state.clone()))) {
+            if self.start_pass(Some(lsn)) {
                 self.since_snapshot = 0;
                 self.last_snapshot = Instant::now();
             }
