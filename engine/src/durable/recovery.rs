@@ -290,6 +290,7 @@ impl Engine {
         if let Some(outbox) = outbox {
             engine.set_outbox(outbox);
         }
+        engine.set_fs(storage.fs.clone());
         let finish = async {
             // Steps of flows the crash cut short: the reserved queue slots, retried.
             for (shard, command) in plan {

@@ -137,6 +137,8 @@ struct Inner {
     /// The outbox consumer's retention floors (`durable/outbox.rs`), set by
     /// `Engine::open` when `StorageConfig::outbox` registers one.
     outbox: std::sync::OnceLock<Arc<crate::durable::OutboxRetention>>,
+    /// The filesystem of a durable engine's data directory (`StorageConfig::fs`).
+    fs: std::sync::OnceLock<Arc<dyn stockd_fs::Fs>>,
 }
 
 /// The stock engine. Cheap to clone; all clones share the same shards.
@@ -243,6 +245,7 @@ impl Engine {
                 reconciled_aborted: Default::default(),
                 last_reconcile: Default::default(),
                 outbox: std::sync::OnceLock::new(),
+                fs: std::sync::OnceLock::new(),
             }),
         };
         engine
@@ -282,6 +285,17 @@ impl Engine {
 
     pub(crate) fn set_outbox(&self, outbox: Arc<crate::durable::OutboxRetention>) {
         let _ = self.inner.outbox.set(outbox);
+    }
+
+    /// The filesystem the data directory is reached through (`StorageConfig::fs`;
+    /// the real one for an in-memory engine): files an embedder keeps beside the
+    /// engine's (the Kafka outbox offsets) go through the same seam.
+    pub fn fs(&self) -> Arc<dyn stockd_fs::Fs> {
+        self.inner.fs.get().cloned().unwrap_or_else(stockd_fs::real)
+    }
+
+    pub(crate) fn set_fs(&self, fs: Arc<dyn stockd_fs::Fs>) {
+        let _ = self.inner.fs.set(fs);
     }
 
     pub(crate) fn orders(&self) -> &OrderIndex {

@@ -43,13 +43,15 @@ pub struct PublisherConfig {
 pub struct OutboxOffsets {
     path: PathBuf,
     lsns: Mutex<BTreeMap<usize, u64>>,
+    /// The engine's filesystem seam (`Engine::fs`).
+    fs: Arc<dyn stockd_engine::durable::Fs>,
 }
 
 impl OutboxOffsets {
-    pub fn load(data_dir: &Path) -> Result<OutboxOffsets, String> {
+    pub fn load(data_dir: &Path, fs: Arc<dyn stockd_engine::durable::Fs>) -> Result<OutboxOffsets, String> {
         let path = data_dir.join(OFFSETS_FILE);
         let mut lsns = BTreeMap::new();
-        match std::fs::read_to_string(&path) {
+        match fs.read(&path).map(|b| String::from_utf8_lossy(&b).into_owned()) {
             Ok(text) => {
                 for line in text.lines().filter(|l| !l.trim().is_empty() && !l.starts_with('#')) {
                     let mut parts = line.split_whitespace();
@@ -62,7 +64,7 @@ impl OutboxOffsets {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(format!("{}: {e}", path.display())),
         }
-        Ok(OutboxOffsets { path, lsns: Mutex::new(lsns) })
+        Ok(OutboxOffsets { path, lsns: Mutex::new(lsns), fs })
     }
 
     pub fn get(&self, shard: usize) -> u64 {
@@ -78,13 +80,13 @@ impl OutboxOffsets {
         for (s, l) in lsns.iter() {
             text.push_str(&format!("{s} {l}\n"));
         }
-        stockd_engine::durable::data_dir::write_atomic(&stockd_engine::durable::RealFs, &self.path, text.as_bytes())
+        stockd_engine::durable::data_dir::write_atomic(&*self.fs, &self.path, text.as_bytes())
     }
 }
 
 /// Starts one publishing task per shard.
 pub fn start(cfg: PublisherConfig) -> Result<Vec<JoinHandle<()>>, String> {
-    let offsets = Arc::new(OutboxOffsets::load(&cfg.data_dir)?);
+    let offsets = Arc::new(OutboxOffsets::load(&cfg.data_dir, cfg.engine.fs())?);
     let cfg = Arc::new(cfg);
     let mut tasks = Vec::new();
     for shard in 0..cfg.engine.shard_count() {
