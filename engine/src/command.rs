@@ -150,7 +150,10 @@ pub enum Command {
         key: ReservationKey,
         reason: String,
     },
-    /// Home shard: move an ACTIVE reservation's deadline to `now + ttl_secs`.
+    /// Home shard: move an ACTIVE reservation's deadline to `now + ttl_secs`, at most
+    /// `created_at + 86,400 s` (`limits::LEGACY_EXTEND_CAP_SECS`). Written by engines
+    /// before the TTL was configurable; still replayed, never written now (see
+    /// `ExtendReservationWithin`).
     ExtendReservation {
         key: ReservationKey,
         ttl_secs: u64,
@@ -169,6 +172,17 @@ pub enum Command {
     /// header may now be forgotten after retention. Idempotent.
     HoldsSettled {
         reservation_id: ReservationId,
+    },
+    /// Home shard: move an ACTIVE reservation's deadline to `now + ttl_secs`, at most
+    /// `created_at + max_ttl_secs`. The cap (the engine's `max_ttl_secs` when it was
+    /// sent) travels in the command, so replay refuses and accepts exactly what the
+    /// live engine did, whatever `--max-ttl` the replaying process runs with.
+    /// Declared last: bincode numbers variants in order, so every older variant keeps
+    /// its bytes.
+    ExtendReservationWithin {
+        key: ReservationKey,
+        ttl_secs: u64,
+        max_ttl_secs: u64,
     },
 }
 
@@ -193,7 +207,7 @@ impl Command {
             Command::CommitHold { .. } => "COMMIT_HOLD",
             Command::CommitReservation { .. } => "COMMIT",
             Command::ReleaseReservation { .. } => "RELEASE",
-            Command::ExtendReservation { .. } => "EXTEND",
+            Command::ExtendReservation { .. } | Command::ExtendReservationWithin { .. } => "EXTEND",
             Command::ExpireReservation { .. } => "EXPIRE",
             Command::ExpireDue { .. } => "EXPIRE_DUE",
             Command::HoldsSettled { .. } => "HOLDS_SETTLED",

@@ -20,11 +20,22 @@ pub const MAX_ON_HAND: u64 = 1_000_000_000_000;
 pub const MAX_SOLD: u64 = 1_000_000_000_000_000_000;
 /// Largest |delta| of one adjustment.
 pub const MAX_ADJUST_DELTA: i64 = 1_000_000_000;
-/// Reservation time-to-live bounds, seconds. Extensions are capped at
-/// `created_at + MAX_TTL_SECS` too.
+/// Shortest reservation time-to-live, seconds.
 pub const MIN_TTL_SECS: u64 = 1;
-pub const MAX_TTL_SECS: u64 = 86_400;
+/// Default of `EngineConfig::default_ttl_secs`: the TTL of a reservation whose
+/// request names none.
 pub const DEFAULT_TTL_SECS: u64 = 900;
+/// Default of `EngineConfig::max_ttl_secs` (90 days): the longest TTL a request may
+/// ask for, and the cap of extensions (`created_at + max_ttl_secs`).
+pub const DEFAULT_MAX_TTL_SECS: u64 = 90 * 24 * 3600;
+/// Hard ceiling of `EngineConfig::max_ttl_secs` (365 days). A long hold costs no
+/// more than a short one (the expiry timer is a `BTreeSet` keyed by deadline), so
+/// this only keeps deadlines far from `u64` overflow and holds within a year.
+pub const MAX_TTL_CEILING_SECS: u64 = 365 * 24 * 3600;
+/// The extension cap of an `EXTEND` record (`Command::ExtendReservation`) logged by
+/// the engines before the TTL was configurable: `created_at + 86,400 s`. Replay of
+/// such a record keeps it, so an old log replays exactly as it was written.
+pub const LEGACY_EXTEND_CAP_SECS: u64 = 86_400;
 /// Longest free-text reason (release reason, adjustment note).
 pub const MAX_REASON_LEN: usize = 256;
 /// Longest idempotency key of an adjustment.

@@ -159,19 +159,21 @@ fn validation_quantity_bounds() {
 #[test]
 fn validation_ttl_bounds() {
     let (e, _) = engine();
+    let max = DEFAULT_MAX_TTL_SECS;
     let before = stock(&e, "VT", 10);
     assert_validation(e.blocking().reserve(request("vt-1", &[("VT", 1)], Some(0))), "expiresIn", "got 0");
-    assert_validation(e.blocking().reserve(request("vt-1", &[("VT", 1)], Some(86_401))), "expiresIn", "got 86401");
+    let over = format!("got {}", max + 1);
+    assert_validation(e.blocking().reserve(request("vt-1", &[("VT", 1)], Some(max + 1))), "expiresIn", &over);
     assert_eq!(item(&e, "VT"), before);
     no_reservation(&e, "vt-1");
-    let r = e.blocking().reserve(request("vt-1", &[("VT", 1)], Some(86_400))).unwrap().reservation;
-    assert_eq!(r.expires_at, START + 86_400_000);
+    let r = e.blocking().reserve(request("vt-1", &[("VT", 1)], Some(max))).unwrap().reservation;
+    assert_eq!(r.expires_at, START + max * 1000);
     let r2 = e.blocking().reserve(request("vt-2", &[("VT", 1)], Some(1))).unwrap().reservation;
     assert_eq!(r2.expires_at, START + 1_000);
     // Extend has the same bounds.
     let key = ReservationKey::Id(r.reservation_id.to_string());
     assert_validation(e.blocking().extend(key.clone(), 0), "expiresIn", "got 0");
-    assert_validation(e.blocking().extend(key.clone(), 86_401), "expiresIn", "got 86401");
+    assert_validation(e.blocking().extend(key.clone(), max + 1), "expiresIn", &over);
     assert_eq!(e.blocking().get_reservation(key).unwrap(), r);
 }
 

@@ -77,6 +77,7 @@ pub fn command_type(command: &Command) -> u8 {
         Command::ReceiveIncoming { .. } => 18,
         Command::SetWarehouses { .. } => 19,
         Command::HoldsSettled { .. } => 20,
+        Command::ExtendReservationWithin { .. } => 21,
     }
 }
 

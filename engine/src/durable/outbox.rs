@@ -148,7 +148,8 @@ pub(crate) fn starts_new_work(command: &Command) -> bool {
         | Command::OpenReservation { .. }
         | Command::ReserveLocal { .. }
         | Command::PlaceHold { .. }
-        | Command::ExtendReservation { .. } => true,
+        | Command::ExtendReservation { .. }
+        | Command::ExtendReservationWithin { .. } => true,
         Command::SetWarehouses { .. }
         | Command::ActivateReservation { .. }
         | Command::AbortReservation { .. }

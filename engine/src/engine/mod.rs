@@ -31,7 +31,10 @@ use crate::clock::{Clock, SystemClock};
 use crate::command::{Applied, Command, Query, QueryResult};
 use crate::command_log::{CommandLog, NoLog};
 use crate::error::EngineError;
-use crate::limits::{DEFAULT_RETENTION_SECS, MAX_SHARDS, SHARD_QUEUE_CAPACITY};
+use crate::limits::{
+    DEFAULT_MAX_TTL_SECS, DEFAULT_RETENTION_SECS, DEFAULT_TTL_SECS, MAX_SHARDS, MAX_TTL_CEILING_SECS, MIN_TTL_SECS,
+    SHARD_QUEUE_CAPACITY,
+};
 use crate::shard::{QueueCapacity, Request, ShardHandle, ShardStatus};
 use crate::shard_state::ShardState;
 use crate::sync::queue::PushError;
@@ -59,6 +62,12 @@ pub struct EngineConfig {
     /// of flows under way get a quarter as many reserved slots on top
     /// (`shard::QueueCapacity`). Small values are for tests that must fill queues.
     pub queue_capacity: usize,
+    /// TTL of a reservation whose request names none, seconds (1..=`max_ttl_secs`).
+    pub default_ttl_secs: u64,
+    /// Longest TTL a request may ask for, and the cap of extensions
+    /// (`created_at + max_ttl_secs`), seconds; 1..=`limits::MAX_TTL_CEILING_SECS`.
+    /// The expiry timer is keyed by deadline, so a long TTL costs nothing more.
+    pub max_ttl_secs: u64,
 }
 
 impl Default for EngineConfig {
@@ -70,6 +79,8 @@ impl Default for EngineConfig {
             clock: Arc::new(SystemClock),
             warehouses: None,
             queue_capacity: SHARD_QUEUE_CAPACITY,
+            default_ttl_secs: DEFAULT_TTL_SECS,
+            max_ttl_secs: DEFAULT_MAX_TTL_SECS,
         }
     }
 }
@@ -82,6 +93,8 @@ impl std::fmt::Debug for EngineConfig {
             .field("expiry_interval", &self.expiry_interval)
             .field("warehouses", &self.warehouses)
             .field("queue_capacity", &self.queue_capacity)
+            .field("default_ttl_secs", &self.default_ttl_secs)
+            .field("max_ttl_secs", &self.max_ttl_secs)
             .finish()
     }
 }
@@ -93,6 +106,21 @@ impl EngineConfig {
         }
         if self.queue_capacity == 0 || self.queue_capacity > SHARD_QUEUE_CAPACITY {
             return Err(EngineError::validation("queue_capacity", format!("must be 1 to {SHARD_QUEUE_CAPACITY}")));
+        }
+        if !(MIN_TTL_SECS..=MAX_TTL_CEILING_SECS).contains(&self.max_ttl_secs) {
+            return Err(EngineError::validation(
+                "max_ttl_secs",
+                format!("must be {MIN_TTL_SECS} to {MAX_TTL_CEILING_SECS} seconds, got {}", self.max_ttl_secs),
+            ));
+        }
+        if !(MIN_TTL_SECS..=self.max_ttl_secs).contains(&self.default_ttl_secs) {
+            return Err(EngineError::validation(
+                "default_ttl_secs",
+                format!(
+                    "must be {MIN_TTL_SECS} to max_ttl_secs ({}) seconds, got {}",
+                    self.max_ttl_secs, self.default_ttl_secs
+                ),
+            ));
         }
         if let Some(w) = &self.warehouses {
             crate::location::validate_warehouses(w)?;

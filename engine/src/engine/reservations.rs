@@ -11,7 +11,7 @@ use super::{await_reply, Engine};
 use crate::command::{Applied, Command, Outcome, Query, QueryResult};
 use crate::error::{EngineError, Shortfall};
 use crate::item::StockAlert;
-use crate::limits::{DEFAULT_TTL_SECS, MAX_METADATA_LEN, MAX_REASON_LEN, MAX_TTL_SECS, MIN_TTL_SECS};
+use crate::limits::{MAX_METADATA_LEN, MAX_REASON_LEN, MIN_TTL_SECS};
 use crate::location::{validate_placement, Placement};
 use crate::reservation::shard_of_reservation_id;
 use crate::reservation::{Reservation, ReservationKey, ReservationStatus};
@@ -25,7 +25,8 @@ use crate::sku::{OrderId, Sku};
 pub struct ReserveRequest {
     pub order_id: OrderId,
     pub lines: Vec<(Sku, u64)>,
-    /// Seconds to live, 1..=86,400; default 900.
+    /// Seconds to live, 1..=`EngineConfig::max_ttl_secs`; `None`:
+    /// `EngineConfig::default_ttl_secs`.
     pub ttl_secs: Option<u64>,
     /// Opaque client metadata, at most 4 KiB.
     pub metadata: Option<String>,
@@ -42,11 +43,12 @@ pub struct ReserveOutcome {
     pub alerts: Vec<StockAlert>,
 }
 
-pub(crate) fn validate_ttl(ttl: u64) -> Result<(), EngineError> {
-    if !(MIN_TTL_SECS..=MAX_TTL_SECS).contains(&ttl) {
+/// A requested TTL (`expiresIn`) must be 1..=`max_ttl_secs` (the engine's).
+pub(crate) fn validate_ttl(ttl: u64, max_ttl_secs: u64) -> Result<(), EngineError> {
+    if !(MIN_TTL_SECS..=max_ttl_secs).contains(&ttl) {
         return Err(EngineError::validation(
             "expiresIn",
-            format!("must be {MIN_TTL_SECS} to {MAX_TTL_SECS} seconds, got {ttl}"),
+            format!("must be {MIN_TTL_SECS} to {max_ttl_secs} seconds, got {ttl}"),
         ));
     }
     Ok(())
@@ -137,8 +139,8 @@ impl Engine {
     pub async fn reserve(&self, req: ReserveRequest) -> Result<ReserveOutcome, EngineError> {
         validate_lines(&req.lines, 1)?;
         validate_placement(&req.placement, &req.lines)?;
-        let ttl = req.ttl_secs.unwrap_or(DEFAULT_TTL_SECS);
-        validate_ttl(ttl)?;
+        let ttl = req.ttl_secs.unwrap_or(self.config().default_ttl_secs);
+        validate_ttl(ttl, self.config().max_ttl_secs)?;
         if req.metadata.as_ref().is_some_and(|m| m.len() > MAX_METADATA_LEN) {
             return Err(EngineError::validation("metadata", format!("at most {MAX_METADATA_LEN} bytes")));
         }
@@ -192,10 +194,11 @@ impl Engine {
         let mut answers: Vec<Option<Result<ReserveOutcome, EngineError>>> = (0..requests.len()).map(|_| None).collect();
         let mut per_shard: Vec<(Vec<usize>, Vec<Command>)> = (0..n).map(|_| (Vec::new(), Vec::new())).collect();
         let mut slow = Vec::new();
+        let (default_ttl, max_ttl) = (self.config().default_ttl_secs, self.config().max_ttl_secs);
         for (i, req) in requests.iter().enumerate() {
             let valid = validate_lines(&req.lines, 1)
                 .and_then(|_| validate_placement(&req.placement, &req.lines))
-                .and_then(|_| validate_ttl(req.ttl_secs.unwrap_or(DEFAULT_TTL_SECS)))
+                .and_then(|_| validate_ttl(req.ttl_secs.unwrap_or(default_ttl), max_ttl))
                 .and_then(|_| match &req.metadata {
                     Some(m) if m.len() > MAX_METADATA_LEN => {
                         Err(EngineError::validation("metadata", format!("at most {MAX_METADATA_LEN} bytes")))
@@ -214,7 +217,7 @@ impl Engine {
                 per_shard[home].1.push(Command::ReserveLocal {
                     order_id: req.order_id.clone(),
                     lines: req.lines.clone(),
-                    ttl_secs: req.ttl_secs.unwrap_or(DEFAULT_TTL_SECS),
+                    ttl_secs: req.ttl_secs.unwrap_or(default_ttl),
                     metadata: req.metadata.clone(),
                     placement: req.placement.clone(),
                 });
@@ -373,12 +376,17 @@ impl Engine {
         self.drive(move |e| async move { e.transition(home, Command::ReleaseReservation { key, reason }).await }).await
     }
 
-    /// Moves an ACTIVE reservation's deadline to now + `ttl_secs` (capped at 86,400 s
-    /// after its creation).
+    /// Moves an ACTIVE reservation's deadline to now + `ttl_secs`, at most
+    /// `EngineConfig::max_ttl_secs` after its creation (VALIDATION_ERROR `expiresIn`
+    /// past it). The cap travels in the logged `ExtendReservationWithin`, so replay
+    /// decides as this engine did even if a later process runs with another
+    /// `max_ttl_secs`.
     pub async fn extend(&self, key: ReservationKey, ttl_secs: u64) -> Result<Reservation, EngineError> {
-        validate_ttl(ttl_secs)?;
+        let max_ttl_secs = self.config().max_ttl_secs;
+        validate_ttl(ttl_secs, max_ttl_secs)?;
         let home = self.home(&key)?;
-        self.drive(move |e| async move { e.transition(home, Command::ExtendReservation { key, ttl_secs }).await }).await
+        let command = Command::ExtendReservationWithin { key, ttl_secs, max_ttl_secs };
+        self.drive(move |e| async move { e.transition(home, command).await }).await
     }
 
     /// Operator action: expire an ACTIVE reservation now.

@@ -148,7 +148,12 @@ impl ShardState {
             Command::CommitHold { reservation_id, committed } => self.commit_hold(*reservation_id, committed, now),
             Command::CommitReservation { key, quantities } => self.commit(key, quantities.as_deref(), now)?,
             Command::ReleaseReservation { key, reason } => self.release(key, reason, now)?,
-            Command::ExtendReservation { key, ttl_secs } => self.extend(key, *ttl_secs, now)?,
+            Command::ExtendReservation { key, ttl_secs } => {
+                self.extend(key, *ttl_secs, crate::limits::LEGACY_EXTEND_CAP_SECS, now)?
+            }
+            Command::ExtendReservationWithin { key, ttl_secs, max_ttl_secs } => {
+                self.extend(key, *ttl_secs, *max_ttl_secs, now)?
+            }
             Command::ExpireReservation { key } => self.expire_now(key, now)?,
             Command::ExpireDue { retention_ms } => self.expire_due(*retention_ms, now),
             Command::HoldsSettled { reservation_id } => self.holds_settled(*reservation_id),

@@ -6,7 +6,7 @@ use super::ShardState;
 use crate::command::Outcome;
 use crate::error::{EngineError, Shortfall};
 use crate::item::{alerts_for, StockAlert};
-use crate::limits::{MAX_RESERVATIONS_PER_SHARD, MAX_TTL_SECS};
+use crate::limits::MAX_RESERVATIONS_PER_SHARD;
 use crate::location::{allocate, committed_per_allocation, Allocation, Placement};
 use crate::reservation::{Hold, Reservation, ReservationKey, ReservationLine, ReservationStatus};
 use crate::reservation_id::ReservationId;
@@ -308,7 +308,16 @@ impl ShardState {
         }
     }
 
-    pub(super) fn extend(&mut self, key: &ReservationKey, ttl_secs: u64, now: Millis) -> Result<Outcome, EngineError> {
+    /// Moves an ACTIVE reservation's deadline to `now + ttl_secs`, refused (VALIDATION_ERROR
+    /// `expiresIn`) past `created_at + max_ttl_secs`. `max_ttl_secs` comes from the
+    /// command (pure: replay decides as the live shard did).
+    pub(super) fn extend(
+        &mut self,
+        key: &ReservationKey,
+        ttl_secs: u64,
+        max_ttl_secs: u64,
+        now: Millis,
+    ) -> Result<Outcome, EngineError> {
         let id = match self.active_or_expire(key, now)? {
             Ok(id) => id,
             Err(expired) => return Ok(expired),
@@ -317,13 +326,15 @@ impl ShardState {
         if r.status != ReservationStatus::Active {
             return Err(status_error(r));
         }
-        let new_deadline = now + ttl_secs * 1000;
-        let cap = r.created_at + MAX_TTL_SECS * 1000;
+        // Saturating: a hand-made or fuzzed command must not overflow (the facade
+        // bounds both by `MAX_TTL_CEILING_SECS`).
+        let new_deadline = now.saturating_add(ttl_secs.saturating_mul(1000));
+        let cap = r.created_at.saturating_add(max_ttl_secs.saturating_mul(1000));
         if new_deadline > cap {
             return Err(EngineError::validation(
                 "expiresIn",
                 format!(
-                    "a reservation may live at most {MAX_TTL_SECS} s from its creation; at most {} s remain",
+                    "a reservation may live at most {max_ttl_secs} s from its creation; at most {} s remain",
                     cap.saturating_sub(now) / 1000
                 ),
             ));

@@ -4,7 +4,7 @@
 //! the rules in the docs of `stockd_engine::location`, not from its code).
 
 use std::collections::{BTreeMap, HashMap};
-use stockd_engine::limits::{MAX_LINES, MAX_QUANTITY, MAX_TTL_SECS};
+use stockd_engine::limits::{DEFAULT_MAX_TTL_SECS as MAX_TTL_SECS, MAX_LINES, MAX_QUANTITY};
 use stockd_engine::{EngineError, Shortfall};
 
 /// One location's stock.

@@ -51,6 +51,7 @@ fn skus_ref(command: &Command) -> Option<Vec<&Sku>> {
         | Command::CommitReservation { .. }
         | Command::ReleaseReservation { .. }
         | Command::ExtendReservation { .. }
+        | Command::ExtendReservationWithin { .. }
         | Command::ExpireReservation { .. }
         | Command::ExpireDue { .. }
         | Command::HoldsSettled { .. } => Vec::new(),
@@ -72,6 +73,7 @@ pub fn reservation_id_of(command: &Command) -> Option<String> {
         Command::CommitReservation { key, .. }
         | Command::ReleaseReservation { key, .. }
         | Command::ExtendReservation { key, .. }
+        | Command::ExtendReservationWithin { key, .. }
         | Command::ExpireReservation { key } => match key {
             ReservationKey::Id(id) => Some(id.clone()),
             ReservationKey::Order(_) => None,
@@ -87,6 +89,7 @@ pub fn order_of(command: &Command) -> Option<String> {
         Command::CommitReservation { key, .. }
         | Command::ReleaseReservation { key, .. }
         | Command::ExtendReservation { key, .. }
+        | Command::ExtendReservationWithin { key, .. }
         | Command::ExpireReservation { key } => match key {
             ReservationKey::Order(o) => Some(o.to_string()),
             ReservationKey::Id(_) => None,
@@ -198,6 +201,9 @@ pub fn quantities_of(command: &Command) -> String {
         Command::CommitReservation { quantities: Some(q), .. } => lines_str(q),
         Command::ReleaseReservation { reason, .. } => format!("reason={reason:?}"),
         Command::ExtendReservation { ttl_secs, .. } => format!("ttl={ttl_secs}s"),
+        Command::ExtendReservationWithin { ttl_secs, max_ttl_secs, .. } => {
+            format!("ttl={ttl_secs}s max_ttl={max_ttl_secs}s")
+        }
         Command::ExpireDue { retention_ms } => format!("retention={retention_ms}ms"),
         Command::DeleteItem { .. }
         | Command::AbortReservation { .. }

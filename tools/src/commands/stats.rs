@@ -85,7 +85,9 @@ pub fn run(args: &StatsArgs) -> Result<ExitCode, Error> {
                         *outcome.entry("aborted").or_default() += 1;
                     } else if !matches!(
                         rec.command,
-                        Command::ActivateReservation { .. } | Command::ExtendReservation { .. }
+                        Command::ActivateReservation { .. }
+                            | Command::ExtendReservation { .. }
+                            | Command::ExtendReservationWithin { .. }
                     ) {
                         count(reservation.status);
                     }
