@@ -418,8 +418,17 @@ fn extend_moves_the_deadline() {
 }
 
 #[test]
-fn extend_is_capped_at_a_day_after_creation() {
-    let (e, clock) = engine();
+fn extend_is_capped_at_max_ttl_after_creation() {
+    // Max TTL one day (the engine's fixed cap before it was configurable).
+    let clock = ManualClock::new(START);
+    let config = EngineConfig {
+        shards: 4,
+        expiry_interval: None,
+        clock: Arc::new(clock.clone()),
+        max_ttl_secs: 86_400,
+        ..Default::default()
+    };
+    let e = Engine::in_memory(config).unwrap();
     set(&e, "CAP", 5);
     let r = ok_reserve(&e, "cap-1", &[("CAP", 1)], Some(3_600));
     clock.advance_secs(1_000);

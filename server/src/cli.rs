@@ -68,6 +68,15 @@ pub struct ServeArgs {
     /// records (counted in `stockd_outbox_events_dropped_total`, logged as errors).
     #[arg(long, env = "STOCKD_OUTBOX_FULL", value_enum, default_value_t = OutboxFullArg::Refuse)]
     pub outbox_full: OutboxFullArg,
+    /// TTL of a reservation whose request (HTTP or Kafka) carries no `expiresIn`:
+    /// seconds or `15m`, `1h`, `3d`; at most `--max-ttl`.
+    #[arg(long, env = "STOCKD_DEFAULT_TTL", default_value = "15m", value_parser = parse_ttl)]
+    pub default_ttl: u64,
+    /// Longest `expiresIn` a request may ask for, and the cap of extensions (a
+    /// reservation lives at most this long from its creation): seconds or `30d`,
+    /// `90d`; 1 s to 365 days.
+    #[arg(long, env = "STOCKD_MAX_TTL", default_value = "90d", value_parser = parse_ttl)]
+    pub max_ttl: u64,
 }
 
 /// Default `--outbox-max-bytes`: 8 GiB per shard.
@@ -126,24 +135,47 @@ pub struct HttpArgs {
     pub shutdown_timeout: Duration,
 }
 
-/// `10`, `2.5` (seconds), `500ms`, `10s`, `2m`; at least 1 ms, at most a day.
+/// `10`, `2.5` (seconds), `500ms`, `10s`, `2m`, `1h`; at least 1 ms, at most a day.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let secs = parse_seconds(s)?;
+    if !(0.001..=86_400.0).contains(&secs) {
+        return Err(format!("{s:?} is outside 1ms..24h"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// A reservation TTL (`--default-ttl`, `--max-ttl`): whole seconds (`900`) or with a
+/// unit (`15m`, `1h`, `3d`, `90d`), 1 s to `MAX_TTL_CEILING_SECS` (365 days).
+pub fn parse_ttl(s: &str) -> Result<u64, String> {
+    let secs = parse_seconds(s)?;
+    let ceiling = stockd_engine::limits::MAX_TTL_CEILING_SECS;
+    if secs.fract() != 0.0 || !(1.0..=ceiling as f64).contains(&secs) {
+        return Err(format!("{s:?} must be whole seconds from 1s to {}d ({ceiling} s)", ceiling / 86_400));
+    }
+    Ok(secs as u64)
+}
+
+/// A number of seconds, or a number with a unit: `ms`, `s`, `m`, `h`, `d`.
+fn parse_seconds(s: &str) -> Result<f64, String> {
     let t = s.trim();
     let (number, unit) = match t.find(|c: char| c.is_ascii_alphabetic()) {
         Some(i) => t.split_at(i),
         None => (t, "s"),
     };
-    let n: f64 = number.trim().parse().map_err(|_| format!("{s:?} is not a duration (e.g. 10, 2.5s, 500ms, 2m)"))?;
+    let n: f64 =
+        number.trim().parse().map_err(|_| format!("{s:?} is not a duration (e.g. 10, 2.5s, 500ms, 2m, 1h, 3d)"))?;
     let secs = match unit {
         "ms" => n / 1000.0,
         "s" => n,
         "m" => n * 60.0,
-        _ => return Err(format!("{s:?}: unknown unit {unit:?} (ms, s or m)")),
+        "h" => n * 3600.0,
+        "d" => n * 86_400.0,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (ms, s, m, h or d)")),
     };
-    if !(0.001..=86_400.0).contains(&secs) {
-        return Err(format!("{s:?} is outside 1ms..24h"));
+    if !secs.is_finite() {
+        return Err(format!("{s:?} is not a duration"));
     }
-    Ok(Duration::from_secs_f64(secs))
+    Ok(secs)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -186,7 +218,7 @@ pub enum LogFormat {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_duration;
+    use super::{parse_duration, parse_ttl};
     use std::time::Duration;
 
     #[test]
@@ -195,8 +227,22 @@ mod tests {
         assert_eq!(parse_duration("2.5s"), Ok(Duration::from_millis(2500)));
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        for bad in ["", "x", "0", "-1", "10h", "1e9", "NaN"] {
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        for bad in ["", "x", "0", "-1", "25h", "2d", "10w", "1e9", "NaN", "inf"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ttls() {
+        assert_eq!(parse_ttl("900"), Ok(900));
+        assert_eq!(parse_ttl("15m"), Ok(900));
+        assert_eq!(parse_ttl("1h"), Ok(3600));
+        assert_eq!(parse_ttl("3d"), Ok(259_200));
+        assert_eq!(parse_ttl("90d"), Ok(7_776_000));
+        assert_eq!(parse_ttl("365d"), Ok(31_536_000));
+        for bad in ["", "abc", "0", "0s", "-1", "1.5", "500ms", "366d", "10w", "NaN", "inf"] {
+            assert!(parse_ttl(bad).is_err(), "{bad}");
         }
     }
 }

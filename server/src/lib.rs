@@ -39,6 +39,14 @@ use stockd_engine::{Durability, Engine, EngineConfig, StorageConfig};
 /// table of `--warehouses` (when given; else the recovered one stays).
 pub fn open_engine(args: &ServeArgs) -> Result<Engine, String> {
     let mut config = EngineConfig::default();
+    if args.default_ttl > args.max_ttl {
+        return Err(format!(
+            "--default-ttl ({} s) is over --max-ttl ({} s): a request without expiresIn would ask for more than the maximum",
+            args.default_ttl, args.max_ttl
+        ));
+    }
+    config.default_ttl_secs = args.default_ttl;
+    config.max_ttl_secs = args.max_ttl;
     if let Some(n) = args.shards {
         config.shards = usize::from(n);
     }

@@ -546,7 +546,15 @@ async fn reserve(
         }
         lines.push((sku, l.quantity));
     }
-    let ttl_secs = incoming.data.get("expiresIn").and_then(Value::as_u64);
+    // Its own TTL (checked against the server's --max-ttl by the engine), else the
+    // server's --default-ttl; a TTL that is not a whole number of seconds is refused
+    // rather than silently replaced by the default.
+    let ttl_secs = match incoming.data.get("expiresIn") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(v.as_u64().ok_or_else(|| {
+            EngineError::validation("expiresIn", format!("must be a whole number of seconds, got {v}"))
+        })?),
+    };
     let req = ReserveRequest { order_id, lines, ttl_secs, metadata: metadata(incoming), placement };
     match engine.reserve(req).await {
         Ok(_) => Ok(Handled::Done),

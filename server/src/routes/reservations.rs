@@ -151,7 +151,7 @@ pub struct CheckBody {
 pub struct ReserveBody {
     pub order_id: String,
     pub items: Vec<LineIn>,
-    /// Seconds to hold the stock, 1 to 86400; default 900.
+    /// Seconds to hold the stock, 1 to `--max-ttl`; default `--default-ttl`.
     pub expires_in: Option<u64>,
     /// Opaque client data (at most 4 KiB as JSON text), returned by lookups.
     #[schema(value_type = Option<Object>)]
