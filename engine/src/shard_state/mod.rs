@@ -148,6 +148,12 @@ impl ShardState {
             Command::CommitHold { reservation_id, committed } => self.commit_hold(*reservation_id, committed, now),
             Command::CommitReservation { key, quantities } => self.commit(key, quantities.as_deref(), now)?,
             Command::ReleaseReservation { key, reason } => self.release(key, reason, now)?,
+            // The EXTEND of engines before the TTL was configurable (no longer
+            // written): its own fixed cap, so an old log replays exactly. Relaxing
+            // it would be replay-safe too: a shard logs a command only when it applied
+            // it (`shard.rs`: `changed` after `Ok`), so every logged record passed the
+            // 86,400 s check and any larger cap accepts it the same way; only refusals
+            // could differ, and a refusal is never logged.
             Command::ExtendReservation { key, ttl_secs } => {
                 self.extend(key, *ttl_secs, crate::limits::LEGACY_EXTEND_CAP_SECS, now)?
             }
