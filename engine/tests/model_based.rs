@@ -173,6 +173,7 @@ fn run(shards: usize, ops: Vec<Op>) -> Result<(), TestCaseError> {
     let config = EngineConfig {
         shards,
         retention_secs,
+        max_ttl_secs: model::MAX_TTL_SECS,
         expiry_interval: None,
         clock: std::sync::Arc::new(clock.clone()),
         warehouses: Some(

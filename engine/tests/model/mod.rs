@@ -4,7 +4,11 @@
 //! the rules in the docs of `stockd_engine::location`, not from its code).
 
 use std::collections::{BTreeMap, HashMap};
-use stockd_engine::limits::{DEFAULT_MAX_TTL_SECS as MAX_TTL_SECS, MAX_LINES, MAX_QUANTITY};
+use stockd_engine::limits::{MAX_LINES, MAX_QUANTITY};
+
+/// The engine under test runs with `EngineConfig::max_ttl_secs` = this (a day, so the
+/// generated TTLs reach both sides of the bound).
+pub const MAX_TTL_SECS: u64 = 86_400;
 use stockd_engine::{EngineError, Shortfall};
 
 /// One location's stock.
