@@ -90,7 +90,8 @@ fn long_holds_within_the_configured_max() {
 #[test]
 fn bad_ttl_flags_stop_the_start_naming_the_flag() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&[&str], &[(&str, &str)], &str); 6] = [
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 6] = [
         (&["--default-ttl", "0"], &[], "--default-ttl"),
         (&["--max-ttl", "abc"], &[], "--max-ttl"),
         (&["--max-ttl", "366d"], &[], "--max-ttl"),

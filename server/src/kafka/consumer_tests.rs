@@ -225,3 +225,47 @@ async fn an_unproducible_dlq_blocks_only_its_partition_and_loses_nothing() {
     assert!(f.status.blocked.lock().is_empty());
     f.stop().await;
 }
+
+/// Issue 15, "Holds longer than a day": a Kafka order carries its own TTL (a 3-day
+/// hold is kept, not dead-lettered), an order without one gets the engine's default
+/// (`--default-ttl`), and one over the max or not a whole number of seconds is
+/// dead-lettered with a VALIDATION_ERROR naming expiresIn (never silently defaulted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_order_carries_its_own_ttl_within_the_max_else_the_default() {
+    let retry = RetryPolicy {
+        max_retries: 3,
+        max_retry_time: Duration::from_secs(3),
+        max_produce_time: Duration::from_secs(30),
+    };
+    let group = "g-ttl";
+    let f = Fixture::start(group, 1, "dlq-ttl", retry);
+    let order = |o: &str, ttl: Option<Value>| {
+        let mut body = json!({"orderId": o, "items": [{"sku": "S", "quantity": 1}]});
+        if let Some(t) = ttl {
+            body["expiresIn"] = t;
+        }
+        f.produce(0, o, body.to_string().as_bytes());
+    };
+    order("o-ttl-3d", Some(json!(259_200)));
+    order("o-ttl-none", None);
+    order("o-ttl-over", Some(json!(f.engine.config().max_ttl_secs + 1)));
+    order("o-ttl-text", Some(json!("3d")));
+    wait_for(60, "all four offsets committed", || async { f.committed(group, 0) == 4 }).await;
+    let engine = &f.engine;
+    let lifetime = |o: &'static str| async move {
+        let key = ReservationKey::Order(OrderId::parse(o, "orderId").unwrap());
+        let r = engine.get_reservation(key).await.unwrap();
+        assert_eq!(r.status, ReservationStatus::Active, "{o}");
+        r.expires_at - r.created_at
+    };
+    assert_eq!(lifetime("o-ttl-3d").await, 259_200_000);
+    assert_eq!(lifetime("o-ttl-none").await, f.engine.config().default_ttl_secs * 1000);
+    let dlq = f.dead_letters("dlq-ttl");
+    assert_eq!(dlq.len(), 2, "{dlq:?}");
+    for o in ["o-ttl-over", "o-ttl-text"] {
+        let (_, error) = dlq.iter().find(|(p, _)| p.contains(o)).unwrap_or_else(|| panic!("{o} not dead-lettered"));
+        assert!(error.starts_with("VALIDATION_ERROR") && error.contains("expiresIn"), "{o}: {error}");
+        assert!(!f.reserved(o).await, "{o}");
+    }
+    f.stop().await;
+}
