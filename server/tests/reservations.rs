@@ -112,7 +112,7 @@ fn reserve_errors() {
     assert_eq!(field(r#"{"orderId":"o","items":[{"variantId":"v","quantity":1}]}"#), "items[0].productId");
     assert_eq!(field(r#"{"orderId":"o","items":[]}"#), "items");
     assert_eq!(field(r#"{"orderId":"o","items":[{"sku":"A","quantity":1}],"expiresIn":0}"#), "expiresIn");
-    assert_eq!(field(r#"{"orderId":"o","items":[{"sku":"A","quantity":1}],"expiresIn":86401}"#), "expiresIn");
+    assert_eq!(field(r#"{"orderId":"o","items":[{"sku":"A","quantity":1}],"expiresIn":7776001}"#), "expiresIn");
     let many: Vec<String> = (0..101).map(|i| format!(r#"{{"sku":"S{i}","quantity":1}}"#)).collect();
     assert_eq!(field(&format!(r#"{{"orderId":"o","items":[{}]}}"#, many.join(","))), "items");
     // commit / release / extend need exactly one of orderId, reservationId.
