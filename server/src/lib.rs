@@ -38,7 +38,7 @@ use stockd_engine::{Durability, Engine, EngineConfig, StorageConfig};
 /// Opens the engine `args` describe: durable over `--data-dir`, with the warehouse
 /// table of `--warehouses` (when given; else the recovered one stays).
 pub fn open_engine(args: &ServeArgs) -> Result<Engine, String> {
-    let mut config = EngineConfig::default();
+    let mut config = EngineConfig { expiry_interval: args.sweep_interval.0, ..EngineConfig::default() };
     if let Some(n) = args.shards {
         config.shards = usize::from(n);
     }
