@@ -4,7 +4,7 @@
 
 use crate::item::{Item, StockAlert};
 use crate::location::{Allocation, LocationId, Placement, Warehouse};
-use crate::reservation::{Reservation, ReservationKey};
+use crate::reservation::{Reservation, ReservationKey, ReservationStatus};
 use crate::reservation_id::ReservationId;
 use crate::sku::{OrderId, Sku};
 use crate::Millis;
@@ -287,11 +287,22 @@ pub enum Query {
         filter: StockFilter,
         scan_budget: usize,
     },
+    /// Whether each line, on its own, could be held now under `placement` (the rule
+    /// of `PlaceHold`), and the units available.
     Availability {
         lines: Vec<(Sku, u64)>,
+        placement: Placement,
     },
     GetReservation {
         key: ReservationKey,
+    },
+    /// Headers with id > `after` that pass `filter`, in id order: at most `limit`,
+    /// looking at no more than `scan_budget` headers (the operator's listing).
+    ListReservations {
+        after: Option<ReservationId>,
+        limit: usize,
+        filter: ReservationFilter,
+        scan_budget: usize,
     },
     Warehouses,
     /// Finished headers whose holds on other shards are not known to be settled,
@@ -317,12 +328,36 @@ pub enum QueryResult {
         items: Vec<Item>,
         stopped_at: Option<Sku>,
     },
-    /// Per line: the units available now (0 when the item does not exist) and
-    /// whether the item exists.
+    /// Per line: the units available now (0 when the item does not exist), whether
+    /// the item exists, and why the line could not be reserved now.
     Availability(Vec<LineAvailability>),
     Reservation(Reservation),
     Warehouses(Vec<Warehouse>),
     Reservations(Vec<Reservation>),
+    /// A reservation listing's matches, and the last id looked at when the scan
+    /// budget ran out first (the listing must not go past it on this page).
+    ReservationPage {
+        reservations: Vec<Reservation>,
+        stopped_at: Option<ReservationId>,
+    },
+}
+
+/// Which reservation headers a listing returns: every given condition must hold.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ReservationFilter {
+    pub status: Option<ReservationStatus>,
+    /// Headers with a line of this SKU.
+    pub sku: Option<Sku>,
+    /// Headers created before this time (strictly).
+    pub created_before: Option<Millis>,
+}
+
+impl ReservationFilter {
+    pub fn matches(&self, r: &Reservation) -> bool {
+        self.status.is_none_or(|s| r.status == s)
+            && self.sku.as_ref().is_none_or(|sku| r.lines.iter().any(|l| &l.sku == sku))
+            && self.created_before.is_none_or(|t| r.created_at < t)
+    }
 }
 
 /// Which items a listing returns.
@@ -352,4 +387,16 @@ pub struct LineAvailability {
     pub requested: u64,
     pub available: u64,
     pub exists: bool,
+    /// `None` when the line, on its own, could be reserved now; otherwise the error a
+    /// reserve of it would answer (`ItemNotFound`, `SalesBlocked`,
+    /// `MaxPerOrderExceeded`, `InsufficientInventory`, ...), decided by the same rule
+    /// as a hold (`PlaceHold`), in the same precedence.
+    pub reason: Option<crate::error::EngineError>,
+}
+
+impl LineAvailability {
+    /// Whether the line could be reserved now.
+    pub fn is_available(&self) -> bool {
+        self.reason.is_none()
+    }
 }

@@ -48,12 +48,14 @@ pub type Millis = u64;
 
 pub use block_on::block_on;
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use command::{AdjustReason, Applied, Command, LineAvailability, Outcome, Query, QueryResult, StockFilter};
+pub use command::{
+    AdjustReason, Applied, Command, LineAvailability, Outcome, Query, QueryResult, ReservationFilter, StockFilter,
+};
 pub use command_log::{CommandLog, NoLog};
 pub use durable::{Durability, FaultInjector, RecoveryReport, StorageConfig};
 pub use engine::{
-    Adjust, BlockingEngine, Engine, EngineConfig, FlowStats, ItemChange, ItemPage, ReconcileReport, ReserveOutcome,
-    ReserveRequest, SetItem, Transfer,
+    Adjust, BlockingEngine, Engine, EngineConfig, FlowStats, ItemChange, ItemPage, ReconcileReport, ReservationListing,
+    ReservationPage, ReserveOutcome, ReserveRequest, SetItem, Transfer,
 };
 pub use error::{EngineError, Shortfall};
 pub use item::{AlertKind, Item, StockAlert};

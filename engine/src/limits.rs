@@ -60,6 +60,9 @@ pub const MAX_PAGE: usize = 1_000;
 /// stock): a page with few matches stops there and hands back a cursor, so a
 /// listing never holds a shard thread for a full scan of a large catalogue.
 pub const MAX_ITEMS_SCANNED_PER_PAGE: usize = 65_536;
+/// Most reservation headers one shard looks at for one page of the operator's
+/// reservation listing (same reason as `MAX_ITEMS_SCANNED_PER_PAGE`).
+pub const MAX_RESERVATIONS_SCANNED_PER_PAGE: usize = 65_536;
 /// Default retention of finished reservations and adjustment keys, seconds.
 pub const DEFAULT_RETENTION_SECS: u64 = 24 * 3600;
 /// A PENDING reservation header (a cross-shard reserve between its first and last

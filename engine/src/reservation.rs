@@ -24,6 +24,14 @@ pub enum ReservationStatus {
 }
 
 impl ReservationStatus {
+    pub const ALL: [ReservationStatus; 5] =
+        [Self::Pending, Self::Active, Self::Committed, Self::Released, Self::Expired];
+
+    /// The status named by its text (`as_str`), if any.
+    pub fn parse(s: &str) -> Option<ReservationStatus> {
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
     pub fn is_finished(self) -> bool {
         matches!(self, Self::Committed | Self::Released | Self::Expired)
     }

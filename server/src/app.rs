@@ -4,7 +4,7 @@
 use crate::envelope::ApiError;
 use crate::extract::MAX_BODY;
 use crate::metrics::Metrics;
-use crate::routes::{history, items, locations, ops, reservations};
+use crate::routes::{history, items, locations, ops, reservation_admin, reservations};
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
@@ -80,6 +80,8 @@ pub fn router_with(state: AppState, request_timeout: std::time::Duration) -> Rou
         .route("/commit", post(reservations::commit))
         .route("/release", post(reservations::release))
         .route("/extend", post(reservations::extend))
+        .route("/reservations", get(reservation_admin::list_reservations))
+        .route("/reservations/expire-due", post(reservation_admin::expire_due))
         .route("/reservations/{id}", get(reservations::get_reservation))
         .route("/reservations/{id}/expire", post(reservations::expire));
     Router::new()

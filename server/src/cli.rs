@@ -77,6 +77,22 @@ pub struct ServeArgs {
     /// `90d`; 1 s to 365 days.
     #[arg(long, env = "STOCKD_MAX_TTL", default_value = "90d", value_parser = parse_ttl)]
     pub max_ttl: u64,
+    /// How often the background sweep expires due reservations (and runs the
+    /// reconciler), e.g. `100ms`, `1s`; `off`: never (expiry then happens only on
+    /// access or by `POST /api/v1/inventory/reservations/expire-due`).
+    #[arg(long, env = "STOCKD_SWEEP_INTERVAL", default_value = "100ms", value_parser = parse_sweep_interval)]
+    pub sweep_interval: SweepInterval,
+}
+
+/// `--sweep-interval`: a duration, or `None` for `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SweepInterval(pub Option<Duration>);
+
+pub fn parse_sweep_interval(s: &str) -> Result<SweepInterval, String> {
+    if s.trim().eq_ignore_ascii_case("off") {
+        return Ok(SweepInterval(None));
+    }
+    parse_duration(s).map(|d| SweepInterval(Some(d)))
 }
 
 /// Default `--outbox-max-bytes`: 8 GiB per shard.

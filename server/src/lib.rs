@@ -38,7 +38,7 @@ use stockd_engine::{Durability, Engine, EngineConfig, StorageConfig};
 /// Opens the engine `args` describe: durable over `--data-dir`, with the warehouse
 /// table of `--warehouses` (when given; else the recovered one stays).
 pub fn open_engine(args: &ServeArgs) -> Result<Engine, String> {
-    let mut config = EngineConfig::default();
+    let mut config = EngineConfig { expiry_interval: args.sweep_interval.0, ..EngineConfig::default() };
     if args.default_ttl > args.max_ttl {
         return Err(format!(
             "--default-ttl ({} s) is over --max-ttl ({} s): a request without expiresIn would ask for more than the maximum",

@@ -399,14 +399,15 @@ fn items_that_name_no_location_behave_as_before() {
         serde_json::json!([{"location":"default","onHand":10,"available":10,"reserved":0,"sold":0,"incoming":0}]);
     assert_eq!(item["locations"], default);
     // Seed 002's shapes, exactly: no allocations in the reserve answer, no locations
-    // in check-availability; the lookup shows the default allocation.
+    // in check-availability (which adds only `reason`, null when available); the
+    // lookup shows the default allocation.
     let data =
         assert_ok(s.post(&format!("{INV}/reserve"), r#"{"orderId":"d-1","items":[{"sku":"D","quantity":3}]}"#), 201);
     assert_eq!(data["items"], serde_json::json!([{"sku":"D","quantity":3,"reserved":true}]));
     let check = assert_ok(s.post(&format!("{INV}/check-availability"), r#"{"items":[{"sku":"D","quantity":3}]}"#), 200);
     assert_eq!(
         check["items"],
-        serde_json::json!([{"sku":"D","available":true,"requestedQuantity":3,"availableQuantity":7}])
+        serde_json::json!([{"sku":"D","available":true,"requestedQuantity":3,"availableQuantity":7,"reason":null}])
     );
     assert_eq!(allocs(&assert_ok(s.get(&format!("{INV}/reservations/d-1")), 200)["items"][0]), [a("default", 3, 0)]);
     let item = assert_ok(s.post(&format!("{INV}/items/D/adjust"), r#"{"delta": 5, "reason": "RESTOCK"}"#), 200);

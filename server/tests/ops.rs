@@ -24,6 +24,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/inventory/commit"),
     ("post", "/api/v1/inventory/release"),
     ("post", "/api/v1/inventory/extend"),
+    ("get", "/api/v1/inventory/reservations"),
+    ("post", "/api/v1/inventory/reservations/expire-due"),
     ("get", "/api/v1/inventory/reservations/{id}"),
     ("post", "/api/v1/inventory/reservations/{id}/expire"),
     ("get", "/health"),

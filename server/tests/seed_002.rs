@@ -64,14 +64,16 @@ fn check_availability_as_in_seed_002() {
                     "variantId": "7c9e6679-7425-40de-944b-e07fc1f90ae7",
                     "available": true,
                     "requestedQuantity": 2,
-                    "availableQuantity": 15
+                    "availableQuantity": 15,
+                    "reason": null
                 },
                 {
                     "productId": "9e3a3ca9-4c41-4c3c-8e82-3b323d9a3e23",
                     "variantId": "4f6a9b7c-0e2d-4f37-9a3c-2e9a4e3b5c1d",
                     "available": true,
                     "requestedQuantity": 1,
-                    "availableQuantity": 8
+                    "availableQuantity": 8,
+                    "reason": null
                 }
             ]
         })
@@ -82,9 +84,10 @@ fn check_availability_as_in_seed_002() {
     assert_eq!(data["available"], false);
     assert_eq!(data["items"][0]["available"], false);
     assert_eq!(data["items"][0]["availableQuantity"], 15);
+    assert_eq!(data["items"][0]["reason"], "INSUFFICIENT_INVENTORY");
     assert_eq!(
         data["items"][1],
-        json!({"productId": "nope", "available": false, "requestedQuantity": 1, "availableQuantity": 0})
+        json!({"productId": "nope", "available": false, "requestedQuantity": 1, "availableQuantity": 0, "reason": "ITEM_NOT_FOUND"})
     );
     let details =
         assert_error(s.post("/api/v1/inventory/check-availability", r#"{"items":[]}"#), 400, "VALIDATION_ERROR");

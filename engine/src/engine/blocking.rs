@@ -72,6 +72,14 @@ impl<'a> BlockingEngine<'a> {
         block_on(self.engine.check_availability(lines))
     }
 
+    pub fn check_availability_with(
+        &self,
+        lines: Vec<(Sku, u64)>,
+        placement: crate::location::Placement,
+    ) -> Result<Vec<LineAvailability>, EngineError> {
+        block_on(self.engine.check_availability_with(lines, placement))
+    }
+
     pub fn reserve(&self, req: ReserveRequest) -> Result<ReserveOutcome, EngineError> {
         block_on(self.engine.reserve(req))
     }
@@ -98,6 +106,21 @@ impl<'a> BlockingEngine<'a> {
 
     pub fn get_reservation(&self, key: ReservationKey) -> Result<Reservation, EngineError> {
         block_on(self.engine.get_reservation(key))
+    }
+
+    pub fn list_reservations(
+        &self,
+        req: crate::engine::ReservationListing,
+    ) -> Result<crate::engine::ReservationPage, EngineError> {
+        block_on(self.engine.list_reservations(req))
+    }
+
+    pub fn list_reservations_scanning(
+        &self,
+        req: crate::engine::ReservationListing,
+        scan_budget: usize,
+    ) -> Result<crate::engine::ReservationPage, EngineError> {
+        block_on(self.engine.list_reservations_scanning(req, scan_budget))
     }
 
     pub fn expire_due(&self) -> Result<Vec<Reservation>, EngineError> {

@@ -7,7 +7,7 @@ use crate::item::{Item, StockAlert};
 use crate::limits::{
     MAX_IDEMPOTENCY_KEY_LEN, MAX_ITEMS_SCANNED_PER_PAGE, MAX_LINES, MAX_PAGE, MAX_QUANTITY, MAX_REASON_LEN,
 };
-use crate::location::LocationId;
+use crate::location::{validate_placement, LocationId, Placement};
 use crate::routing::shard_of_sku;
 use crate::sku::Sku;
 
@@ -206,9 +206,21 @@ impl Engine {
     }
 
     /// Availability of each line now (no stock is held). Unknown SKUs are reported
-    /// with `exists: false`.
+    /// with `exists: false`; every line that could not be reserved now has a `reason`.
     pub async fn check_availability(&self, lines: Vec<(Sku, u64)>) -> Result<Vec<LineAvailability>, EngineError> {
+        self.check_availability_with(lines, Placement::default()).await
+    }
+
+    /// `check_availability` under a placement (named locations, strategy, region):
+    /// each line's `reason` is what a reserve of that line alone with this placement
+    /// would answer.
+    pub async fn check_availability_with(
+        &self,
+        lines: Vec<(Sku, u64)>,
+        placement: Placement,
+    ) -> Result<Vec<LineAvailability>, EngineError> {
         validate_lines(&lines, 1)?;
+        validate_placement(&placement, &lines)?;
         let n = self.shard_count();
         let mut out: Vec<Option<LineAvailability>> = vec![None; lines.len()];
         let mut by_shard: Vec<Vec<usize>> = vec![Vec::new(); n];
@@ -216,8 +228,9 @@ impl Engine {
             by_shard[shard_of_sku(sku, n)].push(i);
         }
         for (shard, idx) in by_shard.into_iter().enumerate().filter(|(_, v)| !v.is_empty()) {
-            let part = idx.iter().map(|i| lines[*i].clone()).collect();
-            match self.query(shard, Query::Availability { lines: part }).await? {
+            let part: Vec<(Sku, u64)> = idx.iter().map(|i| lines[*i].clone()).collect();
+            let placement = placement.for_lines(&part);
+            match self.query(shard, Query::Availability { lines: part, placement }).await? {
                 QueryResult::Availability(found) => {
                     for (i, a) in idx.into_iter().zip(found) {
                         out[i] = Some(a);
@@ -242,20 +255,34 @@ pub struct ItemPage {
 /// of scan budget stopped at some SKU; items past the lowest such SKU are left for the
 /// next page, since that shard has not looked there yet.
 fn merge_item_scans(scans: Vec<(Vec<Item>, Option<Sku>)>, limit: usize) -> ItemPage {
+    let (items, next_after) = merge_scans(scans, limit, |i: &Item| i.sku.clone());
+    ItemPage { items, next_after }
+}
+
+/// The rule of every bounded listing across shards: each shard answered its matches
+/// after the cursor, in key order, and the key it stopped at when its scan budget ran
+/// out. Matches past the lowest such key are left for the next page (that shard has
+/// not looked there yet). Answers the page and where the next one starts (`None`: the
+/// listing is complete).
+pub(crate) fn merge_scans<T, K: Ord + Clone>(
+    scans: Vec<(Vec<T>, Option<K>)>,
+    limit: usize,
+    key: impl Fn(&T) -> K,
+) -> (Vec<T>, Option<K>) {
     let cutoff = scans.iter().filter_map(|(_, stopped)| stopped.clone()).min();
-    let mut items: Vec<Item> = scans
+    let mut found: Vec<T> = scans
         .into_iter()
-        .flat_map(|(items, _)| items)
-        .filter(|i| cutoff.as_ref().is_none_or(|c| &i.sku <= c))
+        .flat_map(|(found, _)| found)
+        .filter(|t| cutoff.as_ref().is_none_or(|c| &key(t) <= c))
         .collect();
-    items.sort_by(|a, b| a.sku.cmp(&b.sku));
-    let next_after = if items.len() >= limit {
-        items.truncate(limit);
-        items.last().map(|i| i.sku.clone())
+    found.sort_by_key(|t| key(t));
+    let next_after = if found.len() >= limit {
+        found.truncate(limit);
+        found.last().map(&key)
     } else {
         cutoff
     };
-    ItemPage { items, next_after }
+    (found, next_after)
 }
 
 #[cfg(test)]

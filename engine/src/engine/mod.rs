@@ -8,6 +8,7 @@
 mod blocking;
 mod items;
 mod reconciler;
+mod reservation_listing;
 mod reservations;
 
 pub use blocking::BlockingEngine;
@@ -25,6 +26,7 @@ pub struct FlowStats {
     pub reconciled_settled: u64,
     pub reconciled_aborted: u64,
 }
+pub use reservation_listing::{ReservationListing, ReservationPage};
 pub use reservations::{ReserveOutcome, ReserveRequest};
 
 use crate::clock::{Clock, SystemClock};

@@ -64,6 +64,10 @@ pub struct ShardState {
     /// PENDING headers by creation time, for the reconciler's deadline. Derived.
     #[serde(skip)]
     pub(crate) pending: BTreeSet<(Millis, ReservationId)>,
+    /// Every header's id, in id order: the operator's listing walks it a bounded
+    /// number of ids per page (`Query::ListReservations`). Derived.
+    #[serde(skip)]
+    pub(crate) by_id: BTreeSet<ReservationId>,
     /// Adjustment idempotency keys, scoped to their SKU.
     pub(crate) adjust_keys: FastMap<(Sku, String), AdjustRecord>,
     pub(crate) adjust_key_times: BTreeSet<(Millis, Sku, String)>,
@@ -223,20 +227,49 @@ impl ShardState {
                 }
                 Ok(QueryResult::Items { items, stopped_at })
             }
-            Query::Availability { lines } => Ok(QueryResult::Availability(
+            Query::Availability { lines, placement } => Ok(QueryResult::Availability(
                 lines
                     .iter()
-                    .map(|(sku, q)| {
+                    .map(|line| {
+                        let (sku, q) = line;
                         let item = self.items.get(sku).map(Box::as_ref);
+                        let one = std::slice::from_ref(line);
                         LineAvailability {
                             sku: sku.clone(),
                             requested: *q,
                             available: item.map_or(0, Item::available),
                             exists: item.is_some(),
+                            reason: self.plan_hold(one, &placement.for_lines(one)).err(),
                         }
                     })
                     .collect(),
             )),
+            Query::ListReservations { after, limit, filter, scan_budget } => {
+                let range = match after {
+                    Some(a) => self.by_id.range((std::ops::Bound::Excluded(*a), std::ops::Bound::Unbounded)),
+                    None => self.by_id.range(..),
+                };
+                debug_assert!(*scan_budget > 0, "a listing must be able to move forward");
+                let mut reservations = Vec::new();
+                let mut stopped_at = None;
+                let mut last_seen = None;
+                for (scanned, id) in range.enumerate() {
+                    if reservations.len() == *limit {
+                        break;
+                    }
+                    if scanned == *scan_budget {
+                        // The next page starts after the last header looked at.
+                        stopped_at = last_seen;
+                        break;
+                    }
+                    let r = &*self.reservations[id];
+                    if filter.matches(r) {
+                        reservations.push(r.clone());
+                    }
+                    last_seen = Some(*id);
+                }
+                Ok(QueryResult::ReservationPage { reservations, stopped_at })
+            }
             Query::GetReservation { key } => self
                 .find(key)
                 .map(|r| QueryResult::Reservation(r.clone()))
@@ -266,6 +299,7 @@ impl ShardState {
     pub(crate) fn after_decode(&mut self) {
         self.unsettled.clear();
         self.pending.clear();
+        self.by_id = self.reservations.keys().copied().collect();
         for r in self.reservations.values() {
             match r.status {
                 ReservationStatus::Pending => {
@@ -449,6 +483,11 @@ impl ShardState {
         }
         if self.by_order.len() != self.reservations.len() {
             return Err("orderId index and reservations differ in size".into());
+        }
+        if self.by_id.len() != self.reservations.len()
+            || !self.by_id.iter().all(|id| self.reservations.contains_key(id))
+        {
+            return Err("id index and reservations differ".into());
         }
         let mut active = 0;
         let mut finished = 0;

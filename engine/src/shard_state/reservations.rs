@@ -125,6 +125,7 @@ impl ShardState {
         self.by_order.insert(order_id.clone(), reservation_id);
         self.reservations.insert(reservation_id, Box::new(reservation));
         self.pending.insert((now, reservation_id));
+        self.by_id.insert(reservation_id);
     }
 
     pub(super) fn activate(
@@ -167,6 +168,7 @@ impl ShardState {
             Some(r) if r.status == ReservationStatus::Pending => {
                 let r = self.reservations.remove(&reservation_id).expect("present");
                 self.by_order.remove(&r.order_id);
+                self.by_id.remove(&reservation_id);
                 let untracked = self.pending.remove(&(r.created_at, reservation_id));
                 debug_assert!(untracked, "pending reservation without its deadline entry");
                 Outcome::Reservation { reservation: *r, changed: true }
@@ -377,6 +379,7 @@ impl ShardState {
             let (_, id) = self.finished.pop_first().expect("non-empty");
             let r = self.reservations.remove(&id).expect("tracked reservation exists");
             self.by_order.remove(&r.order_id);
+            self.by_id.remove(&id);
             purged_orders.push(r.order_id);
         }
         let purged = purged_orders.len() + self.purge_adjust_keys(cutoff);
@@ -410,21 +413,17 @@ impl ShardState {
 
     // ---- item side: holds ---------------------------------------------------------
 
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn place_hold(
-        &mut self,
-        reservation_id: ReservationId,
-        order_id: &OrderId,
+    /// The one rule of whether `lines` can be held now, and where their units would
+    /// come from: what `place_hold` applies and what an availability query reports
+    /// (per line). Changes nothing. Refusals in a fixed order: validation (repeated
+    /// line, quantity 0, unknown named location), then missing items, then sales
+    /// blocked, then per-line limits (sold room, maxPerOrder), then stock (reporting
+    /// every short line).
+    pub(super) fn plan_hold(
+        &self,
         lines: &[(Sku, u64)],
         placement: &Placement,
-        now: Millis,
-        alerts: &mut Vec<StockAlert>,
-    ) -> Result<Outcome, EngineError> {
-        if let Some(hold) = self.holds.get(&reservation_id) {
-            return Ok(Outcome::Placed { allocations: hold.allocations.to_vec(), changed: false });
-        }
-        // Checks in a fixed order, all before any change: missing items, then
-        // per-order limits, then stock (reporting every short line).
+    ) -> Result<Vec<Allocation>, EngineError> {
         for (i, (sku, q)) in lines.iter().enumerate() {
             // Lines are few (at most MAX_LINES): a scan beats allocating a set.
             if lines[..i].iter().any(|(s, _)| s == sku) || *q == 0 {
@@ -479,6 +478,23 @@ impl ShardState {
         if !short.is_empty() {
             return Err(EngineError::InsufficientInventory { items: short });
         }
+        Ok(allocations)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn place_hold(
+        &mut self,
+        reservation_id: ReservationId,
+        order_id: &OrderId,
+        lines: &[(Sku, u64)],
+        placement: &Placement,
+        now: Millis,
+        alerts: &mut Vec<StockAlert>,
+    ) -> Result<Outcome, EngineError> {
+        if let Some(hold) = self.holds.get(&reservation_id) {
+            return Ok(Outcome::Placed { allocations: hold.allocations.to_vec(), changed: false });
+        }
+        let allocations = self.plan_hold(lines, placement)?;
         for (sku, _) in lines {
             let item = self.items.get_mut(sku).map(Box::as_mut).expect("checked above");
             let before = item.available();

@@ -103,7 +103,7 @@ pub(crate) fn sku_of(path: &str) -> Result<Sku, ApiError> {
     Ok(Sku::parse(path, "sku")?)
 }
 
-fn u64_param(q: &HashMap<String, String>, name: &str) -> Result<Option<u64>, ApiError> {
+pub(crate) fn u64_param(q: &HashMap<String, String>, name: &str) -> Result<Option<u64>, ApiError> {
     q.get(name)
         .map(|v| v.parse::<u64>().map_err(|_| ApiError::validation(name, format!("must be a whole number, got {v:?}"))))
         .transpose()

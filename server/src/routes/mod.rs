@@ -4,4 +4,5 @@ pub mod history;
 pub mod items;
 pub mod locations;
 pub mod ops;
+pub mod reservation_admin;
 pub mod reservations;

@@ -182,6 +182,8 @@ impl utoipa::Modify for AdminSecurity {
         super::reservations::extend,
         super::reservations::get_reservation,
         super::reservations::expire,
+        super::reservation_admin::list_reservations,
+        super::reservation_admin::expire_due,
         health,
         ready,
         metrics,

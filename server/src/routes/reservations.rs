@@ -245,13 +245,15 @@ pub fn reservation_view(r: &Reservation) -> Value {
 }
 
 #[utoipa::path(post, path = "/api/v1/inventory/check-availability", tag = "reservations", request_body = CheckBody,
-    responses((status = 200, description = "per item: available, requestedQuantity, availableQuantity (at the line's location when it names one; unknown items: available false, availableQuantity 0), and locations [{location, available}] when the line names a location or the item is stocked at named ones"),
+    responses((status = 200, description = "per item: available (whether a reserve of the line would succeed now), reason (null when available, else the code reserve would answer: ITEM_NOT_FOUND, SALES_BLOCKED, MAX_PER_ORDER_EXCEEDED with maxPerOrder, INSUFFICIENT_INVENTORY, ...; in reserve's precedence), requestedQuantity, availableQuantity (at the line's location when it names one; unknown items: available false, availableQuantity 0), and locations [{location, available}] when the line names a location or the item is stocked at named ones"),
         (status = 400, description = "VALIDATION_ERROR")))]
 pub async fn check_availability(State(st): State<AppState>, StrictJson(body): StrictJson<CheckBody>) -> ApiResult {
     let lines = lines_of(&body.items)?;
     let named: Vec<Option<LocationId>> =
         body.items.iter().enumerate().map(|(i, l)| l.location(i)).collect::<Result<_, _>>()?;
-    let found = st.engine.check_availability(lines.clone()).await?;
+    let locations = lines.iter().zip(&named).filter_map(|((sku, _), l)| Some((sku.clone(), l.clone()?))).collect();
+    let placement = Placement { strategy: st.allocation, region: None, locations };
+    let found = st.engine.check_availability_with(lines.clone(), placement).await?;
     let known = lines.iter().zip(&found).map(|((sku, _), a)| a.exists.then(|| sku.clone())).collect();
     let stocks = location_stocks(&st, known).await?;
     let mut all = true;
@@ -268,12 +270,17 @@ pub async fn check_availability(State(st): State<AppState>, StrictJson(body): St
                 None if a.exists => a.available,
                 None => 0,
             };
-            let available = a.exists && quantity >= a.requested;
+            let available = a.is_available();
             all &= available;
             let mut m = line.echo();
             m.insert("available".into(), json!(available));
             m.insert("requestedQuantity".into(), json!(a.requested));
             m.insert("availableQuantity".into(), json!(quantity));
+            // Why a reserve of this line would be refused now: its error code.
+            m.insert("reason".into(), json!(a.reason.as_ref().map(EngineError::code)));
+            if let Some(EngineError::MaxPerOrderExceeded { max_per_order, .. }) = &a.reason {
+                m.insert("maxPerOrder".into(), json!(max_per_order));
+            }
             if show {
                 let per = stock.iter().map(|s| json!({ "location": s.location.as_str(), "available": s.available() }));
                 m.insert("locations".into(), Value::Array(per.collect()));

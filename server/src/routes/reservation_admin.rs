@@ -1,0 +1,90 @@
+//! Operator routes over reservations (admin token when one is configured):
+//! `GET /reservations` lists headers across shards by status, SKU and age, paged by
+//! cursor (reservation id order); `POST /reservations/expire-due` runs the expiry
+//! sweep now and answers how many it expired.
+
+use crate::app::AppState;
+use crate::auth::Admin;
+use crate::envelope::{ok, ApiError, ApiResult};
+use crate::routes::items::u64_param;
+use crate::routes::reservations::reservation_view;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use serde_json::json;
+use std::collections::HashMap;
+use stockd_engine::limits::MAX_PAGE;
+use stockd_engine::{ReservationId, ReservationListing, ReservationStatus, Sku};
+
+/// The query parameters `GET /reservations` accepts.
+const PARAMS: [&str; 5] = ["status", "sku", "olderThan", "limit", "cursor"];
+
+/// A parameter's value, with an empty one taken as absent.
+fn param<'a>(q: &'a HashMap<String, String>, name: &str) -> Option<&'a str> {
+    q.get(name).map(String::as_str).filter(|v| !v.is_empty())
+}
+
+/// The listing a query asks for; every bad parameter is a 400 that names it.
+fn listing_of(q: &HashMap<String, String>) -> Result<ReservationListing, ApiError> {
+    let mut names: Vec<&String> = q.keys().collect();
+    names.sort();
+    if let Some(unknown) = names.into_iter().find(|k| !PARAMS.contains(&k.as_str())) {
+        return Err(ApiError::validation(unknown.as_str(), format!("unknown parameter; known: {}", PARAMS.join(", "))));
+    }
+    let limit = u64_param(q, "limit")?.unwrap_or(100);
+    if limit == 0 || limit > MAX_PAGE as u64 {
+        return Err(ApiError::validation("limit", format!("must be 1 to {MAX_PAGE}, got {limit}")));
+    }
+    let status = param(q, "status")
+        .map(|s| {
+            ReservationStatus::parse(s).ok_or_else(|| {
+                ApiError::validation(
+                    "status",
+                    format!("must be ACTIVE, PENDING, COMMITTED, RELEASED or EXPIRED; got {s:?}"),
+                )
+            })
+        })
+        .transpose()?;
+    let sku = param(q, "sku").map(|s| Sku::parse(s, "sku")).transpose()?;
+    let older_than_secs = match param(q, "olderThan") {
+        None => None,
+        Some(_) => u64_param(q, "olderThan")?,
+    };
+    let after = param(q, "cursor")
+        .map(|c| ReservationId::parse(c).ok_or_else(|| ApiError::validation("cursor", "not a cursor of this listing")))
+        .transpose()?;
+    Ok(ReservationListing { after, limit: limit as usize, status, sku, older_than_secs })
+}
+
+#[utoipa::path(get, path = "/api/v1/inventory/reservations", tag = "reservations",
+    params(("status" = Option<String>, Query, description = "ACTIVE, PENDING, COMMITTED, RELEASED or EXPIRED"),
+        ("sku" = Option<String>, Query, description = "reservations with a line of this SKU"),
+        ("olderThan" = Option<u64>, Query, description = "reservations created more than this many seconds ago"),
+        ("limit" = Option<u64>, Query, description = "1 to 1000, default 100"),
+        ("cursor" = Option<String>, Query, description = "nextCursor of the previous page")),
+    responses((status = 200, description = "reservations (in reservationId order, each as GET /reservations/{id} shows it) and nextCursor (null: the listing is complete; a page may hold fewer than limit and still have one)"),
+        (status = 400, description = "VALIDATION_ERROR naming the parameter"),
+        (status = 401, description = "UNAUTHORIZED"), (status = 403, description = "FORBIDDEN")),
+    security(("admin" = [])))]
+pub async fn list_reservations(
+    _: Admin,
+    State(st): State<AppState>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> ApiResult {
+    let Query(q) = query.map_err(|e| ApiError::validation("query", e.body_text()))?;
+    let page = st.engine.list_reservations(listing_of(&q)?).await?;
+    let reservations: Vec<_> = page.reservations.iter().map(reservation_view).collect();
+    let next_cursor = page.next_after.map(|id| id.to_string());
+    Ok(ok(StatusCode::OK, json!({ "reservations": reservations, "nextCursor": next_cursor })))
+}
+
+#[utoipa::path(post, path = "/api/v1/inventory/reservations/expire-due", tag = "reservations",
+    responses((status = 200, description = "expired: how many ACTIVE reservations past their deadline were expired now (their stock released)"),
+        (status = 401, description = "UNAUTHORIZED"), (status = 403, description = "FORBIDDEN"),
+        (status = 503, description = "SERVICE_UNAVAILABLE")),
+    security(("admin" = [])))]
+pub async fn expire_due(_: Admin, State(st): State<AppState>) -> ApiResult {
+    st.writable()?;
+    let expired = st.engine.expire_due().await?;
+    Ok(ok(StatusCode::OK, json!({ "expired": expired.len() })))
+}
