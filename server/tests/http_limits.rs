@@ -169,9 +169,18 @@ fn connections_past_the_cap_are_refused_while_open_ones_work() {
         assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
         assert!(answer.contains(r#""code":"SERVICE_UNAVAILABLE""#), "{answer}");
     }
-    // The open connections still work; the refusal is counted.
-    let (status, text) = request(&mut a, "GET", "/metrics", "");
-    assert!(status.contains("200"), "{status}");
+    // The open connections still work; the refusal is counted. (The gauge is raised
+    // by each connection's own task, which a loaded machine may not have run yet:
+    // wait for it, bounded.)
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let text = loop {
+        let (status, text) = request(&mut a, "GET", "/metrics", "");
+        assert!(status.contains("200"), "{status}");
+        if metric(&text, "stockd_http_connections_open") == 2 || Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     assert!(metric(&text, "stockd_http_connections_refused_total") >= 1, "{text}");
     assert_eq!(metric(&text, "stockd_http_connections_open"), 2, "{text}");
     let (status, _) = request(&mut b, "GET", "/health", "");
