@@ -6,6 +6,9 @@
 use std::sync::Arc;
 use stockd_engine::*;
 
+mod common;
+use common::{set_item, sku};
+
 const START: Millis = 1_700_000_000_000;
 
 fn engine() -> Engine {
@@ -20,22 +23,8 @@ fn engine() -> Engine {
     .unwrap()
 }
 
-fn sku(s: &str) -> Sku {
-    Sku::parse(s, "sku").unwrap()
-}
-
 fn set(e: &Engine, s: &str, on_hand: u64, max_per_order: Option<u64>) {
-    e.blocking()
-        .set_item(SetItem {
-            sku: sku(s),
-            on_hand,
-            low_stock_threshold: None,
-            max_per_order,
-            expected_version: None,
-            location: None,
-            incoming: None,
-        })
-        .unwrap();
+    e.blocking().set_item(SetItem { max_per_order, ..set_item(&sku(s), on_hand) }).unwrap();
 }
 
 fn reserve_err(e: &Engine, order: &str, lines: &[(&str, u64)]) -> EngineError {

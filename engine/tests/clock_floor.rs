@@ -10,6 +10,9 @@ use std::time::Duration;
 use stockd_engine::durable::{decode_state, shard_dir};
 use stockd_engine::*;
 
+mod common;
+use common::{set_item, sku};
+
 const T1: u64 = 1_700_000_000_000 + 10 * 3_600_000;
 
 fn config(clock: &ManualClock) -> EngineConfig {
@@ -26,21 +29,8 @@ fn storage() -> StorageConfig {
     }
 }
 
-fn sku(s: &str) -> Sku {
-    Sku::parse(s, "sku").unwrap()
-}
-
 fn set(e: &BlockingEngine, s: &str, on_hand: u64) {
-    e.set_item(SetItem {
-        sku: sku(s),
-        on_hand,
-        low_stock_threshold: None,
-        max_per_order: None,
-        expected_version: None,
-        location: None,
-        incoming: None,
-    })
-    .unwrap();
+    e.set_item(set_item(&sku(s), on_hand)).unwrap();
 }
 
 fn reserve(e: &BlockingEngine, o: &str) -> Reservation {

@@ -14,6 +14,9 @@ use std::time::Duration;
 use stockd_engine::durable::{shard_dir, OutboxConfig, OutboxFullPolicy, WalFollower};
 use stockd_engine::*;
 
+mod common;
+use common::{set_item, sku};
+
 fn config() -> EngineConfig {
     EngineConfig {
         shards: 1,
@@ -37,20 +40,8 @@ fn storage(outbox: Option<OutboxConfig>) -> StorageConfig {
     }
 }
 
-fn sku(s: &str) -> Sku {
-    Sku::parse(s, "sku").unwrap()
-}
-
 fn set(e: &BlockingEngine, s: &str, on_hand: u64) -> Result<ItemChange, EngineError> {
-    e.set_item(SetItem {
-        sku: sku(s),
-        on_hand,
-        low_stock_threshold: None,
-        max_per_order: None,
-        expected_version: None,
-        location: None,
-        incoming: None,
-    })
+    e.set_item(set_item(&sku(s), on_hand))
 }
 
 fn wal_dir(dir: &Path) -> PathBuf {

@@ -6,6 +6,9 @@
 use std::sync::Arc;
 use stockd_engine::*;
 
+mod common;
+use common::{set_item, sku};
+
 const START: Millis = 1_700_000_000_000;
 
 fn engine(shards: usize) -> (Engine, ManualClock) {
@@ -22,22 +25,8 @@ fn engine(shards: usize) -> (Engine, ManualClock) {
     (e, clock)
 }
 
-fn sku(s: &str) -> Sku {
-    Sku::parse(s, "sku").unwrap()
-}
-
 fn set(e: &Engine, s: &str, on_hand: u64) {
-    e.blocking()
-        .set_item(SetItem {
-            sku: sku(s),
-            on_hand,
-            low_stock_threshold: None,
-            max_per_order: None,
-            expected_version: None,
-            location: None,
-            incoming: None,
-        })
-        .unwrap();
+    e.blocking().set_item(set_item(&sku(s), on_hand)).unwrap();
 }
 
 fn reserve(e: &Engine, order: &str, lines: &[(&str, u64)]) -> Reservation {
