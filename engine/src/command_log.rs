@@ -19,6 +19,18 @@ pub trait CommandLog: Send + 'static {
     fn admit(&mut self, _command: &Command) -> Result<(), EngineError> {
         Ok(())
     }
+    /// Records a command a leader logged at `lsn` (a standby's copy,
+    /// `Engine::apply_replicated`): it must land at that LSN, and it is not shipped
+    /// again. Not durable until `sync` returns Ok.
+    fn append_replica(&mut self, _lsn: u64, now: Millis, command: &Command) -> Result<(), EngineError> {
+        self.append(now, command)
+    }
+    /// Asked after each successful sync that covered appended records: whether the
+    /// replicated log holds everything appended so far (`durable::replication`).
+    /// A log without replication confirms at once.
+    fn confirm(&mut self, _timeout: std::time::Duration) -> crate::durable::Confirmation {
+        crate::durable::Confirmation::Confirmed
+    }
     /// Called on the shard thread after each successful sync (snapshots hook here).
     fn after_sync(&mut self, _state: &crate::shard_state::ShardState) {}
     /// Called once when the shard stops, after its last sync.

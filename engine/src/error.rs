@@ -51,6 +51,10 @@ pub enum EngineError {
     Overloaded { shard: usize },
     #[error("engine unavailable: {reason}")]
     Unavailable { reason: String },
+    /// This engine is a standby: it applies the leader's replicated log
+    /// (`Engine::apply_replicated`), serves reads and refuses every write.
+    #[error("this node is a standby; writes go to the leader")]
+    NotLeader,
     /// Internal: the orderId's home moved while the request was in flight; the
     /// facade routes it again. Never returned to a caller.
     #[doc(hidden)]
@@ -84,6 +88,7 @@ impl EngineError {
             EngineError::LimitExceeded { .. } => "LIMIT_EXCEEDED",
             EngineError::Overloaded { .. } => "OVERLOADED",
             EngineError::Unavailable { .. } => "SERVICE_UNAVAILABLE",
+            EngineError::NotLeader => "NOT_LEADER",
             EngineError::Misrouted => "MISROUTED",
         }
     }
@@ -92,7 +97,7 @@ impl EngineError {
     /// the lowest rank wins, so the answer does not depend on shard layout.
     pub(crate) fn reserve_rank(&self) -> u8 {
         match self {
-            EngineError::Unavailable { .. } | EngineError::Overloaded { .. } => 0,
+            EngineError::Unavailable { .. } | EngineError::Overloaded { .. } | EngineError::NotLeader => 0,
             EngineError::Validation { .. } => 1,
             EngineError::ItemNotFound { .. } => 2,
             EngineError::SalesBlocked { .. } => 3,

@@ -11,6 +11,7 @@ use crate::clock::Clock;
 use crate::command::Outcome;
 use crate::command::{Applied, Command, Query, QueryResult};
 use crate::command_log::CommandLog;
+use crate::durable::{Confirmation, ShippedRecord, CONFIRM_TIMEOUT, STALLED_POLL};
 use crate::engine::OrderIndex;
 use crate::error::EngineError;
 use crate::limits::MAX_BATCH;
@@ -52,6 +53,12 @@ pub enum Request {
     /// behind whatever that order already has here, so a header in flight is kept.
     ForgetOrder {
         order_id: OrderId,
+    },
+    /// Records a leader shipped, applied in LSN order by a standby
+    /// (`durable::replication`); answers the last LSN applied.
+    Replicated {
+        records: Vec<ShippedRecord>,
+        reply: Reply<u64>,
     },
 }
 
@@ -119,6 +126,24 @@ impl ShardHandle {
         engine_failed: Arc<AtomicBool>,
         orders: Arc<OrderIndex>,
     ) -> ShardHandle {
+        let standby = Arc::new(AtomicBool::new(false));
+        ShardHandle::spawn_with(index, capacity, state, log, clock, last_now, engine_failed, orders, standby)
+    }
+
+    /// `spawn`, with the engine's standby flag (`durable::replication`): while it is
+    /// set the shard refuses commands (NOT_LEADER) and applies replicated records.
+    #[allow(clippy::too_many_arguments)]
+    pub fn spawn_with(
+        index: usize,
+        capacity: QueueCapacity,
+        state: ShardState,
+        log: Box<dyn CommandLog>,
+        clock: Arc<dyn Clock>,
+        last_now: Millis,
+        engine_failed: Arc<AtomicBool>,
+        orders: Arc<OrderIndex>,
+        standby: Arc<AtomicBool>,
+    ) -> ShardHandle {
         let queue = Arc::new(BoundedQueue::with_reserve(capacity.client, capacity.reserved));
         let rx = queue.clone();
         let status = Arc::new(ShardStatus::default());
@@ -126,7 +151,21 @@ impl ShardHandle {
         let st = status.clone();
         let thread = spawn_named(format!("stockd-shard-{index}"), move || {
             let _exit = OnExit { queue: &rx, status: st.clone(), engine_failed: engine_failed.clone() };
-            ShardLoop { state, log, clock, status: st, failure: None, last_now, engine_failed, orders }.run(&rx)
+            let applied_lsn = log.durable_lsn();
+            ShardLoop {
+                state,
+                log,
+                clock,
+                status: st,
+                failure: None,
+                last_now,
+                engine_failed,
+                orders,
+                standby,
+                stalled: None,
+                applied_lsn,
+            }
+            .run(&rx)
         });
         ShardHandle { queue, status, thread: parking_lot::Mutex::new(Some(thread)) }
     }
@@ -187,6 +226,14 @@ fn push_error<T>(index: usize, e: PushError<T>) -> EngineError {
     }
 }
 
+/// The order a command creates a reservation header for, if it does.
+fn opening_of(command: &Command) -> Option<&OrderId> {
+    match command {
+        Command::OpenReservation { order_id, .. } | Command::ReserveLocal { order_id, .. } => Some(order_id),
+        _ => None,
+    }
+}
+
 /// The two capacity classes of a shard's queue (see `sync::queue`): client requests
 /// fill at most `client` slots; steps of flows under way may use `reserved` more.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -207,6 +254,7 @@ enum Answer {
     Commands(Reply<Vec<Result<Applied, EngineError>>>, Vec<Result<Applied, EngineError>>),
     Query(Reply<QueryResult>, Result<QueryResult, EngineError>),
     Clone(Reply<ShardState>, Box<ShardState>),
+    Replicated(Reply<u64>, Result<u64, EngineError>),
 }
 
 struct ShardLoop {
@@ -222,6 +270,13 @@ struct ShardLoop {
     /// The facade's orderId → home index, which this shard keeps true for the
     /// headers it owns (see `engine::OrderIndex`).
     orders: Arc<OrderIndex>,
+    /// Set while the engine is a standby (`durable::replication`).
+    standby: Arc<AtomicBool>,
+    /// Why the replicated log has not confirmed this shard's last batch: until it
+    /// does, nothing is applied or answered (every answer is SERVICE_UNAVAILABLE).
+    stalled: Option<String>,
+    /// The last LSN appended to the log (synced or about to be).
+    applied_lsn: u64,
 }
 
 impl ShardLoop {
@@ -233,6 +288,10 @@ impl ShardLoop {
             let now = self.clock.now().max(self.last_now);
             self.last_now = now;
             self.check_engine();
+            if self.stalled.is_some() && self.failure.is_none() {
+                let confirmation = self.log.confirm(STALLED_POLL);
+                self.take_confirmation(confirmation);
+            }
             let mut appended = false;
             for request in batch.drain(..) {
                 match request {
@@ -251,6 +310,10 @@ impl ShardLoop {
                             self.orders.remove_if(&order_id, |_, home| *home == self.state.shard());
                         }
                     }
+                    Request::Replicated { records, reply } => {
+                        let result = self.apply_replicated(&records, &mut appended);
+                        answers.push(Answer::Replicated(reply, result));
+                    }
                 }
             }
             if appended && self.failure.is_none() {
@@ -263,6 +326,10 @@ impl ShardLoop {
                     self.fail(reason_of(e));
                 }
                 self.status.durable_lsn.store(self.log.durable_lsn(), Ordering::Release);
+                if self.failure.is_none() {
+                    let confirmation = self.log.confirm(CONFIRM_TIMEOUT);
+                    self.take_confirmation(confirmation);
+                }
                 if self.failure.is_none() {
                     self.log.after_sync(&self.state);
                 }
@@ -282,6 +349,75 @@ impl ShardLoop {
         self.engine_failed.store(true, Ordering::Release);
     }
 
+    /// Acts on what the replicated log said of everything appended so far.
+    fn take_confirmation(&mut self, confirmation: Confirmation) {
+        match confirmation {
+            Confirmation::Confirmed => {
+                if self.stalled.take().is_some() {
+                    tracing::info!(shard = self.state.shard(), "replication confirmed again; acknowledging");
+                }
+            }
+            Confirmation::Pending(reason) => {
+                if self.stalled.is_none() {
+                    tracing::warn!(shard = self.state.shard(), %reason, "replication not confirmed; not acknowledging");
+                }
+                self.stalled = Some(reason);
+            }
+            Confirmation::Fenced(reason) => {
+                tracing::error!(shard = self.state.shard(), %reason, "fenced by a new leader; engine stops acknowledging");
+                self.stalled = None;
+                self.fail(format!("fenced: {reason}"));
+            }
+        }
+    }
+
+    /// Applies records a leader shipped (a standby), in LSN order, through the same
+    /// replay step as recovery, and appends each at the same LSN. A record at or below
+    /// the last applied LSN was applied already; a gap, a record that fails to apply
+    /// or a local LSN out of step is divergence: the engine stops for good.
+    fn apply_replicated(&mut self, records: &[ShippedRecord], appended: &mut bool) -> Result<u64, EngineError> {
+        if let Some(reason) = &self.failure {
+            return Err(EngineError::Unavailable { reason: reason.clone() });
+        }
+        if !self.standby.load(Ordering::Acquire) {
+            return Err(EngineError::Unavailable { reason: "replicated records reach a standby only".into() });
+        }
+        for record in records {
+            if record.lsn <= self.applied_lsn {
+                continue;
+            }
+            if let Err(reason) = self.apply_one_replicated(record, appended) {
+                tracing::error!(shard = self.state.shard(), lsn = record.lsn, %reason, "replica diverged; engine stops");
+                self.fail(reason.clone());
+                return Err(EngineError::Unavailable { reason });
+            }
+        }
+        Ok(self.applied_lsn)
+    }
+
+    fn apply_one_replicated(&mut self, record: &ShippedRecord, appended: &mut bool) -> Result<(), String> {
+        if record.lsn != self.applied_lsn + 1 {
+            return Err(format!("replicated log jumps from LSN {} to {}", self.applied_lsn, record.lsn));
+        }
+        let logged = crate::durable::decode_record(record.record_type, &record.payload)
+            .map_err(|e| format!("replicated record {}: {e}", record.lsn))?;
+        self.last_now = self.last_now.max(logged.now);
+        let command = &logged.command;
+        let opening = opening_of(command);
+        let result = logged.apply_to(&mut self.state);
+        if let (Ok(_), Some(order)) = (&result, opening) {
+            self.orders.insert(order.clone(), self.state.shard());
+        }
+        self.update_index(command, opening, &result);
+        result.map_err(|e| format!("replicated record {} ({}) failed to apply: {e}", record.lsn, command.kind()))?;
+        self.status.applied.fetch_add(1, Ordering::Relaxed);
+        self.status.logged.fetch_add(1, Ordering::Relaxed);
+        *appended = true;
+        self.log.append_replica(record.lsn, logged.now, command).map_err(reason_of)?;
+        self.applied_lsn = record.lsn;
+        Ok(())
+    }
+
     /// Adopts another shard's failure: once any log failed, nobody acknowledges.
     fn check_engine(&mut self) {
         if self.failure.is_none() && self.engine_failed.load(Ordering::Acquire) {
@@ -296,10 +432,15 @@ impl ShardLoop {
         if let Some(reason) = &self.failure {
             return Err(EngineError::Unavailable { reason: reason.clone() });
         }
-        let opening = match command {
-            Command::OpenReservation { order_id, .. } | Command::ReserveLocal { order_id, .. } => Some(order_id),
-            _ => None,
-        };
+        if let Some(reason) = &self.stalled {
+            return Err(EngineError::Unavailable { reason: format!("replication unavailable: {reason}") });
+        }
+        let opening = opening_of(command);
+        if self.standby.load(Ordering::Acquire) {
+            // The facade put the order in the index before sending: take it out again.
+            self.update_index(command, opening, &Err(EngineError::NotLeader));
+            return Err(EngineError::NotLeader);
+        }
         if let Some(order) = opening {
             // A header may only be created where the index says its order lives.
             if self.orders.get(order).map(|home| *home) != Some(self.state.shard()) {
@@ -326,10 +467,13 @@ impl ShardLoop {
         if applied.changed {
             *appended = true;
             self.status.logged.fetch_add(1, Ordering::Relaxed);
-            if let Err(e) = self.log.append(now, command) {
-                // The state is now ahead of the log: stop answering for good.
-                tracing::error!(shard = self.state.shard(), error = %e, "WAL append failed; engine stops acknowledging");
-                self.fail(reason_of(e));
+            match self.log.append(now, command) {
+                Ok(()) => self.applied_lsn += 1,
+                Err(e) => {
+                    // The state is now ahead of the log: stop answering for good.
+                    tracing::error!(shard = self.state.shard(), error = %e, "WAL append failed; engine stops acknowledging");
+                    self.fail(reason_of(e));
+                }
             }
         }
         Ok(applied)
@@ -365,7 +509,13 @@ impl ShardLoop {
 
     fn reply_all(&mut self, answers: &mut Vec<Answer>) {
         self.check_engine();
-        let failed = self.failure.as_ref().map(|reason| EngineError::Unavailable { reason: reason.clone() });
+        let failed = match (&self.failure, &self.stalled) {
+            (Some(reason), _) => Some(EngineError::Unavailable { reason: reason.clone() }),
+            (None, Some(reason)) => {
+                Some(EngineError::Unavailable { reason: format!("replication unavailable: {reason}") })
+            }
+            (None, None) => None,
+        };
         for answer in answers.drain(..) {
             // A dropped receiver (caller gave up) is not an error for the shard.
             match answer {
@@ -380,6 +530,9 @@ impl ShardLoop {
                 }
                 Answer::Clone(reply, state) => {
                     reply.send(failed.clone().map_or(Ok(*state), Err));
+                }
+                Answer::Replicated(reply, result) => {
+                    reply.send(failed.clone().map_or(result, Err));
                 }
             }
         }

@@ -21,6 +21,7 @@ pub mod history;
 mod log_record;
 pub mod outbox;
 mod recovery;
+mod replication;
 mod state_codec;
 mod wal_log;
 
@@ -32,6 +33,7 @@ pub use log_record::{
 };
 pub use outbox::{OutboxConfig, OutboxFullPolicy, OutboxRetention};
 pub use recovery::{shard_dir, RecoveryReport, ShardRecovery};
+pub use replication::{Confirmation, Replicator, ShippedRecord, CONFIRM_TIMEOUT, STALLED_POLL};
 pub use state_codec::{decode_state, encode_state, STATE_VERSION};
 pub use stockd_fs::{Fs, RealFs, SimFs};
 pub use stockd_wal::{Durability, FaultInjector};
@@ -71,6 +73,15 @@ pub struct StorageConfig {
     /// back to its acknowledged LSN per shard (`Engine::outbox`), up to a ceiling
     /// (see `outbox.rs`). None: retention follows snapshots only.
     pub outbox: Option<OutboxConfig>,
+    /// A leader's replicated log (`replication.rs`): every appended record is
+    /// shipped to it and nothing is answered before it confirms. None: local only.
+    pub replicator: Option<Arc<dyn Replicator>>,
+}
+
+impl std::fmt::Debug for dyn Replicator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Replicator")
+    }
 }
 
 impl Default for StorageConfig {
@@ -85,6 +96,7 @@ impl Default for StorageConfig {
             faults: None,
             fs: stockd_fs::real(),
             outbox: None,
+            replicator: None,
         }
     }
 }

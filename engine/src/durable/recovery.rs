@@ -254,6 +254,42 @@ fn settle_plan(states: &[ShardState]) -> Vec<(usize, Command)> {
 }
 
 impl Engine {
+    /// What recovery does once the shards run, before the first request: the steps
+    /// of flows a crash cut short (`plan`), the configured warehouse table, the expiry
+    /// of what fell due, the invariant check; then the sweep starts. Answers how many
+    /// reservations expired.
+    async fn finish_recovery(&self, plan: Vec<(usize, Command)>) -> Result<usize, EngineError> {
+        // Steps of flows the crash cut short: the reserved queue slots, retried.
+        for (shard, command) in plan {
+            self.step(shard, command).await?;
+        }
+        if let Some(w) = self.config().warehouses.clone() {
+            self.set_warehouses(w).await?;
+        }
+        let expired = self.expire_due().await?.len();
+        self.check_invariants()
+            .await
+            .map_err(|e| EngineError::Unavailable { reason: format!("invariant broken after recovery: {e}") })?;
+        self.start_sweep();
+        Ok(expired)
+    }
+
+    /// Makes a standby the leader (`durable::replication`): from now on it takes
+    /// commands (shipped through `StorageConfig::replicator`) and refuses replicated
+    /// records; then it does what recovery does before serving (settle the flows the
+    /// old leader left half done, the warehouse table, expiry, the invariant check)
+    /// and starts the sweep. The caller has applied the whole replicated log first.
+    pub async fn promote(&self) -> Result<usize, EngineError> {
+        if !self.inner_standby().swap(false, std::sync::atomic::Ordering::AcqRel) {
+            return Err(EngineError::Unavailable { reason: "this engine is not a standby".into() });
+        }
+        let states = self.shard_states().await?;
+        let plan = settle_plan(&states);
+        drop(states);
+        tracing::info!(steps = plan.len(), "promoted to leader; settling what the old leader left");
+        self.finish_recovery(plan).await
+    }
+
     /// Opens (or creates) a durable engine on `dir`: recovers every shard, settles
     /// interrupted reservations, expires what fell due while down, checks every
     /// invariant, and only then returns.
@@ -283,37 +319,24 @@ impl Engine {
             last_nows.push(r.last_now);
             reports.push(r.report);
         }
-        let plan = settle_plan(&states);
+        let standby = config.standby;
+        let plan = if standby { Vec::new() } else { settle_plan(&states) };
         let settled = plan.len();
-        let warehouses = config.warehouses.clone();
         let engine = Engine::start(states, logs, last_nows, config, Some(lock), Some(dir.to_path_buf()));
         if let Some(outbox) = outbox {
             engine.set_outbox(outbox);
         }
         engine.set_fs(storage.fs.clone());
-        let finish = async {
-            // Steps of flows the crash cut short: the reserved queue slots, retried.
-            for (shard, command) in plan {
-                engine.step(shard, command).await?;
-            }
-            if let Some(w) = warehouses {
-                engine.set_warehouses(w).await?;
-            }
-            let expired = engine.expire_due().await?.len();
-            engine
-                .check_invariants()
-                .await
-                .map_err(|e| EngineError::Unavailable { reason: format!("invariant broken after recovery: {e}") })?;
-            Ok::<usize, EngineError>(expired)
-        };
-        let expired = match crate::block_on(finish) {
-            Ok(n) => {
-                engine.start_sweep();
-                n
-            }
-            Err(e) => {
-                engine.shutdown();
-                return Err(e);
+        // A standby writes nothing of its own: the leader's log settles for it.
+        let expired = if standby {
+            0
+        } else {
+            match crate::block_on(engine.finish_recovery(plan)) {
+                Ok(n) => n,
+                Err(e) => {
+                    engine.shutdown();
+                    return Err(e);
+                }
             }
         };
         let elapsed = started.elapsed();

@@ -17,6 +17,7 @@
 
 use super::log_record::{decode_record, encode_record_into};
 use super::outbox::{plan, starts_new_work, OnDisk, OutboxRetention};
+use super::replication::{Confirmation, ShippedRecord};
 use super::state_codec::decode_state;
 use super::state_codec::encode_state;
 use super::StorageConfig;
@@ -50,6 +51,10 @@ pub(crate) struct WalLog {
     /// The outbox floor the last retention pass started with, and when.
     pass_floor: u64,
     last_pass: Instant,
+    /// Records appended since the last sync, for the replicator (leader only).
+    unshipped: Vec<ShippedRecord>,
+    /// The last LSN handed to the replicator (0: none yet).
+    shipped_lsn: u64,
 }
 
 /// What a background pass did: the snapshot it wrote, and the WAL bound it chose.
@@ -186,6 +191,8 @@ impl WalLog {
             outbox,
             pass_floor: 0,
             last_pass: Instant::now(),
+            unshipped: Vec::new(),
+            shipped_lsn: 0,
         }
     }
 
@@ -280,13 +287,42 @@ fn snapshot_due(config: &StorageConfig, since: u64, entries: usize, elapsed: Dur
 impl CommandLog for WalLog {
     fn append(&mut self, now: Millis, command: &Command) -> Result<(), EngineError> {
         let record_type = encode_record_into(&mut self.scratch, now, command);
-        self.writer.append(record_type, &self.scratch).map_err(failed)?;
+        let lsn = self.writer.append(record_type, &self.scratch).map_err(failed)?;
         self.since_snapshot += 1;
+        if self.config.replicator.is_some() {
+            self.unshipped.push(ShippedRecord { lsn, record_type, payload: self.scratch.clone() });
+        }
+        Ok(())
+    }
+
+    fn append_replica(&mut self, lsn: u64, now: Millis, command: &Command) -> Result<(), EngineError> {
+        let record_type = encode_record_into(&mut self.scratch, now, command);
+        let got = self.writer.append(record_type, &self.scratch).map_err(failed)?;
+        self.since_snapshot += 1;
+        if got != lsn {
+            return Err(EngineError::Unavailable {
+                reason: format!("replica out of step: the leader's record {lsn} landed at local LSN {got}"),
+            });
+        }
         Ok(())
     }
 
     fn sync(&mut self) -> Result<(), EngineError> {
+        // Shipped before the local sync, so the two overlap; nothing is answered
+        // before both the sync and the replicator's confirmation.
+        if let (Some(r), Some(last)) = (&self.config.replicator, self.unshipped.last()) {
+            self.shipped_lsn = last.lsn;
+            r.ship(self.shard, &self.unshipped);
+            self.unshipped.clear();
+        }
         self.writer.sync().map(|_| ()).map_err(failed)
+    }
+
+    fn confirm(&mut self, timeout: Duration) -> Confirmation {
+        match &self.config.replicator {
+            Some(r) if self.shipped_lsn > 0 => r.confirm(self.shard, self.shipped_lsn, timeout),
+            _ => Confirmation::Confirmed,
+        }
     }
 
     fn durable_lsn(&self) -> u64 {

@@ -70,6 +70,10 @@ pub struct EngineConfig {
     /// (`created_at + max_ttl_secs`), seconds; 1..=`limits::MAX_TTL_CEILING_SECS`.
     /// The expiry timer is keyed by deadline, so a long TTL costs nothing more.
     pub max_ttl_secs: u64,
+    /// Open as a standby (`durable::replication`): no settling steps, sweep or
+    /// writes of its own; commands answer NOT_LEADER; `apply_replicated` applies a
+    /// leader's records until `promote`.
+    pub standby: bool,
 }
 
 impl Default for EngineConfig {
@@ -83,6 +87,7 @@ impl Default for EngineConfig {
             queue_capacity: SHARD_QUEUE_CAPACITY,
             default_ttl_secs: DEFAULT_TTL_SECS,
             max_ttl_secs: DEFAULT_MAX_TTL_SECS,
+            standby: false,
         }
     }
 }
@@ -97,6 +102,7 @@ impl std::fmt::Debug for EngineConfig {
             .field("queue_capacity", &self.queue_capacity)
             .field("default_ttl_secs", &self.default_ttl_secs)
             .field("max_ttl_secs", &self.max_ttl_secs)
+            .field("standby", &self.standby)
             .finish()
     }
 }
@@ -169,6 +175,8 @@ struct Inner {
     outbox: std::sync::OnceLock<Arc<crate::durable::OutboxRetention>>,
     /// The filesystem of a durable engine's data directory (`StorageConfig::fs`).
     fs: std::sync::OnceLock<Arc<dyn stockd_fs::Fs>>,
+    /// Set while the engine is a standby (`EngineConfig::standby`, until `promote`).
+    standby: Arc<AtomicBool>,
 }
 
 /// The stock engine. Cheap to clone; all clones share the same shards.
@@ -182,6 +190,9 @@ impl Engine {
     /// For tests and benchmarks; use `Engine::open` for a durable one.
     pub fn in_memory(config: EngineConfig) -> Result<Engine, EngineError> {
         config.validate()?;
+        if config.standby {
+            return Err(EngineError::validation("standby", "a standby needs a data directory (Engine::open)"));
+        }
         let states = (0..config.shards).map(ShardState::new).collect();
         let logs = (0..config.shards).map(|_| Box::new(NoLog) as Box<dyn CommandLog>).collect();
         let last_nows = vec![0; config.shards];
@@ -225,6 +236,7 @@ impl Engine {
         assert_eq!(states.len(), config.shards);
         assert_eq!(logs.len(), config.shards);
         let failed = Arc::new(AtomicBool::new(false));
+        let standby = Arc::new(AtomicBool::new(config.standby));
         let capacity = QueueCapacity::for_clients(config.queue_capacity);
         let orders: Arc<OrderIndex> = Arc::new(OrderIndex::default());
         for state in &states {
@@ -238,7 +250,7 @@ impl Engine {
             .zip(last_nows)
             .enumerate()
             .map(|(i, ((state, log), last_now))| {
-                ShardHandle::spawn(
+                ShardHandle::spawn_with(
                     i,
                     capacity,
                     state,
@@ -247,6 +259,7 @@ impl Engine {
                     last_now,
                     failed.clone(),
                     orders.clone(),
+                    standby.clone(),
                 )
             })
             .collect();
@@ -276,6 +289,7 @@ impl Engine {
                 last_reconcile: Default::default(),
                 outbox: std::sync::OnceLock::new(),
                 fs: std::sync::OnceLock::new(),
+                standby,
             }),
         };
         engine
@@ -322,6 +336,44 @@ impl Engine {
     /// engine's (the Kafka outbox offsets) go through the same seam.
     pub fn fs(&self) -> Arc<dyn stockd_fs::Fs> {
         self.inner.fs.get().cloned().unwrap_or_else(stockd_fs::real)
+    }
+
+    pub(crate) fn inner_standby(&self) -> &AtomicBool {
+        &self.inner.standby
+    }
+
+    /// Whether this engine is a standby (`EngineConfig::standby`, until `promote`).
+    pub fn is_standby(&self) -> bool {
+        self.inner.standby.load(Ordering::Acquire)
+    }
+
+    /// Applies records a leader shipped for `shard` (a standby only; LSN ascending;
+    /// records at or below the shard's last LSN are skipped), durably: answers the
+    /// shard's last LSN once they are synced. A gap or a record that does not apply
+    /// stops the engine (the copy diverged). See `durable::replication`.
+    pub async fn apply_replicated(
+        &self,
+        shard: usize,
+        records: Vec<crate::durable::ShippedRecord>,
+    ) -> Result<u64, EngineError> {
+        self.check_open()?;
+        let handle = self.inner.shards.get(shard).ok_or_else(|| EngineError::validation("shard", "no such shard"))?;
+        let (tx, rx) = reply_channel();
+        let mut request = Request::Replicated { records, reply: tx };
+        // The copy must not be refused for load: wait for room as a step does.
+        let mut pause = Duration::from_micros(200);
+        loop {
+            match handle.send_reserved(request) {
+                Ok(()) => break,
+                Err(PushError::Full(r)) => {
+                    request = r;
+                    pause_for(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(20));
+                }
+                Err(PushError::Closed(_)) => return Err(shut_down()),
+            }
+        }
+        await_reply(rx).await
     }
 
     pub(crate) fn set_fs(&self, fs: Arc<dyn stockd_fs::Fs>) {

@@ -1,0 +1,60 @@
+//! Replication seam: how a leader's WAL records reach a replicated log, and how a
+//! standby applies them. The engine knows nothing of the log behind it (the server
+//! implements [`Replicator`] over a Kafka changelog); it only promises:
+//!
+//! - **Leader.** Every record a shard appends is handed to [`Replicator::ship`] before
+//!   the batch's local `fdatasync`, and after the sync the shard asks
+//!   [`Replicator::confirm`] for the batch's last LSN. No answer of the batch (reads
+//!   and idempotent repeats included) leaves the shard before the replicator confirms
+//!   that the replicated log holds every record up to it under this node's
+//!   leadership. `Pending` (the log is unreachable or slow) stalls the shard: it
+//!   answers SERVICE_UNAVAILABLE and applies nothing new until a later `confirm`
+//!   succeeds, so writes resume when the log is back. `Fenced` (another node took
+//!   over) fails the engine for good.
+//! - **Standby.** `EngineConfig::standby` opens the engine without running recovery's
+//!   settling steps, the expiry sweep or any other write of its own; client commands
+//!   answer NOT_LEADER. [`crate::Engine::apply_replicated`] applies shipped records
+//!   in LSN order through the same replay step as recovery (`apply_logged`), and
+//!   appends each to the local WAL at the same LSN, so a standby's data directory is
+//!   a copy of the leader's, record for record. [`crate::Engine::promote`] makes it
+//!   the leader: it finishes what recovery would have (settle, expire, check), then
+//!   starts the sweep.
+
+use std::time::Duration;
+
+/// One WAL record as the replicated log carries it: the shard's LSN, the WAL type
+/// byte and the payload (`durable::encode_record`'s bytes, unchanged).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShippedRecord {
+    pub lsn: u64,
+    pub record_type: u8,
+    pub payload: Vec<u8>,
+}
+
+/// What the replicated log says about the records shipped up to an LSN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Confirmation {
+    /// Every record up to the LSN is in the log, under this node's leadership.
+    Confirmed,
+    /// Not yet (unreachable, slow): try again later. The reason is shown to clients.
+    Pending(String),
+    /// Another node leads now: nothing more may be acknowledged here, ever.
+    Fenced(String),
+}
+
+/// A leader's link to its replicated log. Called on shard threads; implementations
+/// must be cheap in `ship` (queue and return) and bound `confirm` by its timeout.
+pub trait Replicator: Send + Sync + 'static {
+    /// Queues `records` (LSN ascending, contiguous with what this shard shipped
+    /// before) for the log.
+    fn ship(&self, shard: usize, records: &[ShippedRecord]);
+    /// Waits up to `timeout` until every record of `shard` up to `lsn` is confirmed.
+    fn confirm(&self, shard: usize, lsn: u64, timeout: Duration) -> Confirmation;
+}
+
+/// How long a shard waits for a batch's confirmation before it stalls (answers
+/// SERVICE_UNAVAILABLE and polls between batches).
+pub const CONFIRM_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a stalled shard waits per poll before it answers the queued requests.
+pub const STALLED_POLL: Duration = Duration::from_millis(200);
