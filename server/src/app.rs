@@ -26,6 +26,8 @@ pub struct AppState {
     pub kafka: Option<Arc<crate::kafka::KafkaStatus>>,
     /// The allocation strategy of a reserve that names none (`--allocation`).
     pub allocation: AllocationStrategy,
+    /// Set with `--replication kafka`: a standby refuses writes (NOT_LEADER).
+    pub replication: Option<Arc<crate::replication::Replication>>,
 }
 
 impl AppState {
@@ -40,6 +42,7 @@ impl AppState {
             durability,
             kafka: None,
             allocation: AllocationStrategy::default(),
+            replication: None,
         }
     }
 
@@ -50,6 +53,11 @@ impl AppState {
         }
         if self.stopping.load(Ordering::Acquire) {
             return Err(ApiError::unavailable("shutting down"));
+        }
+        if let Some(r) = &self.replication {
+            if !r.ready() {
+                return Err(ApiError::not_leader(r.leader_url()));
+            }
         }
         Ok(())
     }
@@ -95,6 +103,7 @@ pub fn router_with(state: AppState, request_timeout: std::time::Duration) -> Rou
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn_with_state(request_timeout, crate::http::deadline))
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::metrics::track))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), replication_headers))
         .with_state(state)
 }
 
@@ -104,4 +113,23 @@ async fn not_found() -> ApiError {
 
 async fn method_not_allowed() -> ApiError {
     ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", "method not allowed on this route")
+}
+
+/// With replication on, every answer says which role answered and, on a standby, how
+/// far behind the changelog it is (`x-stockd-replication-lag`: messages not yet
+/// read, all shards).
+async fn replication_headers(
+    axum::extract::State(st): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let mut response = next.run(request).await;
+    if let Some(r) = &st.replication {
+        let headers = response.headers_mut();
+        headers.insert("x-stockd-role", axum::http::HeaderValue::from_static(r.role_name()));
+        if !r.is_leader() {
+            headers.insert("x-stockd-replication-lag", axum::http::HeaderValue::from(r.shared.lag_records()));
+        }
+    }
+    response
 }

@@ -59,6 +59,12 @@ pub struct ServeArgs {
     pub http: HttpArgs,
     #[command(flatten)]
     pub kafka: crate::kafka::KafkaArgs,
+    #[command(flatten)]
+    pub replication: crate::replication::ReplicationArgs,
+    /// This node's stable, unique name (1-64 of A-Z a-z 0-9 . _ -): its Kafka
+    /// consumer's group.instance.id and its name in the replication changelog.
+    #[arg(long, env = "STOCKD_NODE_ID")]
+    pub node_id: Option<String>,
     /// With the Kafka publisher on: most bytes of WAL segments and snapshots a shard
     /// keeps for events not yet published, beyond what recovery needs (0: no ceiling).
     #[arg(long, env = "STOCKD_OUTBOX_MAX_BYTES", default_value_t = DEFAULT_OUTBOX_MAX_BYTES)]

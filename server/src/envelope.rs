@@ -61,6 +61,18 @@ impl ApiError {
             .with_details(json!({ "field": field, "reason": message }))
     }
 
+    /// 503 NOT_LEADER: this node is a standby; `leader` is where writes go.
+    pub fn not_leader(leader: Option<String>) -> ApiError {
+        let message = match &leader {
+            Some(url) => format!("this node is a standby; send writes to the leader at {url}"),
+            None => "this node is a standby and no leader is known yet; retry".to_string(),
+        };
+        let mut e = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "NOT_LEADER", message)
+            .with_details(json!({ "leader": leader }));
+        e.retry_after = Some(1);
+        e
+    }
+
     pub fn unavailable(reason: impl Into<String>) -> ApiError {
         let reason = reason.into();
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE", format!("engine unavailable: {reason}"))
@@ -90,7 +102,9 @@ pub fn status_of(e: &EngineError) -> StatusCode {
         EngineError::LimitExceeded { .. } => StatusCode::INSUFFICIENT_STORAGE,
         EngineError::Overloaded { .. } => StatusCode::TOO_MANY_REQUESTS,
         // Internal to the engine (it retries); should it ever leak, ask for a retry.
-        EngineError::Unavailable { .. } | EngineError::Misrouted => StatusCode::SERVICE_UNAVAILABLE,
+        EngineError::Unavailable { .. } | EngineError::Misrouted | EngineError::NotLeader => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
     }
 }
 
@@ -124,7 +138,7 @@ fn details_of(e: &EngineError) -> Value {
         EngineError::LimitExceeded { what, limit } => json!({ "what": what, "limit": limit }),
         EngineError::Overloaded { shard } => json!({ "shard": shard }),
         EngineError::Unavailable { reason } => json!({ "reason": reason }),
-        EngineError::Misrouted => json!({}),
+        EngineError::Misrouted | EngineError::NotLeader => json!({}),
     }
 }
 
@@ -132,7 +146,7 @@ impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> ApiError {
         let internal = match &e {
             EngineError::Unavailable { reason } => reason.starts_with("internal error"),
-            EngineError::Misrouted => true,
+            EngineError::Misrouted | EngineError::NotLeader => true,
             _ => false,
         };
         if internal {

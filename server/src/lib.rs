@@ -10,6 +10,8 @@
 //!   warehouse, transfers, receipts), ops (health, metrics, OpenAPI);
 //! - [`auth`]: the admin token; [`metrics`]: Prometheus text;
 //! - [`warehouses`]: the `--warehouses` file (YAML or TOML).
+//! - [`replication`]: `--replication kafka`: the changelog, standbys, leader election
+//!   and fencing.
 //!
 //! - [`http`]: the accept loop (connection cap, header / request / idle timeouts,
 //!   graceful shutdown with a deadline).
@@ -27,6 +29,7 @@ pub mod extract;
 pub mod http;
 pub mod kafka;
 pub mod metrics;
+pub mod replication;
 pub mod routes;
 pub mod warehouses;
 
@@ -37,8 +40,18 @@ use stockd_engine::{Durability, Engine, EngineConfig, StorageConfig};
 
 /// Opens the engine `args` describe: durable over `--data-dir`, with the warehouse
 /// table of `--warehouses` (when given; else the recovered one stays).
-pub fn open_engine(args: &ServeArgs) -> Result<Engine, String> {
-    let mut config = EngineConfig { expiry_interval: args.sweep_interval.0, ..EngineConfig::default() };
+///
+/// With a `replicator` (`--replication kafka`) the engine opens as a standby that
+/// ships through it once promoted.
+pub fn open_engine(
+    args: &ServeArgs,
+    replicator: Option<std::sync::Arc<dyn stockd_engine::durable::Replicator>>,
+) -> Result<Engine, String> {
+    let mut config = EngineConfig {
+        expiry_interval: args.sweep_interval.0,
+        standby: replicator.is_some(),
+        ..EngineConfig::default()
+    };
     if args.default_ttl > args.max_ttl {
         return Err(format!(
             "--default-ttl ({} s) is over --max-ttl ({} s): a request without expiresIn would ask for more than the maximum",
@@ -60,7 +73,8 @@ pub fn open_engine(args: &ServeArgs) -> Result<Engine, String> {
         DurabilityArg::Fsync => Durability::Fsync,
         DurabilityArg::None => Durability::None,
     };
-    let storage = StorageConfig { durability, outbox: args.outbox_config(), ..Default::default() };
+    let outbox = if replicator.is_some() { None } else { args.outbox_config() };
+    let storage = StorageConfig { durability, outbox, replicator, ..Default::default() };
     let (engine, report) = Engine::open(&args.data_dir, config, storage).map_err(|e| e.to_string())?;
     let replayed: u64 = report.shards.iter().map(|s| s.records_replayed).sum();
     tracing::info!(
@@ -96,17 +110,53 @@ pub fn init_logging(format: LogFormat) {
 /// Runs `stockd serve` to completion.
 pub async fn serve(args: ServeArgs) -> Result<(), String> {
     let admin_token = admin_token(&args)?;
-    let engine = {
-        let args = args.clone();
-        tokio::task::spawn_blocking(move || open_engine(&args)).await.map_err(|e| e.to_string())??
+    let replicated = args.replication.replication == replication::ReplicationMode::Kafka;
+    let node = match replicated {
+        true => Some(replication::check_args(
+            &args.replication,
+            args.node_id.as_deref(),
+            args.kafka.kafka_brokers.as_deref(),
+        )?),
+        false => None,
     };
+    let late = std::sync::Arc::new(replication::LateReplicator::default());
+    let open = |args: ServeArgs| {
+        let replicator = replicated.then(|| late.clone() as std::sync::Arc<dyn stockd_engine::durable::Replicator>);
+        async move { tokio::task::spawn_blocking(move || open_engine(&args, replicator)).await.map_err(|e| e.to_string())? }
+    };
+    let mut engine = open(args.clone()).await?;
+    let mut start = None;
+    if replicated {
+        let brokers = args.kafka.kafka_brokers.as_deref().unwrap_or_default().trim().to_owned();
+        replication::ensure_topics(&brokers, &args.replication, engine.shard_count()).await?;
+        let plan = match replication::plan_start(&engine, &args.data_dir) {
+            Ok(plan) => plan,
+            Err(why) => {
+                // The local WAL cannot be checked against the log: rebuild from it.
+                tracing::warn!(%why, "local data cannot be checked against the changelog; rebuilding from it");
+                let e = engine.clone();
+                tokio::task::spawn_blocking(move || e.shutdown()).await.map_err(|e| e.to_string())?;
+                drop(engine);
+                let aside = replication::move_aside(&args.data_dir)?;
+                tracing::warn!(aside = %aside.display(), "old shards moved aside");
+                engine = open(args.clone()).await?;
+                replication::plan_start(&engine, &args.data_dir)?
+            }
+        };
+        start = Some((brokers, plan));
+    }
     let durability = match args.durability {
         DurabilityArg::Fsync => DurabilityArg::Fsync.as_str(),
         DurabilityArg::None => DurabilityArg::None.as_str(),
     };
     let mut state = app::AppState::new(engine.clone(), admin_token, durability);
     state.allocation = args.allocation.strategy();
-    let kafka = match args.kafka.kafka_brokers.as_deref().map(str::trim).filter(|b| !b.is_empty()) {
+    if let (Some((brokers, plan)), Some(node)) = (start, node) {
+        let r = start_replication(&args, brokers, plan, node, &engine, &late, state.stopping.clone())?;
+        state.replication = Some(r);
+    }
+    let front_brokers = if replicated { None } else { args.kafka.kafka_brokers.as_deref() };
+    let kafka = match front_brokers.map(str::trim).filter(|b| !b.is_empty()) {
         Some(brokers) => {
             let k = kafka::Kafka::start(
                 &args.kafka,
@@ -160,6 +210,70 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
     tokio::task::spawn_blocking(move || engine.shutdown()).await.map_err(|e| e.to_string())?;
     tracing::info!("stockd stopped");
     Ok(())
+}
+
+/// Starts the changelog reader, the shipper, the election (role `standby`) and the
+/// monitor that restarts this process in place when it is fenced or diverged.
+fn start_replication(
+    args: &ServeArgs,
+    brokers: String,
+    plan: Vec<(replication::state_file::SavedPartition, Vec<stockd_engine::durable::ShippedRecord>)>,
+    node: String,
+    engine: &Engine,
+    late: &std::sync::Arc<replication::LateReplicator>,
+    stopping: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Result<std::sync::Arc<replication::Replication>, String> {
+    use replication::changelog::{self, KafkaReplicator, Shared};
+    use std::sync::Arc;
+    let r = &args.replication;
+    let url = r.advertise_url.clone().unwrap_or_else(|| format!("http://{}", args.listen));
+    let shared = Shared::new(node, url, engine.shard_count());
+    let shipper = Arc::new(KafkaReplicator::new(&brokers, &r.changelog_topic, shared.clone())?);
+    let _ = late.0.set(shipper.clone());
+    changelog::start_reader(changelog::ReaderConfig {
+        brokers: brokers.clone(),
+        topic: r.changelog_topic.clone(),
+        engine: engine.clone(),
+        shared: shared.clone(),
+        start: plan,
+        state_file: replication::state_path(&args.data_dir),
+    })?;
+    if r.role == replication::Role::Standby {
+        replication::election::start(replication::election::ElectionConfig {
+            brokers,
+            leader_topic: r.leader_topic.clone(),
+            changelog_topic: r.changelog_topic.clone(),
+            group: r.leader_group.clone(),
+            session_timeout: r.leader_session_timeout,
+            shared: shared.clone(),
+            engine: engine.clone(),
+            replicator: shipper,
+        })?;
+    }
+    let (engine, data_dir, watched) = (engine.clone(), args.data_dir.clone(), shared.clone());
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            let diverged = watched.diverged.lock().clone();
+            let fenced = watched.fenced.lock().clone();
+            let Some(why) = diverged.clone().or(fenced) else { continue };
+            stopping.store(true, Ordering::Release);
+            watched.stop.store(true, Ordering::Release);
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            let e = engine.clone();
+            let _ = tokio::task::spawn_blocking(move || e.shutdown()).await;
+            if diverged.is_some() {
+                match replication::move_aside(&data_dir) {
+                    Ok(aside) => tracing::warn!(aside = %aside.display(), "diverged shards moved aside"),
+                    Err(e) => tracing::error!(error = %e, "could not move the diverged shards aside"),
+                }
+            }
+            let err = replication::restart_in_place(&why);
+            eprintln!("stockd: {err}");
+            std::process::exit(1);
+        }
+    });
+    Ok(Arc::new(replication::Replication { shared, role: r.role }))
 }
 
 /// The admin token of `--admin-token` / `STOCKD_ADMIN_TOKEN`, checked: an empty or

@@ -33,9 +33,9 @@ pub use log_record::{
 };
 pub use outbox::{OutboxConfig, OutboxFullPolicy, OutboxRetention};
 pub use recovery::{shard_dir, RecoveryReport, ShardRecovery};
-pub use replication::{Confirmation, Replicator, ShippedRecord, CONFIRM_TIMEOUT, STALLED_POLL};
+pub use replication::{read_local_records, Confirmation, Replicator, ShippedRecord, CONFIRM_TIMEOUT, STALLED_POLL};
 pub use state_codec::{decode_state, encode_state, STATE_VERSION};
-pub use stockd_fs::{Fs, RealFs, SimFs};
+pub use stockd_fs::{write_atomic, Fs, RealFs, SimFs};
 pub use stockd_wal::{Durability, FaultInjector};
 
 use std::sync::Arc;

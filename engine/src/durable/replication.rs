@@ -58,3 +58,27 @@ pub const CONFIRM_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long a stalled shard waits per poll before it answers the queued requests.
 pub const STALLED_POLL: Duration = Duration::from_millis(200);
+
+/// The records of `shard`'s WAL in a data directory from `from_lsn` on (LSN
+/// ascending, contiguous), as they would be shipped: a restarted node compares what
+/// it holds beyond its last replicated position with the log. An error when the WAL
+/// no longer starts at or below `from_lsn` (pruned after a snapshot) or is damaged.
+pub fn read_local_records(
+    fs: std::sync::Arc<dyn stockd_fs::Fs>,
+    dir: &std::path::Path,
+    shard: usize,
+    from_lsn: u64,
+) -> Result<Vec<ShippedRecord>, String> {
+    let wal_dir = super::shard_dir(dir, shard).join("wal");
+    let reader = stockd_wal::WalReader::open_with_fs(&wal_dir, fs).map_err(|e| e.to_string())?;
+    let mut out: Vec<ShippedRecord> = Vec::new();
+    for record in reader.iter_from(from_lsn) {
+        let record = record.map_err(|e| e.to_string())?;
+        let expected = out.last().map_or(from_lsn, |r| r.lsn + 1);
+        if record.lsn != expected {
+            return Err(format!("shard {shard}: the local WAL has LSN {} where {expected} was expected", record.lsn));
+        }
+        out.push(ShippedRecord { lsn: record.lsn, record_type: record.record_type, payload: record.payload });
+    }
+    Ok(out)
+}

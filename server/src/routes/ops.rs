@@ -116,6 +116,9 @@ pub async fn health(State(st): State<AppState>) -> ApiResult {
     if let Some(outbox) = outbox_health(engine) {
         body["outbox"] = outbox;
     }
+    if let Some(r) = &st.replication {
+        body["replication"] = r.health();
+    }
     match failure {
         None => Ok(ok(StatusCode::OK, body)),
         Some(reason) => Err(ApiError::unavailable(reason).with_details(body)),
@@ -123,7 +126,8 @@ pub async fn health(State(st): State<AppState>) -> ApiResult {
 }
 
 #[utoipa::path(get, path = "/ready", tag = "ops",
-    responses((status = 200, description = "ready to serve"), (status = 503, description = "failed or shutting down")))]
+    responses((status = 200, description = "ready to serve (with --replication kafka: the leader, caught up)"),
+        (status = 503, description = "failed, shutting down, or (replicated) a standby: NOT_LEADER with the leader's URL")))]
 pub async fn ready(State(st): State<AppState>) -> ApiResult {
     st.writable()?;
     Ok(ok(StatusCode::OK, json!({ "ready": true })))
@@ -136,6 +140,9 @@ pub async fn metrics(State(st): State<AppState>) -> Response {
         k.render_metrics(&st.engine, &mut text);
     }
     outbox_metrics(&st.engine, &mut text);
+    if let Some(r) = &st.replication {
+        r.render_metrics(&mut text);
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
 }
 
