@@ -126,9 +126,7 @@ impl Shared {
     pub fn lag_records(&self) -> u64 {
         self.partitions
             .iter()
-            .map(|p| {
-                (p.high_watermark.load(Ordering::Acquire) - p.next_offset.load(Ordering::Acquire)).max(0) as u64
-            })
+            .map(|p| (p.high_watermark.load(Ordering::Acquire) - p.next_offset.load(Ordering::Acquire)).max(0) as u64)
             .sum()
     }
 
@@ -155,7 +153,7 @@ pub struct ReaderConfig {
 /// Consumer settings of the reader: no group (partitions are assigned by hand), no
 /// commits, end-of-partition events (to know when it is caught up), short fetch
 /// waits (a leader's confirmation waits on them).
-fn reader_consumer(brokers: &str, node: &str) -> Result<BaseConsumer, String> {
+fn reader_consumer(brokers: &str, node: &str) -> Result<BaseConsumer<ReaderContext>, String> {
     rdkafka::ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", format!("stockd-changelog-reader-{node}"))
@@ -167,18 +165,37 @@ fn reader_consumer(brokers: &str, node: &str) -> Result<BaseConsumer, String> {
         .set("fetch.wait.max.ms", "10")
         .set("fetch.min.bytes", "1")
         .set("topic.metadata.refresh.interval.ms", "2000")
-        .create()
+        .create_with_context(ReaderContext)
         .map_err(|e| format!("changelog consumer: {e}"))
 }
+
+/// The reader's client context: reaching the end of a partition is how the reader
+/// knows it caught up, not an error worth a log line.
+pub struct ReaderContext;
+
+impl ClientContext for ReaderContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        let eof = rdkafka::types::RDKafkaErrorCode::PartitionEOF;
+        if !matches!(error, KafkaError::PartitionEOF(_)) && error.rdkafka_error_code() != Some(eof) {
+            tracing::warn!(%error, reason, "changelog consumer");
+        }
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for ReaderContext {}
 
 /// Starts the reader thread.
 pub fn start_reader(cfg: ReaderConfig) -> Result<std::thread::JoinHandle<()>, String> {
     let consumer = reader_consumer(&cfg.brokers, &cfg.shared.node)?;
+    // Every partition is read from its start; the view skips what this node has
+    // (records at or below its LSN under the saved leadership count as known, older
+    // leaderships' messages as ignored). The saved offset is not used to seek: a
+    // broker may answer a fetch that starts inside a record batch with the batches
+    // after it (tansu 0.6 does), which would skip records.
     let mut tpl = TopicPartitionList::new();
-    for (p, (saved, _)) in cfg.start.iter().enumerate() {
-        let offset = if saved.next_offset > 0 { Offset::Offset(saved.next_offset) } else { Offset::Beginning };
-        tpl.add_partition_offset(&cfg.topic, p as i32, offset).map_err(|e| e.to_string())?;
-        cfg.shared.partitions[p].next_offset.store(saved.next_offset, Ordering::Release);
+    for p in 0..cfg.start.len() {
+        tpl.add_partition_offset(&cfg.topic, p as i32, Offset::Beginning).map_err(|e| e.to_string())?;
+        cfg.shared.partitions[p].next_offset.store(0, Ordering::Release);
     }
     consumer.assign(&tpl).map_err(|e| format!("changelog assign: {e}"))?;
     std::thread::Builder::new()
@@ -203,8 +220,10 @@ struct Reader {
 impl Reader {
     fn new(mut cfg: ReaderConfig) -> Reader {
         let start = std::mem::take(&mut cfg.start);
-        let views: Vec<PartitionView> =
-            start.into_iter().map(|(saved, tail)| PartitionView::resume(saved.leadership, saved.accepted_lsn, tail)).collect();
+        let views: Vec<PartitionView> = start
+            .into_iter()
+            .map(|(saved, tail)| PartitionView::resume(saved.leadership, saved.accepted_lsn, tail))
+            .collect();
         for (p, v) in views.iter().enumerate() {
             let f = &cfg.shared.partitions[p];
             f.accepted_lsn.store(v.accepted_lsn, Ordering::Release);
@@ -228,7 +247,7 @@ impl Reader {
         }
     }
 
-    fn run(mut self, consumer: BaseConsumer) {
+    fn run(mut self, consumer: BaseConsumer<ReaderContext>) {
         let shared = self.cfg.shared.clone();
         while !shared.stop.load(Ordering::Acquire) {
             match consumer.poll(Duration::from_millis(50)) {
@@ -238,6 +257,28 @@ impl Reader {
                         continue;
                     }
                     let offset = msg.offset();
+                    if offset < self.read_offset[p] {
+                        continue; // delivered again after a seek
+                    }
+                    if offset > self.read_offset[p] {
+                        // Offsets of a partition are contiguous: a message was skipped
+                        // (a fetch that started inside a batch). Read the partition
+                        // again from its start; the view skips what it has.
+                        tracing::warn!(
+                            partition = p,
+                            expected = self.read_offset[p],
+                            got = offset,
+                            "changelog: offsets jumped; reading the partition again from its start"
+                        );
+                        self.publish();
+                        if let Err(e) =
+                            consumer.seek(&self.cfg.topic, p as i32, Offset::Beginning, Duration::from_secs(10))
+                        {
+                            shared.set_broker_error(format!("changelog seek: {e}"));
+                        }
+                        self.read_offset[p] = 0;
+                        continue;
+                    }
                     match msg.payload().map(frame::decode) {
                         Some(Ok(frame)) => self.read(p, frame),
                         Some(Err(e)) => tracing::warn!(partition = p, offset, error = %e, "changelog: message skipped"),
@@ -272,7 +313,9 @@ impl Reader {
                 self.last_watermarks = Instant::now();
                 for p in 0..self.views.len() {
                     match consumer.fetch_watermarks(&self.cfg.topic, p as i32, Duration::from_secs(1)) {
-                        Ok((_, high)) if high >= 0 => shared.partitions[p].high_watermark.store(high, Ordering::Release),
+                        Ok((_, high)) if high >= 0 => {
+                            shared.partitions[p].high_watermark.store(high, Ordering::Release)
+                        }
                         Ok(_) => {}
                         Err(e) => shared.set_broker_error(format!("changelog end offsets: {e}")),
                     }
@@ -431,6 +474,10 @@ impl KafkaReplicator {
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("linger.ms", "0")
+            // One request in flight: the log's order is the WAL's even on a broker
+            // whose idempotence checks are loose (a retried request can then only
+            // repeat records, which readers skip, never reorder them).
+            .set("max.in.flight.requests.per.connection", "1")
             // Never give a record up: an outage delays it, a failover fences it.
             .set("message.timeout.ms", "0")
             .set("queue.buffering.max.messages", "1000000")

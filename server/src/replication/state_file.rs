@@ -7,10 +7,13 @@
 //! <partition> <next offset> <accepted LSN> <epoch> <node id> <leader URL>
 //! ```
 //!
-//! (`0 - -` for epoch, node and URL before any leader.) The position is only a hint:
-//! the local records after the saved LSN are checked against the log byte for byte
-//! (`view.rs`), so a stale file costs re-reading, never a wrong state. A missing or
-//! unreadable file means: read the log from its start.
+//! (`0 - -` for epoch, node and URL before any leader.) The reader reads each partition
+//! from its start and uses the saved LSN and leadership to know what it has (the
+//! offset is recorded for operators; seeking to it is unsafe on brokers that skip the
+//! rest of a batch when a fetch starts inside it). The local records after the saved
+//! LSN are checked against the log byte for byte (`view.rs`), so a stale file costs
+//! re-reading, never a wrong state. A missing or unreadable file means: everything
+//! local is checked.
 
 use super::frame::Stamp;
 use super::view::Leadership;
@@ -39,7 +42,12 @@ impl SavedState {
                 Some(l) => (l.stamp.epoch, l.stamp.node.as_str(), l.url.as_str()),
                 None => (0, "-", "-"),
             };
-            out.push_str(&format!("{p} {} {} {epoch} {node} {}\n", s.next_offset, s.accepted_lsn, url.replace(' ', "%20")));
+            out.push_str(&format!(
+                "{p} {} {} {epoch} {node} {}\n",
+                s.next_offset,
+                s.accepted_lsn,
+                url.replace(' ', "%20")
+            ));
         }
         out
     }
@@ -59,10 +67,8 @@ impl SavedState {
             let next_offset = f[1].parse::<i64>().map_err(|_| bad())?;
             let accepted_lsn = f[2].parse::<u64>().map_err(|_| bad())?;
             let epoch = f[3].parse::<u64>().map_err(|_| bad())?;
-            let leadership = (epoch > 0).then(|| Leadership {
-                stamp: Stamp { epoch, node: f[4].to_owned() },
-                url: f[5].replace("%20", " "),
-            });
+            let leadership = (epoch > 0)
+                .then(|| Leadership { stamp: Stamp { epoch, node: f[4].to_owned() }, url: f[5].replace("%20", " ") });
             if next_offset < 0 {
                 return Err(bad());
             }
