@@ -29,14 +29,20 @@ const DEPLOY_FILES: [&str; 3] =
     ["deploy/prometheus/alerts.yml", "deploy/prometheus/alerts_test.yml", "deploy/grafana/stockd.json"];
 
 /// Names the deploy files use that another change of issue 15 adds to the server (the
-/// Kafka metrics work: consumer lag per partition, broker connection state). Until it
-/// is merged they are reported, not required; once the server exports one, the test
-/// fails until it is removed from here (from then on it is checked like the others).
+/// metrics fed by the engine, and the Kafka consumer's lag and broker state; branch
+/// h-metrics). Until it is merged they are reported, not required; once the server
+/// exports one, the test fails until it is removed from here (from then on it is
+/// checked like the others).
 const PENDING: &[&str] = &[
     // gauge, labels {topic, partition}: messages behind the partition's end.
     "stockd_kafka_consumer_lag",
-    // gauge: 1 while the client is connected to a broker, else 0.
+    // gauge: 1 while the consumer has a broker connection up, else 0.
     "stockd_kafka_broker_up",
+    // counter, labels {op, code}: requests the engine refused, every path.
+    "stockd_rejections_total",
+    // histogram, label {path}: reserve latency per path (HTTP, Kafka, embedded).
+    "stockd_reserve_path_duration_seconds",
+    "stockd_reserve_path_duration_seconds_bucket",
 ];
 
 /// The runbook every alert links to.
