@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
-# Everything CI checks, in order: formatting, lints, the workspace's tests, that the
-# fuzz targets compile, the loom models (release, loom's own cfg), and the benchmarks
-# in smoke mode (each bench runs once to prove it works; nothing is timed).
+# Everything CI checks, in order: formatting, the Prometheus alert rules (promtool),
+# lints, the workspace's tests, that the fuzz targets compile, the loom models (release,
+# loom's own cfg), and the benchmarks in smoke mode (each bench runs once to prove it
+# works; nothing is timed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 step() { printf '\n=== %s (%s)\n' "$1" "$(date +%T)"; }
 
 step "format"
 cargo fmt --all -- --check
+step "prometheus rules"
+# The alert rules parse and their unit tests pass (deploy/prometheus). promtool comes
+# with Debian's prometheus package (.ci/run installs it); missing, the step fails.
+command -v promtool >/dev/null || { echo "promtool is missing (apt-get install prometheus)" >&2; exit 1; }
+promtool check rules deploy/prometheus/alerts.yml
+promtool test rules deploy/prometheus/alerts_test.yml
 step "clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 step "tests"
