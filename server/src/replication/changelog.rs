@@ -187,15 +187,16 @@ impl rdkafka::consumer::ConsumerContext for ReaderContext {}
 /// Starts the reader thread.
 pub fn start_reader(cfg: ReaderConfig) -> Result<std::thread::JoinHandle<()>, String> {
     let consumer = reader_consumer(&cfg.brokers, &cfg.shared.node)?;
-    // Every partition is read from its start; the view skips what this node has
-    // (records at or below its LSN under the saved leadership count as known, older
-    // leaderships' messages as ignored). The saved offset is not used to seek: a
-    // broker may answer a fetch that starts inside a record batch with the batches
-    // after it (tansu 0.6 does), which would skip records.
+    // Each partition resumes at its saved offset. A broker may answer a fetch that
+    // starts inside a record batch with the batches after it (tansu 0.6 does), which
+    // would skip records: the reader checks that the first offset it gets is the one
+    // it asked for, and otherwise (or when nothing comes while the partition has more)
+    // reads the partition again from its start; the view skips what this node has.
     let mut tpl = TopicPartitionList::new();
-    for p in 0..cfg.start.len() {
-        tpl.add_partition_offset(&cfg.topic, p as i32, Offset::Beginning).map_err(|e| e.to_string())?;
-        cfg.shared.partitions[p].next_offset.store(0, Ordering::Release);
+    for (p, (saved, _)) in cfg.start.iter().enumerate() {
+        let offset = if saved.next_offset > 0 { Offset::Offset(saved.next_offset) } else { Offset::Beginning };
+        tpl.add_partition_offset(&cfg.topic, p as i32, offset).map_err(|e| e.to_string())?;
+        cfg.shared.partitions[p].next_offset.store(saved.next_offset, Ordering::Release);
     }
     consumer.assign(&tpl).map_err(|e| format!("changelog assign: {e}"))?;
     std::thread::Builder::new()
@@ -215,7 +216,16 @@ struct Reader {
     last_save: Instant,
     last_watermarks: Instant,
     dirty: bool,
+    /// Whether anything (a message, the end) came from each partition since start.
+    heard: Vec<bool>,
+    /// Set by a seek to the start: the next message's offset is where the log starts.
+    from_start: Vec<bool>,
+    started: Instant,
 }
+
+/// How long a resumed partition may stay silent while it has more before the reader
+/// reads it from its start.
+const RESUME_SILENCE: Duration = Duration::from_secs(3);
 
 impl Reader {
     fn new(mut cfg: ReaderConfig) -> Reader {
@@ -234,7 +244,9 @@ impl Reader {
             }
         }
         let n = views.len();
-        let read_offset = cfg.shared.partitions.iter().map(|f| f.next_offset.load(Ordering::Acquire)).collect();
+        let from_start = cfg.shared.partitions.iter().map(|f| f.next_offset.load(Ordering::Acquire) == 0).collect();
+        let read_offset: Vec<i64> =
+            cfg.shared.partitions.iter().map(|f| f.next_offset.load(Ordering::Acquire)).collect();
         Reader {
             cfg,
             views,
@@ -244,6 +256,9 @@ impl Reader {
             last_save: Instant::now(),
             last_watermarks: Instant::now() - Duration::from_secs(1),
             dirty: false,
+            heard: vec![false; n],
+            from_start,
+            started: Instant::now(),
         }
     }
 
@@ -257,26 +272,19 @@ impl Reader {
                         continue;
                     }
                     let offset = msg.offset();
+                    if std::mem::take(&mut self.from_start[p]) {
+                        // The log's first offset (0 unless retention removed some).
+                        self.read_offset[p] = offset;
+                    }
                     if offset < self.read_offset[p] {
                         continue; // delivered again after a seek
                     }
+                    self.heard[p] = true;
                     if offset > self.read_offset[p] {
                         // Offsets of a partition are contiguous: a message was skipped
-                        // (a fetch that started inside a batch). Read the partition
-                        // again from its start; the view skips what it has.
-                        tracing::warn!(
-                            partition = p,
-                            expected = self.read_offset[p],
-                            got = offset,
-                            "changelog: offsets jumped; reading the partition again from its start"
-                        );
-                        self.publish();
-                        if let Err(e) =
-                            consumer.seek(&self.cfg.topic, p as i32, Offset::Beginning, Duration::from_secs(10))
-                        {
-                            shared.set_broker_error(format!("changelog seek: {e}"));
-                        }
-                        self.read_offset[p] = 0;
+                        // (a fetch that started inside a batch).
+                        let why = format!("offsets jumped from {} to {offset}", self.read_offset[p]);
+                        self.reread(&consumer, p, &why);
                         continue;
                     }
                     match msg.payload().map(frame::decode) {
@@ -294,6 +302,7 @@ impl Reader {
                 Some(Err(KafkaError::PartitionEOF(p))) => {
                     let p = p as usize;
                     if p < self.views.len() {
+                        self.heard[p] = true;
                         self.publish();
                         self.at_end[p] = true;
                         if let Err(reason) = self.views[p].check_at_end() {
@@ -314,7 +323,13 @@ impl Reader {
                 for p in 0..self.views.len() {
                     match consumer.fetch_watermarks(&self.cfg.topic, p as i32, Duration::from_secs(1)) {
                         Ok((_, high)) if high >= 0 => {
-                            shared.partitions[p].high_watermark.store(high, Ordering::Release)
+                            shared.partitions[p].high_watermark.store(high, Ordering::Release);
+                            // Resumed inside the last batch: nothing comes, not even
+                            // the end of the partition.
+                            let silent = !self.heard[p] && self.started.elapsed() > RESUME_SILENCE;
+                            if silent && high > self.read_offset[p] {
+                                self.reread(&consumer, p, "nothing came after the saved offset");
+                            }
                         }
                         Ok(_) => {}
                         Err(e) => shared.set_broker_error(format!("changelog end offsets: {e}")),
@@ -342,6 +357,19 @@ impl Reader {
         }
         drop(currents);
         self.cfg.shared.notify();
+    }
+
+    /// Reads partition `p` again from its start (re-reading is harmless: the view
+    /// skips what this node has).
+    fn reread(&mut self, consumer: &BaseConsumer<ReaderContext>, p: usize, why: &str) {
+        tracing::warn!(partition = p, why, "changelog: reading the partition again from its start");
+        self.publish();
+        if let Err(e) = consumer.seek(&self.cfg.topic, p as i32, Offset::Beginning, Duration::from_secs(10)) {
+            self.cfg.shared.set_broker_error(format!("changelog seek: {e}"));
+        }
+        self.read_offset[p] = 0;
+        self.from_start[p] = true;
+        self.heard[p] = true;
     }
 
     fn read(&mut self, p: usize, frame: Frame) {

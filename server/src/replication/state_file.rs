@@ -7,13 +7,12 @@
 //! <partition> <next offset> <accepted LSN> <epoch> <node id> <leader URL>
 //! ```
 //!
-//! (`0 - -` for epoch, node and URL before any leader.) The reader reads each partition
-//! from its start and uses the saved LSN and leadership to know what it has (the
-//! offset is recorded for operators; seeking to it is unsafe on brokers that skip the
-//! rest of a batch when a fetch starts inside it). The local records after the saved
-//! LSN are checked against the log byte for byte (`view.rs`), so a stale file costs
-//! re-reading, never a wrong state. A missing or unreadable file means: everything
-//! local is checked.
+//! (`0 - -` for epoch, node and URL before any leader.) The reader resumes each
+//! partition at its saved offset (and reads it from its start if the broker skips
+//! from there: see `changelog.rs`). The local records after the saved LSN are checked
+//! against the log byte for byte (`view.rs`), so a stale file costs re-reading, never
+//! a wrong state. A missing or unreadable file means: read from the start, checking
+//! everything local.
 
 use super::frame::Stamp;
 use super::view::Leadership;
