@@ -27,6 +27,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// One cluster at a time: four brokers and nine nodes at once on two cores slow the
+/// group coordinator past the session timeouts the tests rely on.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 const SKU: &str = "FLASH-1";
 const STOCK: u64 = 100_000;
 const SHARDS: &str = "2";
@@ -280,6 +288,7 @@ fn caught_up(node: &Node, item: &Value) {
 
 #[test]
 fn three_nodes_kill9_the_leader_rounds() {
+    let _one_at_a_time = serial();
     let tansu = Tansu::start();
     let tmp = tempfile::tempdir().unwrap();
     let mut nodes = cluster(&tansu, 3, &tmp);
@@ -330,6 +339,7 @@ fn three_nodes_kill9_the_leader_rounds() {
 
 #[test]
 fn a_frozen_leader_thawed_with_requests_in_flight_acknowledges_nothing_the_new_leader_lacks() {
+    let _one_at_a_time = serial();
     let tansu = Tansu::start();
     let tmp = tempfile::tempdir().unwrap();
     let mut nodes = cluster(&tansu, 2, &tmp);
@@ -385,6 +395,7 @@ fn a_frozen_leader_thawed_with_requests_in_flight_acknowledges_nothing_the_new_l
 
 #[test]
 fn a_standby_with_an_empty_data_dir_catches_up_and_takes_over() {
+    let _one_at_a_time = serial();
     let tansu = Tansu::start();
     let tmp = tempfile::tempdir().unwrap();
     let mut nodes = cluster(&tansu, 2, &tmp);
@@ -405,6 +416,7 @@ fn a_standby_with_an_empty_data_dir_catches_up_and_takes_over() {
 
 #[test]
 fn kafka_unavailable_writes_answer_503_and_resume_when_it_is_back() {
+    let _one_at_a_time = serial();
     let tansu = Tansu::start();
     let tmp = tempfile::tempdir().unwrap();
     let mut nodes = cluster(&tansu, 2, &tmp);
