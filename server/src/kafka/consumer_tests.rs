@@ -58,6 +58,7 @@ impl Fixture {
             stop_notify: stop_notify.clone(),
             allocation: AllocationStrategy::default(),
             retry,
+            tuning: Default::default(),
         })
         .unwrap();
         Fixture { _mock: mock, servers, engine, status, stop, stop_notify, handle: Some(handle), _tmp: tmp }
