@@ -63,7 +63,11 @@ fn wait_for_metrics(s: &Server, lines: &[&str]) -> String {
 #[test]
 fn reservations_made_through_kafka_only_show_in_metrics() {
     let broker = Tansu::start();
-    create_topics(&broker.servers, &["order.created", "payment.completed", "stockd.dlq"], 2);
+    create_topics(
+        &broker.servers,
+        &["order.created", "payment.completed", "stockd.dlq", "inventory.reservation_failed"],
+        2,
+    );
     let s = Server::start(&[
         "--kafka-brokers",
         &broker.servers,

@@ -5,8 +5,9 @@
 //! that member's session (45 s) to time out. The requirement, measured here:
 //! from the restart to the first newly produced message consumed, under 10 s.
 //!
-//! (Without `--node-id` the same restart waits for the old session to time out:
-//! 46 s measured on tansu 0.6 before this change.)
+//! Measured on tansu 0.6: 6.7 s, nearly all of it the broker's own pacing (it answers
+//! JoinGroup and SyncGroup about 3 s after each request). The same restart without
+//! `--node-id` (a new member each time) took 45.7 s: the old session's timeout.
 
 mod common;
 
