@@ -54,8 +54,9 @@ pub use command::{
 pub use command_log::{CommandLog, NoLog};
 pub use durable::{Durability, FaultInjector, RecoveryReport, StorageConfig};
 pub use engine::{
-    Adjust, BlockingEngine, Engine, EngineConfig, FlowStats, ItemChange, ItemPage, ReconcileReport, ReservationListing,
-    ReservationPage, ReserveOutcome, ReserveRequest, SetItem, Transfer,
+    Adjust, BlockingEngine, Engine, EngineConfig, FlowStats, ItemChange, ItemPage, LatencyHistogram, Origin,
+    OutcomeStats, ReconcileReport, Rejections, ReservationListing, ReservationOp, ReservationPage, ReserveOutcome,
+    ReserveRequest, SetItem, Transfer, RESERVE_LATENCY_BUCKETS_MICROS,
 };
 pub use error::{EngineError, Shortfall};
 pub use item::{AlertKind, Item, StockAlert};

@@ -61,10 +61,6 @@ pub struct ServeArgs {
     pub kafka: crate::kafka::KafkaArgs,
     #[command(flatten)]
     pub replication: crate::replication::ReplicationArgs,
-    /// This node's stable, unique name (1-64 of A-Z a-z 0-9 . _ -): its Kafka
-    /// consumer's group.instance.id and its name in the replication changelog.
-    #[arg(long, env = "STOCKD_NODE_ID")]
-    pub node_id: Option<String>,
     /// With the Kafka publisher on: most bytes of WAL segments and snapshots a shard
     /// keeps for events not yet published, beyond what recovery needs (0: no ceiling).
     #[arg(long, env = "STOCKD_OUTBOX_MAX_BYTES", default_value_t = DEFAULT_OUTBOX_MAX_BYTES)]
@@ -88,6 +84,33 @@ pub struct ServeArgs {
     /// access or by `POST /api/v1/inventory/reservations/expire-due`).
     #[arg(long, env = "STOCKD_SWEEP_INTERVAL", default_value = "100ms", value_parser = parse_sweep_interval)]
     pub sweep_interval: SweepInterval,
+    /// How long finished reservations (committed, released, expired) and adjustment
+    /// idempotency keys are remembered, so a repeated request answers as the first
+    /// did: seconds or `1h`, `24h`, `7d`; 1 s to 365 days.
+    #[arg(long, env = "STOCKD_RETENTION", default_value = "24h", value_parser = parse_ttl)]
+    pub retention: u64,
+    /// Low-stock threshold of an item created (HTTP, Kafka) without one; 0: none
+    /// (no low-stock alert unless the item sets its own). Items that exist keep
+    /// theirs.
+    #[arg(long, env = "STOCKD_LOW_STOCK_THRESHOLD", default_value_t = 0,
+          value_parser = clap::value_parser!(u64).range(0..=stockd_engine::limits::MAX_ON_HAND))]
+    pub low_stock_threshold: u64,
+    /// This node's stable name: the Kafka consumer's `group.instance.id` (static
+    /// membership: a node restarted with the same id resumes consuming at once
+    /// instead of after its old session times out) and, with `--replication kafka`,
+    /// its name in the changelog. 1 to 64 characters of `[A-Za-z0-9._-]`; unique per
+    /// node.
+    #[arg(long, env = "STOCKD_NODE_ID", value_parser = parse_node_id)]
+    pub node_id: Option<String>,
+}
+
+/// `--node-id`: 1 to 64 characters of `[A-Za-z0-9._-]`.
+pub fn parse_node_id(s: &str) -> Result<String, String> {
+    let ok = (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if !ok {
+        return Err(format!("{s:?} must be 1 to 64 characters of A-Z, a-z, 0-9, '.', '_', '-'"));
+    }
+    Ok(s.to_owned())
 }
 
 /// `--sweep-interval`: a duration, or `None` for `off`.
@@ -240,7 +263,7 @@ pub enum LogFormat {
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_duration, parse_ttl};
+    use super::{parse_duration, parse_node_id, parse_ttl};
     use std::time::Duration;
 
     #[test]
@@ -252,6 +275,16 @@ mod tests {
         assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
         for bad in ["", "x", "0", "-1", "25h", "2d", "10w", "1e9", "NaN", "inf"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn node_ids() {
+        assert_eq!(parse_node_id("node-1"), Ok("node-1".into()));
+        assert_eq!(parse_node_id("a.B_9-z"), Ok("a.B_9-z".into()));
+        assert!(parse_node_id(&"n".repeat(64)).is_ok());
+        for bad in ["", " ", "node 1", "node/1", "nöde", &"n".repeat(65)] {
+            assert!(parse_node_id(bad).is_err(), "{bad:?}");
         }
     }
 

@@ -60,6 +60,8 @@ pub fn open_engine(
     }
     config.default_ttl_secs = args.default_ttl;
     config.max_ttl_secs = args.max_ttl;
+    config.retention_secs = args.retention;
+    config.default_low_stock_threshold = args.low_stock_threshold;
     if let Some(n) = args.shards {
         config.shards = usize::from(n);
     }
@@ -164,6 +166,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
                 engine.clone(),
                 args.data_dir.clone(),
                 args.allocation.strategy(),
+                args.node_id.as_deref(),
             )?;
             tracing::info!(brokers, "kafka front started");
             state.kafka = Some(k.status.clone());

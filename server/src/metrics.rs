@@ -1,9 +1,12 @@
 //! Prometheus text metrics, hand-written (a few atomics and one map; no exporter
 //! crate needed). Rendered by `GET /metrics`.
 //!
-//! What the server can see is counted here; per-shard figures (active reservations,
-//! expirations, WAL records, syncs and sync latency) are read from the engine's
-//! `shard_status()` on each scrape.
+//! What only the server sees (HTTP requests and connections) is counted here. What
+//! the engine answered — reservations created / committed / released / expired,
+//! refusals by code, stock alerts, reserve latency by path — is counted by the engine
+//! whoever called it (HTTP, the Kafka consumer, an embedder: `Engine::outcome_stats`),
+//! and per-shard figures (active reservations, WAL records, syncs and sync latency)
+//! come from `shard_status()`; both are read on each scrape.
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
@@ -12,46 +15,38 @@ use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use stockd_engine::shard::{ShardStatus, SYNC_BUCKETS_MICROS};
-use stockd_engine::{AlertKind, Engine, StockAlert};
+use stockd_engine::{Engine, LatencyHistogram, Origin, ReservationOp, RESERVE_LATENCY_BUCKETS_MICROS};
 
 use crate::app::AppState;
-
-/// Upper bounds (seconds) of the reserve latency buckets.
-const BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
 
 /// A per-shard series: name, type, help, and how to read it from the shard's status.
 type ShardMetric = (&'static str, &'static str, &'static str, fn(&ShardStatus) -> u64);
 
-#[derive(Default)]
-pub struct Histogram {
-    counts: [AtomicU64; BUCKETS.len()],
-    count: AtomicU64,
-    sum_micros: AtomicU64,
+/// The `path` label of a reserve's origin: the engine names its callers neutrally;
+/// this server's are its HTTP API and its Kafka consumer.
+pub fn path_label(origin: Origin) -> &'static str {
+    match origin {
+        Origin::Api => "http",
+        Origin::Events => "kafka",
+        Origin::Embedded => "embedded",
+    }
 }
 
-impl Histogram {
-    pub fn observe(&self, d: Duration) {
-        let secs = d.as_secs_f64();
-        if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
-            self.counts[i].fetch_add(1, Relaxed);
-        }
-        self.count.fetch_add(1, Relaxed);
-        self.sum_micros.fetch_add(d.as_micros() as u64, Relaxed);
+/// Prometheus lines of a reserve latency histogram; `labels` (e.g. `path="kafka",`)
+/// go before `le`, and on `_sum` / `_count`.
+fn render_histogram(name: &str, labels: &str, h: &LatencyHistogram, out: &mut String) {
+    let mut cumulative = 0;
+    for (bound, n) in RESERVE_LATENCY_BUCKETS_MICROS.iter().zip(&h.buckets) {
+        cumulative += n;
+        let _ = writeln!(out, "{name}_bucket{{{labels}le=\"{}\"}} {cumulative}", *bound as f64 / 1e6);
     }
-
-    fn render(&self, name: &str, out: &mut String) {
-        let mut cumulative = 0;
-        for (b, c) in BUCKETS.iter().zip(&self.counts) {
-            cumulative += c.load(Relaxed);
-            let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {cumulative}");
-        }
-        let count = self.count.load(Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
-        let _ = writeln!(out, "{name}_sum {}", self.sum_micros.load(Relaxed) as f64 / 1e6);
-        let _ = writeln!(out, "{name}_count {count}");
-    }
+    let _ = writeln!(out, "{name}_bucket{{{labels}le=\"+Inf\"}} {}", h.count);
+    let plain = labels.trim_end_matches(',');
+    let braces = if plain.is_empty() { String::new() } else { format!("{{{plain}}}") };
+    let _ = writeln!(out, "{name}_sum{braces} {}", h.sum_micros as f64 / 1e6);
+    let _ = writeln!(out, "{name}_count{braces} {}", h.count);
 }
 
 /// Engine answers that reported an internal inconsistency (an "internal error:"
@@ -64,13 +59,6 @@ pub struct Metrics {
     /// method → route template → status → count. Nested so that counting a request
     /// allocates nothing once its route was seen.
     requests: Mutex<RequestCounts>,
-    pub reserve_latency: Histogram,
-    pub reservations_created: AtomicU64,
-    pub reservations_committed: AtomicU64,
-    pub reservations_released: AtomicU64,
-    pub reserve_rejected: AtomicU64,
-    pub low_stock_alerts: AtomicU64,
-    pub out_of_stock_alerts: AtomicU64,
     /// Connections of the HTTP server (src/http.rs).
     pub http: HttpCounters,
 }
@@ -95,15 +83,6 @@ pub struct HttpCounters {
 }
 
 impl Metrics {
-    pub fn count_alerts(&self, alerts: &[StockAlert]) {
-        for a in alerts {
-            match a.kind {
-                AlertKind::LowStock => self.low_stock_alerts.fetch_add(1, Relaxed),
-                AlertKind::OutOfStock => self.out_of_stock_alerts.fetch_add(1, Relaxed),
-            };
-        }
-    }
-
     fn record(&self, method: &'static str, route: &str, status: u16) {
         let mut requests = self.requests.lock();
         let routes = requests.entry(method).or_default();
@@ -127,19 +106,51 @@ impl Metrics {
                 }
             }
         }
-        let _ = writeln!(o, "# HELP stockd_reserve_duration_seconds Latency of POST /reserve.");
+        let outcomes = engine.outcome_stats();
+        let _ = writeln!(
+            o,
+            "# HELP stockd_reserve_duration_seconds Latency of reserves answered by the engine, every path \
+             (HTTP, Kafka, embedded); refusals included."
+        );
         let _ = writeln!(o, "# TYPE stockd_reserve_duration_seconds histogram");
-        self.reserve_latency.render("stockd_reserve_duration_seconds", o);
+        render_histogram("stockd_reserve_duration_seconds", "", &outcomes.latency_all(), o);
+        let _ = writeln!(
+            o,
+            "# HELP stockd_reserve_path_duration_seconds Latency of reserves answered by the engine, by the path \
+             they came by (http, kafka, embedded)."
+        );
+        let _ = writeln!(o, "# TYPE stockd_reserve_path_duration_seconds histogram");
+        for (origin, h) in &outcomes.reserve_latency {
+            let labels = format!("path=\"{}\",", path_label(*origin));
+            render_histogram("stockd_reserve_path_duration_seconds", &labels, h, o);
+        }
         let counters = [
-            ("stockd_reservations_created_total", "Reservations created.", &self.reservations_created),
-            ("stockd_reservations_committed_total", "Reservations committed.", &self.reservations_committed),
-            ("stockd_reservations_released_total", "Reservations released.", &self.reservations_released),
-            ("stockd_reserve_rejected_total", "Reserve requests refused by the engine.", &self.reserve_rejected),
-            ("stockd_low_stock_alerts_total", "Low-stock alerts raised by requests.", &self.low_stock_alerts),
-            ("stockd_out_of_stock_alerts_total", "Out-of-stock alerts raised by requests.", &self.out_of_stock_alerts),
+            ("stockd_reservations_created_total", "Reservations created, every path.", outcomes.created),
+            ("stockd_reservations_committed_total", "Reservations committed, every path.", outcomes.committed),
+            ("stockd_reservations_released_total", "Reservations released, every path.", outcomes.released),
+            (
+                "stockd_reserve_rejected_total",
+                "Reserves refused by the engine, every path and code.",
+                outcomes.rejected(ReservationOp::Reserve),
+            ),
+            ("stockd_low_stock_alerts_total", "Low-stock alerts raised, every path.", outcomes.low_stock_alerts),
+            (
+                "stockd_out_of_stock_alerts_total",
+                "Out-of-stock alerts raised, every path.",
+                outcomes.out_of_stock_alerts,
+            ),
         ];
         for (name, help, v) in counters {
-            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", v.load(Relaxed));
+            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+        }
+        let _ = writeln!(
+            o,
+            "# HELP stockd_rejections_total Reservation operations refused by the engine, by operation \
+             (reserve, commit, release, extend, expire) and error code, every path."
+        );
+        let _ = writeln!(o, "# TYPE stockd_rejections_total counter");
+        for r in &outcomes.rejections {
+            let _ = writeln!(o, "stockd_rejections_total{{op=\"{}\",code=\"{}\"}} {}", r.op.as_str(), r.code, r.count);
         }
         let _ = writeln!(o, "# HELP stockd_http_connections_open HTTP connections open now.");
         let _ = writeln!(
@@ -180,7 +191,7 @@ impl Metrics {
         }
         let status = engine.shard_status();
         let active: u64 = status.iter().map(|s| s.active_reservations.load(Relaxed)).sum();
-        let expired: u64 = status.iter().map(|s| s.expired.load(Relaxed)).sum();
+        let expired = outcomes.expired;
         let _ = writeln!(o, "# HELP stockd_reservations_active ACTIVE reservations, all shards.");
         let _ = writeln!(o, "# TYPE stockd_reservations_active gauge\nstockd_reservations_active {active}");
         let _ =

@@ -59,7 +59,9 @@ pub struct ItemChange {
     pub alerts: Vec<StockAlert>,
 }
 
-fn item_change(applied: crate::command::Applied) -> Result<ItemChange, EngineError> {
+/// The item a write answered; its alerts are counted in the engine's outcome stats.
+fn item_change(engine: &Engine, applied: crate::command::Applied) -> Result<ItemChange, EngineError> {
+    engine.stats().alerts(&applied.alerts);
     match applied.outcome {
         Outcome::Item { item, created } => Ok(ItemChange { item, created, alerts: applied.alerts }),
         other => Err(internal(other)),
@@ -92,7 +94,26 @@ pub(crate) fn validate_lines(lines: &[(Sku, u64)], min_quantity: u64) -> Result<
 }
 
 impl Engine {
+    /// Creates or sets an item. An item created without a threshold gets
+    /// `EngineConfig::default_low_stock_threshold`: with one configured, the write is
+    /// first tried as a create with that threshold (`expected_version` 0: only if
+    /// the item does not exist), and as asked when the item exists. The threshold is
+    /// in the logged command either way, so replay never reads the configuration.
     pub async fn set_item(&self, req: SetItem) -> Result<ItemChange, EngineError> {
+        let default_threshold = self.config().default_low_stock_threshold;
+        if default_threshold > 0 && req.low_stock_threshold.is_none() && matches!(req.expected_version, None | Some(0))
+        {
+            let create =
+                SetItem { low_stock_threshold: Some(default_threshold), expected_version: Some(0), ..req.clone() };
+            match self.set_item_as_asked(create).await {
+                Err(EngineError::VersionConflict { .. }) if req.expected_version.is_none() => {}
+                other => return other,
+            }
+        }
+        self.set_item_as_asked(req).await
+    }
+
+    async fn set_item_as_asked(&self, req: SetItem) -> Result<ItemChange, EngineError> {
         let shard = shard_of_sku(&req.sku, self.shard_count());
         let command = Command::SetItem {
             sku: req.sku,
@@ -103,7 +124,7 @@ impl Engine {
             location: req.location,
             incoming: req.incoming,
         };
-        item_change(self.command(shard, command).await?)
+        item_change(self, self.command(shard, command).await?)
     }
 
     /// Moves `quantity` available units between two locations of a SKU (see
@@ -121,13 +142,13 @@ impl Engine {
             in_transit: req.in_transit,
             note: req.note,
         };
-        item_change(self.command(shard, command).await?)
+        item_change(self, self.command(shard, command).await?)
     }
 
     /// Receives `quantity` of the units in transit to `location`: incoming → onHand.
     pub async fn receive(&self, sku: Sku, location: LocationId, quantity: u64) -> Result<ItemChange, EngineError> {
         let shard = shard_of_sku(&sku, self.shard_count());
-        item_change(self.command(shard, Command::ReceiveIncoming { sku, location, quantity }).await?)
+        item_change(self, self.command(shard, Command::ReceiveIncoming { sku, location, quantity }).await?)
     }
 
     pub async fn adjust(&self, req: Adjust) -> Result<ItemChange, EngineError> {
@@ -152,14 +173,14 @@ impl Engine {
             expected_version: req.expected_version,
             location: req.location,
         };
-        item_change(self.command(shard, command).await?)
+        item_change(self, self.command(shard, command).await?)
     }
 
     /// Operator: block (`true`) or unblock new reservations of `sku`. Reservations
     /// already made can still commit or release.
     pub async fn set_sales_blocked(&self, sku: Sku, blocked: bool) -> Result<ItemChange, EngineError> {
         let shard = shard_of_sku(&sku, self.shard_count());
-        item_change(self.command(shard, Command::SetSalesBlocked { sku, blocked }).await?)
+        item_change(self, self.command(shard, Command::SetSalesBlocked { sku, blocked }).await?)
     }
 
     pub async fn delete_item(&self, sku: Sku, expected_version: Option<u64>) -> Result<(), EngineError> {

@@ -10,6 +10,7 @@ mod items;
 mod reconciler;
 mod reservation_listing;
 mod reservations;
+mod stats;
 
 pub use blocking::BlockingEngine;
 pub use items::{Adjust, ItemChange, ItemPage, SetItem, Transfer};
@@ -28,6 +29,7 @@ pub struct FlowStats {
 }
 pub use reservation_listing::{ReservationListing, ReservationPage};
 pub use reservations::{ReserveOutcome, ReserveRequest};
+pub use stats::{LatencyHistogram, Origin, OutcomeStats, Rejections, ReservationOp, RESERVE_LATENCY_BUCKETS_MICROS};
 
 use crate::clock::{Clock, SystemClock};
 use crate::command::{Applied, Command, Query, QueryResult};
@@ -74,6 +76,10 @@ pub struct EngineConfig {
     /// writes of its own; commands answer NOT_LEADER; `apply_replicated` applies a
     /// leader's records until `promote`.
     pub standby: bool,
+    /// Low-stock threshold of an item created without one (`SetItem` with
+    /// `low_stock_threshold: None`); 0: no low-stock alerts unless the item sets one.
+    /// Resolved before the command is logged, so replay never depends on it.
+    pub default_low_stock_threshold: u64,
 }
 
 impl Default for EngineConfig {
@@ -88,6 +94,7 @@ impl Default for EngineConfig {
             default_ttl_secs: DEFAULT_TTL_SECS,
             max_ttl_secs: DEFAULT_MAX_TTL_SECS,
             standby: false,
+            default_low_stock_threshold: 0,
         }
     }
 }
@@ -103,6 +110,7 @@ impl std::fmt::Debug for EngineConfig {
             .field("default_ttl_secs", &self.default_ttl_secs)
             .field("max_ttl_secs", &self.max_ttl_secs)
             .field("standby", &self.standby)
+            .field("default_low_stock_threshold", &self.default_low_stock_threshold)
             .finish()
     }
 }
@@ -128,6 +136,12 @@ impl EngineConfig {
                     "must be {MIN_TTL_SECS} to max_ttl_secs ({}) seconds, got {}",
                     self.max_ttl_secs, self.default_ttl_secs
                 ),
+            ));
+        }
+        if self.default_low_stock_threshold > crate::limits::MAX_ON_HAND {
+            return Err(EngineError::validation(
+                "default_low_stock_threshold",
+                format!("must be at most {}", crate::limits::MAX_ON_HAND),
             ));
         }
         if let Some(w) = &self.warehouses {
@@ -167,6 +181,8 @@ struct Inner {
     steps_deferred: std::sync::atomic::AtomicU64,
     reconciled_settled: std::sync::atomic::AtomicU64,
     reconciled_aborted: std::sync::atomic::AtomicU64,
+    /// Outcomes of the API calls, whatever the caller (`stats.rs`).
+    stats: stats::Stats,
     /// Wall time (ms) of the last reconciler pass, so the sweep runs it about once a
     /// second, not every 100 ms.
     last_reconcile: std::sync::atomic::AtomicU64,
@@ -286,6 +302,7 @@ impl Engine {
                 steps_deferred: Default::default(),
                 reconciled_settled: Default::default(),
                 reconciled_aborted: Default::default(),
+                stats: Default::default(),
                 last_reconcile: Default::default(),
                 outbox: std::sync::OnceLock::new(),
                 fs: std::sync::OnceLock::new(),
@@ -416,6 +433,18 @@ impl Engine {
             reconciled_settled: get(&self.inner.reconciled_settled),
             reconciled_aborted: get(&self.inner.reconciled_aborted),
         }
+    }
+
+    /// What the API answered since start, whatever the caller: reservations created,
+    /// committed, released and expired, refusals by operation and code, stock alerts,
+    /// reserve latency per [`Origin`] (see `stats.rs`).
+    pub fn outcome_stats(&self) -> OutcomeStats {
+        let expired = self.inner.shards.iter().map(|s| s.status.expired.load(Ordering::Relaxed)).sum();
+        self.inner.stats.snapshot(expired)
+    }
+
+    pub(crate) fn stats(&self) -> &stats::Stats {
+        &self.inner.stats
     }
 
     pub(crate) fn count_reconciled(&self, report: ReconcileReport) {

@@ -7,6 +7,7 @@
 //!          on the item shards. The header is the truth; recovery re-drives holds.
 
 use super::items::{internal, validate_lines};
+use super::stats::{Origin, ReservationOp};
 use super::{await_reply, Engine};
 use crate::command::{Applied, Command, Outcome, Query, QueryResult};
 use crate::error::{EngineError, Shortfall};
@@ -136,7 +137,36 @@ impl Engine {
     /// reservation is made in one step on that shard (`ReserveLocal`: one queue hop,
     /// one group-committed record). Otherwise the cross-shard protocol runs on the
     /// coordinator, so dropping this future never leaves it half done.
+    ///
+    /// Counted as an [`Origin::Embedded`] call in [`Engine::outcome_stats`];
+    /// [`Engine::reserve_from`] names another origin.
     pub async fn reserve(&self, req: ReserveRequest) -> Result<ReserveOutcome, EngineError> {
+        self.reserve_from(Origin::Embedded, req).await
+    }
+
+    /// [`Engine::reserve`] for a caller that says where the request came from: its
+    /// latency is counted under `origin` (the outcome counts are the same for all).
+    pub async fn reserve_from(&self, origin: Origin, req: ReserveRequest) -> Result<ReserveOutcome, EngineError> {
+        let started = std::time::Instant::now();
+        let result = self.reserve_uncounted(req).await;
+        self.stats().reserve_latency(origin, started.elapsed());
+        self.count_reserve(&result);
+        result
+    }
+
+    fn count_reserve(&self, result: &Result<ReserveOutcome, EngineError>) {
+        match result {
+            Ok(outcome) => {
+                if outcome.created {
+                    self.stats().created();
+                }
+                self.stats().alerts(&outcome.alerts);
+            }
+            Err(e) => self.stats().rejected(ReservationOp::Reserve, e),
+        }
+    }
+
+    async fn reserve_uncounted(&self, req: ReserveRequest) -> Result<ReserveOutcome, EngineError> {
         validate_lines(&req.lines, 1)?;
         validate_placement(&req.placement, &req.lines)?;
         let ttl = req.ttl_secs.unwrap_or(self.config().default_ttl_secs);
@@ -189,7 +219,19 @@ impl Engine {
     /// balancer coalescing requests). Orders whose SKUs all live on one shard travel
     /// to it in one message and share one sync; the rest go through `reserve`. Each
     /// order is still all or nothing on its own; answers come back in request order.
+    /// Counted as [`Origin::Embedded`] calls, each with the batch's latency.
     pub async fn reserve_many(&self, requests: Vec<ReserveRequest>) -> Vec<Result<ReserveOutcome, EngineError>> {
+        let started = std::time::Instant::now();
+        let answers = self.reserve_many_uncounted(requests).await;
+        let elapsed = started.elapsed();
+        for a in &answers {
+            self.stats().reserve_latency(Origin::Embedded, elapsed);
+            self.count_reserve(a);
+        }
+        answers
+    }
+
+    async fn reserve_many_uncounted(&self, requests: Vec<ReserveRequest>) -> Vec<Result<ReserveOutcome, EngineError>> {
         let n = self.shard_count();
         let mut answers: Vec<Option<Result<ReserveOutcome, EngineError>>> = (0..requests.len()).map(|_| None).collect();
         let mut per_shard: Vec<(Vec<usize>, Vec<Command>)> = (0..n).map(|_| (Vec::new(), Vec::new())).collect();
@@ -263,7 +305,7 @@ impl Engine {
             }
         }
         for i in slow {
-            answers[i] = Some(self.reserve(requests[i].clone()).await);
+            answers[i] = Some(self.reserve_uncounted(requests[i].clone()).await);
         }
         answers.into_iter().map(|a| a.expect("every request answered")).collect()
     }
@@ -368,6 +410,11 @@ impl Engine {
     /// Releases a reservation's stock. Releasing again, or after expiry, answers the
     /// reservation as it is; releasing a committed one is RESERVATION_COMMITTED.
     pub async fn release(&self, key: ReservationKey, reason: Option<String>) -> Result<Reservation, EngineError> {
+        let result = self.release_uncounted(key, reason).await;
+        self.stats().count(ReservationOp::Release, result)
+    }
+
+    async fn release_uncounted(&self, key: ReservationKey, reason: Option<String>) -> Result<Reservation, EngineError> {
         let reason = reason.unwrap_or_else(|| "RELEASED".to_owned());
         if reason.is_empty() || reason.len() > MAX_REASON_LEN {
             return Err(EngineError::validation("reason", format!("must be 1 to {MAX_REASON_LEN} bytes")));
@@ -382,6 +429,11 @@ impl Engine {
     /// decides as this engine did even if a later process runs with another
     /// `max_ttl_secs`.
     pub async fn extend(&self, key: ReservationKey, ttl_secs: u64) -> Result<Reservation, EngineError> {
+        let result = self.extend_uncounted(key, ttl_secs).await;
+        self.stats().count(ReservationOp::Extend, result)
+    }
+
+    async fn extend_uncounted(&self, key: ReservationKey, ttl_secs: u64) -> Result<Reservation, EngineError> {
         let max_ttl_secs = self.config().max_ttl_secs;
         validate_ttl(ttl_secs, max_ttl_secs)?;
         let home = self.home(&key)?;
@@ -391,8 +443,13 @@ impl Engine {
 
     /// Operator action: expire an ACTIVE reservation now.
     pub async fn expire(&self, key: ReservationKey) -> Result<Reservation, EngineError> {
-        let home = self.home(&key)?;
-        self.drive(move |e| async move { e.transition(home, Command::ExpireReservation { key }).await }).await
+        let result = match self.home(&key) {
+            Ok(home) => {
+                self.drive(move |e| async move { e.transition(home, Command::ExpireReservation { key }).await }).await
+            }
+            Err(e) => Err(e),
+        };
+        self.stats().count(ReservationOp::Expire, result)
     }
 
     pub async fn get_reservation(&self, key: ReservationKey) -> Result<Reservation, EngineError> {
@@ -449,7 +506,8 @@ impl Engine {
         key: ReservationKey,
         quantities: Option<Vec<(Sku, u64)>>,
     ) -> Result<Reservation, EngineError> {
-        self.drive(move |e| async move { e.commit_flow(key, quantities).await }).await
+        let result = self.drive(move |e| async move { e.commit_flow(key, quantities).await }).await;
+        self.stats().count(ReservationOp::Commit, result)
     }
 
     /// Expires every ACTIVE reservation whose deadline has passed, on every shard, and
@@ -469,7 +527,18 @@ impl Engine {
     async fn transition(&self, home: usize, command: Command) -> Result<Reservation, EngineError> {
         let applied: Applied = self.command(home, command).await?;
         let (reservation, expired_on_access) = match applied.outcome {
-            Outcome::Reservation { reservation, .. } => (reservation, false),
+            Outcome::Reservation { reservation, changed } => {
+                // Counted here, on the coordinator: a caller that goes away does not
+                // lose the count of a change that was made.
+                if changed {
+                    match reservation.status {
+                        ReservationStatus::Committed => self.stats().committed(),
+                        ReservationStatus::Released => self.stats().released(),
+                        _ => {}
+                    }
+                }
+                (reservation, false)
+            }
             Outcome::ExpiredOnAccess(r) => (r, true),
             other => return Err(internal(other)),
         };

@@ -1,7 +1,8 @@
 //! The consumer. Messages are handled in lanes: the messages of one order (its
 //! orderId, else the Kafka key) one after the other in consumed order, different
 //! orders concurrently (so one fsync of the engine's group commit covers many
-//! messages), at most [`IN_FLIGHT`] at a time. No lane waits for another.
+//! messages), at most `--kafka-batch-size` ([`IN_FLIGHT`] by default) at a time. No
+//! lane waits for another.
 //!
 //! For each message: parse (bare payload or seed 002's envelope), map its type to an
 //! [`Action`], call the engine (which answers only after the change is fsynced),
@@ -42,13 +43,24 @@
 //!   the reservation's [`Placement`], with the order's `allocation` strategy if it
 //!   names one (else the server's `--allocation`). A bad location, region or
 //!   strategy, or a warehouse the table does not list, is dead-lettered.
+//! - Health: librdkafka's statistics (every [`ConsumerTuning::stats_interval`], read
+//!   on the consumer's own poll) give each assigned partition's lag (high watermark
+//!   minus the stored offset) and whether a broker connection is up
+//!   ([`ConsumerHealth`]; `stockd_kafka_consumer_lag`, `stockd_kafka_broker_up`).
+//! - With `--node-id` the consumer is a static group member (`group.instance.id`):
+//!   restarted after a crash it gets its partitions back at once, not after the
+//!   session timeout of the member it replaces.
 
 use super::events::{reservation_failed, Action, EventMap, OutEvent};
 use super::incoming::{parse_message, sku_of, Incoming};
 use super::{now_ms, pause, Blocked, KafkaStatus};
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::statistics::{Partition, Statistics};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::ClientContext;
 use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -56,7 +68,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use stockd_engine::location::{AllocationStrategy, LocationId, Placement};
 use stockd_engine::{
-    Adjust, AdjustReason, Engine, EngineError, OrderId, ReservationKey, ReservationStatus, ReserveRequest, SetItem, Sku,
+    Adjust, AdjustReason, Engine, EngineError, OrderId, Origin, ReservationKey, ReservationStatus, ReserveRequest,
+    SetItem, Sku,
 };
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -76,7 +89,119 @@ pub struct ConsumerConfig {
     /// The strategy of an order that names none (the server's `--allocation`).
     pub allocation: AllocationStrategy,
     pub retry: RetryPolicy,
+    pub tuning: ConsumerTuning,
 }
+
+/// Settings of the consumer client (flags of the Kafka front).
+#[derive(Debug, Clone)]
+pub struct ConsumerTuning {
+    /// `client.id` (`--kafka-client-id`).
+    pub client_id: String,
+    /// `group.instance.id` (`--node-id`): static group membership. A node restarted
+    /// with the same id takes its partitions back at once instead of waiting for its
+    /// old member's session to time out. (A static member does not leave the group
+    /// when it stops: its partitions wait for its return or the session timeout.)
+    pub group_instance_id: Option<String>,
+    /// Messages handled at once at most (`--kafka-batch-size`): the lanes' messages
+    /// share the engine's group commits; past it the consumer takes no more.
+    pub in_flight: usize,
+    /// How often librdkafka reports its statistics (consumer lag, broker states).
+    pub stats_interval: Duration,
+}
+
+impl Default for ConsumerTuning {
+    fn default() -> Self {
+        ConsumerTuning {
+            client_id: "stockd".into(),
+            group_instance_id: None,
+            in_flight: IN_FLIGHT,
+            stats_interval: Duration::from_secs(2),
+        }
+    }
+}
+
+/// What librdkafka's statistics and error callbacks say about the consumer, for
+/// /health and /metrics. Updated on the consumer's own poll (every
+/// `ConsumerTuning::stats_interval`), never by the message handlers.
+#[derive(Debug, Default)]
+pub struct ConsumerHealth {
+    /// Per assigned partition: messages between the broker's high watermark and the
+    /// offset stored for commit (else the committed one, else the log start).
+    lag: parking_lot::Mutex<std::collections::BTreeMap<(String, i32), i64>>,
+    /// Some broker connection is up, as of the last statistics (false before the
+    /// first, and after an all-brokers-down error until statistics show one up).
+    brokers_up: AtomicBool,
+}
+
+impl ConsumerHealth {
+    /// (topic, partition) → lag, for the partitions this consumer is assigned.
+    pub fn lag(&self) -> Vec<((String, i32), i64)> {
+        self.lag.lock().iter().map(|(k, v)| (k.clone(), *v)).collect()
+    }
+
+    pub fn brokers_up(&self) -> bool {
+        self.brokers_up.load(Ordering::Acquire)
+    }
+
+    /// Takes a statistics report: every assigned partition's lag (a partition no
+    /// longer assigned drops out), and whether a broker connection is up.
+    pub fn update(&self, stats: &Statistics) {
+        let mut lag = std::collections::BTreeMap::new();
+        for (name, topic) in &stats.topics {
+            for (id, p) in &topic.partitions {
+                // -1 is librdkafka's internal "unassigned" partition.
+                if *id < 0 || !p.desired || p.unknown {
+                    continue;
+                }
+                if let Some(l) = partition_lag(p) {
+                    lag.insert((name.clone(), *id), l);
+                }
+            }
+        }
+        *self.lag.lock() = lag;
+        let up = stats.brokers.values().any(|b| b.state == "UP");
+        self.brokers_up.store(up, Ordering::Release);
+    }
+
+    fn all_brokers_down(&self) {
+        self.brokers_up.store(false, Ordering::Release);
+    }
+}
+
+/// A partition's lag in librdkafka's statistics: high watermark minus the position
+/// (the offset stored for commit, else the committed one, else the log start, as
+/// `auto.offset.reset=earliest` begins there); None while the watermark or every
+/// position is unknown (librdkafka reports those as negative).
+pub fn partition_lag(p: &Partition) -> Option<i64> {
+    if p.hi_offset < 0 {
+        return None;
+    }
+    let position = [p.stored_offset, p.committed_offset, p.lo_offset].into_iter().find(|o| *o >= 0)?;
+    Some((p.hi_offset - position).max(0))
+}
+
+/// The consumer's client context: statistics and global errors go to
+/// [`ConsumerHealth`].
+pub struct HealthContext {
+    status: Arc<KafkaStatus>,
+}
+
+impl ClientContext for HealthContext {
+    fn stats(&self, statistics: Statistics) {
+        self.status.consumer_health.update(&statistics);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
+            self.status.consumer_health.all_brokers_down();
+        }
+        tracing::warn!(%error, reason, "kafka consumer client");
+    }
+}
+
+impl ConsumerContext for HealthContext {}
+
+type Client = StreamConsumer<HealthContext>;
 
 /// How long a message may keep failing (see the module docs).
 #[derive(Debug, Clone, Copy)]
@@ -123,25 +248,35 @@ fn retryable(e: &EngineError) -> bool {
 }
 
 pub fn start(cfg: ConsumerConfig) -> Result<JoinHandle<()>, String> {
-    let consumer: StreamConsumer = rdkafka::ClientConfig::new()
+    let mut client = rdkafka::ClientConfig::new();
+    client
         .set("bootstrap.servers", &cfg.brokers)
         .set("group.id", &cfg.group)
-        .set("client.id", "stockd")
+        .set("client.id", &cfg.tuning.client_id)
         .set("enable.auto.commit", "true")
         .set("auto.commit.interval.ms", "1000")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("allow.auto.create.topics", "true")
         .set("topic.metadata.refresh.interval.ms", "2000")
-        .create()
+        .set("statistics.interval.ms", cfg.tuning.stats_interval.as_millis().max(1).to_string());
+    if let Some(id) = &cfg.tuning.group_instance_id {
+        client.set("group.instance.id", id);
+    }
+    let consumer: Client = client
+        .create_with_context(HealthContext { status: cfg.status.clone() })
         .map_err(|e| format!("kafka consumer: {e}"))?;
     let topics: Vec<&str> = cfg.topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics).map_err(|e| format!("kafka subscribe {topics:?}: {e}"))?;
-    tracing::info!(topics = ?cfg.topics, group = %cfg.group, "kafka consumer subscribed");
+    tracing::info!(
+        topics = ?cfg.topics, group = %cfg.group, instance = ?cfg.tuning.group_instance_id,
+        "kafka consumer subscribed"
+    );
     Ok(tokio::spawn(run(cfg, consumer)))
 }
 
-/// Messages being handled (or waiting in their lane) at most.
+/// Messages being handled (or waiting in their lane) at most, by default
+/// (`--kafka-batch-size`, [`ConsumerTuning::in_flight`]).
 pub const IN_FLIGHT: usize = 512;
 
 /// Parked messages at most (see [`produce_until_acked`]).
@@ -174,7 +309,7 @@ impl PartitionOffsets {
     }
 }
 
-async fn run(cfg: ConsumerConfig, consumer: StreamConsumer) {
+async fn run(cfg: ConsumerConfig, consumer: Client) {
     let cfg = Arc::new(cfg);
     let (events_tx, mut events) = mpsc::unbounded_channel::<Event>();
     let mut offsets: HashMap<(String, i32), PartitionOffsets> = HashMap::new();
@@ -204,7 +339,7 @@ async fn run(cfg: ConsumerConfig, consumer: StreamConsumer) {
                 }
                 Event::Done { topic, partition, offset } => done(&consumer, &mut offsets, topic, partition, offset),
             },
-            m = consumer.recv(), if in_flight < IN_FLIGHT => match m {
+            m = consumer.recv(), if in_flight < cfg.tuning.in_flight => match m {
                 Ok(m) => {
                     let msg = m.detach();
                     cfg.status.consumed.fetch_add(1, Ordering::Relaxed);
@@ -248,7 +383,7 @@ async fn run(cfg: ConsumerConfig, consumer: StreamConsumer) {
 
 /// A message is done: store its partition's new watermark, if it moved.
 fn done(
-    consumer: &StreamConsumer,
+    consumer: &Client,
     offsets: &mut HashMap<(String, i32), PartitionOffsets>,
     topic: String,
     partition: i32,
@@ -556,7 +691,8 @@ async fn reserve(
         })?),
     };
     let req = ReserveRequest { order_id, lines, ttl_secs, metadata: metadata(incoming), placement };
-    match engine.reserve(req).await {
+    // The engine counts the outcome and times it under the Kafka path.
+    match engine.reserve_from(Origin::Events, req).await {
         Ok(_) => Ok(Handled::Done),
         Err(
             e @ (EngineError::InsufficientInventory { .. }

@@ -58,6 +58,7 @@ impl Fixture {
             stop_notify: stop_notify.clone(),
             allocation: AllocationStrategy::default(),
             retry,
+            tuning: Default::default(),
         })
         .unwrap();
         Fixture { _mock: mock, servers, engine, status, stop, stop_notify, handle: Some(handle), _tmp: tmp }
@@ -268,4 +269,52 @@ async fn an_order_carries_its_own_ttl_within_the_max_else_the_default() {
         assert!(!f.reserved(o).await, "{o}");
     }
     f.stop().await;
+}
+
+/// Lag and broker state from librdkafka's statistics (issue 15): high watermark minus
+/// the stored offset, else the committed one, else the log start; only assigned
+/// partitions; a partition no longer assigned drops out; up while a broker is UP.
+#[test]
+fn lag_and_broker_state_come_from_the_statistics() {
+    use rdkafka::statistics::{Broker, Partition, Statistics, Topic};
+    let part = |hi: i64, stored: i64, committed: i64, lo: i64| Partition {
+        desired: true,
+        hi_offset: hi,
+        stored_offset: stored,
+        committed_offset: committed,
+        lo_offset: lo,
+        ..Default::default()
+    };
+    assert_eq!(partition_lag(&part(10, 7, 3, 0)), Some(3), "stored first");
+    assert_eq!(partition_lag(&part(10, -1001, 4, 0)), Some(6), "else committed");
+    assert_eq!(partition_lag(&part(10, -1001, -1001, 2)), Some(8), "else the log start");
+    assert_eq!(partition_lag(&part(-1001, 5, 5, 0)), None, "no watermark yet");
+    assert_eq!(partition_lag(&part(10, -1001, -1001, -1001)), None, "no position yet");
+    assert_eq!(partition_lag(&part(4, 6, 6, 0)), Some(0), "never negative");
+
+    let stats = |partitions: Vec<(i32, Partition)>, broker_state: &str| {
+        let mut s = Statistics::default();
+        s.topics.insert(
+            "order.created".into(),
+            Topic { topic: "order.created".into(), partitions: partitions.into_iter().collect(), ..Default::default() },
+        );
+        s.brokers.insert("b/1".into(), Broker { state: broker_state.into(), ..Default::default() });
+        s
+    };
+    let health = ConsumerHealth::default();
+    assert!(!health.brokers_up(), "down until the first statistics");
+    let not_assigned = Partition { desired: false, ..part(9, 1, 1, 0) };
+    health.update(&stats(
+        vec![(0, part(10, 10, 8, 0)), (1, part(5, 2, 2, 0)), (2, not_assigned), (-1, part(1, 0, 0, 0))],
+        "UP",
+    ));
+    assert!(health.brokers_up());
+    let key = |p: i32| ("order.created".to_owned(), p);
+    assert_eq!(health.lag(), vec![(key(0), 0), (key(1), 3)]);
+    health.update(&stats(vec![(1, part(6, 2, 2, 0))], "CONNECT"));
+    assert!(!health.brokers_up());
+    assert_eq!(health.lag(), vec![(key(1), 4)], "partition 0 was revoked");
+    health.update(&stats(vec![], "UP"));
+    health.all_brokers_down();
+    assert!(!health.brokers_up());
 }

@@ -74,6 +74,33 @@ pub struct KafkaArgs {
     /// retrying until delivered.
     #[arg(long, env = "STOCKD_KAFKA_PRODUCE_MAX_RETRY_TIME", default_value = "60s", value_parser = crate::cli::parse_duration)]
     pub kafka_produce_max_retry_time: std::time::Duration,
+    /// `client.id` of the consumer and the producer (shown in the broker's logs and
+    /// quotas).
+    #[arg(long, env = "STOCKD_KAFKA_CLIENT_ID", default_value = "stockd", value_parser = parse_client_id)]
+    pub kafka_client_id: String,
+    /// Consumed messages handled at once at most (their engine calls share group
+    /// commits); past it the consumer takes no more until one is done.
+    #[arg(long, env = "STOCKD_KAFKA_BATCH_SIZE", default_value_t = consumer::IN_FLIGHT,
+          value_parser = parse_batch_size)]
+    pub kafka_batch_size: usize,
+}
+
+/// `--kafka-batch-size`: 1 to 65,536.
+fn parse_batch_size(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if (1..=65_536).contains(&n) => Ok(n),
+        _ => Err(format!("{s:?} must be a whole number from 1 to 65536")),
+    }
+}
+
+/// `--kafka-client-id`: 1 to 255 characters of `[A-Za-z0-9._-]` (what Kafka accepts
+/// everywhere).
+fn parse_client_id(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty() && s.len() <= 255 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if !ok {
+        return Err(format!("{s:?} must be 1 to 255 characters of A-Z, a-z, 0-9, '.', '_', '-'"));
+    }
+    Ok(s.to_owned())
 }
 
 /// A consumed message whose answer or dead letter cannot be produced (parked): its
@@ -109,6 +136,9 @@ pub struct KafkaStatus {
     pub publish_errors: AtomicU64,
     pub publishing: bool,
     pub consuming: bool,
+    /// Consumer lag per partition and broker connection state (the consumer's
+    /// statistics).
+    pub consumer_health: consumer::ConsumerHealth,
 }
 
 impl KafkaStatus {
@@ -118,9 +148,23 @@ impl KafkaStatus {
         let durable: Vec<u64> = engine.shard_status().iter().map(|s| s.durable_lsn.load(Ordering::Acquire)).collect();
         let published: Vec<u64> = self.published_lsn.iter().map(|p| p.load(Ordering::Acquire)).collect();
         let lag: Vec<u64> = durable.iter().zip(&published).map(|(d, p)| d.saturating_sub(*p)).collect();
+        let consumer_lag: Vec<Value> = self
+            .consumer_health
+            .lag()
+            .into_iter()
+            .map(|((topic, partition), lag)| json!({ "topic": topic, "partition": partition, "lag": lag }))
+            .collect();
+        // Seen through the consumer's connections; without a consumer, unknown.
+        let broker_state = match (self.consuming, self.consumer_health.brokers_up()) {
+            (false, _) => "unknown",
+            (true, true) => "up",
+            (true, false) => "down",
+        };
         json!({
             "brokers": self.brokers,
+            "brokerState": broker_state,
             "consumer": {
+                "lag": consumer_lag,
                 "enabled": self.consuming,
                 "consumed": self.consumed.load(Ordering::Relaxed),
                 "applied": self.applied.load(Ordering::Relaxed),
@@ -202,6 +246,36 @@ impl KafkaStatus {
         drop(blocked);
         let _ = writeln!(
             out,
+            "# HELP stockd_kafka_dead_letters_total Consumed messages sent to the dead-letter topic (acknowledged)."
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE stockd_kafka_dead_letters_total counter\nstockd_kafka_dead_letters_total {}",
+            self.dead_lettered.load(Ordering::Relaxed)
+        );
+        if self.consuming {
+            let _ = writeln!(
+                out,
+                "# HELP stockd_kafka_consumer_lag Messages between the broker's high watermark and the offset stored \
+                 for commit, per assigned partition (librdkafka statistics)."
+            );
+            let _ = writeln!(out, "# TYPE stockd_kafka_consumer_lag gauge");
+            for ((topic, partition), lag) in self.consumer_health.lag() {
+                let _ = writeln!(out, "stockd_kafka_consumer_lag{{topic=\"{topic}\",partition=\"{partition}\"}} {lag}");
+            }
+            let _ = writeln!(
+                out,
+                "# HELP stockd_kafka_broker_up 1 while the consumer has a broker connection up (librdkafka \
+                 statistics), else 0."
+            );
+            let _ = writeln!(
+                out,
+                "# TYPE stockd_kafka_broker_up gauge\nstockd_kafka_broker_up {}",
+                u8::from(self.consumer_health.brokers_up())
+            );
+        }
+        let _ = writeln!(
+            out,
             "# HELP stockd_kafka_publish_lag WAL records durable but not yet acknowledged by the broker, per shard."
         );
         let _ = writeln!(out, "# TYPE stockd_kafka_publish_lag gauge");
@@ -236,16 +310,22 @@ impl Kafka {
     /// Starts the consumer and the publishers `args` ask for. `data_dir` holds the
     /// shards' WAL (read by the publishers) and the outbox offsets file; `allocation`
     /// is the strategy of a consumed order that names none (`--allocation`).
+    ///
+    /// `node_id` (`--node-id`) makes the consumer a static group member
+    /// (`group.instance.id`).
     pub fn start(
         args: &KafkaArgs,
         brokers: &str,
         engine: Engine,
         data_dir: PathBuf,
         allocation: stockd_engine::location::AllocationStrategy,
+        node_id: Option<&str>,
     ) -> Result<Kafka, String> {
         let map = events::EventMap::with_overrides(&args.kafka_map)?;
-        let producer: rdkafka::producer::FutureProducer =
-            producer_config(brokers).create().map_err(|e| format!("kafka producer: {e}"))?;
+        let producer: rdkafka::producer::FutureProducer = producer_config(brokers)
+            .set("client.id", &args.kafka_client_id)
+            .create()
+            .map_err(|e| format!("kafka producer: {e}"))?;
         let status = Arc::new(KafkaStatus {
             brokers: brokers.to_owned(),
             published_lsn: (0..engine.shard_count()).map(|_| AtomicU64::new(0)).collect(),
@@ -291,6 +371,12 @@ impl Kafka {
                     max_retries: args.kafka_max_retries,
                     max_retry_time: args.kafka_max_retry_time,
                     max_produce_time: args.kafka_produce_max_retry_time,
+                },
+                tuning: consumer::ConsumerTuning {
+                    client_id: args.kafka_client_id.clone(),
+                    group_instance_id: node_id.map(str::to_owned),
+                    in_flight: args.kafka_batch_size,
+                    ..Default::default()
                 },
             })?;
             tasks.push(handle);

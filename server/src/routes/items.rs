@@ -138,7 +138,6 @@ pub async fn put_item(
 /// Applies `req`: 201 with the item when it created it, 200 otherwise.
 pub(crate) async fn set_item(st: &AppState, req: SetItem) -> ApiResult {
     let change = st.engine.set_item(req).await?;
-    st.metrics.count_alerts(&change.alerts);
     let status = if change.created { StatusCode::CREATED } else { StatusCode::OK };
     Ok(ok(status, ItemView::from(&change.item)))
 }
@@ -232,7 +231,6 @@ pub async fn adjust_item(
         location: body.location.as_deref().map(|l| location_of(l, "location")).transpose()?,
     };
     let change = st.engine.adjust(req).await?;
-    st.metrics.count_alerts(&change.alerts);
     Ok(ok(StatusCode::OK, ItemView::from(&change.item)))
 }
 

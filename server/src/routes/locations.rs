@@ -242,7 +242,6 @@ pub async fn transfer(
         EngineError::Validation { field, message } if field == "location" => ApiError::validation("to", message),
         e => e.into(),
     })?;
-    st.metrics.count_alerts(&change.alerts);
     Ok(ok(StatusCode::OK, ItemView::from(&change.item)))
 }
 
@@ -264,7 +263,6 @@ pub async fn receive(
     let sku = sku_of(&sku)?;
     let location = location_of(&body.location, "location")?;
     let change = st.engine.receive(sku, location, body.quantity).await?;
-    st.metrics.count_alerts(&change.alerts);
     Ok(ok(StatusCode::OK, ItemView::from(&change.item)))
 }
 

@@ -16,17 +16,17 @@
 
 use crate::app::AppState;
 use crate::auth::Admin;
-use crate::envelope::{now_ms, ok, rfc3339, ApiError, ApiResult};
+use crate::envelope::{ok, rfc3339, ApiError, ApiResult};
 use crate::extract::{PathParam, StrictJson};
 use crate::routes::locations::{allocations_view, location_of, location_stocks, shows_locations, strategy_of};
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
-use std::sync::atomic::Ordering::Relaxed;
-use std::time::Instant;
 use stockd_engine::location::{AllocationStrategy, LocationId, LocationStock, Placement};
-use stockd_engine::{EngineError, OrderId, Reservation, ReservationKey, ReservationStatus, ReserveRequest, Sku};
+use stockd_engine::{
+    EngineError, OrderId, Origin, Reservation, ReservationKey, ReservationStatus, ReserveRequest, Sku,
+};
 use utoipa::ToSchema;
 
 /// One line of a request: `sku`, or `productId` with an optional `variantId`.
@@ -189,13 +189,6 @@ pub struct ExtendBody {
     pub expires_in: u64,
 }
 
-/// Whether `r` was finished by the call that started at `t0` (rather than being an
-/// idempotent repeat): the engine stamps `finishedAt` with the same system clock.
-/// Only feeds metrics.
-fn finished_by_this_call(r: &Reservation, t0: u64) -> bool {
-    r.finished_at.is_some_and(|f| f >= t0)
-}
-
 fn key_of(order_id: Option<String>, reservation_id: Option<String>) -> Result<ReservationKey, ApiError> {
     match (order_id, reservation_id) {
         (Some(o), None) => Ok(ReservationKey::Order(OrderId::parse(&o, "orderId")?)),
@@ -300,13 +293,7 @@ pub async fn check_availability(State(st): State<AppState>, StrictJson(body): St
         (status = 429, description = "OVERLOADED"), (status = 503, description = "SERVICE_UNAVAILABLE")))]
 pub async fn reserve(State(st): State<AppState>, StrictJson(body): StrictJson<ReserveBody>) -> ApiResult {
     st.writable()?;
-    let started = Instant::now();
-    let result = reserve_inner(&st, body).await;
-    st.metrics.reserve_latency.observe(started.elapsed());
-    if result.is_err() {
-        st.metrics.reserve_rejected.fetch_add(1, Relaxed);
-    }
-    result
+    reserve_inner(&st, body).await
 }
 
 async fn reserve_inner(st: &AppState, body: ReserveBody) -> ApiResult {
@@ -316,7 +303,8 @@ async fn reserve_inner(st: &AppState, body: ReserveBody) -> ApiResult {
     check_named_locations(st, &body, &lines, &placement).await?;
     let metadata = body.metadata.as_ref().map(Value::to_string);
     let req = ReserveRequest { order_id, lines: lines.clone(), ttl_secs: body.expires_in, metadata, placement };
-    let outcome = match st.engine.reserve(req).await {
+    // The engine counts the outcome and times it under the HTTP path.
+    let outcome = match st.engine.reserve_from(Origin::Api, req).await {
         Ok(o) => o,
         Err(EngineError::InsufficientInventory { items }) => {
             let mut err = ApiError::from(EngineError::InsufficientInventory { items: items.clone() });
@@ -336,10 +324,6 @@ async fn reserve_inner(st: &AppState, body: ReserveBody) -> ApiResult {
         }
         Err(e) => return Err(e.into()),
     };
-    if outcome.created {
-        st.metrics.reservations_created.fetch_add(1, Relaxed);
-    }
-    st.metrics.count_alerts(&outcome.alerts);
     let r = &outcome.reservation;
     let reserved = matches!(r.status, ReservationStatus::Active | ReservationStatus::Committed);
     // Seed 002's answer, exactly, for a client that never speaks of locations and
@@ -388,11 +372,7 @@ pub async fn commit(State(st): State<AppState>, StrictJson(body): StrictJson<Com
         ));
     }
     let quantities = body.items.as_deref().map(lines_of).transpose()?;
-    let t0 = now_ms();
     let r = st.engine.commit(key, quantities).await?;
-    if finished_by_this_call(&r, t0) {
-        st.metrics.reservations_committed.fetch_add(1, Relaxed);
-    }
     Ok(ok(StatusCode::OK, reservation_view(&r)))
 }
 
@@ -402,11 +382,7 @@ pub async fn commit(State(st): State<AppState>, StrictJson(body): StrictJson<Com
 pub async fn release(State(st): State<AppState>, StrictJson(body): StrictJson<ReleaseBody>) -> ApiResult {
     st.writable()?;
     let key = key_of(body.order_id, body.reservation_id)?;
-    let t0 = now_ms();
     let r = st.engine.release(key, body.reason).await?;
-    if r.status == ReservationStatus::Released && finished_by_this_call(&r, t0) {
-        st.metrics.reservations_released.fetch_add(1, Relaxed);
-    }
     Ok(ok(StatusCode::OK, reservation_view(&r)))
 }
 
