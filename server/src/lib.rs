@@ -96,6 +96,7 @@ pub fn init_logging(format: LogFormat) {
 /// Runs `stockd serve` to completion.
 pub async fn serve(args: ServeArgs) -> Result<(), String> {
     let admin_token = admin_token(&args)?;
+    kafka::check_args(&args.kafka)?;
     let engine = {
         let args = args.clone();
         tokio::task::spawn_blocking(move || open_engine(&args)).await.map_err(|e| e.to_string())??
