@@ -744,6 +744,31 @@ topics = { "inventory.reservation_failed" = "order.reservation.failed.topic" }
     }
 
     #[test]
+    fn the_shipped_examples_load() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/kafka");
+        for name in ["seed-000.toml", "seed-001.toml", "seed-002.yaml", "seed-003.toml", "seed-004.yaml"] {
+            let m = Mapping::load(&dir.join(name)).unwrap_or_else(|e| panic!("{e}"));
+            assert!(!m.topics.is_empty(), "{name}");
+        }
+        let m = Mapping::load(&dir.join("seed-000.toml")).unwrap();
+        assert_eq!(m.publish.topic_for("inventory.reservation_failed"), "order.reservation.failed.topic");
+        let body = br#"{"orderId":"o","items":[{"productId":"507f","productTitle":"Shoes","quantity":2}]}"#;
+        let i = m.parse("order.checkout.started.topic", Some(body)).unwrap();
+        assert_eq!((i.event_type.as_str(), i.lines().unwrap()[0].sku.as_str()), ("order.checkout.started", "507f"));
+        assert_eq!(m.route(&i), Ok(Some(Action::Reserve)));
+        let m = Mapping::load(&dir.join("seed-004.yaml")).unwrap();
+        let body = br#"{"order_id":"o","items":[{"product_id":"p","quantity":2,"warehouse_id":"wh-sp-001"}]}"#;
+        let i = m.parse("order.created", Some(body)).unwrap();
+        assert_eq!(i.order_id().unwrap(), "o");
+        assert_eq!(i.lines().unwrap()[0].location.as_deref(), Some("wh-sp-001"));
+        assert_eq!(m.publish.topic_for("inventory.released"), "inventory.events");
+        let e = Mapping::load(&dir.join("seed-004-warehouses.yaml")).unwrap_err();
+        assert!(e.contains("seed-004-warehouses.yaml: warehouses: unknown field"), "{e}");
+        let e = Mapping::load(&dir.join("README.md")).unwrap_err();
+        assert!(e.contains("unknown format"), "{e}");
+    }
+
+    #[test]
     fn errors_name_the_field() {
         let err = |text: &str| parse(text, false).unwrap_err();
         let cases = [
