@@ -227,7 +227,9 @@ fn seed_000_onboarding_checkout_payment() {
       "idempotencyId": "product-onboard-123"
     });
     broker.produce("product.onboarding.completed.topic", S0_PRODUCT, &onboarding);
-    wait_for(120, "the onboarded item", || (server.get(&format!("/api/v1/inventory/items/{S0_PRODUCT}")).0 == 200).then_some(()));
+    wait_for(120, "the onboarded item", || {
+        (server.get(&format!("/api/v1/inventory/items/{S0_PRODUCT}")).0 == 200).then_some(())
+    });
     assert_eq!(figures(&server, S0_PRODUCT), (100, 0, 100, 0));
     assert_eq!(item(&server, S0_PRODUCT)["lowStockThreshold"], 10);
     // Keyed by productId, not by its sku.
@@ -267,7 +269,11 @@ fn seed_000_onboarding_checkout_payment() {
     broker.produce("order.checkout.started.topic", o1, &checkout(o1, s1, 2));
     wait_figures(&server, S0_PRODUCT, (100, 2, 98, 0));
     let r = reservation(&server, o1);
-    assert_eq!((&r["status"], &r["items"][0]["productId"], &r["items"][0]["quantity"]), (&json!("ACTIVE"), &json!(S0_PRODUCT), &json!(2)), "{r}");
+    assert_eq!(
+        (&r["status"], &r["items"][0]["productId"], &r["items"][0]["quantity"]),
+        (&json!("ACTIVE"), &json!(S0_PRODUCT), &json!(2)),
+        "{r}"
+    );
     // Payment completed: committed (onHand 98, reserved 0; available unchanged).
     broker.produce("order.payment.completed.topic", o1, &payment(o1, s1, 2, false));
     wait_figures(&server, S0_PRODUCT, (98, 0, 98, 2));
@@ -289,10 +295,18 @@ fn seed_000_onboarding_checkout_payment() {
         broker.events("order.reservation.failed.topic").into_iter().find(|e| e["data"]["orderId"] == o3)
     });
     let d = &failed["data"];
-    assert_eq!((&d["sagaId"], &d["userId"], &d["storeId"]), (&json!(s3), &json!("507f1f77bcf86cd799439013"), &json!("507f1f77bcf86cd799439011")), "{failed}");
+    assert_eq!(
+        (&d["sagaId"], &d["userId"], &d["storeId"]),
+        (&json!(s3), &json!("507f1f77bcf86cd799439013"), &json!("507f1f77bcf86cd799439011")),
+        "{failed}"
+    );
     assert_eq!(d["reason"], "INSUFFICIENT_INVENTORY", "{failed}");
     let item0 = &d["failedItems"][0];
-    assert_eq!((&item0["productId"], &item0["productTitle"], &item0["reason"]), (&json!(S0_PRODUCT), &json!("Running Shoes"), &json!("INSUFFICIENT_INVENTORY")), "{failed}");
+    assert_eq!(
+        (&item0["productId"], &item0["productTitle"], &item0["reason"]),
+        (&json!(S0_PRODUCT), &json!("Running Shoes"), &json!("INSUFFICIENT_INVENTORY")),
+        "{failed}"
+    );
     assert!(d["failedAt"].is_string(), "{failed}");
     assert_eq!(figures(&server, S0_PRODUCT), (98, 0, 98, 2));
     assert_eq!(server.get(&format!("/api/v1/inventory/reservations/{o3}")).0, 404);
@@ -305,10 +319,16 @@ fn seed_000_onboarding_checkout_payment() {
     }
     let confirmed = broker.events("inventory.confirmed");
     assert_eq!(confirmed.len(), 1, "{confirmed:?}");
-    assert_eq!((&confirmed[0]["data"]["orderId"], &confirmed[0]["data"]["items"][0]["committed"]), (&json!(o1), &json!(2)));
+    assert_eq!(
+        (&confirmed[0]["data"]["orderId"], &confirmed[0]["data"]["items"][0]["committed"]),
+        (&json!(o1), &json!(2))
+    );
     let released = broker.events("inventory.released");
     assert_eq!(released.len(), 1, "{released:?}");
-    assert_eq!((&released[0]["data"]["orderId"], &released[0]["data"]["reason"]), (&json!(o2), &json!("PAYMENT_FAILED")));
+    assert_eq!(
+        (&released[0]["data"]["orderId"], &released[0]["data"]["reason"]),
+        (&json!(o2), &json!("PAYMENT_FAILED"))
+    );
     assert_eq!(consumer_health(&server)["deadLettered"], 0);
     assert_eq!(server.stop(), Some(0));
 }
@@ -386,7 +406,10 @@ fn seed_002_confirm_cancel_return() {
         broker.events("inventory.confirmed").into_iter().find(|e| e["data"]["orderId"] == S2_ORDER)
     });
     assert_eq!(confirmed["data"]["reservationId"], reservation_id.as_str(), "{confirmed}");
-    assert_eq!((&confirmed["type"], &confirmed["source"], &confirmed["correlationId"]), (&json!("inventory.confirmed"), &json!("stockd"), &json!(S2_ORDER)));
+    assert_eq!(
+        (&confirmed["type"], &confirmed["source"], &confirmed["correlationId"]),
+        (&json!("inventory.confirmed"), &json!("stockd"), &json!(S2_ORDER))
+    );
 
     // Another order, reserved by its order.created event, then cancelled (the seed's
     // cancellation event).
@@ -462,7 +485,8 @@ fn s3_event(event: &str, order: &str, items: Value) -> Value {
 /// not before is the engine's own tested rule (server/tests/ttl.rs).
 #[test]
 fn seed_003_created_delivered_days_later_cancelled_updated() {
-    let broker = Broker::start(&["order.created", "order.updated", "order.cancelled", "order.delivered", "inventory.deducted"]);
+    let broker =
+        Broker::start(&["order.created", "order.updated", "order.cancelled", "order.delivered", "inventory.deducted"]);
     let server = start(&broker, "seed-003.toml", &["--default-ttl", "4d", "--max-ttl", "90d"]);
     assert_ok(server.put("/api/v1/inventory/items/PROD-001", r#"{"onHand": 100}"#), 201);
     assert_ok(server.put("/api/v1/inventory/items/PROD-002", r#"{"onHand": 50}"#), 201);
@@ -526,7 +550,10 @@ fn seed_003_created_delivered_days_later_cancelled_updated() {
     assert!(broker.events("inventory.confirmed").is_empty());
     let released = broker.events("inventory.released");
     assert_eq!(released.len(), 1, "{released:?}");
-    assert_eq!((&released[0]["data"]["orderId"], &released[0]["data"]["reason"]), (&json!("order-457"), &json!("CANCELLED")));
+    assert_eq!(
+        (&released[0]["data"]["orderId"], &released[0]["data"]["reason"]),
+        (&json!("order-457"), &json!("CANCELLED"))
+    );
     let returns: Vec<Value> =
         broker.events("inventory.adjusted").into_iter().filter(|e| e["data"]["reason"] == "RETURN").collect();
     assert_eq!(returns.len(), 1, "{returns:?}");
@@ -538,7 +565,8 @@ fn seed_003_created_delivered_days_later_cancelled_updated() {
 // ---- seed 004 -----------------------------------------------------------------------
 
 const S4_PRODUCT: &str = "b7e2c1d4-5f6a-4b8c-9d0e-1f2a3b4c5d6e";
-const S4_TOPICS: &[&str] = &["order.created", "payment.confirmed", "payment.failed", "order.cancelled", "inventory.events"];
+const S4_TOPICS: &[&str] =
+    &["order.created", "payment.confirmed", "payment.failed", "order.cancelled", "inventory.events"];
 
 fn s4_order(order: &str, quantity: u64, warehouse: Option<&str>) -> Value {
     let mut line = json!({ "product_id": S4_PRODUCT, "quantity": quantity });
@@ -558,12 +586,15 @@ fn at(server: &Server, warehouse: &str) -> (u64, u64, u64) {
 
 #[track_caller]
 fn wait_at(server: &Server, warehouse: &str, want: (u64, u64, u64)) {
-    wait_for(120, &format!("{warehouse} at (onHand, reserved, sold) = {want:?}"), || (at(server, warehouse) == want).then_some(()));
+    wait_for(120, &format!("{warehouse} at (onHand, reserved, sold) = {want:?}"), || {
+        (at(server, warehouse) == want).then_some(())
+    });
 }
 
 fn stock_s4(server: &Server) {
     for (wh, n) in [("wh-sp-001", 10), ("wh-rj-001", 5)] {
-        let (s, _) = server.put(&format!("/api/v1/inventory/items/{S4_PRODUCT}/locations/{wh}"), &format!(r#"{{"onHand": {n}}}"#));
+        let (s, _) = server
+            .put(&format!("/api/v1/inventory/items/{S4_PRODUCT}/locations/{wh}"), &format!(r#"{{"onHand": {n}}}"#));
         assert!(s == 200 || s == 201, "{wh}: {s}");
     }
 }
@@ -634,8 +665,7 @@ fn seed_004_orders_with_warehouse_ids() {
 fn seed_004_cancel_after_commit_reject() {
     let broker = Broker::start(S4_TOPICS);
     let warehouses = example("seed-004-warehouses.yaml");
-    let server =
-        start(&broker, "seed-004.yaml", &["--warehouses", &warehouses, "--cancel-after-commit", "reject"]);
+    let server = start(&broker, "seed-004.yaml", &["--warehouses", &warehouses, "--cancel-after-commit", "reject"]);
     stock_s4(&server);
     broker.produce("order.created", "ord-9", &s4_order("ord-9", 2, Some("wh-sp-001")));
     wait_at(&server, "wh-sp-001", (10, 2, 0));
@@ -669,7 +699,10 @@ fn a_bad_mapping_file_stops_the_start() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(&format!("kafka config {}: events.order.created: unknown action \"reserv\"", path.display())), "{err}");
+    assert!(
+        err.contains(&format!("kafka config {}: events.order.created: unknown action \"reserv\"", path.display())),
+        "{err}"
+    );
     assert!(!dir.path().join("data").exists(), "stopped before opening the data dir");
     // Without --kafka-brokers the file would do nothing: refused too.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_stockd"))

@@ -666,8 +666,9 @@ async fn restock(engine: &Engine, incoming: &Incoming, position: &str) -> Result
                         Err(e) => return Err(e.into()),
                     },
                     ReservationStatus::Pending => {
-                        return Err(EngineError::ReservationPending { reservation_id: r.reservation_id.to_string() }
-                            .into())
+                        return Err(
+                            EngineError::ReservationPending { reservation_id: r.reservation_id.to_string() }.into()
+                        )
                     }
                     ReservationStatus::Released | ReservationStatus::Expired => {}
                 }

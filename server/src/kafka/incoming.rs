@@ -185,9 +185,10 @@ impl Incoming {
     pub fn ttl_secs(&self) -> Result<Option<u64>, EngineError> {
         match first_field(&self.data, &self.fields.ttl) {
             None => Ok(None),
-            Some((name, v)) => v.as_u64().map(Some).ok_or_else(|| {
-                EngineError::validation(name, format!("must be a whole number of seconds, got {v}"))
-            }),
+            Some((name, v)) => v
+                .as_u64()
+                .map(Some)
+                .ok_or_else(|| EngineError::validation(name, format!("must be a whole number of seconds, got {v}"))),
         }
     }
 
@@ -218,9 +219,8 @@ impl Incoming {
         let number = |v: &Value, names: &[String]| names.iter().find_map(|n| v.get(n).and_then(Value::as_u64));
         let mut out = Vec::with_capacity(objects.len());
         for (i, v) in objects.iter().enumerate() {
-            let sku = self
-                .item_key(v)
-                .ok_or_else(|| format!("{}: variant {i} {}", self.event_type, self.item_key_hint()))?;
+            let sku =
+                self.item_key(v).ok_or_else(|| format!("{}: variant {i} {}", self.event_type, self.item_key_hint()))?;
             out.push(NewItem {
                 sku,
                 on_hand: number(v, &self.fields.on_hand).unwrap_or(0),

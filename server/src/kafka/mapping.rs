@@ -191,7 +191,11 @@ pub enum Rule {
     Do(Action),
     /// The value of `field` (a string, number or boolean, as text) picks the action;
     /// a value not listed takes `otherwise`, or is dead-lettered when that is `None`.
-    Route { field: String, routes: Vec<(String, Action)>, otherwise: Option<Action> },
+    Route {
+        field: String,
+        routes: Vec<(String, Action)>,
+        otherwise: Option<Action>,
+    },
 }
 
 /// Where published events go: `topic` (a template; `{type}` is the event type) unless
@@ -589,7 +593,9 @@ fn parse(text: &str, yaml: bool) -> Result<Mapping, String> {
     }
     let topics = match file.topics {
         None => rules.iter().map(|(t, _)| t.clone()).collect(),
-        Some(t) if t.is_empty() => return Err("topics: lists no topic (leave it out to consume the event types)".into()),
+        Some(t) if t.is_empty() => {
+            return Err("topics: lists no topic (leave it out to consume the event types)".into())
+        }
         Some(t) => {
             for (i, topic) in t.iter().enumerate() {
                 check_topic(&format!("topics[{i}]"), topic)?;
@@ -721,7 +727,8 @@ topics = { "inventory.reservation_failed" = "order.reservation.failed.topic" }
         assert_eq!(m.publish.topic_for("inventory.reserved"), "stock.inventory.reserved");
         assert_eq!(m.publish.topic_for("inventory.reservation_failed"), "order.reservation.failed.topic");
         // The same in YAML, with `otherwise`.
-        let yaml = "events:\n  order.updated:\n    route_by: status\n    routes: {delivered: commit}\n    otherwise: ignore\n";
+        let yaml =
+            "events:\n  order.updated:\n    route_by: status\n    routes: {delivered: commit}\n    otherwise: ignore\n";
         let m = parse(yaml, true).unwrap();
         assert_eq!(m.topics, vec!["order.updated".to_owned()]);
         assert_eq!(m.route(&incoming("order.updated", json!({"status": "x"}))), Ok(Some(Action::Ignore)));
@@ -778,7 +785,10 @@ topics = { "inventory.reservation_failed" = "order.reservation.failed.topic" }
             ("[fields]\norder = \"x\"\n[events]\n\"a\" = \"reserve\"\n", "fields.order: unknown field"),
             ("[fields]\nitem_key = [\"sku\"]\n[events]\n\"a\" = \"reserve\"\n", "fields.item_key[0]: "),
             ("[fields]\nttl = []\n[events]\n\"a\" = \"reserve\"\n", "fields.ttl: must name"),
-            ("cancel_after_commit = \"keep\"\n[events]\n\"a\" = \"reserve\"\n", "cancel_after_commit: must be restock or reject"),
+            (
+                "cancel_after_commit = \"keep\"\n[events]\n\"a\" = \"reserve\"\n",
+                "cancel_after_commit: must be restock or reject",
+            ),
             ("topics = [\"a b\"]\n[events]\n\"a\" = \"reserve\"\n", "topics[0]: "),
             ("[events]\n", "events: maps no event type"),
             ("topics = []\n", "events: missing field"),
@@ -786,7 +796,10 @@ topics = { "inventory.reservation_failed" = "order.reservation.failed.topic" }
             ("[events.a]\nroutes = { x = \"commit\" }\n", "events.a.route_by: missing field"),
             ("[events.a]\nroute_by = \"s\"\nroutes = {}\n", "events.\"a\".routes: routes no value"),
             ("[events.a]\nroute_by = \"s\"\nroutes = { x = \"commit\" }\nelse = 1\n", "events.a.else: unknown field"),
-            ("[events]\n\"a\" = \"reserve\"\n[publish.topics]\n\"inventory.nope\" = \"t\"\n", "publish.topics.\"inventory.nope\": "),
+            (
+                "[events]\n\"a\" = \"reserve\"\n[publish.topics]\n\"inventory.nope\" = \"t\"\n",
+                "publish.topics.\"inventory.nope\": ",
+            ),
             ("[events]\n\"a\" = \"reserve\"\n[publish]\ntopic = \"\"\n", "publish.topic: "),
             ("[events\n", "malformed TOML"),
         ];

@@ -246,9 +246,7 @@ pub fn check_args(args: &KafkaArgs) -> Result<(), String> {
     mapping::Mapping::from_args(args)?;
     let brokers = args.kafka_brokers.as_deref().map(str::trim).filter(|b| !b.is_empty());
     match (&args.kafka_config, brokers) {
-        (Some(path), None) => {
-            Err(format!("kafka config {}: --kafka-config needs --kafka-brokers", path.display()))
-        }
+        (Some(path), None) => Err(format!("kafka config {}: --kafka-config needs --kafka-brokers", path.display())),
         _ => Ok(()),
     }
 }
