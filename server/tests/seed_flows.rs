@@ -333,6 +333,45 @@ fn seed_000_onboarding_checkout_payment() {
     assert_eq!(server.stop(), Some(0));
 }
 
+// ---- seed 001 -----------------------------------------------------------------------
+
+/// Seed 001 names its Kafka events (order.placed, payment.authorized, payment.failed,
+/// order.cancelled; inventory.low-stock published) but shows no JSON: the shape here is
+/// the one `examples/kafka/seed-001.toml` assumes, `{"orderId", "items": [{"productId",
+/// "quantity"}]}`.
+#[test]
+fn seed_001_placed_authorized_failed_with_assumed_shapes() {
+    let broker = Broker::start(&[
+        "order.placed",
+        "payment.authorized",
+        "payment.failed",
+        "order.cancelled",
+        "inventory.low-stock",
+    ]);
+    let server = start(&broker, "seed-001.toml", &[]);
+    assert_ok(server.put("/api/v1/inventory/items/prod-a", r#"{"onHand": 5, "lowStockThreshold": 2}"#), 201);
+    let order =
+        |id: &str, quantity: u64| json!({ "orderId": id, "items": [{ "productId": "prod-a", "quantity": quantity }] });
+    broker.produce("order.placed", "o-1", &order("o-1", 3));
+    wait_figures(&server, "prod-a", (5, 3, 2, 0));
+    broker.produce("payment.authorized", "o-1", &json!({ "orderId": "o-1" }));
+    wait_figures(&server, "prod-a", (2, 0, 2, 3));
+    broker.produce("order.placed", "o-2", &order("o-2", 1));
+    wait_figures(&server, "prod-a", (2, 1, 1, 3));
+    broker.produce("payment.failed", "o-2", &json!({ "orderId": "o-2" }));
+    wait_figures(&server, "prod-a", (2, 0, 2, 3));
+    // The low-stock alert (available 5 → 2, threshold 2) on seed 001's hyphenated topic.
+    wait_published(&server);
+    let low = broker.events("inventory.low-stock");
+    assert!(
+        !low.is_empty() && low.iter().all(|e| e["type"] == "inventory.low_stock" && e["data"]["sku"] == "prod-a"),
+        "{low:?}"
+    );
+    assert!(broker.events("inventory.low_stock").is_empty());
+    assert_eq!(consumer_health(&server)["deadLettered"], 0);
+    assert_eq!(server.stop(), Some(0));
+}
+
 // ---- seed 002 -----------------------------------------------------------------------
 
 const P1: &str = "0e8dddc7-9ebf-41f3-b08a-5a3f91f1c3c0:7c9e6679-7425-40de-944b-e07fc1f90ae7";

@@ -42,6 +42,10 @@
 //!   the reservation's [`Placement`], with the order's `allocation` strategy if it
 //!   names one (else the server's `--allocation`). A bad location, region or
 //!   strategy, or a warehouse the table does not list, is dead-lettered.
+//! - Which action a message makes, and how its fields and item keys are read, is
+//!   the [`Mapping`]'s (`--kafka-config`, else the built-in one). A cancellation or
+//!   payment failure of an order already committed follows its cancel-after-commit
+//!   policy: restock ([`super::returns`]) or dead-letter.
 
 use super::events::{reservation_failed, Action, OutEvent};
 use super::incoming::Incoming;
