@@ -754,3 +754,44 @@ fn a_bad_mapping_file_stops_the_start() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--kafka-config needs --kafka-brokers"));
 }
+
+/// A mapping of one's own (YAML, written here): `set_item` creates then sets an
+/// item's on-hand, a routed event whose field holds a value with no route and no
+/// `otherwise` is dead-lettered with why, and a routed `ignore` changes nothing.
+#[test]
+fn a_custom_mapping_sets_items_and_dead_letters_unrouted_values() {
+    let broker = Broker::start(&["catalog", "orders"]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mine.yaml");
+    std::fs::write(
+        &path,
+        "topics: [catalog, orders]\n\
+         fields:\n  event_type: kind\n  item_key: \"{code}\"\n  on_hand: stock\n\
+         events:\n  product.updated: set_item\n  order.placed: reserve\n\
+         \x20 order.changed:\n    route_by: status\n    routes: {paid: commit, shipped: ignore}\n",
+    )
+    .unwrap();
+    let config = path.display().to_string();
+    let server = Server::start(&["--kafka-brokers", broker.servers(), "--kafka-config", &config]);
+    broker.produce("catalog", "c1", &json!({ "kind": "product.updated", "code": "C-1", "stock": 7 }));
+    wait_for(120, "C-1 created", || (server.get("/api/v1/inventory/items/C-1").0 == 200).then_some(()));
+    assert_eq!(figures(&server, "C-1"), (7, 0, 7, 0));
+    broker.produce("catalog", "c1", &json!({ "kind": "product.updated", "code": "C-1", "stock": 4 }));
+    wait_figures(&server, "C-1", (4, 0, 4, 0));
+    broker.produce(
+        "orders",
+        "o",
+        &json!({ "kind": "order.placed", "orderId": "o", "items": [{ "code": "C-1", "quantity": 1 }] }),
+    );
+    wait_figures(&server, "C-1", (4, 1, 3, 0));
+    broker.produce("orders", "o", &json!({ "kind": "order.changed", "orderId": "o", "status": "shipped" }));
+    broker.produce("orders", "o", &json!({ "kind": "order.changed", "orderId": "o", "status": "lost" }));
+    let dlq = wait_for(120, "the unrouted status dead-lettered", || {
+        broker.read("stockd.dlq").into_iter().find(|(v, _)| v["status"] == "lost")
+    });
+    assert!(dlq.1["dlq.error"].contains("status \"lost\" has no route"), "{:?}", dlq.1);
+    broker.produce("orders", "o", &json!({ "kind": "order.changed", "orderId": "o", "status": "paid" }));
+    wait_figures(&server, "C-1", (3, 0, 3, 1));
+    assert_eq!(consumer_health(&server)["deadLettered"], 1);
+    assert_eq!(server.stop(), Some(0));
+}
