@@ -721,10 +721,13 @@ fn adjust_with_a_repeated_idempotency_key_applies_once() {
     // Something else changes the item in between.
     ok_reserve(&e, "adj-o", &[("ADJ", 1)], None);
     let after_reserve = item(&e, "ADJ");
+    let logged = || e.shard_status().iter().map(|s| s.logged.load(std::sync::atomic::Ordering::Relaxed)).sum::<u64>();
+    let logged_before = logged();
     let again = adjust(&e, "ADJ", 5, Some("restock-1"), None).unwrap();
     assert_eq!(again.item, first.item, "a repeat answers the first result");
     assert!(!again.created);
     assert_eq!(item(&e, "ADJ"), after_reserve, "and applies nothing");
+    assert_eq!(logged(), logged_before, "nor logs (so publishes) anything");
 
     assert_eq!(
         adjust(&e, "ADJ", 6, Some("restock-1"), None).unwrap_err(),

@@ -112,6 +112,7 @@ pub fn init_logging(format: LogFormat) {
 /// Runs `stockd serve` to completion.
 pub async fn serve(args: ServeArgs) -> Result<(), String> {
     let admin_token = admin_token(&args)?;
+    kafka::check_args(&args.kafka)?;
     let replicated = args.replication.replication == replication::ReplicationMode::Kafka;
     let node = match replicated {
         true => Some(replication::check_args(

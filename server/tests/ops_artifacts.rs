@@ -33,17 +33,7 @@ const DEPLOY_FILES: [&str; 3] =
 /// h-metrics). Until it is merged they are reported, not required; once the server
 /// exports one, the test fails until it is removed from here (from then on it is
 /// checked like the others).
-const PENDING: &[&str] = &[
-    // gauge, labels {topic, partition}: messages behind the partition's end.
-    "stockd_kafka_consumer_lag",
-    // gauge: 1 while the consumer has a broker connection up, else 0.
-    "stockd_kafka_broker_up",
-    // counter, labels {op, code}: requests the engine refused, every path.
-    "stockd_rejections_total",
-    // histogram, label {path}: reserve latency per path (HTTP, Kafka, embedded).
-    "stockd_reserve_path_duration_seconds",
-    "stockd_reserve_path_duration_seconds_bucket",
-];
+const PENDING: &[&str] = &[];
 
 /// The runbook every alert links to.
 const RUNBOOK: &str = "server/README.md#alerts-and-dashboard";

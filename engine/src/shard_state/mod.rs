@@ -97,6 +97,14 @@ impl ShardState {
     /// changed.
     pub fn apply(&mut self, command: &Command, now: Millis) -> Result<Applied, EngineError> {
         let mut alerts = Vec::new();
+        // A repeated adjustment (its key already applied) answers the first result
+        // and changes nothing, so it is not logged (nor published) again.
+        let adjust_repeat = match command {
+            Command::AdjustItem { sku, idempotency_key: Some(key), .. } => {
+                self.adjust_keys.contains_key(&(sku.clone(), key.clone()))
+            }
+            _ => false,
+        };
         let outcome = match command {
             Command::SetItem {
                 sku,
@@ -169,11 +177,8 @@ impl ShardState {
             Command::HoldsSettled { reservation_id } => self.holds_settled(*reservation_id),
         };
         let changed = match &outcome {
-            Outcome::Item { .. }
-            | Outcome::Deleted { .. }
-            | Outcome::Opened(_)
-            | Outcome::Reserved(_)
-            | Outcome::ExpiredOnAccess(_) => true,
+            Outcome::Item { .. } => !adjust_repeat,
+            Outcome::Deleted { .. } | Outcome::Opened(_) | Outcome::Reserved(_) | Outcome::ExpiredOnAccess(_) => true,
             Outcome::Existing(_) => false,
             Outcome::Reservation { changed, .. }
             | Outcome::Holds { changed }

@@ -50,9 +50,15 @@
 //! - With `--node-id` the consumer is a static group member (`group.instance.id`):
 //!   restarted after a crash it gets its partitions back at once, not after the
 //!   session timeout of the member it replaces.
+//! - Which action a message makes, and how its fields and item keys are read, is
+//!   the [`Mapping`]'s (`--kafka-config`, else the built-in one). A cancellation or
+//!   payment failure of an order already committed follows its cancel-after-commit
+//!   policy: restock ([`super::returns`]) or dead-letter.
 
-use super::events::{reservation_failed, Action, EventMap, OutEvent};
-use super::incoming::{parse_message, sku_of, Incoming};
+use super::events::{reservation_failed, Action, OutEvent};
+use super::incoming::Incoming;
+use super::mapping::{CancelAfterCommit, Mapping};
+use super::returns::restock_committed;
 use super::{now_ms, pause, Blocked, KafkaStatus};
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::KafkaError;
@@ -79,9 +85,9 @@ pub struct ConsumerConfig {
     pub brokers: String,
     pub group: String,
     pub topics: Vec<String>,
-    pub map: EventMap,
+    /// How messages are read and routed, and where answers go (`--kafka-config`).
+    pub map: Mapping,
     pub dlq_topic: String,
-    pub publish_topic: String,
     pub producer: FutureProducer,
     pub status: Arc<KafkaStatus>,
     pub stop: Arc<AtomicBool>,
@@ -348,7 +354,7 @@ async fn run(cfg: ConsumerConfig, consumer: Client) {
                     p.highest = p.highest.max(msg.offset());
                     in_flight += 1;
                     index = index.wrapping_add(1);
-                    let lane = lane_of(&msg, index);
+                    let lane = lane_of(&cfg.map, &msg, index);
                     match lanes.get_mut(&lane) {
                         Some(waiting) => waiting.push_back(msg),
                         None => {
@@ -425,8 +431,8 @@ fn spawn_message(cfg: &Arc<ConsumerConfig>, events: &mpsc::UnboundedSender<Event
 /// The lane of a message: messages of one order (orderId, else the Kafka key) are
 /// handled one after the other in the order consumed; lanes run concurrently, so the
 /// engine's group commit shares one fsync among many messages.
-fn lane_of(msg: &OwnedMessage, index: usize) -> String {
-    if let Ok(order) = parse_message(msg.topic(), msg.payload()).and_then(|m| m.order_id()) {
+fn lane_of(map: &Mapping, msg: &OwnedMessage, index: usize) -> String {
+    if let Ok(order) = map.parse(msg.topic(), msg.payload()).and_then(|m| m.order_id()) {
         return format!("order:{order}");
     }
     match msg.key() {
@@ -477,7 +483,7 @@ async fn process(cfg: &ConsumerConfig, msg: &OwnedMessage, park: &mut (dyn FnMut
         }
         Handled::Answer(event) => {
             cfg.status.applied.fetch_add(1, Ordering::Relaxed);
-            let topic = event.topic(&cfg.publish_topic);
+            let topic = event.topic(&cfg.map.publish);
             let body = serde_json::to_vec(&event.envelope()).expect("JSON of a Value");
             let headers = OwnedHeaders::new()
                 .insert(Header { key: "id", value: Some(event.id.as_str()) })
@@ -586,12 +592,14 @@ async fn produce_until_acked(
 
 /// `Err` only for retryable engine errors.
 async fn handle(cfg: &ConsumerConfig, msg: &OwnedMessage) -> Result<Handled, EngineError> {
-    let incoming = match parse_message(msg.topic(), msg.payload()) {
+    let incoming = match cfg.map.parse(msg.topic(), msg.payload()) {
         Ok(i) => i,
         Err(e) => return Ok(Handled::DeadLetter(e)),
     };
-    let Some(action) = cfg.map.action(&incoming.event_type) else {
-        return Ok(Handled::DeadLetter(format!("unknown event type {:?}", incoming.event_type)));
+    let action = match cfg.map.route(&incoming) {
+        Ok(Some(action)) => action,
+        Ok(None) => return Ok(Handled::DeadLetter(format!("unknown event type {:?}", incoming.event_type))),
+        Err(e) => return Ok(Handled::DeadLetter(e)),
     };
     let position = format!("kafka-{}-{}-{}", msg.topic(), msg.partition(), msg.offset());
     #[cfg(test)]
@@ -602,10 +610,12 @@ async fn handle(cfg: &ConsumerConfig, msg: &OwnedMessage) -> Result<Handled, Eng
         Action::Reserve => reserve(&cfg.engine, &incoming, position, cfg.allocation).await,
         Action::Commit => commit(&cfg.engine, &incoming).await,
         Action::Confirm => confirm(&cfg.engine, &incoming, position).await,
-        Action::Cancel => release(&cfg.engine, &incoming, "CANCELLED").await,
-        Action::PaymentFailed => release(&cfg.engine, &incoming, "PAYMENT_FAILED").await,
+        Action::Cancel => release(cfg, &incoming, "CANCELLED").await,
+        Action::PaymentFailed => release(cfg, &incoming, "PAYMENT_FAILED").await,
         Action::Restock => restock(&cfg.engine, &incoming, &position).await,
-        Action::CreateItem => create_item(&cfg.engine, &incoming).await,
+        Action::CreateItem => create_item(&cfg.engine, &incoming, false).await,
+        Action::SetItem => create_item(&cfg.engine, &incoming, true).await,
+        Action::Ignore => Ok(Handled::Done),
     };
     match result {
         Ok(h) => Ok(h),
@@ -636,7 +646,7 @@ fn order_key(incoming: &Incoming) -> Result<ReservationKey, Failure> {
     if let Ok(order) = incoming.order_id() {
         return Ok(ReservationKey::Order(OrderId::parse(&order, "orderId")?));
     }
-    match incoming.data.get("reservationId").and_then(Value::as_str) {
+    match incoming.reservation_id() {
         Some(id) => Ok(ReservationKey::Id(id.to_owned())),
         None => Err(Failure::Bad(format!("{}: missing orderId", incoming.event_type))),
     }
@@ -682,14 +692,8 @@ async fn reserve(
         lines.push((sku, l.quantity));
     }
     // Its own TTL (checked against the server's --max-ttl by the engine), else the
-    // server's --default-ttl; a TTL that is not a whole number of seconds is refused
-    // rather than silently replaced by the default.
-    let ttl_secs = match incoming.data.get("expiresIn") {
-        None | Some(Value::Null) => None,
-        Some(v) => Some(v.as_u64().ok_or_else(|| {
-            EngineError::validation("expiresIn", format!("must be a whole number of seconds, got {v}"))
-        })?),
-    };
+    // server's --default-ttl.
+    let ttl_secs = incoming.ttl_secs()?;
     let req = ReserveRequest { order_id, lines, ttl_secs, metadata: metadata(incoming), placement };
     // The engine counts the outcome and times it under the Kafka path.
     match engine.reserve_from(Origin::Events, req).await {
@@ -725,7 +729,7 @@ async fn confirm(engine: &Engine, incoming: &Incoming, position: String) -> Resu
     };
     let base = |order: &str, reservation: &str| json!({ "orderId": order, "reservationId": reservation });
     let requested_order = incoming.order_id().unwrap_or_default();
-    let requested_reservation = incoming.data.get("reservationId").and_then(Value::as_str).unwrap_or_default();
+    let requested_reservation = incoming.reservation_id().unwrap_or_default();
     match engine.get_reservation(key.clone()).await {
         Ok(r) if r.status == ReservationStatus::Committed => {
             // Already committed: no WAL record will say so again; answer directly.
@@ -751,19 +755,75 @@ async fn confirm(engine: &Engine, incoming: &Incoming, position: String) -> Resu
     }
 }
 
-async fn release(engine: &Engine, incoming: &Incoming, reason: &str) -> Result<Handled, Failure> {
+async fn release(cfg: &ConsumerConfig, incoming: &Incoming, reason: &str) -> Result<Handled, Failure> {
     let key = order_key(incoming)?;
-    match engine.release(key, Some(reason.to_owned())).await {
+    match cfg.engine.release(key.clone(), Some(reason.to_owned())).await {
         Ok(_) => Ok(Handled::Done),
         // Nothing was reserved for this order (e.g. its reserve failed): nothing to do.
         Err(EngineError::ReservationNotFound { .. }) => Ok(Handled::Done),
+        // Cancelled after it was committed: the policy (--cancel-after-commit).
+        Err(EngineError::ReservationCommitted { reservation_id }) => match cfg.map.cancel_after_commit {
+            CancelAfterCommit::Restock => {
+                let r = cfg.engine.get_reservation(key).await?;
+                restock_committed(&cfg.engine, &r, None, &format!("{} after commit via kafka", incoming.event_type))
+                    .await?;
+                Ok(Handled::Done)
+            }
+            CancelAfterCommit::Reject => Ok(Handled::DeadLetter(format!(
+                "RESERVATION_COMMITTED: {} for reservation {reservation_id}, which is committed \
+                 (cancel-after-commit is reject)",
+                incoming.event_type
+            ))),
+        },
         Err(e) => Err(e.into()),
     }
 }
 
+/// A return: the units the order committed back on hand (of the lines the event
+/// lists, when it lists any); an order still only reserved is released (reason
+/// RETURNED); one released or expired has nothing to return. When stockd does not
+/// know the order (never reserved here, or forgotten after its retention), the
+/// event's items are put back, keyed by the event id, else the orderId, else the
+/// message's position.
 async fn restock(engine: &Engine, incoming: &Incoming, position: &str) -> Result<Handled, Failure> {
+    let note = format!("{} via kafka", incoming.event_type);
+    let listed = match incoming.raw_items() {
+        Some(_) => Some(incoming.lines()?),
+        None => None,
+    };
+    if let Ok(order) = incoming.order_id() {
+        let key = ReservationKey::Order(OrderId::parse(&order, "orderId")?);
+        match engine.get_reservation(key.clone()).await {
+            Ok(r) => {
+                match r.status {
+                    ReservationStatus::Committed => restock_committed(engine, &r, listed.as_deref(), &note).await?,
+                    ReservationStatus::Active => match engine.release(key, Some("RETURNED".to_owned())).await {
+                        Ok(_) | Err(EngineError::ReservationNotFound { .. }) => {}
+                        // Committed meanwhile: a retry returns what it sold.
+                        Err(EngineError::ReservationCommitted { reservation_id }) => {
+                            return Err(EngineError::ReservationPending { reservation_id }.into())
+                        }
+                        Err(e) => return Err(e.into()),
+                    },
+                    ReservationStatus::Pending => {
+                        return Err(
+                            EngineError::ReservationPending { reservation_id: r.reservation_id.to_string() }.into()
+                        )
+                    }
+                    ReservationStatus::Released | ReservationStatus::Expired => {}
+                }
+                return Ok(Handled::Done);
+            }
+            Err(EngineError::ReservationNotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
     let scope = incoming.event_id.clone().or_else(|| incoming.order_id().ok()).unwrap_or_else(|| position.to_owned());
-    for (i, l) in incoming.lines()?.into_iter().enumerate() {
+    let lines = match listed {
+        Some(lines) => lines,
+        None => incoming.lines()?,
+    };
+    for (i, l) in lines.into_iter().enumerate() {
         let delta = i64::try_from(l.quantity).map_err(|_| format!("items[{i}].quantity too large"))?;
         if delta == 0 {
             continue;
@@ -776,7 +836,7 @@ async fn restock(engine: &Engine, incoming: &Incoming, position: &str) -> Result
                 sku,
                 delta,
                 reason: AdjustReason::Return,
-                note: Some(format!("{} via kafka", incoming.event_type)),
+                note: Some(note.clone()),
                 idempotency_key: Some(format!("return:{scope}:{}", l.sku)),
                 expected_version: None,
                 location,
@@ -786,43 +846,23 @@ async fn restock(engine: &Engine, incoming: &Incoming, position: &str) -> Result
     Ok(Handled::Done)
 }
 
-async fn create_item(engine: &Engine, incoming: &Incoming) -> Result<Handled, Failure> {
-    let data = &incoming.data;
-    let parents = [data.clone()];
-    let variants: Vec<Value> = match data.get("variants").and_then(Value::as_array) {
-        Some(vs) if !vs.is_empty() => vs
-            .iter()
-            .map(|v| {
-                let mut v = v.clone();
-                if v.get("productId").is_none() && v.get("sku").is_none() {
-                    v["productId"] = data.get("productId").cloned().unwrap_or(Value::Null);
-                }
-                if v.get("variantId").is_none() {
-                    if let Some(id) = v.get("id").cloned() {
-                        v["variantId"] = id;
-                    }
-                }
-                v
-            })
-            .collect(),
-        _ => parents.to_vec(),
-    };
-    for (i, v) in variants.iter().enumerate() {
-        let sku = sku_of(v).ok_or_else(|| format!("{}: variant {i} needs sku or productId", incoming.event_type))?;
-        let sku = Sku::parse(&sku, "sku")?;
-        match engine.get_item(sku.clone()).await {
-            Ok(_) => continue, // idempotent on its id
-            Err(EngineError::ItemNotFound { .. }) => {}
-            Err(e) => return Err(e.into()),
+/// A product event: its items (variants) created if missing (`create_item`:
+/// idempotent on the item key), or their on-hand set (`set_item`).
+async fn create_item(engine: &Engine, incoming: &Incoming, update: bool) -> Result<Handled, Failure> {
+    for item in incoming.new_items()? {
+        let sku = Sku::parse(&item.sku, "sku")?;
+        if !update {
+            match engine.get_item(sku.clone()).await {
+                Ok(_) => continue, // idempotent on its id
+                Err(EngineError::ItemNotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
-        let number = |names: &[&str]| names.iter().find_map(|n| v.get(*n).and_then(Value::as_u64));
-        let on_hand = number(&["availableStock", "quantity", "stock", "onHand", "initialStock"]).unwrap_or(0);
-        let threshold = number(&["thresholdStock", "lowStockThreshold"]);
         engine
             .set_item(SetItem {
                 sku,
-                on_hand,
-                low_stock_threshold: threshold,
+                on_hand: item.on_hand,
+                low_stock_threshold: item.low_stock_threshold,
                 max_per_order: None,
                 expected_version: None,
                 location: None,

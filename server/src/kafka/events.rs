@@ -1,11 +1,12 @@
-//! The event contract, without any Kafka I/O: the configurable event-type →
-//! [`Action`] map, and turning a replayed WAL record into the [`OutEvent`]s it
+//! The event contract, without any Kafka I/O: the [`Action`]s a consumed event can
+//! map to (the map itself is [`super::mapping::Mapping`]), and turning a replayed WAL record into the [`OutEvent`]s it
 //! publishes (seed 002's envelope: id, type, source, dataVersion, timestamp,
 //! correlationId, data). Parsing consumed messages is in [`super::incoming`], the
 //! JSON renderings of items and reservations in [`super::event_views`].
 
 use super::event_views::{add_item_figures, iso_millis, line_json, reservation_data};
 use super::incoming::Incoming;
+use super::mapping::PublishTopics;
 use serde_json::{json, Value};
 use stockd_engine::location::LocationId;
 use stockd_engine::{
@@ -22,18 +23,27 @@ pub enum Action {
     /// `inventory.confirm_requested`: commit, and answer `inventory.confirmed` or
     /// `inventory.confirmation_failed`.
     Confirm,
-    /// Release the order's reservation (reason CANCELLED).
+    /// Release the order's reservation (reason CANCELLED); if the order is committed
+    /// already, the mapping's [`CancelAfterCommit`](super::mapping::CancelAfterCommit)
+    /// policy decides (restock or dead-letter).
     Cancel,
-    /// Release the order's reservation (reason PAYMENT_FAILED).
+    /// Release the order's reservation (reason PAYMENT_FAILED); a committed order as
+    /// for `Cancel`.
     PaymentFailed,
-    /// Put returned items back on hand (adjust, reason RETURN).
+    /// Returned items back on hand (RETURN adjustments): the units the order
+    /// committed (of the lines the event lists, when it lists any), or, when stockd
+    /// no longer knows the order, the event's items. Also named `return`.
     Restock,
     /// Create the item if it does not exist.
     CreateItem,
+    /// Set the item's on-hand quantity (creating it if missing).
+    SetItem,
+    /// Consume the message and do nothing (e.g. `order.updated` with status shipped).
+    Ignore,
 }
 
 impl Action {
-    pub const ALL: [Action; 7] = [
+    pub const ALL: [Action; 9] = [
         Action::Reserve,
         Action::Commit,
         Action::Confirm,
@@ -41,6 +51,8 @@ impl Action {
         Action::PaymentFailed,
         Action::Restock,
         Action::CreateItem,
+        Action::SetItem,
+        Action::Ignore,
     ];
 
     pub fn name(self) -> &'static str {
@@ -52,10 +64,16 @@ impl Action {
             Action::PaymentFailed => "payment_failed",
             Action::Restock => "restock",
             Action::CreateItem => "create_item",
+            Action::SetItem => "set_item",
+            Action::Ignore => "ignore",
         }
     }
 
+    /// An action by name; `return` is another name of `restock`.
     pub fn parse(s: &str) -> Option<Action> {
+        if s == "return" {
+            return Some(Action::Restock);
+        }
         Action::ALL.into_iter().find(|a| a.name() == s)
     }
 
@@ -75,58 +93,25 @@ impl Action {
             Action::PaymentFailed => &["payment.failed", "order.payment.failed"],
             Action::Restock => &["order.returned"],
             Action::CreateItem => &["product.created", "product.onboarding.completed"],
+            Action::SetItem | Action::Ignore => &[],
         }
     }
 }
 
-/// Event type → action.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EventMap {
-    entries: Vec<(String, Action)>,
-}
-
-impl Default for EventMap {
-    fn default() -> Self {
-        let mut entries = Vec::new();
-        for a in Action::ALL {
-            for t in a.default_types() {
-                entries.push(((*t).to_owned(), a));
-            }
-        }
-        EventMap { entries }
-    }
-}
-
-impl EventMap {
-    /// The defaults, with each `ACTION=TYPE[,TYPE...]` override replacing the types
-    /// of its action.
-    pub fn with_overrides(overrides: &[String]) -> Result<EventMap, String> {
-        let mut map = EventMap::default();
-        for o in overrides.iter().filter(|o| !o.trim().is_empty()) {
-            let (action, types) =
-                o.split_once('=').ok_or_else(|| format!("--kafka-map {o:?}: expected ACTION=TYPE,..."))?;
-            let action = Action::parse(action.trim()).ok_or_else(|| {
-                let names: Vec<&str> = Action::ALL.iter().map(|a| a.name()).collect();
-                format!("--kafka-map {o:?}: unknown action (one of {})", names.join(", "))
-            })?;
-            map.entries.retain(|(_, a)| *a != action);
-            for t in types.split(',').map(str::trim).filter(|t| !t.is_empty()) {
-                map.entries.retain(|(et, _)| et != t);
-                map.entries.push((t.to_owned(), action));
-            }
-        }
-        Ok(map)
-    }
-
-    pub fn action(&self, event_type: &str) -> Option<Action> {
-        self.entries.iter().find(|(t, _)| t == event_type).map(|(_, a)| *a)
-    }
-
-    /// Every event type mapped, in a stable order (the default topic list).
-    pub fn types(&self) -> Vec<String> {
-        self.entries.iter().map(|(t, _)| t.clone()).collect()
-    }
-}
+/// Every event type stockd publishes (the keys a mapping's `publish.topics` may name).
+pub const PUBLISHED_TYPES: [&str; 11] = [
+    "inventory.reserved",
+    "inventory.confirmed",
+    "inventory.released",
+    "inventory.adjusted",
+    "inventory.item_deleted",
+    "inventory.transferred",
+    "inventory.received",
+    "inventory.low_stock",
+    "inventory.out_of_stock",
+    "inventory.reservation_failed",
+    "inventory.confirmation_failed",
+];
 
 /// An event to publish.
 #[derive(Debug, Clone, PartialEq)]
@@ -154,8 +139,9 @@ impl OutEvent {
         })
     }
 
-    pub fn topic(&self, template: &str) -> String {
-        template.replace("{type}", self.event_type)
+    /// The topic the mapping sends this event to.
+    pub fn topic(&self, topics: &PublishTopics) -> String {
+        topics.topic_for(self.event_type)
     }
 }
 
@@ -335,12 +321,18 @@ pub fn reservation_failed(
         }
         _ => Vec::new(),
     };
-    // The location a failed line had to come from, when the order named one.
+    // The location a failed line had to come from, when the order named one, and the
+    // line's productTitle (seed 000), when it has one.
     let lines = incoming.lines().unwrap_or_default();
+    let raw = incoming.raw_items().cloned().unwrap_or_default();
     for v in &mut failed {
         let named = lines.iter().find(|l| v["sku"] == l.sku.as_str()).and_then(|l| l.location.as_deref());
         if let Some(location) = named {
             v["location"] = json!(location);
+        }
+        let title = raw.iter().find(|it| incoming.item_key(it).as_deref() == v["sku"].as_str());
+        if let Some(t) = title.and_then(|it| it.get("productTitle")).filter(|t| t.is_string()) {
+            v["productTitle"] = t.clone();
         }
     }
     let mut data = json!({
@@ -348,6 +340,7 @@ pub fn reservation_failed(
         "reason": error.code(),
         "message": error.to_string(),
         "failedItems": failed,
+        "failedAt": iso_millis(now),
     });
     for field in ["sagaId", "storeId", "userId", "region"] {
         if let Some(v) = incoming.data.get(field) {
@@ -367,20 +360,6 @@ pub fn reservation_failed(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn default_map_and_overrides() {
-        let m = EventMap::default();
-        assert_eq!(m.action("order.created"), Some(Action::Reserve));
-        assert_eq!(m.action("payment.completed"), Some(Action::Commit));
-        assert_eq!(m.action("payment.failed"), Some(Action::PaymentFailed));
-        assert_eq!(m.action("order.returned"), Some(Action::Restock));
-        assert_eq!(m.action("nope"), None);
-        let m = EventMap::with_overrides(&["reserve=cart.checkout".into()]).unwrap();
-        assert_eq!(m.action("order.created"), None);
-        assert_eq!(m.action("cart.checkout"), Some(Action::Reserve));
-        assert!(EventMap::with_overrides(&["bogus=x".into()]).is_err());
-    }
 
     fn run(state: &mut stockd_engine::ShardState, lsn: u64, command: Command) -> Vec<OutEvent> {
         let applied = state.apply(&command, 1_000 + lsn).unwrap();

@@ -9,16 +9,22 @@
 //!   them; the last LSN the broker acknowledged per shard is kept in
 //!   `DATA/kafka-outbox.offsets`, so a restart resumes from there (at-least-once;
 //!   event ids `{shard}-{lsn}-{n}` let consumers drop duplicates).
-//! - [`events`]: the event contract (the type → action map, the events a WAL record
+//! - [`mapping`]: the one description both follow (`--kafka-config FILE`, else the
+//!   built-in mapping): topics consumed, event type (or a field's value) → action,
+//!   how fields and item keys are read, the cancel-after-commit policy, and the topic
+//!   of each published event.
+//! - [`events`]: the event contract (the actions, the events a WAL record
 //!   publishes); [`incoming`]: parsing consumed messages; [`event_views`]: the JSON
 //!   renderings of items (with their locations) and reservations (with their
-//!   allocations) that events carry.
+//!   allocations) that events carry; [`returns`]: committed units put back on hand.
 
 pub mod consumer;
 pub mod event_views;
 pub mod events;
 pub mod incoming;
+pub mod mapping;
 pub mod publisher;
+pub mod returns;
 
 use clap::Args;
 use serde_json::{json, Value};
@@ -44,12 +50,13 @@ pub struct KafkaArgs {
     pub kafka_topics: Vec<String>,
     /// Event-type mapping overrides, `ACTION=TYPE[,TYPE...]` (repeatable; `;` between
     /// them in the variable). Actions: reserve, commit, confirm, cancel,
-    /// payment_failed, restock, create_item.
+    /// payment_failed, restock (alias return), create_item, set_item, ignore.
     #[arg(long, env = "STOCKD_KAFKA_MAP", value_delimiter = ';')]
     pub kafka_map: Vec<String>,
-    /// Topic of the events stockd publishes; `{type}` is replaced by the event type.
-    #[arg(long, env = "STOCKD_KAFKA_PUBLISH_TOPIC", default_value = "{type}")]
-    pub kafka_publish_topic: String,
+    /// Topic of the events stockd publishes; `{type}` is replaced by the event type
+    /// (default `{type}`).
+    #[arg(long, env = "STOCKD_KAFKA_PUBLISH_TOPIC")]
+    pub kafka_publish_topic: Option<String>,
     /// Dead-letter topic.
     #[arg(long, env = "STOCKD_KAFKA_DLQ_TOPIC", default_value = "stockd.dlq")]
     pub kafka_dlq_topic: String,
@@ -74,6 +81,18 @@ pub struct KafkaArgs {
     /// retrying until delivered.
     #[arg(long, env = "STOCKD_KAFKA_PRODUCE_MAX_RETRY_TIME", default_value = "60s", value_parser = crate::cli::parse_duration)]
     pub kafka_produce_max_retry_time: std::time::Duration,
+    /// The Kafka mapping file (TOML `.toml`, YAML `.yaml`/`.yml`; see
+    /// examples/kafka/): topics consumed, event type or field value → action, how
+    /// fields and item keys are read, topics of published events. Read and checked at
+    /// start. Replaces --kafka-topics, --kafka-map and --kafka-publish-topic.
+    #[arg(long, env = "STOCKD_KAFKA_CONFIG")]
+    pub kafka_config: Option<PathBuf>,
+    /// A cancellation (or payment failure) of an order already committed: `restock`
+    /// puts the committed units back on hand (a RETURN adjustment per order and line,
+    /// once), `reject` dead-letters it. Default: the mapping file's
+    /// `cancel_after_commit`, else restock.
+    #[arg(long, env = "STOCKD_CANCEL_AFTER_COMMIT", value_enum)]
+    pub cancel_after_commit: Option<mapping::CancelAfterCommit>,
     /// `client.id` of the consumer and the producer (shown in the broker's logs and
     /// quotas).
     #[arg(long, env = "STOCKD_KAFKA_CLIENT_ID", default_value = "stockd", value_parser = parse_client_id)]
@@ -294,6 +313,18 @@ pub struct Kafka {
     tasks: Vec<JoinHandle<()>>,
 }
 
+/// Checks the Kafka flags before anything starts: the mapping (`--kafka-config`) is
+/// read and checked, and a mapping without `--kafka-brokers` is refused (it would do
+/// nothing).
+pub fn check_args(args: &KafkaArgs) -> Result<(), String> {
+    mapping::Mapping::from_args(args)?;
+    let brokers = args.kafka_brokers.as_deref().map(str::trim).filter(|b| !b.is_empty());
+    match (&args.kafka_config, brokers) {
+        (Some(path), None) => Err(format!("kafka config {}: --kafka-config needs --kafka-brokers", path.display())),
+        _ => Ok(()),
+    }
+}
+
 /// Producer settings shared by the publisher and the consumer's answers.
 pub(crate) fn producer_config(brokers: &str) -> rdkafka::ClientConfig {
     let mut c = rdkafka::ClientConfig::new();
@@ -321,7 +352,7 @@ impl Kafka {
         allocation: stockd_engine::location::AllocationStrategy,
         node_id: Option<&str>,
     ) -> Result<Kafka, String> {
-        let map = events::EventMap::with_overrides(&args.kafka_map)?;
+        let map = mapping::Mapping::from_args(args)?;
         let producer: rdkafka::producer::FutureProducer = producer_config(brokers)
             .set("client.id", &args.kafka_client_id)
             .create()
@@ -341,7 +372,7 @@ impl Kafka {
                 engine: engine.clone(),
                 data_dir,
                 producer: producer.clone(),
-                topic_template: args.kafka_publish_topic.clone(),
+                topics: map.publish.clone(),
                 status: status.clone(),
                 stop: stop.clone(),
                 stop_notify: stop_notify.clone(),
@@ -349,19 +380,13 @@ impl Kafka {
             tasks.extend(handles);
         }
         if !args.kafka_no_consume {
-            let topics = if args.kafka_topics.iter().any(|t| !t.trim().is_empty()) {
-                args.kafka_topics.iter().map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).collect()
-            } else {
-                map.types()
-            };
             let handle = consumer::start(consumer::ConsumerConfig {
                 engine,
                 brokers: brokers.to_owned(),
                 group: args.kafka_group.clone(),
-                topics,
+                topics: map.topics.clone(),
                 map,
                 dlq_topic: args.kafka_dlq_topic.clone(),
-                publish_topic: args.kafka_publish_topic.clone(),
                 producer,
                 status: status.clone(),
                 stop: stop.clone(),

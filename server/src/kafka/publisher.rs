@@ -32,7 +32,8 @@ pub struct PublisherConfig {
     pub engine: Engine,
     pub data_dir: PathBuf,
     pub producer: FutureProducer,
-    pub topic_template: String,
+    /// Where each event goes (the mapping's `publish`).
+    pub topics: super::mapping::PublishTopics,
     pub status: Arc<KafkaStatus>,
     pub stop: Arc<AtomicBool>,
     pub stop_notify: Arc<tokio::sync::Notify>,
@@ -171,7 +172,7 @@ async fn run_shard(cfg: Arc<PublisherConfig>, offsets: Arc<OutboxOffsets>, shard
             .iter()
             .flat_map(|r| events_for_record(shard, r.lsn, r.now, &r.command, &r.applied))
             .map(|e| {
-                let topic = e.topic(&cfg.topic_template);
+                let topic = e.topic(&cfg.topics);
                 let body = serde_json::to_vec(&e.envelope()).expect("JSON of a Value");
                 (topic, e.key, e.id, e.event_type, body)
             })

@@ -1,0 +1,131 @@
+//! Units an order already committed, put back on hand: a cancellation after commit
+//! (under `--cancel-after-commit restock`, the default) and a return (`order.returned`,
+//! seed 004's "return stock"). Each is one RETURN adjustment per order, line and
+//! location, to the location the units were committed from, with an idempotency key
+//! derived from them (`return:{orderId}:{sku}`, plus `@{location}` for a named
+//! location): the engine remembers adjustment keys as long as it remembers the
+//! finished reservation (`retention_secs` from the later of the two), so a repeat of
+//! the event while stockd still knows the order changes nothing.
+
+use super::incoming::Line;
+use stockd_engine::location::LocationId;
+use stockd_engine::{Adjust, AdjustReason, Engine, EngineError, Reservation, ReservationStatus, Sku};
+
+/// The idempotency key of the return of `sku` at `location` of `order`.
+pub fn return_key(order: &str, sku: &str, location: &LocationId) -> String {
+    if location.is_default() {
+        format!("return:{order}:{sku}")
+    } else {
+        format!("return:{order}:{sku}@{}", location.as_str())
+    }
+}
+
+/// The adjustments that put back what committed reservation `r` sold: every line, or
+/// only the lines `only` lists (each at most the quantity it lists), spread over the
+/// line's allocations first-allocated first. `(sku, location, units)`.
+pub fn units_to_return(r: &Reservation, only: Option<&[Line]>) -> Vec<(Sku, LocationId, u64)> {
+    debug_assert_eq!(r.status, ReservationStatus::Committed);
+    let allocations = r.allocations();
+    let mut out = Vec::new();
+    for line in r.lines.iter().filter(|l| l.committed > 0) {
+        let mut left = match only {
+            None => line.committed,
+            Some(listed) => match listed.iter().find(|l| l.sku == line.sku.as_str()) {
+                Some(l) => l.quantity.min(line.committed),
+                None => continue,
+            },
+        };
+        for a in allocations.iter().filter(|a| a.sku == line.sku) {
+            let n = left.min(a.committed);
+            if n > 0 {
+                out.push((line.sku.clone(), a.location.clone(), n));
+                left -= n;
+            }
+        }
+        debug_assert_eq!(left, 0, "the allocations of a line hold its committed units");
+    }
+    out
+}
+
+/// Applies [`units_to_return`] for committed reservation `r`. `note` says why.
+pub async fn restock_committed(
+    engine: &Engine,
+    r: &Reservation,
+    only: Option<&[Line]>,
+    note: &str,
+) -> Result<(), EngineError> {
+    let order = r.order_id.as_str();
+    for (sku, location, units) in units_to_return(r, only) {
+        let delta = i64::try_from(units).map_err(|_| EngineError::validation("quantity", "too large to return"))?;
+        let idempotency_key = Some(return_key(order, sku.as_str(), &location));
+        let location = (!location.is_default()).then_some(location);
+        engine
+            .adjust(Adjust {
+                sku,
+                delta,
+                reason: AdjustReason::Return,
+                note: Some(note.to_owned()),
+                idempotency_key,
+                expected_version: None,
+                location,
+            })
+            .await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stockd_engine::location::Placement;
+    use stockd_engine::{Command, OrderId, Outcome, ReservationKey, ShardState};
+
+    fn loc(s: &str) -> LocationId {
+        LocationId::parse(s, "location").unwrap()
+    }
+
+    #[test]
+    fn returns_follow_the_committed_allocations() {
+        let mut st = ShardState::new(0);
+        let a = Sku::parse("A", "sku").unwrap();
+        let b = Sku::parse("B", "sku").unwrap();
+        let set = |sku: &Sku, location: Option<&str>, on_hand| Command::SetItem {
+            sku: sku.clone(),
+            on_hand,
+            low_stock_threshold: None,
+            max_per_order: None,
+            expected_version: None,
+            location: location.map(loc),
+            incoming: None,
+        };
+        st.apply(&set(&a, Some("wh-1"), 2), 1).unwrap();
+        st.apply(&set(&a, Some("wh-2"), 3), 2).unwrap();
+        st.apply(&set(&b, None, 9), 3).unwrap();
+        let order = OrderId::parse("o-1", "orderId").unwrap();
+        let reserve = Command::ReserveLocal {
+            order_id: order.clone(),
+            lines: vec![(a.clone(), 4), (b.clone(), 3)],
+            ttl_secs: 60,
+            metadata: None,
+            placement: Placement::default(),
+        };
+        st.apply(&reserve, 4).unwrap();
+        let commit = Command::CommitReservation {
+            key: ReservationKey::Order(order),
+            quantities: Some(vec![(a.clone(), 3), (b.clone(), 3)]),
+        };
+        let Outcome::Reservation { reservation: r, .. } = st.apply(&commit, 5).unwrap().outcome else { panic!() };
+        // No location fills A's 4: held 2 at wh-1, 2 at wh-2; 3 committed: 2 from wh-1, then
+        // 1 from wh-2. B: 3 at the default location.
+        assert_eq!(
+            units_to_return(&r, None),
+            vec![(a.clone(), loc("wh-1"), 2), (a.clone(), loc("wh-2"), 1), (b.clone(), LocationId::DEFAULT, 3)]
+        );
+        let only = [Line { sku: "A".into(), quantity: 9, location: None }];
+        assert_eq!(units_to_return(&r, Some(&only)), vec![(a.clone(), loc("wh-1"), 2), (a, loc("wh-2"), 1)]);
+        let only = [Line { sku: "B".into(), quantity: 1, location: None }];
+        assert_eq!(units_to_return(&r, Some(&only)), vec![(b, LocationId::DEFAULT, 1)]);
+        assert_eq!(return_key("o-1", "A", &loc("wh-2")), "return:o-1:A@wh-2");
+        assert_eq!(return_key("o-1", "B", &LocationId::DEFAULT), "return:o-1:B");
+    }
+}
