@@ -28,11 +28,9 @@ use std::time::{Duration, Instant};
 const DEPLOY_FILES: [&str; 3] =
     ["deploy/prometheus/alerts.yml", "deploy/prometheus/alerts_test.yml", "deploy/grafana/stockd.json"];
 
-/// Names the deploy files use that another change of issue 15 adds to the server (the
-/// metrics fed by the engine, and the Kafka consumer's lag and broker state; branch
-/// h-metrics). Until it is merged they are reported, not required; once the server
-/// exports one, the test fails until it is removed from here (from then on it is
-/// checked like the others).
+/// Names the deploy files may use before the server exports them (a change that adds
+/// them lands later): reported, not required; once exported, the test fails until the
+/// name is removed from here. None now.
 const PENDING: &[&str] = &[];
 
 /// The runbook every alert links to.
