@@ -83,6 +83,9 @@ pub struct ShardStatus {
     pub sync_micros_total: AtomicU64,
     /// Why the shard stopped acknowledging, once it has.
     pub failure: parking_lot::Mutex<Option<String>>,
+    /// Why the replicated log has not confirmed this shard's last batch, while it has
+    /// not (`durable::replication`): answers are held back until it does.
+    pub stalled: parking_lot::Mutex<Option<String>>,
 }
 
 /// The reason inside an error, without the "engine unavailable:" prefix it will get
@@ -355,17 +358,20 @@ impl ShardLoop {
             Confirmation::Confirmed => {
                 if self.stalled.take().is_some() {
                     tracing::info!(shard = self.state.shard(), "replication confirmed again; acknowledging");
+                    *self.status.stalled.lock() = None;
                 }
             }
             Confirmation::Pending(reason) => {
                 if self.stalled.is_none() {
                     tracing::warn!(shard = self.state.shard(), %reason, "replication not confirmed; not acknowledging");
                 }
+                *self.status.stalled.lock() = Some(reason.clone());
                 self.stalled = Some(reason);
             }
             Confirmation::Fenced(reason) => {
                 tracing::error!(shard = self.state.shard(), %reason, "fenced by a new leader; engine stops acknowledging");
                 self.stalled = None;
+                *self.status.stalled.lock() = None;
                 self.fail(format!("fenced: {reason}"));
             }
         }

@@ -432,10 +432,15 @@ fn kafka_unavailable_writes_answer_503_and_resume_when_it_is_back() {
     let body = json!({"orderId": "during-outage", "items": [{"sku": SKU, "quantity": 1}]});
     let (code, v) = nodes[l].call("POST", "/api/v1/inventory/reserve", Some(&body)).unwrap();
     assert_eq!(code, 503, "a write while Kafka is away: {v}");
+    let h = nodes[l].health();
+    let stalled = h["data"]["replication"]["stalled"].as_array().cloned().unwrap_or_default();
+    assert!(!stalled.is_empty(), "/health says which shards wait for the changelog: {h}");
     tansu.resume();
     let after = acks_count(&load);
     wait_for(120, "writes to resume", || (acks_count(&load) >= after + 50).then_some(()));
     let acks = load.finish();
     let l = leader(&nodes, 60);
     check(&nodes[l], &acks);
+    let h = nodes[l].health();
+    assert_eq!(h["data"]["replication"]["stalled"], json!([]), "{h}");
 }

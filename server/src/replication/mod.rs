@@ -133,8 +133,18 @@ impl Replication {
         }
     }
 
+    /// Shards whose last batch the changelog has not confirmed yet, with why.
+    pub fn stalled(&self, engine: &Engine) -> Vec<Value> {
+        engine
+            .shard_status()
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.stalled.lock().clone().map(|why| json!({ "shard": i, "reason": why })))
+            .collect()
+    }
+
     /// The `replication` field of /health.
-    pub fn health(&self) -> Value {
+    pub fn health(&self, engine: &Engine) -> Value {
         let s = &self.shared;
         let epoch = match &*s.mode.lock() {
             Mode::Leader(st) | Mode::Claiming(st) => st.epoch,
@@ -164,6 +174,7 @@ impl Replication {
             "caughtUp": s.caught_up.load(Ordering::Acquire),
             "lagRecords": s.lag_records(),
             "fenced": s.fenced.lock().clone(),
+            "stalled": self.stalled(engine),
             "diverged": s.diverged.lock().clone(),
             "brokerError": s.broker_error.lock().as_ref().map(|(e, at)| json!({ "error": e, "atMs": at })),
             "ignoredMessages": s.ignored.load(Ordering::Relaxed),
@@ -173,9 +184,16 @@ impl Replication {
     }
 
     /// Prometheus lines.
-    pub fn render_metrics(&self, out: &mut String) {
+    pub fn render_metrics(&self, engine: &Engine, out: &mut String) {
         use std::fmt::Write;
         let s = &self.shared;
+        let _ = writeln!(
+            out,
+            "# HELP stockd_replication_stalled_shards Shards holding answers back until the changelog confirms \
+             their last batch."
+        );
+        let _ = writeln!(out, "# TYPE stockd_replication_stalled_shards gauge");
+        let _ = writeln!(out, "stockd_replication_stalled_shards {}", self.stalled(engine).len());
         let _ = writeln!(out, "# HELP stockd_replication_leader 1 while this node leads (and may acknowledge).");
         let _ = writeln!(out, "# TYPE stockd_replication_leader gauge");
         let _ = writeln!(out, "stockd_replication_leader {}", u8::from(self.ready()));

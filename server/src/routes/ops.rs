@@ -117,7 +117,7 @@ pub async fn health(State(st): State<AppState>) -> ApiResult {
         body["outbox"] = outbox;
     }
     if let Some(r) = &st.replication {
-        body["replication"] = r.health();
+        body["replication"] = r.health(engine);
     }
     match failure {
         None => Ok(ok(StatusCode::OK, body)),
@@ -141,7 +141,7 @@ pub async fn metrics(State(st): State<AppState>) -> Response {
     }
     outbox_metrics(&st.engine, &mut text);
     if let Some(r) = &st.replication {
-        r.render_metrics(&mut text);
+        r.render_metrics(&st.engine, &mut text);
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
 }
