@@ -87,6 +87,12 @@ fn needs_kafka(name: &str) -> bool {
     name.starts_with("stockd_kafka_") || name.starts_with("stockd_outbox_")
 }
 
+/// Exported only by a node started with `--replication kafka` (which runs no Kafka
+/// order front, so it is checked on its own).
+fn needs_replication(name: &str) -> bool {
+    name.starts_with("stockd_replication_")
+}
+
 #[test]
 fn names_in_and_exported_read_the_formats_they_are_given() {
     let text = r#"sum(rate(stockd_reserve_duration_seconds_bucket{le="0.1"}[5m])) / xstockd_no stockd_ STOCKD_NO"#;
@@ -218,7 +224,7 @@ fn without_kafka_the_server_exports_every_name_that_does_not_need_it() {
     let have = exported(&server.text("/metrics"));
     let missing: Vec<String> = used_names()
         .into_iter()
-        .filter(|n| !needs_kafka(n) && !PENDING.contains(&n.as_str()) && !have.contains(n))
+        .filter(|n| !needs_kafka(n) && !needs_replication(n) && !PENDING.contains(&n.as_str()) && !have.contains(n))
         .collect();
     assert!(missing.is_empty(), "deploy/ uses names /metrics does not export: {missing:?}\nexported: {have:?}");
     assert_eq!(server.stop(), Some(0));
@@ -248,7 +254,7 @@ fn with_a_broker_the_server_exports_every_name_deploy_uses() {
     producer.send(BaseRecord::to("order.created").key("ops-o-1").payload(order)).map_err(|(e, _)| e).unwrap();
     producer.flush(Duration::from_secs(30)).expect("the order reached the broker");
 
-    let used = used_names();
+    let used: BTreeSet<String> = used_names().into_iter().filter(|n| !needs_replication(n)).collect();
     let applied = |m: &str| m.lines().any(|l| l.starts_with("stockd_kafka_applied_total ") && !l.ends_with(" 0"));
     // Bounded waits: for the order to be applied, then (a little longer) for every
     // name, since a per-partition gauge may appear only after the assignment.
@@ -275,5 +281,30 @@ fn with_a_broker_the_server_exports_every_name_deploy_uses() {
     if !waiting.is_empty() {
         eprintln!("ops_artifacts: used by deploy/, not yet exported by the server (PENDING): {waiting:?}");
     }
+    assert_eq!(server.stop(), Some(0));
+}
+
+#[test]
+fn a_replicated_node_exports_the_replication_names_deploy_uses() {
+    let broker = Tansu::start();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_on(
+        dir.path(),
+        &[
+            "--replication",
+            "kafka",
+            "--kafka-brokers",
+            &broker.servers,
+            "--node-id",
+            "ops-1",
+            "--changelog-replication-factor",
+            "1",
+        ],
+    );
+    let used: Vec<String> = used_names().into_iter().filter(|n| needs_replication(n)).collect();
+    assert!(used.len() >= 2, "deploy/ alerts on replication: {used:?}");
+    let have = exported(&server.text("/metrics"));
+    let missing: Vec<&String> = used.iter().filter(|n| !have.contains(*n)).collect();
+    assert!(missing.is_empty(), "deploy/ uses names /metrics does not export: {missing:?}\nexported: {have:?}");
     assert_eq!(server.stop(), Some(0));
 }
