@@ -409,6 +409,13 @@ fn a_standby_with_an_empty_data_dir_catches_up_and_takes_over() {
     nodes[1].start();
     let item = nodes[0].item();
     caught_up(&nodes[1], &item);
+    // Joining (it enters the leader group once caught up) does not move leadership
+    // from a healthy leader: over more than a session timeout, node 0 stays the one.
+    let until = Instant::now() + Duration::from_secs(8);
+    while Instant::now() < until {
+        assert!(nodes[0].ready() && !nodes[1].ready(), "a joining standby took leadership from a healthy leader");
+        std::thread::sleep(Duration::from_millis(200));
+    }
     nodes[0].kill9();
     assert_eq!(leader(&nodes, 60), 1);
     check(&nodes[1], &acks);

@@ -349,7 +349,10 @@ impl Reader {
     fn publish(&mut self) {
         for p in 0..self.views.len() {
             self.flush(p);
-            self.cfg.shared.partitions[p].next_offset.store(self.read_offset[p], Ordering::Release);
+            let f = &self.cfg.shared.partitions[p];
+            f.next_offset.store(self.read_offset[p], Ordering::Release);
+            // Everything accepted is applied now (or known: a local record the log has).
+            f.accepted_lsn.fetch_max(self.views[p].accepted_lsn, Ordering::AcqRel);
         }
         let mut currents = self.cfg.shared.currents.lock();
         for (p, v) in self.views.iter().enumerate() {

@@ -40,16 +40,20 @@ struct LeaderContext {
 impl ClientContext for LeaderContext {}
 
 impl ConsumerContext for LeaderContext {
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        match rebalance {
-            Rebalance::Assign(tpl) => self.assigned.store(tpl.count() > 0, Ordering::Release),
-            Rebalance::Revoke(_) => self.assigned.store(false, Ordering::Release),
-            Rebalance::Error(e) => tracing::warn!(error = %e, "leader group: rebalance error"),
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Error(e) = rebalance {
+            tracing::warn!(error = %e, "leader group: rebalance error");
         }
+        // Cooperative rebalances hand out changes (often empty ones), not the whole
+        // assignment: ask what this member holds now.
+        let holds = consumer.assignment().is_ok_and(|tpl| tpl.count() > 0);
+        self.assigned.store(holds, Ordering::Release);
     }
 }
 
-/// Joins the leader group and takes over whenever the group assigns this node.
+/// Joins the leader group, once this node has read the whole changelog (a node far
+/// behind, an empty one, must not hold leadership while it catches up), and takes
+/// over whenever the group assigns this node.
 pub fn start(cfg: ElectionConfig) -> Result<std::thread::JoinHandle<()>, String> {
     let assigned = Arc::new(AtomicBool::new(false));
     let session = cfg.session_timeout.as_millis().max(1000);
@@ -65,10 +69,23 @@ pub fn start(cfg: ElectionConfig) -> Result<std::thread::JoinHandle<()>, String>
         .set("topic.metadata.refresh.interval.ms", "2000")
         .create_with_context(LeaderContext { assigned: assigned.clone() })
         .map_err(|e| format!("leader group consumer: {e}"))?;
-    consumer.subscribe(&[&cfg.leader_topic]).map_err(|e| format!("leader group subscribe: {e}"))?;
     std::thread::Builder::new()
         .name("stockd-election".into())
-        .spawn(move || run(cfg, consumer, assigned))
+        .spawn(move || {
+            let shared = cfg.shared.clone();
+            while !shared.caught_up.load(Ordering::Acquire) {
+                if shared.stop.load(Ordering::Acquire) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if let Err(e) = consumer.subscribe(&[&cfg.leader_topic]) {
+                shared.fenced.lock().get_or_insert(format!("leader group subscribe: {e}"));
+                return;
+            }
+            tracing::info!(node = %shared.node, "caught up; joined the leader group");
+            run(cfg, consumer, assigned)
+        })
         .map_err(|e| e.to_string())
 }
 
