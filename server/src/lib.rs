@@ -247,7 +247,6 @@ fn start_replication(
             brokers,
             leader_topic: r.leader_topic.clone(),
             changelog_topic: r.changelog_topic.clone(),
-            group: r.leader_group.clone(),
             session_timeout: r.leader_session_timeout,
             shared: shared.clone(),
             engine: engine.clone(),

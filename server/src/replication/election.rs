@@ -1,129 +1,164 @@
-//! Who leads: the member of the consumer group `--leader-group` that holds the one
-//! partition of the leader topic. The group coordinator decides (a member that stops
-//! heartbeating loses it after `--leader-session-timeout`), so leadership is never
-//! set by hand and two nodes never both think the group gave it to them for long.
-//! Thinking is not enough to acknowledge, though: the changelog markers fence (see
-//! `view.rs`), so a node that still believes it leads after the group moved on can
-//! no longer get a write confirmed.
+//! Who leads: leadership is a lease kept alive through Kafka, and taken over through
+//! the changelog's epoch markers.
 //!
-//! Taking over, in order: read the changelog to its end (every record applied), take
-//! the next epoch, write an epoch marker to every partition, wait until the reader
-//! has read back this node's marker as the current leadership of every partition
-//! (everything before it applied; a competing marker first means this node lost),
-//! switch the shipper on, and promote the engine (it settles what the old leader left
-//! half done, then serves).
+//! The leader writes a heartbeat (its epoch and node id) to the one-partition leader
+//! topic every third of `--leader-session-timeout`. Every other node that has read the
+//! whole changelog (a node far behind, an empty one, never claims) watches that topic:
+//! when the current leadership (the highest epoch in the changelog) has not
+//! heartbeated for a session timeout (plus a jitter of up to half of it, fixed per
+//! node, so candidates rarely collide), it takes over. A consumer group was the first
+//! design, but tansu 0.6's coordinator does not finish a rebalance that adds a member
+//! to a stable group, so a standby that joined later was never given leadership; the
+//! lease needs only produce and fetch.
+//!
+//! Heartbeats only decide *when* to try. Safety is the changelog's (see `view.rs`):
+//! taking over, in order, reads the changelog to its end (every record applied),
+//! takes the next epoch, writes an epoch marker to every partition, waits until the
+//! reader has read back this node's marker as the current leadership of every
+//! partition (a competing marker first means this node lost: it restarts as a
+//! standby), switches the shipper on, and promotes the engine (it settles what the old
+//! leader left half done, then serves). A leader that was only slow, and heartbeats
+//! again after being replaced, is fenced by the new markers.
 
 use super::changelog::{KafkaReplicator, Mode, Shared};
 use super::frame::Stamp;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
-use rdkafka::ClientContext;
-use std::sync::atomic::{AtomicBool, Ordering};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::{Offset, TopicPartitionList};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use stockd_engine::Engine;
 
 pub struct ElectionConfig {
     pub brokers: String,
     pub leader_topic: String,
     pub changelog_topic: String,
-    pub group: String,
     pub session_timeout: Duration,
     pub shared: Arc<Shared>,
     pub engine: Engine,
     pub replicator: Arc<KafkaReplicator>,
 }
 
-struct LeaderContext {
-    assigned: Arc<AtomicBool>,
+const HEARTBEAT_MAGIC: &[u8; 4] = b"SHB1";
+
+/// A heartbeat: `SHB1`, the epoch (u64 big-endian), the node id.
+fn heartbeat(stamp: &Stamp) -> Vec<u8> {
+    let mut v = HEARTBEAT_MAGIC.to_vec();
+    v.extend_from_slice(&stamp.epoch.to_be_bytes());
+    v.extend_from_slice(stamp.node.as_bytes());
+    v
 }
 
-impl ClientContext for LeaderContext {}
-
-impl ConsumerContext for LeaderContext {
-    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Error(e) = rebalance {
-            tracing::warn!(error = %e, "leader group: rebalance error");
-        }
-        // Cooperative rebalances hand out changes (often empty ones), not the whole
-        // assignment: ask what this member holds now.
-        let holds = consumer.assignment().is_ok_and(|tpl| tpl.count() > 0);
-        self.assigned.store(holds, Ordering::Release);
-    }
+fn read_heartbeat(bytes: &[u8]) -> Option<Stamp> {
+    let rest = bytes.strip_prefix(HEARTBEAT_MAGIC)?;
+    let epoch = u64::from_be_bytes(rest.get(..8)?.try_into().ok()?);
+    let node = std::str::from_utf8(rest.get(8..)?).ok()?.to_owned();
+    Some(Stamp { epoch, node })
 }
 
-/// Joins the leader group, once this node has read the whole changelog (a node far
-/// behind, an empty one, must not hold leadership while it catches up), and takes
-/// over whenever the group assigns this node.
+/// A per-node delay in [0, half the session timeout), so that candidates that saw the
+/// same silence rarely claim at the same moment.
+fn jitter(node: &str, session: Duration) -> Duration {
+    let h = node.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    session / 2 * (h % 1000) as u32 / 1000
+}
+
+/// Starts the election thread: heartbeats while leading, takes over on silence.
 pub fn start(cfg: ElectionConfig) -> Result<std::thread::JoinHandle<()>, String> {
-    let assigned = Arc::new(AtomicBool::new(false));
-    let session = cfg.session_timeout.as_millis().max(1000);
-    let consumer: BaseConsumer<LeaderContext> = rdkafka::ClientConfig::new()
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", &cfg.brokers)
-        .set("group.id", &cfg.group)
-        .set("client.id", format!("stockd-{}-election", cfg.shared.node))
-        .set("session.timeout.ms", session.to_string())
-        .set("heartbeat.interval.ms", (session / 3).max(100).to_string())
+        .set("group.id", format!("stockd-lease-reader-{}", cfg.shared.node))
+        .set("client.id", format!("stockd-{}-lease", cfg.shared.node))
         .set("enable.auto.commit", "false")
-        // Sticky: a node joining the group does not move leadership.
-        .set("partition.assignment.strategy", "cooperative-sticky")
-        .set("topic.metadata.refresh.interval.ms", "2000")
-        .create_with_context(LeaderContext { assigned: assigned.clone() })
-        .map_err(|e| format!("leader group consumer: {e}"))?;
+        .set("enable.auto.offset.store", "false")
+        .set("fetch.wait.max.ms", "100")
+        .create()
+        .map_err(|e| format!("leader topic consumer: {e}"))?;
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(&cfg.leader_topic, 0, Offset::End).map_err(|e| e.to_string())?;
+    consumer.assign(&tpl).map_err(|e| format!("leader topic assign: {e}"))?;
+    let producer: ThreadedProducer<DefaultProducerContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &cfg.brokers)
+        .set("client.id", format!("stockd-{}-heartbeat", cfg.shared.node))
+        .set("linger.ms", "0")
+        .set("message.timeout.ms", (cfg.session_timeout.as_millis().max(1000)).to_string())
+        .create()
+        .map_err(|e| format!("heartbeat producer: {e}"))?;
     std::thread::Builder::new()
         .name("stockd-election".into())
-        .spawn(move || {
-            let shared = cfg.shared.clone();
-            while !shared.caught_up.load(Ordering::Acquire) {
-                if shared.stop.load(Ordering::Acquire) {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            if let Err(e) = consumer.subscribe(&[&cfg.leader_topic]) {
-                shared.fenced.lock().get_or_insert(format!("leader group subscribe: {e}"));
-                return;
-            }
-            tracing::info!(node = %shared.node, "caught up; joined the leader group");
-            run(cfg, consumer, assigned)
-        })
+        .spawn(move || run(cfg, consumer, producer))
         .map_err(|e| e.to_string())
 }
 
-fn run(cfg: ElectionConfig, consumer: BaseConsumer<LeaderContext>, assigned: Arc<AtomicBool>) {
+fn run(cfg: ElectionConfig, consumer: BaseConsumer, producer: ThreadedProducer<DefaultProducerContext>) {
     let shared = cfg.shared.clone();
-    let mut leading = false;
-    let mut revoked = false;
+    let session = cfg.session_timeout.max(Duration::from_secs(1));
+    let patience = session + jitter(&shared.node, session);
+    // Silence is counted from now: a node that just started has heard nobody yet.
+    let mut last_heard = Instant::now();
+    let mut last_beat = Instant::now() - session;
+    let mut last_probe = Instant::now();
     while !shared.stop.load(Ordering::Acquire) {
-        if let Some(Err(e)) = consumer.poll(Duration::from_millis(100)) {
-            shared.set_broker_error(format!("leader group: {e}"));
+        // Silence only counts while this node can hear the broker: unreachable, it
+        // cannot tell a dead leader from its own outage.
+        if last_probe.elapsed() >= Duration::from_secs(1) {
+            last_probe = Instant::now();
+            if let Err(e) = consumer.fetch_watermarks(&cfg.leader_topic, 0, Duration::from_secs(2)) {
+                shared.set_broker_error(format!("leader topic: {e}"));
+                last_heard = Instant::now();
+            }
         }
-        let holds = assigned.load(Ordering::Acquire);
-        let blocked = shared.fenced.lock().is_some() || shared.diverged.lock().is_some();
-        if holds && !leading && !blocked {
-            tracing::info!(node = %shared.node, "leader group assigned this node; taking over");
-            match take_over(&cfg, &consumer) {
-                Ok(stamp) => {
-                    leading = true;
-                    tracing::info!(epoch = stamp.epoch, node = %stamp.node, "this node leads");
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(msg)) => {
+                let current = shared.max_epoch.load(Ordering::Acquire);
+                if let Some(hb) = msg.payload().and_then(read_heartbeat) {
+                    // The current leadership's heartbeat (or a newer one's, whose
+                    // markers this node has not read yet).
+                    if hb.epoch >= current && hb.epoch > 0 {
+                        last_heard = Instant::now();
+                    }
                 }
+            }
+            Some(Err(e)) => shared.set_broker_error(format!("leader topic: {e}")),
+            None => {}
+        }
+        let leading = match &*shared.mode.lock() {
+            Mode::Leader(stamp) => Some(stamp.clone()),
+            _ => None,
+        };
+        if let Some(stamp) = leading {
+            if last_beat.elapsed() >= session / 3 {
+                last_beat = Instant::now();
+                let beat = heartbeat(&stamp);
+                if let Err((e, _)) =
+                    producer.send(BaseRecord::<(), [u8]>::to(&cfg.leader_topic).partition(0).payload(&beat))
+                {
+                    shared.set_broker_error(format!("heartbeat: {e}"));
+                }
+            }
+            continue;
+        }
+        let ready = shared.caught_up.load(Ordering::Acquire)
+            && shared.fenced.lock().is_none()
+            && shared.diverged.lock().is_none();
+        if ready && last_heard.elapsed() >= patience {
+            tracing::info!(node = %shared.node, silent_ms = last_heard.elapsed().as_millis() as u64, "no heartbeat from a leader; taking over");
+            match take_over(&cfg, &consumer) {
+                Ok(stamp) => tracing::info!(epoch = stamp.epoch, node = %stamp.node, "this node leads"),
                 Err(e) => {
                     tracing::error!(error = %e, "take-over failed; this node restarts as a standby");
                     shared.fenced.lock().get_or_insert(format!("take-over failed: {e}"));
                 }
             }
-        } else if !holds && leading && !revoked {
-            // The group may give it back (a rebalance: this node goes on leading
-            // under the same epoch), or to another node, whose markers then fence
-            // this one (the reader sees them): either way no write is confirmed here
-            // that the next leader lacks.
-            tracing::warn!("the leader group revoked this node's assignment");
+            last_heard = Instant::now();
         }
-        revoked = leading && !holds;
     }
-    consumer.unsubscribe();
+    let _ = producer.flush(Duration::from_secs(1));
 }
 
-fn take_over(cfg: &ElectionConfig, consumer: &BaseConsumer<LeaderContext>) -> Result<Stamp, String> {
+fn take_over(cfg: &ElectionConfig, consumer: &BaseConsumer) -> Result<Stamp, String> {
     let shared = &cfg.shared;
     let n = shared.partitions.len();
     // 1. Read the changelog to its end, as it is now.

@@ -8,7 +8,8 @@
 //! - [`view`]: the rule every reader applies to decide which messages count;
 //! - [`changelog`]: the reader thread (a standby applies, a leader confirms its own
 //!   writes) and the leader's shipper, the engine's `Replicator`;
-//! - [`election`]: leadership through a consumer group, and the take-over;
+//! - [`election`]: leadership as a heartbeat lease on the leader topic, and the
+//!   take-over;
 //! - [`state_file`]: where the reader resumes after a restart.
 //!
 //! Every node starts as a standby. A node that is fenced, loses the group, or finds
@@ -45,7 +46,7 @@ pub enum ReplicationMode {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Role {
-    /// Start as a standby and take over when the leader group assigns this node.
+    /// Start as a standby and take over when the leader falls silent.
     Standby,
     /// A read replica: follow the changelog, never lead.
     Replica,
@@ -72,14 +73,11 @@ pub struct ReplicationArgs {
     #[arg(long, env = "STOCKD_CHANGELOG_REPLICATION_FACTOR", default_value_t = -1,
           value_parser = clap::value_parser!(i32).range(-1..=32))]
     pub changelog_replication_factor: i32,
-    /// The one-partition topic whose holder in the leader group leads.
+    /// The one-partition topic the leader heartbeats on.
     #[arg(long, env = "STOCKD_LEADER_TOPIC", default_value = "stockd.leader")]
     pub leader_topic: String,
-    /// The leader group's id.
-    #[arg(long, env = "STOCKD_LEADER_GROUP", default_value = "stockd-leader")]
-    pub leader_group: String,
-    /// How long a silent leader keeps leadership (the group session timeout): the
-    /// bound on failover time after a crash.
+    /// How long a leader may stay silent before a standby takes over (plus a jitter of
+    /// up to half of it per node): the bound on failover time after a crash.
     #[arg(long, env = "STOCKD_LEADER_SESSION_TIMEOUT", default_value = "6s", value_parser = crate::cli::parse_duration)]
     pub leader_session_timeout: Duration,
 }
@@ -249,7 +247,19 @@ pub async fn ensure_topics(brokers: &str, args: &ReplicationArgs, shards: usize)
         NewTopic::new(&args.leader_topic, 1, TopicReplication::Fixed(rf)),
     ];
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    let results = admin.create_topics(&topics, &opts).await.map_err(|e| format!("create topics: {e}"))?;
+    // The brokers may be down while this node (re)starts: wait for them (bounded).
+    let mut waited = Duration::ZERO;
+    let results = loop {
+        match admin.create_topics(&topics, &opts).await {
+            Ok(r) => break r,
+            Err(e) if waited < Duration::from_secs(300) => {
+                tracing::warn!(error = %e, "replication: brokers not reachable yet; retrying");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                waited += Duration::from_secs(12);
+            }
+            Err(e) => return Err(format!("create topics: {e}")),
+        }
+    };
     for r in results {
         if let Err((topic, code)) = r {
             if code != rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists {
