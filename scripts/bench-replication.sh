@@ -8,9 +8,11 @@
 #      sampled every LAG_EVERY s during each replicated load (max, final at the end of
 #      the load, and the time until it is 0 again);
 #   2. catch-up: CATCHUP_RECORDS more reservations are written to the leader, then a
-#      standby with an empty data directory joins: changelog messages / time until it
-#      reports caughtUp with lagRecords 0;
-#   3. failover, FAILOVERS times, on three nodes (the catch-up node stays): a writer
+#      node with an empty data directory joins as a read replica (`--role replica`):
+#      changelog messages / time from its start until it reports caughtUp with
+#      lagRecords 0;
+#   3. failover, FAILOVERS times, on three nodes (the catch-up node stays; with
+#      FAILOVER_NODES=2 it is stopped first): a writer
 #      (curl, one reserve at a time, moving to the next node on anything but 201)
 #      follows the leader; the leader is killed with -9; time from the kill to the
 #      first 201 from another node. The killed node is restarted (it rejoins as a
@@ -102,13 +104,15 @@ start_local() {
     PID[local]=$!
     wait_until 60 "the local-only node" port_open "$LOCAL_PORT"
 }
-start_node() { # name (its data dir is kept between starts)
-    mkdir -p "$WORK/$1"
-    RUST_LOG="warn,stockd_server::replication=info" "$BIN/stockd" serve --listen "127.0.0.1:${PORT[$1]}" \
-        --data-dir "$WORK/$1" --shards "$SHARDS" --replication kafka --kafka-brokers "$BROKER" --node-id "$1" \
-        --changelog-replication-factor 1 --leader-session-timeout "$SESSION" >>"$OUT/$1.log" 2>&1 &
-    PID[$1]=$!
-    wait_until 60 "node $1 to listen" port_open "${PORT[$1]}"
+start_node() { # name [flags...] (its data dir is kept between starts)
+    local name="$1"
+    shift
+    mkdir -p "$WORK/$name"
+    RUST_LOG="warn,stockd_server::replication=info" "$BIN/stockd" serve --listen "127.0.0.1:${PORT[$name]}" \
+        --data-dir "$WORK/$name" --shards "$SHARDS" --replication kafka --kafka-brokers "$BROKER" --node-id "$name" \
+        --changelog-replication-factor 1 --leader-session-timeout "$SESSION" "$@" >>"$OUT/$name.log" 2>&1 &
+    PID[$name]=$!
+    wait_until 60 "node $name to listen" port_open "${PORT[$name]}"
 }
 ready() { [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:${PORT[$1]}/ready")" = 200 ]; }
 health() { curl -s --max-time 2 "http://127.0.0.1:${PORT[$1]}/health" || echo '{}'; }
@@ -191,18 +195,28 @@ load seed --target http --url "http://127.0.0.1:${PORT[$LEADER]}" --workload fla
 wait_until 120 "the standby to drain" caught_up "$STANDBY"
 MESSAGES=$(end_offsets "$LEADER")
 t0=$(now)
-start_node n3
-wait_until 600 "n3 to catch up" caught_up n3
+# a read replica (`--role replica`: never in the leader group), so that joining cannot
+# start a take-over and the figure is the reader's alone
+start_node n3 --role replica
+wait_until 900 "n3 to catch up" caught_up n3
 CATCHUP_US=$(($(now) - t0))
 CATCHUP="$MESSAGES changelog messages in $((CATCHUP_US / 1000)) ms = $(awk -v m="$MESSAGES" -v u="$CATCHUP_US" 'BEGIN { printf "%.0f", m / (u / 1e6) }') messages/s (from process start to caughtUp, lag 0)"
 echo "== catch-up: $CATCHUP" >&2
+stop_pid "${PID[n3]}"
+unset 'PID[n3]'
 
-# --- 3. failover (three nodes: n3 stays as a second standby) -------------------------
-curl -s -o /dev/null -X PUT -H 'content-type: application/json' --data '{"onHand":100000000}' \
-    "http://127.0.0.1:${PORT[$LEADER]}/api/v1/inventory/items/FAILOVER-1"
-NODES=(n1 n2 n3)
+# --- 3. failover (three nodes: n3 stays as a second standby; FAILOVER_NODES=2: stopped) -
+if [ "${FAILOVER_NODES:-3}" = 2 ]; then
+    NODES=(n1 n2)
+else
+    NODES=(n1 n2 n3)
+    start_node n3 # now a standby (its data dir is caught up)
+    wait_until 300 "n3 to catch up as a standby" caught_up n3
+    sleep "$SETTLE"
+fi
 writer() { # log first-port: "µs port code" per answer; moves to the next node on anything but 201
-    local ports=("${PORT[n1]}" "${PORT[n2]}" "${PORT[n3]}") i=0 n=0 code port
+    local ports=() i=0 n=0 code port node
+    for node in "${NODES[@]}"; do ports+=("${PORT[$node]}"); done
     while [ "${ports[$i]}" != "$2" ]; do i=$((i + 1)); done
     while :; do
         n=$((n + 1))
@@ -212,14 +226,25 @@ writer() { # log first-port: "µs port code" per answer; moves to the next node 
             "http://127.0.0.1:$port/api/v1/inventory/reserve" || true)
         echo "$(now) $port $code" >>"$1"
         if [ "$code" != 201 ]; then
-            i=$(((i + 1) % 3))
+            i=$(((i + 1) % ${#ports[@]}))
             sleep 0.005
         fi
     done
 }
 the_leader() { for n in "${NODES[@]}"; do [ "$n" != "$1" ] && ready "$n" && { echo "$n"; return 0; }; done; return 1; }
 FAILOVER_MS=()
+# the leader may have moved (a joining node can be given the leader partition)
+find_leader() {
+    LEADER=""
+    for _ in $(seq 1 600); do LEADER=$(the_leader "${1:-none}") && break; sleep 0.1; done
+    [ -n "$LEADER" ] || { echo "bench-replication: no node reports /ready" >&2; exit 1; }
+}
+find_leader
+code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT -H 'content-type: application/json' --data '{"onHand":100000000}' \
+    "http://127.0.0.1:${PORT[$LEADER]}/api/v1/inventory/items/FAILOVER-1")
+case "$code" in 200 | 201) ;; *) echo "bench-replication: creating FAILOVER-1 on $LEADER: HTTP $code" >&2; exit 1 ;; esac
 for i in $(seq 1 "$FAILOVERS"); do
+    find_leader
     log="$OUT/failover-$i.log"
     : >"$log"
     writer "$log" "${PORT[$LEADER]}" &
@@ -245,9 +270,7 @@ for i in $(seq 1 "$FAILOVERS"); do
     ms=$(((t_ack - t_kill) / 1000))
     FAILOVER_MS+=("$ms")
     dead="$LEADER"
-    LEADER=""
-    for _ in $(seq 1 300); do LEADER=$(the_leader "$dead") && break; sleep 0.1; done
-    [ -n "$LEADER" ] || { echo "bench-replication: no node reports /ready after failover $i" >&2; exit 1; }
+    find_leader "$dead"
     echo "== failover $i: $dead killed -> first 201 from $LEADER (port $new_port) after $ms ms" >&2
     if [ "$i" -lt "$FAILOVERS" ]; then
         start_node "$dead"
