@@ -55,7 +55,7 @@ pub fn parse_query(q: &HashMap<String, String>) -> Result<HistoryQuery, ApiError
 }
 
 #[utoipa::path(get, path = "/api/v1/inventory/items/{sku}/history", tag = "items",
-    params(("sku" = String, Path, description = "SKU, URL-encoded"),
+    params(("sku" = String, Path, description = "SKU, URL-encoded", pattern = "^[A-Za-z0-9._:/-]{1,128}$"),
         ("limit" = Option<u64>, Query, description = "rows per page, 1 to 1000, default 100"),
         ("after" = Option<u64>, Query, description = "only rows with an LSN above this: nextCursor of the previous page (`cursor` is accepted too)"),
         ("from" = Option<String>, Query, description = "only rows at or after this RFC 3339 time"),

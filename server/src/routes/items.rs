@@ -58,7 +58,7 @@ pub(crate) fn u64_param(q: &HashMap<String, String>, name: &str) -> Result<Optio
 }
 
 #[utoipa::path(put, path = "/api/v1/inventory/items/{sku}", tag = "items",
-    params(("sku" = String, Path, description = "SKU, [A-Za-z0-9._:/-]{1,128}, URL-encoded")),
+    params(("sku" = String, Path, description = "SKU, [A-Za-z0-9._:/-]{1,128}, URL-encoded", pattern = "^[A-Za-z0-9._:/-]{1,128}$")),
     request_body = PutItemBody,
     responses((status = 201, body = Envelope<ItemView>, description = "created"), (status = 200, body = Envelope<ItemView>, description = "updated"),
         (status = 400, description = "VALIDATION_ERROR"), (status = 401, description = "UNAUTHORIZED"), (status = 403, description = "FORBIDDEN"),
@@ -91,7 +91,7 @@ pub(crate) async fn set_item(st: &AppState, req: SetItem) -> ApiResult {
 }
 
 #[utoipa::path(get, path = "/api/v1/inventory/items/{sku}", tag = "items",
-    params(("sku" = String, Path, description = "SKU, URL-encoded")),
+    params(("sku" = String, Path, description = "SKU, URL-encoded", pattern = "^[A-Za-z0-9._:/-]{1,128}$")),
     responses((status = 200, body = Envelope<ItemView>, description = "the item"), (status = 404, description = "ITEM_NOT_FOUND")))]
 pub async fn get_item(State(st): State<AppState>, PathParam(sku): PathParam) -> ApiResult {
     let item = st.engine.get_item(sku_of(&sku)?).await?;
@@ -125,7 +125,7 @@ pub async fn list_items(
 }
 
 #[utoipa::path(delete, path = "/api/v1/inventory/items/{sku}", tag = "items",
-    params(("sku" = String, Path, description = "SKU, URL-encoded"),
+    params(("sku" = String, Path, description = "SKU, URL-encoded", pattern = "^[A-Za-z0-9._:/-]{1,128}$"),
         ("expectedVersion" = Option<u64>, Query, description = "refuse unless the item is at this version")),
     responses((status = 200, body = Envelope<DeletedView>, description = "deleted"), (status = 404, description = "ITEM_NOT_FOUND"),
         (status = 401, description = "UNAUTHORIZED"), (status = 403, description = "FORBIDDEN"),
@@ -146,7 +146,7 @@ pub async fn delete_item(
 }
 
 #[utoipa::path(post, path = "/api/v1/inventory/items/{sku}/adjust", tag = "items",
-    params(("sku" = String, Path, description = "SKU, URL-encoded")),
+    params(("sku" = String, Path, description = "SKU, URL-encoded", pattern = "^[A-Za-z0-9._:/-]{1,128}$")),
     request_body = AdjustBody,
     responses((status = 200, body = Envelope<ItemView>, description = "adjusted (or an idempotent repeat)"),
         (status = 400, description = "VALIDATION_ERROR"), (status = 401, description = "UNAUTHORIZED"), (status = 403, description = "FORBIDDEN"),
@@ -183,7 +183,7 @@ pub async fn adjust_item(
 }
 
 #[utoipa::path(post, path = "/api/v1/inventory/items/{sku}/block", tag = "items",
-    params(("sku" = String, Path, description = "SKU, URL-encoded")),
+    params(("sku" = String, Path, description = "SKU, URL-encoded", pattern = "^[A-Za-z0-9._:/-]{1,128}$")),
     responses((status = 200, body = Envelope<ItemView>, description = "sales blocked: new reservations get 409 SALES_BLOCKED; existing ones can still commit or release"),
         (status = 401, description = "UNAUTHORIZED"), (status = 403, description = "FORBIDDEN"),
         (status = 404, description = "ITEM_NOT_FOUND")),
@@ -193,7 +193,7 @@ pub async fn block_item(_: Admin, State(st): State<AppState>, PathParam(sku): Pa
 }
 
 #[utoipa::path(post, path = "/api/v1/inventory/items/{sku}/unblock", tag = "items",
-    params(("sku" = String, Path, description = "SKU, URL-encoded")),
+    params(("sku" = String, Path, description = "SKU, URL-encoded", pattern = "^[A-Za-z0-9._:/-]{1,128}$")),
     responses((status = 200, body = Envelope<ItemView>, description = "sales allowed again"),
         (status = 401, description = "UNAUTHORIZED"), (status = 403, description = "FORBIDDEN"),
         (status = 404, description = "ITEM_NOT_FOUND")),

@@ -105,8 +105,8 @@ pub async fn location_stocks(
 }
 
 #[utoipa::path(put, path = "/api/v1/inventory/items/{sku}/locations/{location}", tag = "locations",
-    params(("sku" = String, Path, description = "SKU, URL-encoded"),
-        ("location" = String, Path, description = "warehouse id ([A-Za-z0-9._:/-]{1,64}) or default")),
+    params(("sku" = String, Path, description = "SKU, URL-encoded", pattern = "^[A-Za-z0-9._:/-]{1,128}$"),
+        ("location" = String, Path, description = "warehouse id ([A-Za-z0-9._:/-]{1,64}) or default", pattern = "^[A-Za-z0-9._:/-]{1,64}$")),
     request_body = PutLocationBody,
     responses((status = 201, body = Envelope<ItemView>, description = "item created"), (status = 200, body = Envelope<ItemView>, description = "updated"),
         (status = 400, description = "VALIDATION_ERROR (e.g. location not in the warehouse table)"),
@@ -133,7 +133,7 @@ pub async fn put_location(
 }
 
 #[utoipa::path(get, path = "/api/v1/inventory/items/{sku}/locations", tag = "locations",
-    params(("sku" = String, Path, description = "SKU, URL-encoded")),
+    params(("sku" = String, Path, description = "SKU, URL-encoded", pattern = "^[A-Za-z0-9._:/-]{1,128}$")),
     responses((status = 200, body = Envelope<LocationsView>, description = "the item's locations, by id"),
         (status = 404, description = "ITEM_NOT_FOUND")))]
 pub async fn list_locations(State(st): State<AppState>, PathParam(sku): PathParam) -> ApiResult {
@@ -147,7 +147,7 @@ pub async fn list_locations(State(st): State<AppState>, PathParam(sku): PathPara
 }
 
 #[utoipa::path(post, path = "/api/v1/inventory/items/{sku}/transfers", tag = "locations",
-    params(("sku" = String, Path, description = "SKU, URL-encoded")),
+    params(("sku" = String, Path, description = "SKU, URL-encoded", pattern = "^[A-Za-z0-9._:/-]{1,128}$")),
     request_body = TransferBody,
     responses((status = 200, body = Envelope<ItemView>, description = "moved"),
         (status = 400, description = "VALIDATION_ERROR (from not stocked, to not a warehouse, from = to, quantity)"),
@@ -179,7 +179,7 @@ pub async fn transfer(
 }
 
 #[utoipa::path(post, path = "/api/v1/inventory/items/{sku}/receipts", tag = "locations",
-    params(("sku" = String, Path, description = "SKU, URL-encoded")),
+    params(("sku" = String, Path, description = "SKU, URL-encoded", pattern = "^[A-Za-z0-9._:/-]{1,128}$")),
     request_body = ReceiptBody,
     responses((status = 200, body = Envelope<ItemView>, description = "received: incoming → onHand at location"),
         (status = 400, description = "VALIDATION_ERROR (location not stocked, quantity over its incoming)"),
