@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Everything CI checks, in order: formatting, the Prometheus alert rules (promtool),
-# lints, the workspace's tests, that the fuzz targets compile, the loom models (release,
+# lints, the workspace's tests, the OpenAPI document (validator and API fuzzer against
+# the real binary), that the fuzz targets compile, the loom models (release,
 # loom's own cfg), and the benchmarks in smoke mode (each bench runs once to prove it
 # works; nothing is timed).
 set -euo pipefail
@@ -19,6 +20,10 @@ step "clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 step "tests"
 cargo test --workspace --locked
+step "openapi"
+# The served OpenAPI document passes openapi-spec-validator, and schemathesis against
+# the running binary finds no 5xx and no answer off its schema (bounded: about 2 min).
+bash scripts/openapi-check.sh
 step "fuzz targets compile"
 # Each fuzz crate is its own workspace (cargo-fuzz runs them on nightly, FUZZING.md);
 # checked here so they cannot rot unseen.

@@ -1,17 +1,22 @@
 //! The response envelope every route answers with, and the mapping from engine errors
 //! to HTTP statuses.
 //!
-//! Success: `{"success": true, "data": {...}, "meta": {"timestamp": "..."}}`.
-//! Error: `{"success": false, "error": {"code", "message", "details"}, "meta": {...}}`.
+//! Success: `{"data": {...}, "meta": {"timestamp": "..."}, "success": true}`
+//! ([`Envelope`] of a view of [`crate::views`]).
+//! Error: `{"error": {"code", "details", "message"}, "meta": {...}, "success": false}`
+//! ([`ErrorEnvelope`]; `details` is [`crate::views::error::Details`]). Both are
+//! serialized straight from typed structs, keys in alphabetical order.
 //! The `code` strings are the engine's stable [`EngineError::code`] plus the few the
 //! HTTP layer adds (`PAYLOAD_TOO_LARGE`, `UNSUPPORTED_MEDIA_TYPE`, `UNAUTHORIZED`,
 //! `FORBIDDEN`, `NOT_FOUND`, `METHOD_NOT_ALLOWED`).
 
+use crate::views::error::Details;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::json;
 use stockd_engine::{EngineError, Millis};
+use utoipa::ToSchema;
 
 /// Renders milliseconds since the epoch as RFC 3339 UTC with milliseconds,
 /// e.g. `2023-11-21T15:57:30.123Z`: the timestamp format of every response.
@@ -23,14 +28,52 @@ pub fn now_ms() -> Millis {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as Millis)
 }
 
-fn meta() -> Value {
-    json!({ "timestamp": rfc3339(now_ms()) })
+/// A success answer: `{"data", "meta", "success": true}`. Keys of every view are in
+/// alphabetical order, as they always were on the wire.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Envelope<T> {
+    pub data: T,
+    pub meta: Meta,
+    /// true.
+    pub success: bool,
+}
+
+/// `meta` of every answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Meta {
+    /// When the answer was made (RFC 3339, milliseconds, UTC).
+    pub timestamp: String,
+}
+
+impl Meta {
+    fn now() -> Meta {
+        Meta { timestamp: rfc3339(now_ms()) }
+    }
+}
+
+/// An error answer: `{"error": {code, details, message}, "meta", "success": false}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorEnvelope {
+    pub error: ErrorView,
+    pub meta: Meta,
+    /// false.
+    pub success: bool,
+}
+
+/// What went wrong.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorView {
+    /// A stable code: VALIDATION_ERROR, ITEM_NOT_FOUND, INSUFFICIENT_INVENTORY, ...
+    pub code: &'static str,
+    /// The fields each code documents (e.g. VALIDATION_ERROR: `field`, `reason`).
+    #[schema(value_type = Object)]
+    pub details: Details,
+    pub message: String,
 }
 
 /// A success response: `status` with `data` in the envelope.
 pub fn ok(status: StatusCode, data: impl Serialize) -> Response {
-    let body = json!({ "success": true, "data": data, "meta": meta() });
-    (status, axum::Json(body)).into_response()
+    (status, axum::Json(Envelope { data, meta: Meta::now(), success: true })).into_response()
 }
 
 /// An error answer. Every rejection in the server ends up as one of these.
@@ -39,26 +82,27 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
-    pub details: Value,
+    pub details: Details,
     pub retry_after: Option<u64>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into(), details: json!({}), retry_after: None }
+        ApiError { status, code, message: message.into(), details: Details::none(), retry_after: None }
     }
 
-    pub fn with_details(mut self, details: Value) -> ApiError {
-        self.details = details;
+    /// Free-form details (the HTTP layer's own errors).
+    pub fn with_details(mut self, details: serde_json::Value) -> ApiError {
+        self.details = Details::Json(details);
         self
     }
 
     /// 400 VALIDATION_ERROR naming `field`.
     pub fn validation(field: impl Into<String>, message: impl Into<String>) -> ApiError {
-        let field = field.into();
-        let message = message.into();
-        ApiError::new(StatusCode::BAD_REQUEST, "VALIDATION_ERROR", format!("invalid {field}: {message}"))
-            .with_details(json!({ "field": field, "reason": message }))
+        let (field, message) = (field.into(), message.into());
+        let mut e = ApiError::new(StatusCode::BAD_REQUEST, "VALIDATION_ERROR", format!("invalid {field}: {message}"));
+        e.details = Details::Engine(EngineError::Validation { field, message });
+        e
     }
 
     /// 503 NOT_LEADER: this node is a standby; `leader` is where writes go.
@@ -75,8 +119,13 @@ impl ApiError {
 
     pub fn unavailable(reason: impl Into<String>) -> ApiError {
         let reason = reason.into();
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "SERVICE_UNAVAILABLE", format!("engine unavailable: {reason}"))
-            .with_details(json!({ "reason": reason }))
+        let mut e = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "SERVICE_UNAVAILABLE",
+            format!("engine unavailable: {reason}"),
+        );
+        e.details = Details::Engine(EngineError::Unavailable { reason });
+        e
     }
 }
 
@@ -108,40 +157,6 @@ pub fn status_of(e: &EngineError) -> StatusCode {
     }
 }
 
-fn details_of(e: &EngineError) -> Value {
-    match e {
-        EngineError::Validation { field, message } => json!({ "field": field, "reason": message }),
-        EngineError::ItemNotFound { sku } | EngineError::ItemExists { sku } | EngineError::SalesBlocked { sku } => {
-            json!({ "sku": sku })
-        }
-        EngineError::ReservationNotFound { key } => json!({ "key": key }),
-        EngineError::InsufficientInventory { items } => json!({
-            "items": items.iter().map(|s| json!({
-                "sku": s.sku, "requestedQuantity": s.requested, "availableQuantity": s.available,
-            })).collect::<Vec<_>>()
-        }),
-        EngineError::ReservationExpired { reservation_id }
-        | EngineError::ReservationReleased { reservation_id }
-        | EngineError::ReservationCommitted { reservation_id }
-        | EngineError::ReservationPending { reservation_id } => json!({ "reservationId": reservation_id }),
-        EngineError::VersionConflict { sku, expected, actual } => {
-            json!({ "sku": sku, "expectedVersion": expected, "actualVersion": actual })
-        }
-        EngineError::ItemHasReservations { sku, reserved } => json!({ "sku": sku, "reserved": reserved }),
-        EngineError::NegativeInventory { sku, delta, available } => {
-            json!({ "sku": sku, "delta": delta, "available": available })
-        }
-        EngineError::MaxPerOrderExceeded { sku, requested, max_per_order } => {
-            json!({ "sku": sku, "requestedQuantity": requested, "maxPerOrder": max_per_order })
-        }
-        EngineError::IdempotencyKeyReused { key } => json!({ "key": key }),
-        EngineError::LimitExceeded { what, limit } => json!({ "what": what, "limit": limit }),
-        EngineError::Overloaded { shard } => json!({ "shard": shard }),
-        EngineError::Unavailable { reason } => json!({ "reason": reason }),
-        EngineError::Misrouted | EngineError::NotLeader => json!({}),
-    }
-}
-
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> ApiError {
         let internal = match &e {
@@ -154,17 +169,23 @@ impl From<EngineError> for ApiError {
             tracing::error!(error = %e, "engine reported an internal inconsistency");
         }
         let retry_after = matches!(e, EngineError::Overloaded { .. } | EngineError::Misrouted).then_some(1);
-        ApiError { status: status_of(&e), code: e.code(), message: e.to_string(), details: details_of(&e), retry_after }
+        ApiError {
+            status: status_of(&e),
+            code: e.code(),
+            message: e.to_string(),
+            details: Details::Engine(e),
+            retry_after,
+        }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({
-            "success": false,
-            "error": { "code": self.code, "message": self.message, "details": self.details },
-            "meta": meta(),
-        });
+        let body = ErrorEnvelope {
+            error: ErrorView { code: self.code, details: self.details, message: self.message },
+            meta: Meta::now(),
+            success: false,
+        };
         let mut resp = (self.status, axum::Json(body)).into_response();
         if let Some(secs) = self.retry_after {
             resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));

@@ -136,7 +136,7 @@ mod tests {
 
     fn field(body: &str) -> String {
         let e = parse::<Body>(body.as_bytes()).unwrap_err();
-        e.details["field"].as_str().unwrap().to_owned()
+        e.details.to_value()["field"].as_str().unwrap().to_owned()
     }
 
     #[test]

@@ -8,6 +8,8 @@
 //! - [`extract`]: the strict JSON extractor (413 / 415 / 400 naming the field);
 //! - [`routes`]: items, reservations (seed 002's contract), locations (stock per
 //!   warehouse, transfers, receipts), ops (health, metrics, OpenAPI);
+//! - [`views`]: the typed body of every answer, shared by the routes, the OpenAPI
+//!   document and the Kafka events;
 //! - [`auth`]: the admin token; [`metrics`]: Prometheus text;
 //! - [`warehouses`]: the `--warehouses` file (YAML or TOML).
 //! - [`replication`]: `--replication kafka`: the changelog, standbys, leader election
@@ -31,6 +33,7 @@ pub mod kafka;
 pub mod metrics;
 pub mod replication;
 pub mod routes;
+pub mod views;
 pub mod warehouses;
 
 use cli::{DurabilityArg, LogFormat, ServeArgs};

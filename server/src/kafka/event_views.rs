@@ -1,92 +1,85 @@
-//! JSON renderings the published events share: a SKU's line, an item's figures with
-//! its locations, and a reservation with, per item, where its units are held.
+//! The data of the published events, rendered by the same view structs as the HTTP
+//! answers ([`crate::views`]): a SKU's line is a [`SkuLine`] (`sku`, `productId`,
+//! `variantId`, `quantity`), an item's figures an [`ItemFigures`] (the item view's
+//! `onHand`, `reserved`, `available`, `sold`, `incoming`, `version` and `locations`,
+//! each a [`crate::views::LocationView`]), a reservation's units per item a list of
+//! [`AllocationView`] (`{location, quantity, committed}`).
 //!
-//! A location is rendered as the HTTP item view renders it:
-//! `{"location","onHand","available","reserved","sold","incoming"}` (the default
-//! location is `"default"`); an allocation as `{"location","quantity","committed"}`.
+//! Events are JSON values ([`super::events::OutEvent::data`]) because each event
+//! type adds its own fields; what they share comes from here.
 
-use serde_json::{json, Map, Value};
-use stockd_engine::location::{Allocation, LocationStock};
-use stockd_engine::{Item, Millis, Reservation, ReservationStatus, Sku};
+use crate::views::{AllocationView, ItemFigures, SkuLine};
+use serde::Serialize;
+use serde_json::Value;
+use stockd_engine::{Item, Millis, Reservation, ReservationId, ReservationStatus};
 
 pub fn iso_millis(ms: Millis) -> String {
     stockd_engine::time::format_millis(ms)
 }
 
+/// A view as a JSON value. Views are plain structs of strings and numbers, whose
+/// serialization cannot fail; should it ever, the event says so rather than panic.
+fn value_of(view: &impl Serialize) -> Value {
+    serde_json::to_value(view).unwrap_or_else(|e| Value::String(format!("unrenderable: {e}")))
+}
+
 /// The line of a SKU as published: `sku`, and `productId`/`variantId` when the SKU
 /// is `productId:variantId`.
 pub fn line_json(sku: &str, quantity: u64) -> Value {
-    let mut m = Map::new();
-    m.insert("sku".into(), json!(sku));
-    if let Some((p, v)) = sku.split_once(':') {
-        m.insert("productId".into(), json!(p));
-        m.insert("variantId".into(), json!(v));
-    } else {
-        m.insert("productId".into(), json!(sku));
-    }
-    m.insert("quantity".into(), json!(quantity));
-    Value::Object(m)
+    value_of(&SkuLine::new(sku, quantity))
 }
 
-/// One location of an item.
-pub fn location_json(l: &LocationStock) -> Value {
-    json!({
-        "location": l.location.as_str(),
-        "onHand": l.on_hand,
-        "available": l.available(),
-        "reserved": l.reserved,
-        "sold": l.sold,
-        "incoming": l.incoming,
-    })
-}
-
-/// Adds an item's figures to an event's data: `onHand`, `reserved`, `available`,
-/// `sold`, `incoming`, `version` and `locations` (one entry per location, by id).
+/// Adds an item's figures ([`ItemFigures`]) to an event's data.
 pub fn add_item_figures(data: &mut Value, item: &Item) {
-    data["onHand"] = json!(item.on_hand);
-    data["reserved"] = json!(item.reserved);
-    data["available"] = json!(item.available());
-    data["sold"] = json!(item.sold);
-    data["incoming"] = json!(item.incoming);
-    data["version"] = json!(item.version);
-    data["locations"] = Value::Array(item.locations().iter().map(location_json).collect());
+    if let (Value::Object(data), Value::Object(figures)) = (data, value_of(&ItemFigures::from(item))) {
+        data.extend(figures);
+    }
 }
 
-/// Where a reservation holds its units of `sku`, in the order they were chosen.
-pub fn allocations_json(allocations: &[Allocation], sku: &Sku) -> Value {
-    Value::Array(
-        allocations
-            .iter()
-            .filter(|a| &a.sku == sku)
-            .map(|a| json!({ "location": a.location.as_str(), "quantity": a.quantity, "committed": a.committed }))
-            .collect(),
-    )
+/// The data of a reservation event.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ReservationEvent<'a> {
+    expires_at: String,
+    items: Vec<ReservationEventLine>,
+    order_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+    reservation_id: ReservationId,
+    status: &'static str,
+}
+
+/// An item of a reservation event: its line, where its units are held, and once
+/// committed, how many were.
+#[derive(Debug, Serialize)]
+struct ReservationEventLine {
+    allocations: Vec<AllocationView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    committed: Option<u64>,
+    #[serde(flatten)]
+    line: SkuLine,
 }
 
 /// The data of a reservation event: orderId, reservationId, status, items (each with
 /// its `allocations`, and `committed` once committed), expiresAt, and the reason.
 pub fn reservation_data(r: &Reservation, reason: Option<&str>) -> Value {
-    let items: Vec<Value> = r
+    let allocations = r.allocations();
+    let committed = r.status == ReservationStatus::Committed;
+    let items = r
         .lines
         .iter()
-        .map(|l| {
-            let mut v = line_json(l.sku.as_str(), l.quantity);
-            if r.status == ReservationStatus::Committed {
-                v["committed"] = json!(l.committed);
-            }
-            v["allocations"] = allocations_json(&r.allocations(), &l.sku);
-            v
+        .map(|l| ReservationEventLine {
+            allocations: AllocationView::of(&allocations, &l.sku),
+            committed: committed.then_some(l.committed),
+            line: SkuLine::new(l.sku.as_str(), l.quantity),
         })
         .collect();
-    let mut data = json!({
-        "orderId": r.order_id.as_str(),
-        "reservationId": r.reservation_id,
-        "status": r.status.as_str(),
-        "items": items,
-        "expiresAt": iso_millis(r.expires_at),
-    });
-    if let Some(reason) = reason {
-        data["reason"] = json!(reason);
-    }
-    data
+    value_of(&ReservationEvent {
+        expires_at: iso_millis(r.expires_at),
+        items,
+        order_id: r.order_id.as_str(),
+        reason,
+        reservation_id: r.reservation_id,
+        status: r.status.as_str(),
+    })
 }

@@ -1,145 +1,23 @@
 //! `GET /api/v1/inventory/items/{sku}/history`: an item's stock transaction history
 //! (seed 001), served from the write-ahead log by `Engine::item_history` (which
 //! replays the SKU's shard on a blocking thread, never on the async workers). This
-//! module owns the query parameters, their validation and the JSON shape of a page.
+//! module owns the query parameters and their validation; the page's JSON shape is
+//! [`crate::views::history`].
 //! Admin token required when one is configured.
 
 use crate::app::AppState;
 use crate::auth::Admin;
-use crate::envelope::{ok, rfc3339, ApiError, ApiResult};
+use crate::envelope::{ok, ApiError, ApiResult, Envelope};
 use crate::extract::PathParam;
+use crate::views::HistoryView;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use serde::Serialize;
 use std::collections::HashMap;
-use stockd_engine::durable::{HistoryEntry, HistoryPage, HistoryQuery};
+use stockd_engine::durable::HistoryQuery;
 use stockd_engine::limits::MAX_PAGE;
 use stockd_engine::time::parse_rfc3339;
 use stockd_engine::Sku;
-use utoipa::ToSchema;
-
-/// One row of an item's history: one WAL record that changed the item.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct HistoryEntryView {
-    /// The record's log sequence number on the SKU's shard (rows are in LSN order).
-    pub lsn: u64,
-    /// RESERVE, CONFIRM, RELEASE, EXPIRE, SET, ADJUST, DELETE, BLOCK_SALES,
-    /// UNBLOCK_SALES, or the engine's command kind for any other change.
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// Units reserved (RESERVE), sold (CONFIRM) or given back (RELEASE, EXPIRE); the
-    /// signed change of onHand for SET, ADJUST and DELETE.
-    pub quantity: i64,
-    /// Figures before and after; null where the item did not exist (before its first
-    /// SET, after DELETE).
-    pub on_hand_before: Option<u64>,
-    pub on_hand_after: Option<u64>,
-    pub available_before: Option<u64>,
-    pub available_after: Option<u64>,
-    pub reserved_before: Option<u64>,
-    pub reserved_after: Option<u64>,
-    /// Units sold, after this row.
-    pub sold: Option<u64>,
-    /// Adjustment reason (and note), release reason, EXPIRED, ABORTED (a reserve that
-    /// failed on another item was rolled back), or how a partial commit split.
-    pub reason: Option<String>,
-    pub order_id: Option<String>,
-    pub reservation_id: Option<String>,
-    /// When the shard applied the record (RFC 3339).
-    pub at: String,
-    /// Units in transit, before and after (TRANSFER in transit, RECEIVE).
-    pub incoming_before: Option<u64>,
-    pub incoming_after: Option<u64>,
-    /// The locations (warehouses) whose figures the record changed.
-    pub locations: Vec<LocationChangeView>,
-}
-
-/// One location's figures before and after a history row.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct LocationChangeView {
-    pub location: String,
-    pub on_hand_before: u64,
-    pub on_hand_after: u64,
-    pub reserved_before: u64,
-    pub reserved_after: u64,
-    pub sold_before: u64,
-    pub sold_after: u64,
-    pub incoming_before: u64,
-    pub incoming_after: u64,
-}
-
-/// LSNs the WAL no longer holds (removed after a snapshot): their rows are missing.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PrunedView {
-    pub first: u64,
-    pub last: u64,
-}
-
-/// A page of an item's history, oldest first.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct HistoryView {
-    pub sku: String,
-    pub entries: Vec<HistoryEntryView>,
-    /// Pass as `after` for the next page; null on the last page.
-    pub next_cursor: Option<u64>,
-    /// Present only when part of the requested range was pruned from the WAL.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pruned_lsns: Option<PrunedView>,
-}
-
-impl From<&HistoryEntry> for HistoryEntryView {
-    fn from(e: &HistoryEntry) -> HistoryEntryView {
-        let (b, a) = (e.before.as_ref(), e.after.as_ref());
-        HistoryEntryView {
-            lsn: e.lsn,
-            kind: e.kind.to_owned(),
-            quantity: e.quantity,
-            on_hand_before: b.map(|f| f.on_hand),
-            on_hand_after: a.map(|f| f.on_hand),
-            available_before: b.map(|f| f.available()),
-            available_after: a.map(|f| f.available()),
-            reserved_before: b.map(|f| f.reserved),
-            reserved_after: a.map(|f| f.reserved),
-            sold: a.map(|f| f.sold),
-            reason: e.reason.clone(),
-            order_id: e.order_id.clone(),
-            reservation_id: e.reservation_id.clone(),
-            at: rfc3339(e.at),
-            incoming_before: b.map(|f| f.incoming),
-            incoming_after: a.map(|f| f.incoming),
-            locations: e
-                .locations
-                .iter()
-                .map(|l| LocationChangeView {
-                    location: l.location.to_string(),
-                    on_hand_before: l.on_hand.0,
-                    on_hand_after: l.on_hand.1,
-                    reserved_before: l.reserved.0,
-                    reserved_after: l.reserved.1,
-                    sold_before: l.sold.0,
-                    sold_after: l.sold.1,
-                    incoming_before: l.incoming.0,
-                    incoming_after: l.incoming.1,
-                })
-                .collect(),
-        }
-    }
-}
-
-impl From<&HistoryPage> for HistoryView {
-    fn from(p: &HistoryPage) -> HistoryView {
-        HistoryView {
-            sku: p.sku.to_string(),
-            entries: p.entries.iter().map(HistoryEntryView::from).collect(),
-            next_cursor: p.next_cursor,
-            pruned_lsns: p.pruned.map(|(first, last)| PrunedView { first, last }),
-        }
-    }
-}
 
 const PARAMS: [&str; 5] = ["limit", "after", "cursor", "from", "to"];
 
@@ -177,12 +55,12 @@ pub fn parse_query(q: &HashMap<String, String>) -> Result<HistoryQuery, ApiError
 }
 
 #[utoipa::path(get, path = "/api/v1/inventory/items/{sku}/history", tag = "items",
-    params(("sku" = String, Path, description = "SKU, URL-encoded"),
+    params(("sku" = String, Path, description = "SKU, URL-encoded", pattern = "^[A-Za-z0-9._:/-]{1,128}$"),
         ("limit" = Option<u64>, Query, description = "rows per page, 1 to 1000, default 100"),
         ("after" = Option<u64>, Query, description = "only rows with an LSN above this: nextCursor of the previous page (`cursor` is accepted too)"),
         ("from" = Option<String>, Query, description = "only rows at or after this RFC 3339 time"),
         ("to" = Option<String>, Query, description = "only rows at or before this RFC 3339 time")),
-    responses((status = 200, body = HistoryView, description = "the item's stock transactions, oldest first, read from the write-ahead log up to what is durable"),
+    responses((status = 200, body = Envelope<HistoryView>, description = "the item's stock transactions, oldest first, read from the write-ahead log up to what is durable"),
         (status = 400, description = "VALIDATION_ERROR naming the parameter"), (status = 401, description = "UNAUTHORIZED"),
         (status = 403, description = "FORBIDDEN"), (status = 404, description = "ITEM_NOT_FOUND: no such item and no history"),
         (status = 429, description = "OVERLOADED: too many history reads at once")),
@@ -206,7 +84,7 @@ mod tests {
 
     fn field(pairs: &[(&str, &str)]) -> String {
         let q = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        parse_query(&q).unwrap_err().details["field"].as_str().unwrap().to_owned()
+        parse_query(&q).unwrap_err().details.to_value()["field"].as_str().unwrap().to_owned()
     }
 
     #[test]

@@ -4,16 +4,17 @@
 
 use crate::app::AppState;
 use crate::auth::Admin;
-use crate::envelope::{ok, rfc3339, ApiError, ApiResult};
+use crate::envelope::{ok, ApiError, ApiResult, Envelope};
 use crate::extract::{PathParam, StrictJson};
-use crate::routes::locations::{location_of, LocationView};
+use crate::routes::locations::location_of;
+use crate::views::{DeletedView, ItemPage, ItemView};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::collections::HashMap;
 use stockd_engine::limits::MAX_PAGE;
-use stockd_engine::{Adjust, AdjustReason, Item, SetItem, Sku, StockFilter};
+use stockd_engine::{Adjust, AdjustReason, SetItem, Sku, StockFilter};
 use utoipa::ToSchema;
 
 /// Body of `PUT /items/{sku}`.
@@ -46,59 +47,6 @@ pub struct AdjustBody {
     pub location: Option<String>,
 }
 
-/// An item as the API shows it.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ItemView {
-    pub sku: String,
-    pub on_hand: u64,
-    pub available: u64,
-    pub reserved: u64,
-    pub sold: u64,
-    /// Units in transit to some location, over all locations.
-    pub incoming: u64,
-    /// Stock per location, by location id (`default` for stock nobody placed).
-    pub locations: Vec<LocationView>,
-    pub low_stock_threshold: u64,
-    pub low_stock: bool,
-    pub max_per_order: Option<u64>,
-    /// New reservations are refused (SALES_BLOCKED) while set.
-    pub sales_blocked: bool,
-    pub version: u64,
-    pub created_at: String,
-    pub updated_at: String,
-}
-
-impl From<&Item> for ItemView {
-    fn from(i: &Item) -> ItemView {
-        ItemView {
-            sku: i.sku.to_string(),
-            on_hand: i.on_hand,
-            available: i.available(),
-            reserved: i.reserved,
-            sold: i.sold,
-            incoming: i.incoming,
-            locations: i.locations().iter().map(LocationView::from).collect(),
-            low_stock_threshold: i.low_stock_threshold,
-            low_stock: i.is_low_stock(),
-            max_per_order: i.max_per_order,
-            sales_blocked: i.sales_blocked,
-            version: i.version,
-            created_at: rfc3339(i.created_at),
-            updated_at: rfc3339(i.updated_at),
-        }
-    }
-}
-
-/// A page of items.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ItemPage {
-    pub items: Vec<ItemView>,
-    /// Pass as `cursor` for the next page; absent on the last page.
-    pub next_cursor: Option<String>,
-}
-
 pub(crate) fn sku_of(path: &str) -> Result<Sku, ApiError> {
     Ok(Sku::parse(path, "sku")?)
 }
@@ -110,9 +58,9 @@ pub(crate) fn u64_param(q: &HashMap<String, String>, name: &str) -> Result<Optio
 }
 
 #[utoipa::path(put, path = "/api/v1/inventory/items/{sku}", tag = "items",
-    params(("sku" = String, Path, description = "SKU, [A-Za-z0-9._:/-]{1,128}, URL-encoded")),
+    params(("sku" = String, Path, description = "SKU, [A-Za-z0-9._:/-]{1,128}, URL-encoded", pattern = "^[A-Za-z0-9._:/-]{1,128}$")),
     request_body = PutItemBody,
-    responses((status = 201, body = ItemView, description = "created"), (status = 200, body = ItemView, description = "updated"),
+    responses((status = 201, body = Envelope<ItemView>, description = "created"), (status = 200, body = Envelope<ItemView>, description = "updated"),
         (status = 400, description = "VALIDATION_ERROR"), (status = 401, description = "UNAUTHORIZED"), (status = 403, description = "FORBIDDEN"),
         (status = 409, description = "VERSION_CONFLICT, ITEM_HAS_RESERVATIONS (onHand below reserved)")),
     security(("admin" = [])))]
@@ -143,8 +91,8 @@ pub(crate) async fn set_item(st: &AppState, req: SetItem) -> ApiResult {
 }
 
 #[utoipa::path(get, path = "/api/v1/inventory/items/{sku}", tag = "items",
-    params(("sku" = String, Path, description = "SKU, URL-encoded")),
-    responses((status = 200, body = ItemView, description = "the item"), (status = 404, description = "ITEM_NOT_FOUND")))]
+    params(("sku" = String, Path, description = "SKU, URL-encoded", pattern = "^[A-Za-z0-9._:/-]{1,128}$")),
+    responses((status = 200, body = Envelope<ItemView>, description = "the item"), (status = 404, description = "ITEM_NOT_FOUND")))]
 pub async fn get_item(State(st): State<AppState>, PathParam(sku): PathParam) -> ApiResult {
     let item = st.engine.get_item(sku_of(&sku)?).await?;
     Ok(ok(StatusCode::OK, ItemView::from(&item)))
@@ -154,7 +102,7 @@ pub async fn get_item(State(st): State<AppState>, PathParam(sku): PathParam) -> 
     params(("limit" = Option<u64>, Query, description = "page size, 1 to 1000, default 100"),
         ("cursor" = Option<String>, Query, description = "nextCursor of the previous page"),
         ("stock" = Option<String>, Query, description = "low: only items with available <= lowStockThreshold; out: only items with available 0. A filtered page may be short and still have a nextCursor: the listing ends when nextCursor is null")),
-    responses((status = 200, body = ItemPage, description = "items in sku order"), (status = 400, description = "VALIDATION_ERROR")))]
+    responses((status = 200, body = Envelope<ItemPage>, description = "items in sku order"), (status = 400, description = "VALIDATION_ERROR")))]
 pub async fn list_items(
     State(st): State<AppState>,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
@@ -177,9 +125,9 @@ pub async fn list_items(
 }
 
 #[utoipa::path(delete, path = "/api/v1/inventory/items/{sku}", tag = "items",
-    params(("sku" = String, Path, description = "SKU, URL-encoded"),
+    params(("sku" = String, Path, description = "SKU, URL-encoded", pattern = "^[A-Za-z0-9._:/-]{1,128}$"),
         ("expectedVersion" = Option<u64>, Query, description = "refuse unless the item is at this version")),
-    responses((status = 200, description = "deleted"), (status = 404, description = "ITEM_NOT_FOUND"),
+    responses((status = 200, body = Envelope<DeletedView>, description = "deleted"), (status = 404, description = "ITEM_NOT_FOUND"),
         (status = 401, description = "UNAUTHORIZED"), (status = 403, description = "FORBIDDEN"),
         (status = 409, description = "ITEM_HAS_RESERVATIONS, VERSION_CONFLICT")),
     security(("admin" = [])))]
@@ -194,13 +142,13 @@ pub async fn delete_item(
     let expected = u64_param(&q, "expectedVersion")?;
     let sku = sku_of(&sku)?;
     st.engine.delete_item(sku.clone(), expected).await?;
-    Ok(ok(StatusCode::OK, serde_json::json!({ "sku": sku.as_str(), "deleted": true })))
+    Ok(ok(StatusCode::OK, DeletedView { deleted: true, sku: sku.as_str().to_owned() }))
 }
 
 #[utoipa::path(post, path = "/api/v1/inventory/items/{sku}/adjust", tag = "items",
-    params(("sku" = String, Path, description = "SKU, URL-encoded")),
+    params(("sku" = String, Path, description = "SKU, URL-encoded", pattern = "^[A-Za-z0-9._:/-]{1,128}$")),
     request_body = AdjustBody,
-    responses((status = 200, body = ItemView, description = "adjusted (or an idempotent repeat)"),
+    responses((status = 200, body = Envelope<ItemView>, description = "adjusted (or an idempotent repeat)"),
         (status = 400, description = "VALIDATION_ERROR"), (status = 401, description = "UNAUTHORIZED"), (status = 403, description = "FORBIDDEN"),
         (status = 404, description = "ITEM_NOT_FOUND"), (status = 409, description = "NEGATIVE_INVENTORY, VERSION_CONFLICT"),
         (status = 422, description = "IDEMPOTENCY_KEY_REUSED")),
@@ -235,8 +183,8 @@ pub async fn adjust_item(
 }
 
 #[utoipa::path(post, path = "/api/v1/inventory/items/{sku}/block", tag = "items",
-    params(("sku" = String, Path, description = "SKU, URL-encoded")),
-    responses((status = 200, body = ItemView, description = "sales blocked: new reservations get 409 SALES_BLOCKED; existing ones can still commit or release"),
+    params(("sku" = String, Path, description = "SKU, URL-encoded", pattern = "^[A-Za-z0-9._:/-]{1,128}$")),
+    responses((status = 200, body = Envelope<ItemView>, description = "sales blocked: new reservations get 409 SALES_BLOCKED; existing ones can still commit or release"),
         (status = 401, description = "UNAUTHORIZED"), (status = 403, description = "FORBIDDEN"),
         (status = 404, description = "ITEM_NOT_FOUND")),
     security(("admin" = [])))]
@@ -245,8 +193,8 @@ pub async fn block_item(_: Admin, State(st): State<AppState>, PathParam(sku): Pa
 }
 
 #[utoipa::path(post, path = "/api/v1/inventory/items/{sku}/unblock", tag = "items",
-    params(("sku" = String, Path, description = "SKU, URL-encoded")),
-    responses((status = 200, body = ItemView, description = "sales allowed again"),
+    params(("sku" = String, Path, description = "SKU, URL-encoded", pattern = "^[A-Za-z0-9._:/-]{1,128}$")),
+    responses((status = 200, body = Envelope<ItemView>, description = "sales allowed again"),
         (status = 401, description = "UNAUTHORIZED"), (status = 403, description = "FORBIDDEN"),
         (status = 404, description = "ITEM_NOT_FOUND")),
     security(("admin" = [])))]

@@ -7,52 +7,16 @@
 
 use crate::app::AppState;
 use crate::auth::Admin;
-use crate::envelope::{ok, ApiError, ApiResult};
+use crate::envelope::{ok, ApiError, ApiResult, Envelope};
 use crate::extract::{PathParam, PathParams, StrictJson};
-use crate::routes::items::{set_item, sku_of, ItemView};
+use crate::routes::items::{set_item, sku_of};
+use crate::views::{ItemView, LocationView, LocationsView, WarehouseView, WarehousesView};
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde::Deserialize;
 use stockd_engine::location::{AllocationStrategy, LocationId, LocationStock};
-use stockd_engine::{EngineError, Reservation, SetItem, Sku, Transfer};
+use stockd_engine::{EngineError, SetItem, Sku, Transfer};
 use utoipa::ToSchema;
-
-/// One location's share of an item. `available = onHand - reserved`.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct LocationView {
-    /// Warehouse id, or `default` for stock nobody placed.
-    pub location: String,
-    pub on_hand: u64,
-    pub available: u64,
-    pub reserved: u64,
-    pub sold: u64,
-    /// In transit to this location: not sellable until received.
-    pub incoming: u64,
-}
-
-impl From<&LocationStock> for LocationView {
-    fn from(l: &LocationStock) -> LocationView {
-        LocationView {
-            location: l.location.to_string(),
-            on_hand: l.on_hand,
-            available: l.available(),
-            reserved: l.reserved,
-            sold: l.sold,
-            incoming: l.incoming,
-        }
-    }
-}
-
-/// An item's locations.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct LocationsView {
-    pub sku: String,
-    pub version: u64,
-    pub locations: Vec<LocationView>,
-}
 
 /// Body of `PUT /items/{sku}/locations/{location}`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -90,26 +54,6 @@ pub struct ReceiptBody {
     pub quantity: u64,
 }
 
-/// A warehouse of the `--warehouses` file.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct WarehouseView {
-    pub id: String,
-    pub name: String,
-    pub region: Option<String>,
-    /// Lower is tried first.
-    pub priority: u32,
-}
-
-/// The warehouse table in force and the default allocation strategy.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct WarehousesView {
-    pub warehouses: Vec<WarehouseView>,
-    /// priority, most-available or single-location-only (`--allocation`).
-    pub allocation: String,
-}
-
 /// A location id from client input; `field` names it in the error.
 pub fn location_of(s: &str, field: &str) -> Result<LocationId, ApiError> {
     Ok(LocationId::parse(s, field)?)
@@ -129,17 +73,6 @@ pub fn strategy_of(name: Option<&str>, default: AllocationStrategy) -> Result<Al
 /// never names one answers in seed 002's shape).
 pub fn shows_locations(named: Option<&LocationId>, stock: Option<&[LocationStock]>) -> bool {
     named.is_some() || stock.is_some_and(|s| s.iter().any(|l| !l.location.is_default()))
-}
-
-/// Where a reservation took `sku`'s units: `[{location, quantity, committed}]`.
-pub fn allocations_view(r: &Reservation, sku: &Sku) -> Value {
-    let list: Vec<Value> = r
-        .allocations()
-        .iter()
-        .filter(|a| &a.sku == sku)
-        .map(|a| json!({ "location": a.location.as_str(), "quantity": a.quantity, "committed": a.committed }))
-        .collect();
-    Value::Array(list)
 }
 
 /// The locations of each SKU given (`None`: skip it), looked up concurrently; an
@@ -172,10 +105,10 @@ pub async fn location_stocks(
 }
 
 #[utoipa::path(put, path = "/api/v1/inventory/items/{sku}/locations/{location}", tag = "locations",
-    params(("sku" = String, Path, description = "SKU, URL-encoded"),
-        ("location" = String, Path, description = "warehouse id ([A-Za-z0-9._:/-]{1,64}) or default")),
+    params(("sku" = String, Path, description = "SKU, URL-encoded", pattern = "^[A-Za-z0-9._:/-]{1,128}$"),
+        ("location" = String, Path, description = "warehouse id ([A-Za-z0-9._:/-]{1,64}) or default", pattern = "^[A-Za-z0-9._:/-]{1,64}$")),
     request_body = PutLocationBody,
-    responses((status = 201, body = ItemView, description = "item created"), (status = 200, body = ItemView, description = "updated"),
+    responses((status = 201, body = Envelope<ItemView>, description = "item created"), (status = 200, body = Envelope<ItemView>, description = "updated"),
         (status = 400, description = "VALIDATION_ERROR (e.g. location not in the warehouse table)"),
         (status = 401, description = "UNAUTHORIZED"), (status = 403, description = "FORBIDDEN"),
         (status = 409, description = "VERSION_CONFLICT, ITEM_HAS_RESERVATIONS (onHand below the location's reserved)")),
@@ -200,23 +133,23 @@ pub async fn put_location(
 }
 
 #[utoipa::path(get, path = "/api/v1/inventory/items/{sku}/locations", tag = "locations",
-    params(("sku" = String, Path, description = "SKU, URL-encoded")),
-    responses((status = 200, body = LocationsView, description = "the item's locations, by id"),
+    params(("sku" = String, Path, description = "SKU, URL-encoded", pattern = "^[A-Za-z0-9._:/-]{1,128}$")),
+    responses((status = 200, body = Envelope<LocationsView>, description = "the item's locations, by id"),
         (status = 404, description = "ITEM_NOT_FOUND")))]
 pub async fn list_locations(State(st): State<AppState>, PathParam(sku): PathParam) -> ApiResult {
     let item = st.engine.get_item(sku_of(&sku)?).await?;
     let view = LocationsView {
+        locations: item.locations().iter().map(LocationView::from).collect(),
         sku: item.sku.to_string(),
         version: item.version,
-        locations: item.locations().iter().map(LocationView::from).collect(),
     };
     Ok(ok(StatusCode::OK, view))
 }
 
 #[utoipa::path(post, path = "/api/v1/inventory/items/{sku}/transfers", tag = "locations",
-    params(("sku" = String, Path, description = "SKU, URL-encoded")),
+    params(("sku" = String, Path, description = "SKU, URL-encoded", pattern = "^[A-Za-z0-9._:/-]{1,128}$")),
     request_body = TransferBody,
-    responses((status = 200, body = ItemView, description = "moved"),
+    responses((status = 200, body = Envelope<ItemView>, description = "moved"),
         (status = 400, description = "VALIDATION_ERROR (from not stocked, to not a warehouse, from = to, quantity)"),
         (status = 401, description = "UNAUTHORIZED"), (status = 403, description = "FORBIDDEN"),
         (status = 404, description = "ITEM_NOT_FOUND"),
@@ -246,9 +179,9 @@ pub async fn transfer(
 }
 
 #[utoipa::path(post, path = "/api/v1/inventory/items/{sku}/receipts", tag = "locations",
-    params(("sku" = String, Path, description = "SKU, URL-encoded")),
+    params(("sku" = String, Path, description = "SKU, URL-encoded", pattern = "^[A-Za-z0-9._:/-]{1,128}$")),
     request_body = ReceiptBody,
-    responses((status = 200, body = ItemView, description = "received: incoming → onHand at location"),
+    responses((status = 200, body = Envelope<ItemView>, description = "received: incoming → onHand at location"),
         (status = 400, description = "VALIDATION_ERROR (location not stocked, quantity over its incoming)"),
         (status = 401, description = "UNAUTHORIZED"), (status = 403, description = "FORBIDDEN"),
         (status = 404, description = "ITEM_NOT_FOUND")),
@@ -267,15 +200,12 @@ pub async fn receive(
 }
 
 #[utoipa::path(get, path = "/api/v1/inventory/warehouses", tag = "locations",
-    responses((status = 200, body = WarehousesView, description = "the warehouse table (empty without --warehouses) and the default allocation strategy")))]
+    responses((status = 200, body = Envelope<WarehousesView>, description = "the warehouse table (empty without --warehouses) and the default allocation strategy")))]
 pub async fn warehouses(State(st): State<AppState>) -> ApiResult {
     let table = st.engine.warehouses().await?;
     let view = WarehousesView {
-        warehouses: table
-            .into_iter()
-            .map(|w| WarehouseView { id: w.id.to_string(), name: w.name, region: w.region, priority: w.priority })
-            .collect(),
         allocation: st.allocation.as_str().to_owned(),
+        warehouses: table.into_iter().map(WarehouseView::from).collect(),
     };
     Ok(ok(StatusCode::OK, view))
 }

@@ -5,13 +5,12 @@
 
 use crate::app::AppState;
 use crate::auth::Admin;
-use crate::envelope::{ok, ApiError, ApiResult};
+use crate::envelope::{ok, ApiError, ApiResult, Envelope};
 use crate::routes::items::u64_param;
-use crate::routes::reservations::reservation_view;
+use crate::views::{ExpiredCountView, ReservationPage, ReservationView};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use serde_json::json;
 use std::collections::HashMap;
 use stockd_engine::limits::MAX_PAGE;
 use stockd_engine::{ReservationId, ReservationListing, ReservationStatus, Sku};
@@ -62,7 +61,7 @@ fn listing_of(q: &HashMap<String, String>) -> Result<ReservationListing, ApiErro
         ("olderThan" = Option<u64>, Query, description = "reservations created more than this many seconds ago"),
         ("limit" = Option<u64>, Query, description = "1 to 1000, default 100"),
         ("cursor" = Option<String>, Query, description = "nextCursor of the previous page")),
-    responses((status = 200, description = "reservations (in reservationId order, each as GET /reservations/{id} shows it) and nextCursor (null: the listing is complete; a page may hold fewer than limit and still have one)"),
+    responses((status = 200, body = Envelope<ReservationPage>, description = "reservations (in reservationId order, each as GET /reservations/{id} shows it) and nextCursor (null: the listing is complete; a page may hold fewer than limit and still have one)"),
         (status = 400, description = "VALIDATION_ERROR naming the parameter"),
         (status = 401, description = "UNAUTHORIZED"), (status = 403, description = "FORBIDDEN")),
     security(("admin" = [])))]
@@ -73,18 +72,20 @@ pub async fn list_reservations(
 ) -> ApiResult {
     let Query(q) = query.map_err(|e| ApiError::validation("query", e.body_text()))?;
     let page = st.engine.list_reservations(listing_of(&q)?).await?;
-    let reservations: Vec<_> = page.reservations.iter().map(reservation_view).collect();
-    let next_cursor = page.next_after.map(|id| id.to_string());
-    Ok(ok(StatusCode::OK, json!({ "reservations": reservations, "nextCursor": next_cursor })))
+    let view = ReservationPage {
+        next_cursor: page.next_after.map(|id| id.to_string()),
+        reservations: page.reservations.iter().map(ReservationView::from).collect(),
+    };
+    Ok(ok(StatusCode::OK, view))
 }
 
 #[utoipa::path(post, path = "/api/v1/inventory/reservations/expire-due", tag = "reservations",
-    responses((status = 200, description = "expired: how many ACTIVE reservations past their deadline were expired now (their stock released)"),
+    responses((status = 200, body = Envelope<ExpiredCountView>, description = "expired: how many ACTIVE reservations past their deadline were expired now (their stock released)"),
         (status = 401, description = "UNAUTHORIZED"), (status = 403, description = "FORBIDDEN"),
         (status = 503, description = "SERVICE_UNAVAILABLE")),
     security(("admin" = [])))]
 pub async fn expire_due(_: Admin, State(st): State<AppState>) -> ApiResult {
     st.writable()?;
     let expired = st.engine.expire_due().await?;
-    Ok(ok(StatusCode::OK, json!({ "expired": expired.len() })))
+    Ok(ok(StatusCode::OK, ExpiredCountView { expired: expired.len() }))
 }

@@ -16,17 +16,20 @@
 
 use crate::app::AppState;
 use crate::auth::Admin;
-use crate::envelope::{ok, rfc3339, ApiError, ApiResult};
+use crate::envelope::{ok, rfc3339, ApiError, ApiResult, Envelope};
 use crate::extract::{PathParam, StrictJson};
-use crate::routes::locations::{allocations_view, location_of, location_stocks, shows_locations, strategy_of};
+use crate::routes::locations::{location_of, location_stocks, shows_locations, strategy_of};
+use crate::views::error::Details;
+use crate::views::{
+    AllocationView, AvailabilityLineView, AvailabilityView, Echo, LocationAvailableView, ReservationView,
+    ReserveLineView, ReserveView, ShortfallView,
+};
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 use stockd_engine::location::{AllocationStrategy, LocationId, LocationStock, Placement};
-use stockd_engine::{
-    EngineError, OrderId, Origin, Reservation, ReservationKey, ReservationStatus, ReserveRequest, Sku,
-};
+use stockd_engine::{EngineError, OrderId, Origin, ReservationKey, ReservationStatus, ReserveRequest, Sku};
 use utoipa::ToSchema;
 
 /// One line of a request: `sku`, or `productId` with an optional `variantId`.
@@ -66,21 +69,16 @@ impl LineIn {
         }
     }
 
-    /// The line's name as the client gave it.
-    fn echo(&self) -> Map<String, Value> {
-        let mut m = Map::new();
-        if let Some(p) = &self.product_id {
-            m.insert("productId".into(), json!(p));
-            if let Some(v) = &self.variant_id {
-                m.insert("variantId".into(), json!(v));
-            }
-        } else if let Some(s) = &self.sku {
-            m.insert("sku".into(), json!(s));
+    /// The line's name as the client gave it: `productId` (+ `variantId`), else
+    /// `sku`; and its `location`.
+    fn echo(&self) -> Echo<'_> {
+        let product_id = self.product_id.as_deref();
+        Echo {
+            product_id,
+            variant_id: product_id.and(self.variant_id.as_deref()),
+            sku: if product_id.is_some() { None } else { self.sku.as_deref() },
+            location: self.location.as_deref(),
         }
-        if let Some(l) = &self.location {
-            m.insert("location".into(), json!(l));
-        }
-        m
     }
 
     /// The location the line names, checked.
@@ -198,47 +196,8 @@ fn key_of(order_id: Option<String>, reservation_id: Option<String>) -> Result<Re
     }
 }
 
-/// A reservation as lookups, commit, release and extend show it. Each line has its
-/// `sku` and, split at the first `:`, `productId` / `variantId`.
-pub fn reservation_view(r: &Reservation) -> Value {
-    let items: Vec<Value> = r
-        .lines
-        .iter()
-        .map(|l| {
-            let sku = l.sku.as_str();
-            let mut m = Map::new();
-            m.insert("sku".into(), json!(sku));
-            match sku.split_once(':') {
-                Some((p, v)) => {
-                    m.insert("productId".into(), json!(p));
-                    m.insert("variantId".into(), json!(v));
-                }
-                None => {
-                    m.insert("productId".into(), json!(sku));
-                }
-            }
-            m.insert("quantity".into(), json!(l.quantity));
-            m.insert("committedQuantity".into(), json!(l.committed));
-            m.insert("allocations".into(), allocations_view(r, &l.sku));
-            Value::Object(m)
-        })
-        .collect();
-    let metadata = r.metadata.as_deref().and_then(|m| serde_json::from_str::<Value>(m).ok());
-    json!({
-        "reservationId": r.reservation_id,
-        "orderId": r.order_id.as_str(),
-        "status": r.status.as_str(),
-        "items": items,
-        "createdAt": rfc3339(r.created_at),
-        "expiresAt": rfc3339(r.expires_at),
-        "finishedAt": r.finished_at.map(rfc3339),
-        "releaseReason": r.release_reason,
-        "metadata": metadata,
-    })
-}
-
 #[utoipa::path(post, path = "/api/v1/inventory/check-availability", tag = "reservations", request_body = CheckBody,
-    responses((status = 200, description = "per item: available (whether a reserve of the line would succeed now), reason (null when available, else the code reserve would answer: ITEM_NOT_FOUND, SALES_BLOCKED, MAX_PER_ORDER_EXCEEDED with maxPerOrder, INSUFFICIENT_INVENTORY, ...; in reserve's precedence), requestedQuantity, availableQuantity (at the line's location when it names one; unknown items: available false, availableQuantity 0), and locations [{location, available}] when the line names a location or the item is stocked at named ones"),
+    responses((status = 200, body = Envelope<AvailabilityView>, description = "per item: available (whether a reserve of the line would succeed now), reason (null when available, else the code reserve would answer: ITEM_NOT_FOUND, SALES_BLOCKED, MAX_PER_ORDER_EXCEEDED with maxPerOrder, INSUFFICIENT_INVENTORY, ...; in reserve's precedence), requestedQuantity, availableQuantity (at the line's location when it names one; unknown items: available false, availableQuantity 0), and locations [{location, available}] when the line names a location or the item is stocked at named ones"),
         (status = 400, description = "VALIDATION_ERROR")))]
 pub async fn check_availability(State(st): State<AppState>, StrictJson(body): StrictJson<CheckBody>) -> ApiResult {
     let lines = lines_of(&body.items)?;
@@ -250,7 +209,7 @@ pub async fn check_availability(State(st): State<AppState>, StrictJson(body): St
     let known = lines.iter().zip(&found).map(|((sku, _), a)| a.exists.then(|| sku.clone())).collect();
     let stocks = location_stocks(&st, known).await?;
     let mut all = true;
-    let items: Vec<Value> = body
+    let items: Vec<AvailabilityLineView> = body
         .items
         .iter()
         .zip(&found)
@@ -265,28 +224,31 @@ pub async fn check_availability(State(st): State<AppState>, StrictJson(body): St
             };
             let available = a.is_available();
             all &= available;
-            let mut m = line.echo();
-            m.insert("available".into(), json!(available));
-            m.insert("requestedQuantity".into(), json!(a.requested));
-            m.insert("availableQuantity".into(), json!(quantity));
+            let mut v = AvailabilityLineView::named(line.echo());
+            v.available = available;
+            v.requested_quantity = a.requested;
+            v.available_quantity = quantity;
             // Why a reserve of this line would be refused now: its error code.
-            m.insert("reason".into(), json!(a.reason.as_ref().map(EngineError::code)));
+            v.reason = a.reason.as_ref().map(EngineError::code);
             if let Some(EngineError::MaxPerOrderExceeded { max_per_order, .. }) = &a.reason {
-                m.insert("maxPerOrder".into(), json!(max_per_order));
+                v.max_per_order = Some(*max_per_order);
             }
             if show {
-                let per = stock.iter().map(|s| json!({ "location": s.location.as_str(), "available": s.available() }));
-                m.insert("locations".into(), Value::Array(per.collect()));
+                let per = stock.iter().map(|s| LocationAvailableView {
+                    available: s.available(),
+                    location: s.location.as_str().to_owned(),
+                });
+                v.locations = Some(per.collect());
             }
-            Value::Object(m)
+            v
         })
         .collect();
-    Ok(ok(StatusCode::OK, json!({ "available": all, "items": items })))
+    Ok(ok(StatusCode::OK, AvailabilityView { available: all, items }))
 }
 
 #[utoipa::path(post, path = "/api/v1/inventory/reserve", tag = "reservations", request_body = ReserveBody,
-    responses((status = 201, description = "reserved: reservationId, orderId, items (reserved: true; allocations [{location, quantity, committed}] when the request names a location, region or allocation strategy, or a unit came from a named location), expiresAt"),
-        (status = 200, description = "the orderId already had this reservation (idempotent repeat)"),
+    responses((status = 201, body = Envelope<ReserveView>, description = "reserved: reservationId, orderId, items (reserved: true; allocations [{location, quantity, committed}] when the request names a location, region or allocation strategy, or a unit came from a named location), expiresAt"),
+        (status = 200, body = Envelope<ReserveView>, description = "the orderId already had this reservation (idempotent repeat)"),
         (status = 400, description = "VALIDATION_ERROR"), (status = 404, description = "ITEM_NOT_FOUND"),
         (status = 409, description = "INSUFFICIENT_INVENTORY (details.items: requestedQuantity, availableQuantity), MAX_PER_ORDER_EXCEEDED, RESERVATION_PENDING"),
         (status = 422, description = "IDEMPOTENCY_KEY_REUSED: the orderId was used with other items"),
@@ -307,19 +269,15 @@ async fn reserve_inner(st: &AppState, body: ReserveBody) -> ApiResult {
     let outcome = match st.engine.reserve_from(Origin::Api, req).await {
         Ok(o) => o,
         Err(EngineError::InsufficientInventory { items }) => {
-            let mut err = ApiError::from(EngineError::InsufficientInventory { items: items.clone() });
-            let detail: Vec<Value> = items
+            let detail: Vec<ShortfallView> = items
                 .iter()
                 .map(|s| {
                     let line = lines.iter().position(|(sku, _)| sku.as_str() == s.sku).map(|i| &body.items[i]);
-                    let mut m = line.map(LineIn::echo).unwrap_or_default();
-                    m.insert("sku".into(), json!(s.sku));
-                    m.insert("requestedQuantity".into(), json!(s.requested));
-                    m.insert("availableQuantity".into(), json!(s.available));
-                    Value::Object(m)
+                    ShortfallView::new(line.map(LineIn::echo).unwrap_or_default(), &s.sku, s.requested, s.available)
                 })
                 .collect();
-            err.details = json!({ "items": detail });
+            let mut err = ApiError::from(EngineError::InsufficientInventory { items });
+            err.details = Details::Shortfalls(detail);
             return Err(err);
         }
         Err(e) => return Err(e.into()),
@@ -331,35 +289,30 @@ async fn reserve_inner(st: &AppState, body: ReserveBody) -> ApiResult {
     // its units are held (lookups always do).
     let location_aware =
         body.region.is_some() || body.allocation.is_some() || body.items.iter().any(|l| l.location.is_some());
-    let items: Vec<Value> = body
+    let allocations = r.allocations();
+    let items: Vec<ReserveLineView> = body
         .items
         .iter()
         .zip(&lines)
         .map(|(line, (sku, _))| {
-            let mut m = line.echo();
-            m.insert("quantity".into(), json!(line.quantity));
-            m.insert("reserved".into(), json!(reserved));
-            if location_aware || r.allocations().iter().any(|a| &a.sku == sku && !a.location.is_default()) {
-                m.insert("allocations".into(), allocations_view(r, sku));
-            }
-            Value::Object(m)
+            let shown = location_aware || allocations.iter().any(|a| &a.sku == sku && !a.location.is_default());
+            let held = shown.then(|| AllocationView::of(&allocations, sku));
+            ReserveLineView::new(line.echo(), line.quantity, reserved, held)
         })
         .collect();
     let status = if outcome.created { StatusCode::CREATED } else { StatusCode::OK };
-    Ok(ok(
-        status,
-        json!({
-            "reservationId": r.reservation_id,
-            "orderId": r.order_id.as_str(),
-            "status": r.status.as_str(),
-            "items": items,
-            "expiresAt": rfc3339(r.expires_at),
-        }),
-    ))
+    let view = ReserveView {
+        expires_at: rfc3339(r.expires_at),
+        items,
+        order_id: r.order_id.as_str().to_owned(),
+        reservation_id: r.reservation_id,
+        status: r.status.as_str(),
+    };
+    Ok(ok(status, view))
 }
 
 #[utoipa::path(post, path = "/api/v1/inventory/commit", tag = "reservations", request_body = CommitBody,
-    responses((status = 200, description = "committed (or already committed)"), (status = 400, description = "VALIDATION_ERROR"),
+    responses((status = 200, body = Envelope<ReservationView>, description = "committed (or already committed)"), (status = 400, description = "VALIDATION_ERROR"),
         (status = 404, description = "RESERVATION_NOT_FOUND"),
         (status = 409, description = "RESERVATION_EXPIRED, RESERVATION_RELEASED, RESERVATION_PENDING")))]
 pub async fn commit(State(st): State<AppState>, StrictJson(body): StrictJson<CommitBody>) -> ApiResult {
@@ -373,28 +326,28 @@ pub async fn commit(State(st): State<AppState>, StrictJson(body): StrictJson<Com
     }
     let quantities = body.items.as_deref().map(lines_of).transpose()?;
     let r = st.engine.commit(key, quantities).await?;
-    Ok(ok(StatusCode::OK, reservation_view(&r)))
+    Ok(ok(StatusCode::OK, ReservationView::from(&r)))
 }
 
 #[utoipa::path(post, path = "/api/v1/inventory/release", tag = "reservations", request_body = ReleaseBody,
-    responses((status = 200, description = "released (or already released / expired)"), (status = 400, description = "VALIDATION_ERROR"),
+    responses((status = 200, body = Envelope<ReservationView>, description = "released (or already released / expired)"), (status = 400, description = "VALIDATION_ERROR"),
         (status = 404, description = "RESERVATION_NOT_FOUND"), (status = 409, description = "RESERVATION_COMMITTED, RESERVATION_PENDING")))]
 pub async fn release(State(st): State<AppState>, StrictJson(body): StrictJson<ReleaseBody>) -> ApiResult {
     st.writable()?;
     let key = key_of(body.order_id, body.reservation_id)?;
     let r = st.engine.release(key, body.reason).await?;
-    Ok(ok(StatusCode::OK, reservation_view(&r)))
+    Ok(ok(StatusCode::OK, ReservationView::from(&r)))
 }
 
 #[utoipa::path(post, path = "/api/v1/inventory/extend", tag = "reservations", request_body = ExtendBody,
-    responses((status = 200, description = "the new expiresAt"), (status = 400, description = "VALIDATION_ERROR"),
+    responses((status = 200, body = Envelope<ReservationView>, description = "the reservation with its new expiresAt"), (status = 400, description = "VALIDATION_ERROR"),
         (status = 404, description = "RESERVATION_NOT_FOUND"),
         (status = 409, description = "RESERVATION_EXPIRED, RESERVATION_RELEASED, RESERVATION_COMMITTED")))]
 pub async fn extend(State(st): State<AppState>, StrictJson(body): StrictJson<ExtendBody>) -> ApiResult {
     st.writable()?;
     let key = key_of(body.order_id, body.reservation_id)?;
     let r = st.engine.extend(key, body.expires_in).await?;
-    Ok(ok(StatusCode::OK, reservation_view(&r)))
+    Ok(ok(StatusCode::OK, ReservationView::from(&r)))
 }
 
 /// Looks `id` up as a reservationId, then as an orderId.
@@ -412,21 +365,21 @@ async fn find(st: &AppState, id: &str) -> Result<ReservationKey, ApiError> {
 
 #[utoipa::path(get, path = "/api/v1/inventory/reservations/{id}", tag = "reservations",
     params(("id" = String, Path, description = "reservationId or orderId")),
-    responses((status = 200, description = "the reservation"), (status = 404, description = "RESERVATION_NOT_FOUND")))]
+    responses((status = 200, body = Envelope<ReservationView>, description = "the reservation"), (status = 404, description = "RESERVATION_NOT_FOUND")))]
 pub async fn get_reservation(State(st): State<AppState>, PathParam(id): PathParam) -> ApiResult {
     let key = find(&st, &id).await?;
     let r = st.engine.get_reservation(key).await?;
-    Ok(ok(StatusCode::OK, reservation_view(&r)))
+    Ok(ok(StatusCode::OK, ReservationView::from(&r)))
 }
 
 #[utoipa::path(post, path = "/api/v1/inventory/reservations/{id}/expire", tag = "reservations",
     params(("id" = String, Path, description = "reservationId or orderId")),
-    responses((status = 200, description = "expired now"), (status = 401, description = "UNAUTHORIZED"), (status = 403, description = "FORBIDDEN"),
+    responses((status = 200, body = Envelope<ReservationView>, description = "expired now"), (status = 401, description = "UNAUTHORIZED"), (status = 403, description = "FORBIDDEN"),
         (status = 404, description = "RESERVATION_NOT_FOUND"), (status = 409, description = "RESERVATION_COMMITTED, RESERVATION_RELEASED")),
     security(("admin" = [])))]
 pub async fn expire(_: Admin, State(st): State<AppState>, PathParam(id): PathParam) -> ApiResult {
     st.writable()?;
     let key = find(&st, &id).await?;
     let r = st.engine.expire(key).await?;
-    Ok(ok(StatusCode::OK, reservation_view(&r)))
+    Ok(ok(StatusCode::OK, ReservationView::from(&r)))
 }
