@@ -52,7 +52,7 @@ pub use command::{
     AdjustReason, Applied, Command, LineAvailability, Outcome, Query, QueryResult, ReservationFilter, StockFilter,
 };
 pub use command_log::{CommandLog, NoLog};
-pub use durable::{Durability, FaultInjector, RecoveryReport, StorageConfig};
+pub use durable::{DataDir, Durability, FaultInjector, RecoveryReport, StorageConfig};
 pub use engine::{
     Adjust, BlockingEngine, Engine, EngineConfig, FlowStats, ItemChange, ItemPage, LatencyHistogram, Origin,
     OutcomeStats, ReconcileReport, Rejections, ReservationListing, ReservationOp, ReservationPage, ReserveOutcome,
