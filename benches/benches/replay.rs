@@ -14,7 +14,7 @@ use std::hint::black_box;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use stockd_benches::{size, smoke, write_data_dir, write_log};
-use stockd_engine::durable::decode_record;
+use stockd_engine::offline::decode_record;
 use stockd_engine::{Durability, Engine, EngineConfig, RecoveryReport, ShardState, StorageConfig};
 use stockd_wal::WalReader;
 

@@ -169,7 +169,7 @@ pub fn write_log(dir: &Path, items: usize, records: u64) -> u64 {
     let config = WalConfig { durability: Durability::None, ..WalConfig::default() };
     let (mut wal, _) = WalWriter::open(dir, config).expect("open wal");
     log_commands(items, records, |now, cmd| {
-        let (t, payload) = stockd_engine::durable::encode_record(now, cmd);
+        let (t, payload) = stockd_engine::offline::encode_record(now, cmd);
         wal.append(t, &payload).expect("append");
     });
     wal.sync().expect("sync")
@@ -184,8 +184,8 @@ pub fn write_log(dir: &Path, items: usize, records: u64) -> u64 {
 /// [`log_commands`]. `Engine::open` must already have created `dir` with `shards`
 /// shards. Returns the number of records recovery has to replay in all.
 pub fn write_data_dir(dir: &Path, shards: usize, items: usize, records_per_shard: u64, snapshot_every: u64) -> u64 {
-    use stockd_engine::durable::encode_state;
-    use stockd_engine::routing::shard_of_sku;
+    use stockd_engine::offline::encode_state;
+    use stockd_engine::shard_of_sku;
     let tail = (snapshot_every.saturating_sub(1)).min(records_per_shard / 2);
     let snapshot_lsn = records_per_shard - tail;
     let mut all_skus = (0..).map(sku);
@@ -197,7 +197,7 @@ pub fn write_data_dir(dir: &Path, shards: usize, items: usize, records_per_shard
         let (mut wal, _) = WalWriter::open(&layout.shard_wal(shard), config).expect("open wal");
         let mut state = ShardState::new(shard);
         shard_log_commands(shard, &skus, &format!("open{shard}"), records_per_shard, |now, cmd| {
-            let (t, payload) = stockd_engine::durable::encode_record(now, cmd);
+            let (t, payload) = stockd_engine::offline::encode_record(now, cmd);
             let lsn = wal.append(t, &payload).expect("append");
             state.apply(cmd, now).expect("the stream applies");
             if lsn == snapshot_lsn {

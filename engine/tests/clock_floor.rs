@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-use stockd_engine::durable::decode_state;
+use stockd_engine::offline::decode_state;
 use stockd_engine::*;
 
 mod common;

@@ -379,7 +379,7 @@ fn every_snapshot_built_by_replay_is_the_live_state_at_its_lsn() {
             continue;
         }
         let snap = stockd_snapshots::read_snapshot_file(&path).unwrap();
-        let state = stockd_engine::durable::decode_state(&snap.payload).unwrap();
+        let state = stockd_engine::offline::decode_state(&snap.payload).unwrap();
         if let Some(want) = live.get(&snap.lsn) {
             assert_eq!(&state, want, "snapshot at LSN {} differs from the live state", snap.lsn);
             checked += 1;

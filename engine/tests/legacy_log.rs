@@ -5,7 +5,7 @@
 //! would be kept, and a later reserve of the same orderId in the log would not replay.
 
 use std::path::Path;
-use stockd_engine::durable::{apply_logged, encode_record, LEGACY_PAYLOAD_VERSION};
+use stockd_engine::offline::{apply_logged, encode_record, LEGACY_PAYLOAD_VERSION};
 use stockd_engine::*;
 use stockd_wal::{WalConfig, WalWriter};
 

@@ -6,8 +6,8 @@
 //! 86,400 s) keeps its bytes and still replays.
 
 use std::sync::Arc;
-use stockd_engine::durable::{apply_logged, decode_record, encode_record};
 use stockd_engine::limits::{DEFAULT_MAX_TTL_SECS, DEFAULT_TTL_SECS, MAX_TTL_CEILING_SECS};
+use stockd_engine::offline::{apply_logged, decode_record, encode_record};
 use stockd_engine::*;
 use stockd_wal::{WalConfig, WalWriter};
 

@@ -3,7 +3,7 @@
 //! `SnapshotStore::open` is never called, because it deletes leftover temp files).
 
 use std::path::{Path, PathBuf};
-use stockd_engine::durable::decode_state;
+use stockd_engine::offline::decode_state;
 use stockd_engine::DataDir as Layout;
 use stockd_engine::ShardState;
 use stockd_snapshots::read_snapshot_file;

@@ -10,9 +10,9 @@ pub use locations::warehouses;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use stockd_engine::durable::encode_record;
 use stockd_engine::location::LocationId;
-use stockd_engine::routing::shard_of_sku;
+use stockd_engine::offline::encode_record;
+use stockd_engine::shard_of_sku;
 use stockd_engine::{
     AdjustReason, Applied, Command, Millis, OrderId, Outcome, ReservationId, ReservationKey, ShardState, Sku,
 };

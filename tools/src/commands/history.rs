@@ -12,8 +12,8 @@
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::process::ExitCode;
-use stockd_engine::reservation::shard_of_reservation_id;
-use stockd_engine::routing::shard_of_sku;
+use stockd_engine::offline::shard_of_reservation_id;
+use stockd_engine::shard_of_sku;
 use stockd_engine::ReservationId;
 use stockd_engine::{Command, Item, Outcome, ReservationKey, ReservationStatus};
 
