@@ -15,7 +15,7 @@
 //! - History: [`read_history`] and its types, derived by replay.
 
 pub use crate::durable::data_dir::{DataDir, Manifest};
-pub use crate::durable::history::DEFAULT_HISTORY_LIMIT;
+pub use crate::durable::history::{Figures, LocationChange, DEFAULT_HISTORY_LIMIT};
 pub use crate::durable::{
     apply_logged, command_type, decode_record, decode_state, encode_record, encode_record_into, encode_state,
     read_history, read_local_records, FollowedRecord, HistoryEntry, HistoryPage, HistoryQuery, LogRecord, WalFollower,
