@@ -3,7 +3,7 @@
 //! check, then requests.
 
 use super::data_dir::{create_dir_durable, write_atomic, DataDir};
-use super::log_record::decode_record;
+use super::log_record::{replay_records, ReplayError};
 use super::outbox::OutboxRetention;
 use super::state_codec::decode_state;
 use super::wal_log::WalLog;
@@ -157,14 +157,12 @@ fn recover_shard(
     let mut replayed = 0;
     // The clock floor: the snapshot's (state version 4), then every replayed record's.
     let mut last_now = state.clock_floor();
-    for record in reader.iter_from(from + 1) {
-        let record = record.map_err(|e| io_err("cannot replay WAL", &wal_dir, e))?;
-        let at = |e: String| io_err("cannot replay WAL", &wal_dir, format!("LSN {}: {e}", record.lsn));
-        let logged = decode_record(record.record_type, &record.payload).map_err(at)?;
-        logged.apply_to(&mut state).map_err(|e| at(format!("{} failed on replay: {e}", logged.command.kind())))?;
-        last_now = last_now.max(logged.now);
+    replay_records(&mut state, reader.iter_from(from + 1).map(|r| r.map_err(ReplayError::Wal)), |_, now| {
+        last_now = last_now.max(now);
         replayed += 1;
-    }
+        Ok::<_, ReplayError>(std::ops::ControlFlow::Continue(()))
+    })
+    .map_err(|e| io_err("cannot replay WAL", &wal_dir, e))?;
     state.check_invariants().map_err(|e| io_err("invariant broken after replay in", &layout.shard(shard), e))?;
     let report = ShardRecovery {
         shard,
