@@ -14,7 +14,7 @@ use std::hint::black_box;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use stockd_benches::{size, smoke, write_data_dir, write_log};
-use stockd_engine::durable::decode_record;
+use stockd_engine::offline::decode_record;
 use stockd_engine::{Durability, Engine, EngineConfig, RecoveryReport, ShardState, StorageConfig};
 use stockd_wal::WalReader;
 
@@ -77,7 +77,7 @@ fn bench_open(c: &mut Criterion) {
     engine.shutdown();
     drop(engine);
     let t = Instant::now();
-    write_log(&dir.path().join("shard-000").join("wal"), ITEMS.min(records as usize / 2), records);
+    write_log(&stockd_engine::DataDir::new(dir.path()).shard_wal(0), ITEMS.min(records as usize / 2), records);
     eprintln!("engine_open bench: wrote {records} records in {:.2} s", t.elapsed().as_secs_f64());
     let group = format!("engine_open/{records}_records");
     bench_opens(c, &group, Some(records), dir.path(), config, storage, |report| {

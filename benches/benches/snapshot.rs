@@ -8,7 +8,7 @@ use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throug
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 use stockd_benches::{size, smoke, state_with_items};
-use stockd_engine::durable::{decode_state, encode_state};
+use stockd_engine::offline::{decode_state, encode_state};
 use stockd_snapshots::SnapshotStore;
 
 fn bench_snapshot(c: &mut Criterion) {

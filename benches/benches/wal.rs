@@ -7,7 +7,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 use stockd_benches::{order, sku, smoke, T0};
-use stockd_engine::durable::{decode_record, encode_record};
+use stockd_engine::offline::{decode_record, encode_record};
 use stockd_engine::{Command, ReservationId};
 use stockd_wal::{Durability, WalConfig, WalWriter};
 

@@ -5,7 +5,7 @@
 use std::hint::black_box;
 use std::time::Instant;
 use stockd_benches::write_log;
-use stockd_engine::durable::decode_record;
+use stockd_engine::offline::decode_record;
 use stockd_engine::ShardState;
 use stockd_wal::WalReader;
 

@@ -169,7 +169,7 @@ pub fn write_log(dir: &Path, items: usize, records: u64) -> u64 {
     let config = WalConfig { durability: Durability::None, ..WalConfig::default() };
     let (mut wal, _) = WalWriter::open(dir, config).expect("open wal");
     log_commands(items, records, |now, cmd| {
-        let (t, payload) = stockd_engine::durable::encode_record(now, cmd);
+        let (t, payload) = stockd_engine::offline::encode_record(now, cmd);
         wal.append(t, &payload).expect("append");
     });
     wal.sync().expect("sync")
@@ -184,20 +184,20 @@ pub fn write_log(dir: &Path, items: usize, records: u64) -> u64 {
 /// [`log_commands`]. `Engine::open` must already have created `dir` with `shards`
 /// shards. Returns the number of records recovery has to replay in all.
 pub fn write_data_dir(dir: &Path, shards: usize, items: usize, records_per_shard: u64, snapshot_every: u64) -> u64 {
-    use stockd_engine::durable::{encode_state, shard_dir};
-    use stockd_engine::routing::shard_of_sku;
+    use stockd_engine::offline::encode_state;
+    use stockd_engine::shard_of_sku;
     let tail = (snapshot_every.saturating_sub(1)).min(records_per_shard / 2);
     let snapshot_lsn = records_per_shard - tail;
     let mut all_skus = (0..).map(sku);
     for shard in 0..shards {
         let skus: Vec<Sku> = all_skus.by_ref().filter(|s| shard_of_sku(s, shards) == shard).take(items).collect();
-        let sdir = shard_dir(dir, shard);
-        let store = stockd_snapshots::SnapshotStore::open(&sdir.join("snapshots")).expect("snapshot store");
+        let layout = stockd_engine::DataDir::new(dir);
+        let store = stockd_snapshots::SnapshotStore::open(&layout.shard_snapshots(shard)).expect("snapshot store");
         let config = WalConfig { durability: Durability::None, ..WalConfig::default() };
-        let (mut wal, _) = WalWriter::open(&sdir.join("wal"), config).expect("open wal");
+        let (mut wal, _) = WalWriter::open(&layout.shard_wal(shard), config).expect("open wal");
         let mut state = ShardState::new(shard);
         shard_log_commands(shard, &skus, &format!("open{shard}"), records_per_shard, |now, cmd| {
-            let (t, payload) = stockd_engine::durable::encode_record(now, cmd);
+            let (t, payload) = stockd_engine::offline::encode_record(now, cmd);
             let lsn = wal.append(t, &payload).expect("append");
             state.apply(cmd, now).expect("the stream applies");
             if lsn == snapshot_lsn {

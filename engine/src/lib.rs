@@ -11,7 +11,7 @@
 //! - `onHand = available + reserved`, nothing negative, never oversold, per location
 //!   and per item, after every command (`debug_assert!` per mutation;
 //!   [`ShardState::check_invariants`] in full; a release-build oversell counter,
-//!   [`invariants::oversells_detected`], that must stay 0).
+//!   [`oversells_detected`], that must stay 0).
 //! - A failed command changes nothing. Every error is an [`EngineError`] with a stable
 //!   code.
 //! - A reservation over several shards is all or nothing (see ARCHITECTURE.md).
@@ -21,23 +21,30 @@
 //! It knows nothing of HTTP or Kafka. Embed it with [`Engine::in_memory`] (tests) or,
 //! durable, [`Engine::open`] on a data directory.
 
-pub mod clock;
-pub mod command;
-pub mod command_log;
+// The chosen surface is the list of `pub use` below, `offline` (readers of a data
+// directory), `durable` (storage configuration and the filesystem seam), and the
+// namespaces `limits`, `location` and `time`. `shard` and `sync` are public only for
+// loom-tests (doc-hidden).
+mod clock;
+mod command;
+mod command_log;
 pub mod durable;
-pub mod engine;
-pub mod error;
-pub mod invariants;
-pub mod item;
+mod engine;
+mod error;
+mod invariants;
+mod item;
 pub mod limits;
 pub mod location;
-pub mod one_or_many;
-pub mod reservation;
-pub mod reservation_id;
-pub mod routing;
+pub mod offline;
+mod one_or_many;
+mod reservation;
+mod reservation_id;
+mod routing;
+#[doc(hidden)]
 pub mod shard;
-pub mod shard_state;
-pub mod sku;
+mod shard_state;
+mod sku;
+#[doc(hidden)]
 pub mod sync;
 pub mod time;
 
@@ -52,17 +59,24 @@ pub use command::{
     AdjustReason, Applied, Command, LineAvailability, Outcome, Query, QueryResult, ReservationFilter, StockFilter,
 };
 pub use command_log::{CommandLog, NoLog};
-pub use durable::{Durability, FaultInjector, RecoveryReport, StorageConfig};
+pub use durable::history::DEFAULT_HISTORY_LIMIT;
+pub use durable::{
+    Confirmation, DataDir, Durability, FaultInjector, HistoryEntry, HistoryPage, HistoryQuery, OutboxConfig,
+    OutboxFullPolicy, RecoveryReport, Replicator, ShardRecovery, ShippedRecord, StorageConfig,
+};
 pub use engine::{
     Adjust, BlockingEngine, Engine, EngineConfig, FlowStats, ItemChange, ItemPage, LatencyHistogram, Origin,
     OutcomeStats, ReconcileReport, Rejections, ReservationListing, ReservationOp, ReservationPage, ReserveOutcome,
     ReserveRequest, SetItem, Transfer, RESERVE_LATENCY_BUCKETS_MICROS,
 };
 pub use error::{EngineError, Shortfall};
+pub use invariants::oversells_detected;
 pub use item::{AlertKind, Item, StockAlert};
 pub use location::{Allocation, AllocationStrategy, LocationId, LocationStock, Placement, Warehouse};
 pub use one_or_many::OneOrMany;
 pub use reservation::{Hold, Reservation, ReservationKey, ReservationLine, ReservationStatus};
 pub use reservation_id::ReservationId;
+pub use routing::shard_of_sku;
+pub use shard::{ShardStatus, SYNC_BUCKETS_MICROS};
 pub use shard_state::ShardState;
 pub use sku::{OrderId, Sku};

@@ -79,9 +79,7 @@ fn a_batch_mixes_fast_cross_shard_invalid_and_repeated_orders() {
     let (a, b) = (0..8)
         .flat_map(|i| (0..8).map(move |j| (i, j)))
         .map(|(i, j)| (format!("s{i}"), format!("s{j}")))
-        .find(|(a, b)| {
-            stockd_engine::routing::shard_of_sku(&sku(a), 4) != stockd_engine::routing::shard_of_sku(&sku(b), 4)
-        })
+        .find(|(a, b)| stockd_engine::shard_of_sku(&sku(a), 4) != stockd_engine::shard_of_sku(&sku(b), 4))
         .unwrap();
     let batch = vec![
         req("o1", &[(&a, 2)]),

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-use stockd_engine::durable::{decode_state, shard_dir};
+use stockd_engine::offline::decode_state;
 use stockd_engine::*;
 
 mod common;
@@ -92,7 +92,7 @@ fn a_version_3_snapshot_without_a_floor_still_opens() {
     let clock = ManualClock::new(T1);
     history_at_t1(dir.path(), &clock);
     // Rewrite the newest snapshot as the previous encoder did: [3][bincode ShardState].
-    let snaps = shard_dir(dir.path(), 0).join("snapshots");
+    let snaps = DataDir::new(dir.path()).shard_snapshots(0);
     let store = stockd_snapshots::SnapshotStore::open(&snaps).unwrap();
     let newest = store.load_latest().unwrap().expect("a snapshot");
     let state = decode_state(&newest.payload).unwrap();

@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use stockd_engine::routing::shard_of_sku;
+use stockd_engine::shard_of_sku;
 use stockd_engine::*;
 
 const START: Millis = 1_700_000_000_000;

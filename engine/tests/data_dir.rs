@@ -8,7 +8,6 @@
 
 use std::sync::Arc;
 use stockd_engine::durable::data_dir::dir_syncs;
-use stockd_engine::durable::shard_dir;
 use stockd_engine::*;
 
 fn config() -> EngineConfig {
@@ -30,11 +29,12 @@ fn a_new_data_dir_syncs_every_entry_it_creates_and_reopens() {
     // snapshots/ and wal/ in shard-NNN.
     assert_eq!(dir_syncs() - before, 1 + 1 + 2 * 3);
     for shard in 0..2 {
-        assert!(shard_dir(&dir, shard).join("wal").is_dir());
-        assert!(shard_dir(&dir, shard).join("snapshots").is_dir());
+        assert!(DataDir::new(&dir).shard_wal(shard).is_dir());
+        assert!(DataDir::new(&dir).shard_snapshots(shard).is_dir());
     }
-    assert!(!dir.join("stockd.manifest.tmp").exists());
-    assert!(std::fs::read_to_string(dir.join("stockd.manifest")).unwrap().contains("shards 2"));
+    let manifest = DataDir::new(&dir).manifest();
+    assert!(!manifest.with_extension("manifest.tmp").exists());
+    assert!(std::fs::read_to_string(manifest).unwrap().contains("shards 2"));
     engine
         .blocking()
         .set_item(SetItem {

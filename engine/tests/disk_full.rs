@@ -127,8 +127,10 @@ fn wal_dirs(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("shard-"))
-        .map(|p| p.join("wal"))
+        .filter(|p| {
+            p.file_name().unwrap().to_string_lossy().starts_with(stockd_engine::durable::data_dir::SHARD_DIR_PREFIX)
+        })
+        .map(|p| DataDir::wal_in(&p))
         .collect();
     v.sort();
     v

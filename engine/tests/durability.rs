@@ -123,10 +123,10 @@ fn snapshots_bound_the_wal_and_round_trip() {
     engine.blocking().expire_due().unwrap();
     let before = states(&engine);
     engine.shutdown();
-    let shard0 = dir.path().join("shard-000");
-    let snaps = std::fs::read_dir(shard0.join("snapshots")).unwrap().count();
+    let layout = DataDir::new(dir.path());
+    let snaps = std::fs::read_dir(layout.shard_snapshots(0)).unwrap().count();
     assert!(snaps >= 2, "expected snapshots, found {snaps}");
-    let first_segment = std::fs::read_dir(shard0.join("wal"))
+    let first_segment = std::fs::read_dir(layout.shard_wal(0))
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .min()
@@ -164,7 +164,7 @@ fn corrupt_newest_snapshot_falls_back_to_the_previous_one() {
 }
 
 fn last_segment(dir: &Path, shard: usize) -> std::path::PathBuf {
-    std::fs::read_dir(dir.join(format!("shard-{shard:03}/wal"))).unwrap().map(|e| e.unwrap().path()).max().unwrap()
+    std::fs::read_dir(DataDir::new(dir).shard_wal(shard)).unwrap().map(|e| e.unwrap().path()).max().unwrap()
 }
 
 #[test]
@@ -379,7 +379,7 @@ fn every_snapshot_built_by_replay_is_the_live_state_at_its_lsn() {
             continue;
         }
         let snap = stockd_snapshots::read_snapshot_file(&path).unwrap();
-        let state = stockd_engine::durable::decode_state(&snap.payload).unwrap();
+        let state = stockd_engine::offline::decode_state(&snap.payload).unwrap();
         if let Some(want) = live.get(&snap.lsn) {
             assert_eq!(&state, want, "snapshot at LSN {} differs from the live state", snap.lsn);
             checked += 1;

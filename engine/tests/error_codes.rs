@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 use stockd_engine::limits::*;
-use stockd_engine::routing::shard_of_sku;
+use stockd_engine::shard_of_sku;
 use stockd_engine::*;
 
 const START: Millis = 1_700_000_000_000;

@@ -17,7 +17,7 @@
 //! All pass on the reviewed engine: these suspicions were not real.
 
 use std::sync::Arc;
-use stockd_engine::durable::{decode_state, encode_state};
+use stockd_engine::offline::{decode_state, encode_state};
 use stockd_engine::*;
 
 mod common;

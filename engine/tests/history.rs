@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use stockd_engine::durable::{HistoryEntry, HistoryPage, HistoryQuery};
-use stockd_engine::routing::shard_of_sku;
+use stockd_engine::shard_of_sku;
 use stockd_engine::*;
 
 const T0: Millis = 1_700_000_000_000;

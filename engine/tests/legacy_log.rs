@@ -5,7 +5,7 @@
 //! would be kept, and a later reserve of the same orderId in the log would not replay.
 
 use std::path::Path;
-use stockd_engine::durable::{apply_logged, encode_record, LEGACY_PAYLOAD_VERSION};
+use stockd_engine::offline::{apply_logged, encode_record, LEGACY_PAYLOAD_VERSION};
 use stockd_engine::*;
 use stockd_wal::{WalConfig, WalWriter};
 
@@ -24,12 +24,13 @@ struct OldLog {
 impl OldLog {
     fn new(dir: &Path) -> OldLog {
         std::fs::create_dir_all(dir).unwrap();
-        std::fs::write(dir.join("stockd.manifest"), "stockd-data 1\nshards 2\n").unwrap();
+        let layout = DataDir::new(dir);
+        std::fs::write(layout.manifest(), DataDir::manifest_text(2)).unwrap();
         let writers = (0..2)
             .map(|s| {
-                let wal = dir.join(format!("shard-{s:03}/wal"));
+                let wal = layout.shard_wal(s);
                 std::fs::create_dir_all(&wal).unwrap();
-                std::fs::create_dir_all(dir.join(format!("shard-{s:03}/snapshots"))).unwrap();
+                std::fs::create_dir_all(layout.shard_snapshots(s)).unwrap();
                 WalWriter::open(&wal, WalConfig::default()).unwrap().0
             })
             .collect();

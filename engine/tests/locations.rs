@@ -346,7 +346,7 @@ fn items_without_locations_live_at_the_default_one() {
 
 #[test]
 fn snapshots_keep_locations_and_allocations_exactly() {
-    use stockd_engine::durable::{decode_state, encode_state};
+    use stockd_engine::offline::{decode_state, encode_state};
     let t = 1_700_000_000_000;
     let mut state = ShardState::new(0);
     let apply = |s: &mut ShardState, c: Command| s.apply(&c, t).unwrap();

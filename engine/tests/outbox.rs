@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
-use stockd_engine::durable::{shard_dir, OutboxConfig, OutboxFullPolicy, WalFollower};
+use stockd_engine::durable::{OutboxConfig, OutboxFullPolicy, WalFollower};
 use stockd_engine::*;
 
 mod common;
@@ -45,7 +45,7 @@ fn set(e: &BlockingEngine, s: &str, on_hand: u64) -> Result<ItemChange, EngineEr
 }
 
 fn wal_dir(dir: &Path) -> PathBuf {
-    shard_dir(dir, 0).join("wal")
+    DataDir::new(dir).shard_wal(0)
 }
 
 /// First LSNs of the shard's WAL segments, ascending.
@@ -76,7 +76,7 @@ fn write_until(engine: &Engine, max: usize, what: &str, mut done: impl FnMut(&En
 
 /// Every record a follower opened after `after` hands out, up to the durable LSN.
 fn follow(dir: &Path, after: u64, up_to: u64) -> (Option<(u64, u64)>, Vec<u64>) {
-    let mut f = WalFollower::open(&shard_dir(dir, 0), 0, after).unwrap();
+    let mut f = WalFollower::open(&DataDir::new(dir).shard(0), 0, after).unwrap();
     let gap = f.gap();
     let mut lsns = Vec::new();
     loop {

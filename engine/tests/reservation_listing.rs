@@ -101,7 +101,7 @@ fn populated() -> (Engine, ManualClock, Vec<Reservation>) {
 
 /// SKU names for A and B on different shards of 3.
 fn two_shards() -> (String, String) {
-    let shard = |s: &str| stockd_engine::routing::shard_of_sku(&sku(s), 3);
+    let shard = |s: &str| stockd_engine::shard_of_sku(&sku(s), 3);
     let b = (0..100).map(|i| format!("B{i}")).find(|b| shard(b) != shard("A")).unwrap();
     ("A".into(), b)
 }

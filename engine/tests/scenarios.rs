@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use stockd_engine::routing::shard_of_sku;
+use stockd_engine::shard_of_sku;
 use stockd_engine::*;
 
 const START: Millis = 1_700_000_000_000;
@@ -835,9 +835,7 @@ fn a_dropped_reserve_future_leaves_no_stock_held() {
     // Two SKUs on different shards, so the reserve runs the multi-step protocol.
     let other = (0..64)
         .map(|i| format!("CANCEL-{i}"))
-        .find(|s| {
-            stockd_engine::routing::shard_of_sku(&sku(s), 4) != stockd_engine::routing::shard_of_sku(&sku("CANCEL"), 4)
-        })
+        .find(|s| stockd_engine::shard_of_sku(&sku(s), 4) != stockd_engine::shard_of_sku(&sku("CANCEL"), 4))
         .unwrap();
     set(&e, "CANCEL", 5);
     set(&e, &other, 5);

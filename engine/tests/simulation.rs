@@ -762,7 +762,7 @@ impl Sim {
     /// A power loss on shard `shard` that kept an arbitrary prefix of what was never
     /// synced after record `durable` (see `common::cut_wal_after`).
     fn cut_after(&mut self, shard: usize, durable: u64) {
-        let wal = self.disk.path().join(format!("shard-{shard:03}/wal"));
+        let wal = DataDir::new(self.disk.path()).shard_wal(shard);
         self.cut_bytes += common::cut_wal_after(&wal, durable, &mut self.rng)
             .unwrap_or_else(|e| panic!("{}shard {shard}: {e}", self.ctx()));
     }

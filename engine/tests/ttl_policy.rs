@@ -6,8 +6,8 @@
 //! 86,400 s) keeps its bytes and still replays.
 
 use std::sync::Arc;
-use stockd_engine::durable::{apply_logged, decode_record, encode_record};
 use stockd_engine::limits::{DEFAULT_MAX_TTL_SECS, DEFAULT_TTL_SECS, MAX_TTL_CEILING_SECS};
+use stockd_engine::offline::{apply_logged, decode_record, encode_record};
 use stockd_engine::*;
 use stockd_wal::{WalConfig, WalWriter};
 
@@ -180,10 +180,11 @@ fn an_old_extend_record_keeps_its_bytes_and_replays() {
     // A data directory with such a record opens and replays it.
     let dir = tempfile::tempdir().unwrap();
     let s = sku_on(0, "OLD", 1);
-    std::fs::write(dir.path().join("stockd.manifest"), "stockd-data 1\nshards 1\n").unwrap();
-    let wal = dir.path().join("shard-000/wal");
+    let layout = DataDir::new(dir.path());
+    std::fs::write(layout.manifest(), DataDir::manifest_text(1)).unwrap();
+    let wal = layout.shard_wal(0);
     std::fs::create_dir_all(&wal).unwrap();
-    std::fs::create_dir_all(dir.path().join("shard-000/snapshots")).unwrap();
+    std::fs::create_dir_all(layout.shard_snapshots(0)).unwrap();
     let (mut writer, _) = WalWriter::open(&wal, WalConfig::default()).unwrap();
     let mut scratch = ShardState::new(0);
     let reserve = Command::ReserveLocal {

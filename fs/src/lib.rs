@@ -136,16 +136,30 @@ pub type FsLock = Box<dyn std::any::Any + Send + Sync>;
 /// (`<name>.tmp`), fdatasync, rename over `path`, sync the directory. After a power
 /// cut `path` holds the old bytes or the new ones, never a mix.
 pub fn write_atomic(fs: &dyn Fs, path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut tmp_name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-    tmp_name.push(".tmp");
-    let tmp = path.with_file_name(tmp_name);
+    write_atomic_parts(fs, path, &[bytes])
+}
+
+/// [`write_atomic`] of the concatenation of `parts`, written one after the other
+/// (no copy into one buffer: a snapshot's payload can be large).
+pub fn write_atomic_parts(fs: &dyn Fs, path: &Path, parts: &[&[u8]]) -> io::Result<()> {
+    let tmp = atomic_temp_path(path);
     {
         let mut f = fs.create(&tmp)?;
-        f.write_all(bytes)?;
+        for part in parts {
+            f.write_all(part)?;
+        }
         f.sync_data()?;
     }
     fs.rename(&tmp, path)?;
     fs.sync_dir(parent_dir(path))
+}
+
+/// The temp file [`write_atomic`] writes before renaming it to `path`: `<name>.tmp`
+/// beside it.
+pub fn atomic_temp_path(path: &Path) -> PathBuf {
+    let mut tmp_name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    tmp_name.push(".tmp");
+    path.with_file_name(tmp_name)
 }
 
 /// The default filesystem: a shared [`RealFs`].

@@ -16,8 +16,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
-use stockd_engine::shard::{ShardStatus, SYNC_BUCKETS_MICROS};
 use stockd_engine::{Engine, LatencyHistogram, Origin, ReservationOp, RESERVE_LATENCY_BUCKETS_MICROS};
+use stockd_engine::{ShardStatus, SYNC_BUCKETS_MICROS};
 
 use crate::app::AppState;
 
@@ -230,7 +230,7 @@ impl Metrics {
         let _ = writeln!(
             o,
             "# TYPE stockd_oversell_detected_total counter\nstockd_oversell_detected_total {}",
-            stockd_engine::invariants::oversells_detected()
+            stockd_engine::oversells_detected()
         );
         let flows = engine.flow_stats();
         for (name, help, value) in [

@@ -5,7 +5,7 @@
 mod common;
 use common::{assert_error, assert_ok, is_timestamp, Server};
 use serde_json::{json, Value};
-use stockd_engine::routing::shard_of_sku;
+use stockd_engine::shard_of_sku;
 use stockd_engine::Sku;
 
 const TOKEN: &str = "history-secret";

@@ -113,17 +113,11 @@ impl SnapshotStore {
             return Err(SnapshotError::PayloadTooLarge { len });
         }
         let _guard = self.guard();
-        let tmp = self.dir.join(temp_file_name(lsn));
         let path = self.dir.join(snapshot_file_name(lsn));
-        let result = write_file(&*self.fs, &tmp, lsn, payload)
-            .and_then(|size| {
-                self.fs.rename(&tmp, &path).map_err(|e| SnapshotError::io(&path, e))?;
-                Ok(size)
-            })
-            .and_then(|size| {
-                self.sync_dir()?;
-                Ok(size)
-            });
+        // `stockd_fs::write_atomic`'s temp name is this store's temp name.
+        let tmp = stockd_fs::atomic_temp_path(&path);
+        debug_assert_eq!(tmp, self.dir.join(temp_file_name(lsn)));
+        let result = write_file(&*self.fs, &path, lsn, payload);
         match result {
             Ok(size) => {
                 tracing::debug!(lsn, size, path = %path.display(), "snapshot written");
@@ -274,19 +268,15 @@ impl SnapshotStore {
     }
 }
 
-/// Writes header, payload and CRC to a fresh `tmp` and fsyncs it. Returns the size.
-fn write_file(fs: &dyn Fs, tmp: &Path, lsn: u64, payload: &[u8]) -> Result<u64, SnapshotError> {
-    let io_err = |e| SnapshotError::io(tmp, e);
-    let mut file = fs.create(tmp).map_err(io_err)?;
+/// Writes header, payload and CRC to `path` atomically (`stockd_fs::write_atomic`:
+/// temp file, fsync, rename, fsync the directory). Returns the size.
+fn write_file(fs: &dyn Fs, path: &Path, lsn: u64, payload: &[u8]) -> Result<u64, SnapshotError> {
     let header = encode_header(lsn, payload.len() as u64);
     let mut hasher = crc32fast::Hasher::new();
     hasher.update(&header);
     hasher.update(payload);
     let crc = hasher.finalize().to_le_bytes();
-    file.write_all(&header).map_err(io_err)?;
-    file.write_all(payload).map_err(io_err)?;
-    file.write_all(&crc).map_err(io_err)?;
-    file.sync_data().map_err(io_err)?;
+    stockd_fs::write_atomic_parts(fs, path, &[&header, payload, &crc]).map_err(|e| SnapshotError::io(path, e))?;
     Ok((header.len() + payload.len() + crc.len()) as u64)
 }
 

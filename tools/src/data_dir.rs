@@ -3,16 +3,15 @@
 //! `SnapshotStore::open` is never called, because it deletes leftover temp files).
 
 use std::path::{Path, PathBuf};
-use stockd_engine::durable::decode_state;
+use stockd_engine::offline::decode_state;
+use stockd_engine::DataDir as Layout;
 use stockd_engine::ShardState;
 use stockd_snapshots::read_snapshot_file;
 use stockd_wal::{SegmentInfo, WalReader};
 
 use crate::Error;
 
-pub const MANIFEST: &str = "stockd.manifest";
-/// The data-directory format this build reads (`stockd-data 1` in the manifest).
-pub const DATA_FORMAT: u32 = 1;
+use stockd_engine::durable::data_dir::MANIFEST_FILE as MANIFEST;
 
 #[derive(Debug)]
 pub struct DataDir {
@@ -46,28 +45,19 @@ impl DataDir {
         if !meta.is_dir() {
             return Err(Error::new(format!("{} is not a directory", root.display())));
         }
-        let manifest = root.join(MANIFEST);
+        let layout = Layout::new(root);
+        let manifest = layout.manifest();
         let text = std::fs::read_to_string(&manifest).map_err(|e| {
             Error::new(format!("{} is not a stockd data directory: cannot read {MANIFEST} ({e})", root.display()))
         })?;
-        if let Some(v) = text.lines().find_map(|l| l.strip_prefix("stockd-data ")) {
-            if v.trim().parse::<u32>().ok() != Some(DATA_FORMAT) {
-                return Err(Error::new(format!(
-                    "{}: unknown data directory format version `{}` (this build reads {DATA_FORMAT})",
-                    manifest.display(),
-                    v.trim()
-                )));
-            }
+        let parsed = Layout::parse_manifest(&text).map_err(|e| Error::new(format!("{}: {e}", manifest.display())));
+        if let Some(Err(e)) = parsed.as_ref().ok().map(|m| m.check_format()) {
+            return Err(Error::new(format!("{}: {e}", manifest.display())));
         }
-        let n = text
-            .lines()
-            .find_map(|l| l.strip_prefix("shards "))
-            .and_then(|n| n.trim().parse::<usize>().ok())
-            .filter(|n| *n >= 1)
-            .ok_or_else(|| Error::new(format!("{}: no valid `shards N` line", manifest.display())))?;
+        let n = parsed?.shards;
         let mut shards = Vec::with_capacity(n);
         for shard in 0..n {
-            let dir = root.join(format!("shard-{shard:03}"));
+            let dir = layout.shard(shard);
             if !dir.is_dir() {
                 return Err(Error::new(format!(
                     "{} is not a complete stockd data directory: {} is missing (manifest says {n} shards)",
@@ -75,10 +65,10 @@ impl DataDir {
                     dir.display()
                 )));
             }
-            let wal_dir = dir.join("wal");
+            let wal_dir = layout.shard_wal(shard);
             let wal = open_wal(&wal_dir)
                 .map_err(|e| Error::new(format!("shard {shard}: cannot list WAL {}: {e}", wal_dir.display())))?;
-            shards.push(ShardDir { shard, snap_dir: dir.join("snapshots"), dir, wal_dir, wal });
+            shards.push(ShardDir { shard, snap_dir: layout.shard_snapshots(shard), dir, wal_dir, wal });
         }
         Ok(DataDir { root: root.to_path_buf(), shards })
     }

@@ -5,7 +5,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Instant;
-use stockd_engine::durable::decode_record;
+use stockd_engine::offline::decode_record;
 use stockd_engine::{Command, Millis};
 use stockd_wal::{WalError, WalIter};
 
@@ -21,7 +21,7 @@ pub struct Rec {
     pub offset: u64,
     pub now: Millis,
     pub command: Command,
-    /// Written by the previous payload version (`stockd_engine::durable::LogRecord`).
+    /// Written by the previous payload version (`stockd_engine::offline::LogRecord`).
     pub legacy: bool,
 }
 

@@ -10,9 +10,9 @@ pub use locations::warehouses;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use stockd_engine::durable::encode_record;
 use stockd_engine::location::LocationId;
-use stockd_engine::routing::shard_of_sku;
+use stockd_engine::offline::encode_record;
+use stockd_engine::shard_of_sku;
 use stockd_engine::{
     AdjustReason, Applied, Command, Millis, OrderId, Outcome, ReservationId, ReservationKey, ShardState, Sku,
 };
@@ -74,13 +74,13 @@ impl Gen {
     /// A new data directory with `shards` shards.
     pub fn create(dir: &Path, shards: usize, segment_size: u64, seed: u64, t0: Millis) -> Gen {
         std::fs::create_dir_all(dir).unwrap();
-        std::fs::write(dir.join("stockd.manifest"), format!("stockd-data 1\nshards {shards}\n")).unwrap();
+        let layout = stockd_engine::DataDir::new(dir);
+        std::fs::write(layout.manifest(), stockd_engine::DataDir::manifest_text(shards)).unwrap();
         let mut writers = Vec::new();
         for s in 0..shards {
-            let sd = dir.join(format!("shard-{s:03}"));
-            std::fs::create_dir_all(sd.join("snapshots")).unwrap();
+            std::fs::create_dir_all(layout.shard_snapshots(s)).unwrap();
             let cfg = WalConfig { segment_size, durability: Durability::None, ..WalConfig::default() };
-            writers.push(WalWriter::open(&sd.join("wal"), cfg).unwrap().0);
+            writers.push(WalWriter::open(&layout.shard_wal(s), cfg).unwrap().0);
         }
         Gen {
             dir: dir.to_path_buf(),

@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use stockd_engine::routing::shard_of_sku;
+use stockd_engine::shard_of_sku;
 use stockd_engine::{Command, ReservationStatus, Sku};
 
 #[test]

@@ -8,7 +8,7 @@ mod common;
 use common::*;
 use serde_json::Value;
 use std::sync::Arc;
-use stockd_engine::routing::shard_of_sku;
+use stockd_engine::shard_of_sku;
 use stockd_engine::{
     Engine, EngineConfig, ManualClock, OrderId, ReservationKey, ReserveRequest, SetItem, Sku, StorageConfig,
 };

@@ -18,7 +18,7 @@ fn no_subcommand_modifies_any_file() {
     let n = g.log.iter().filter(|l| l.shard == 1).count() as u64;
     stockd_snapshots::SnapshotStore::open(&dir.join("shard-001/snapshots"))
         .unwrap()
-        .write(n, &stockd_engine::durable::encode_state(&g.states[1]))
+        .write(n, &stockd_engine::offline::encode_state(&g.states[1]))
         .unwrap();
     std::fs::write(dir.join("shard-001/snapshots/snapshot-00000000000000000001.snap.tmp"), b"partial").unwrap();
     let seg = stockd_wal::WalReader::open(&dir.join("shard-000/wal")).unwrap().segments().last().unwrap().path.clone();

@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use std::collections::BTreeMap;
-use stockd_engine::durable::encode_state;
+use stockd_engine::offline::encode_state;
 use stockd_tools::testgen::{figures, Figures};
 
 fn replay_json(dir: &std::path::Path, until: &str) -> serde_json::Value {

@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use stockd_engine::durable::{command_type, decode_record};
+use stockd_engine::offline::{command_type, decode_record};
 use stockd_engine::{AdjustReason, Command, OrderId, Outcome, ReservationKey, ShardState, Sku};
 
 const NOW: u64 = 1_700_000_000_000;

@@ -7,7 +7,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use stockd_engine::durable::decode_state;
+use stockd_engine::offline::decode_state;
 
 fuzz_target!(|data: &[u8]| {
     match decode_state(data) {

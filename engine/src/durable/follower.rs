@@ -9,6 +9,7 @@
 //! Read-only: it never writes to the shard directory. The caller bounds each call by
 //! the shard's durable LSN, so only records that are on disk are handed out.
 
+use super::data_dir::DataDir;
 use super::log_record::decode_record;
 use super::state_codec::decode_state;
 use crate::command::{Applied, Command};
@@ -90,8 +91,8 @@ impl WalFollower {
     /// old segments are removed after a snapshot), it starts from the oldest snapshot
     /// it can use instead and reports the skipped range in [`WalFollower::gap`].
     pub fn open(shard_dir: &Path, shard: usize, after_lsn: u64) -> Result<WalFollower, String> {
-        let wal_dir = shard_dir.join("wal");
-        let snap_dir = shard_dir.join("snapshots");
+        let wal_dir = DataDir::wal_in(shard_dir);
+        let snap_dir = DataDir::snapshots_in(shard_dir);
         let snapshots = list_snapshots(&snap_dir)?;
         let oldest_wal = WalReader::open(&wal_dir)
             .map_err(|e| format!("cannot read WAL {}: {e}", wal_dir.display()))?
@@ -268,7 +269,7 @@ mod tests {
             incoming: None,
         }))
         .unwrap();
-        let shard_dir = dir.path().join("shard-000");
+        let shard_dir = DataDir::new(dir.path()).shard(0);
         let mut f = WalFollower::open(&shard_dir, 0, 0).unwrap();
         let first = f.poll(durable(&engine), 100).unwrap();
         assert_eq!(first.len(), 1);

@@ -20,8 +20,8 @@
 mod headers;
 mod rows;
 
+use super::data_dir::DataDir;
 use super::follower::WalFollower;
-use super::recovery::shard_dir;
 use crate::command::{Query, QueryResult};
 use crate::engine::{await_reply, Engine};
 use crate::error::EngineError;
@@ -165,7 +165,7 @@ pub fn read_history(
     let shard = shard_of_sku(sku, shards.max(1));
     let replay_failed = |e: String| EngineError::Unavailable { reason: format!("history of {sku}: {e}") };
     let mut follower =
-        WalFollower::open(&shard_dir(dir, shard), shard, query.after.unwrap_or(0)).map_err(replay_failed)?;
+        WalFollower::open(&DataDir::new(dir).shard(shard), shard, query.after.unwrap_or(0)).map_err(replay_failed)?;
     let mut seen = follower.state().item(sku).is_some();
     let mut rows: Vec<rows::Row> = Vec::new();
     let mut next_cursor = None;

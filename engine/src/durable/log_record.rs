@@ -124,3 +124,50 @@ pub fn decode_record(record_type: u8, payload: &[u8]) -> Result<LogRecord, Strin
     }
     Ok(record)
 }
+
+/// Why [`replay_records`] stopped.
+#[derive(Debug)]
+pub(crate) enum ReplayError {
+    /// The WAL could not be read.
+    Wal(stockd_wal::WalError),
+    /// Record `lsn` did not decode or apply: `"LSN {lsn}: {message}"`.
+    Record { lsn: u64, message: String },
+    /// The caller's own reason (shown as is).
+    Other(String),
+}
+
+impl std::fmt::Display for ReplayError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReplayError::Wal(e) => write!(f, "{e}"),
+            ReplayError::Record { lsn, message } => write!(f, "LSN {lsn}: {message}"),
+            ReplayError::Other(reason) => f.write_str(reason),
+        }
+    }
+}
+
+/// The one replay loop of recovery and the background snapshot pass: decodes each
+/// WAL record of `records` (a `WalReader::iter_from`, errors mapped with
+/// `ReplayError::Wal`) and applies it to `state`
+/// through [`LogRecord::apply_to`] (`apply_logged`), then calls `after(lsn, now)`,
+/// which stops the replay with `Break` or fails it with `Err`.
+pub(crate) fn replay_records(
+    state: &mut ShardState,
+    records: impl Iterator<Item = Result<stockd_wal::WalRecord, ReplayError>>,
+    mut after: impl FnMut(u64, Millis) -> Result<std::ops::ControlFlow<()>, ReplayError>,
+) -> Result<(), ReplayError> {
+    for record in records {
+        let record = record?;
+        let lsn = record.lsn;
+        let logged = decode_record(record.record_type, &record.payload)
+            .map_err(|e| ReplayError::Record { lsn, message: e.to_string() })?;
+        logged.apply_to(state).map_err(|e| ReplayError::Record {
+            lsn,
+            message: format!("{} failed on replay: {e}", logged.command.kind()),
+        })?;
+        if after(lsn, logged.now)?.is_break() {
+            break;
+        }
+    }
+    Ok(())
+}

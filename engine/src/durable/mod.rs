@@ -25,6 +25,7 @@ mod replication;
 mod state_codec;
 mod wal_log;
 
+pub use data_dir::{DataDir, Manifest};
 pub use follower::{FollowedRecord, WalFollower};
 pub use history::{read_history, Figures, HistoryEntry, HistoryPage, HistoryQuery};
 pub use log_record::{
@@ -32,7 +33,7 @@ pub use log_record::{
     PAYLOAD_VERSION,
 };
 pub use outbox::{OutboxConfig, OutboxFullPolicy, OutboxRetention};
-pub use recovery::{shard_dir, RecoveryReport, ShardRecovery};
+pub use recovery::{RecoveryReport, ShardRecovery};
 pub use replication::{read_local_records, Confirmation, Replicator, ShippedRecord, CONFIRM_TIMEOUT, STALLED_POLL};
 pub use state_codec::{decode_state, encode_state, STATE_VERSION};
 pub use stockd_fs::{write_atomic, Fs, RealFs, SimFs};

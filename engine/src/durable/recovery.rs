@@ -2,8 +2,8 @@
 //! thread per core), then settling what a crash left half-done, then the invariant
 //! check, then requests.
 
-use super::data_dir::{create_dir_durable, write_atomic};
-use super::log_record::decode_record;
+use super::data_dir::{create_dir_durable, write_atomic, DataDir};
+use super::log_record::{replay_records, ReplayError};
 use super::outbox::OutboxRetention;
 use super::state_codec::decode_state;
 use super::wal_log::WalLog;
@@ -22,8 +22,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use stockd_snapshots::{SnapshotError, SnapshotStore};
 use stockd_wal::{Durability, TruncatedTail, WalConfig, WalReader, WalWriter};
-
-const MANIFEST: &str = "stockd.manifest";
 
 /// What recovery found and did on one shard.
 #[derive(Debug, Clone)]
@@ -55,21 +53,12 @@ fn io_err(what: &str, path: &Path, e: impl std::fmt::Display) -> EngineError {
     EngineError::Unavailable { reason: format!("{what} {}: {e}", path.display()) }
 }
 
-pub fn shard_dir(dir: &Path, shard: usize) -> PathBuf {
-    dir.join(format!("shard-{shard:03}"))
-}
-
 /// Reads (or, for a new directory, writes) the shard count the data was made with.
 fn shard_count(fs: &dyn stockd_fs::Fs, dir: &Path, wanted: usize) -> Result<usize, EngineError> {
-    let path = dir.join(MANIFEST);
+    let path = DataDir::new(dir).manifest();
     match fs.read(&path).map(|b| String::from_utf8_lossy(&b).into_owned()) {
         Ok(text) => {
-            let n = text
-                .lines()
-                .find_map(|l| l.strip_prefix("shards "))
-                .and_then(|n| n.trim().parse::<usize>().ok())
-                .filter(|n| (1..=crate::limits::MAX_SHARDS).contains(n))
-                .ok_or_else(|| io_err("unreadable manifest", &path, "no valid `shards N` line"))?;
+            let n = DataDir::parse_manifest(&text).map_err(|e| io_err("unreadable manifest", &path, e))?.shards;
             if n != wanted {
                 tracing::warn!(stored = n, requested = wanted, "data directory was made with {n} shards; using {n}");
             }
@@ -77,7 +66,7 @@ fn shard_count(fs: &dyn stockd_fs::Fs, dir: &Path, wanted: usize) -> Result<usiz
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             create_dir_durable(fs, dir).map_err(|e| io_err("cannot create", dir, e))?;
-            write_atomic(fs, &path, format!("stockd-data 1\nshards {wanted}\n").as_bytes())
+            write_atomic(fs, &path, DataDir::manifest_text(wanted).as_bytes())
                 .map_err(|e| io_err("cannot write", &path, e))?;
             Ok(wanted)
         }
@@ -88,7 +77,7 @@ fn shard_count(fs: &dyn stockd_fs::Fs, dir: &Path, wanted: usize) -> Result<usiz
 /// Takes the data directory's exclusive lock (`DATA/stockd.lock`, an advisory file
 /// lock the OS drops when the process dies), so two engines never write one WAL.
 fn lock_dir(fs: &dyn stockd_fs::Fs, dir: &Path) -> Result<stockd_fs::FsLock, EngineError> {
-    let path = dir.join("stockd.lock");
+    let path = DataDir::new(dir).lock_file();
     // A lock just released can linger for a moment: a child process forked by this
     // process (any `Command`) shares the descriptor until it execs. Wait briefly
     // before deciding that another engine really holds it.
@@ -120,9 +109,8 @@ fn recover_shard(
     storage: &StorageConfig,
     outbox: Option<&Arc<OutboxRetention>>,
 ) -> Result<RecoveredShard, EngineError> {
-    let sdir = shard_dir(dir, shard);
-    let snap_dir = sdir.join("snapshots");
-    let wal_dir = sdir.join("wal");
+    let layout = DataDir::new(dir);
+    let (snap_dir, wal_dir) = (layout.shard_snapshots(shard), layout.shard_wal(shard));
     // Their entries (shard-NNN in DATA, wal/ and snapshots/ in it) synced before
     // anything is written inside them.
     for d in [&snap_dir, &wal_dir] {
@@ -169,15 +157,13 @@ fn recover_shard(
     let mut replayed = 0;
     // The clock floor: the snapshot's (state version 4), then every replayed record's.
     let mut last_now = state.clock_floor();
-    for record in reader.iter_from(from + 1) {
-        let record = record.map_err(|e| io_err("cannot replay WAL", &wal_dir, e))?;
-        let at = |e: String| io_err("cannot replay WAL", &wal_dir, format!("LSN {}: {e}", record.lsn));
-        let logged = decode_record(record.record_type, &record.payload).map_err(at)?;
-        logged.apply_to(&mut state).map_err(|e| at(format!("{} failed on replay: {e}", logged.command.kind())))?;
-        last_now = last_now.max(logged.now);
+    replay_records(&mut state, reader.iter_from(from + 1).map(|r| r.map_err(ReplayError::Wal)), |_, now| {
+        last_now = last_now.max(now);
         replayed += 1;
-    }
-    state.check_invariants().map_err(|e| io_err("invariant broken after replay in", &sdir, e))?;
+        Ok::<_, ReplayError>(std::ops::ControlFlow::Continue(()))
+    })
+    .map_err(|e| io_err("cannot replay WAL", &wal_dir, e))?;
+    state.check_invariants().map_err(|e| io_err("invariant broken after replay in", &layout.shard(shard), e))?;
     let report = ShardRecovery {
         shard,
         snapshot_lsn,

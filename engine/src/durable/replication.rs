@@ -69,7 +69,7 @@ pub fn read_local_records(
     shard: usize,
     from_lsn: u64,
 ) -> Result<Vec<ShippedRecord>, String> {
-    let wal_dir = super::shard_dir(dir, shard).join("wal");
+    let wal_dir = super::DataDir::new(dir).shard_wal(shard);
     let reader = stockd_wal::WalReader::open_with_fs(&wal_dir, fs).map_err(|e| e.to_string())?;
     let mut out: Vec<ShippedRecord> = Vec::new();
     for record in reader.iter_from(from_lsn) {

@@ -15,7 +15,7 @@
 //! writer. With an outbox consumer registered, the same pass (without a snapshot) also
 //! runs when its floor moves, at most once a second.
 
-use super::log_record::{decode_record, encode_record_into};
+use super::log_record::{encode_record_into, replay_records, ReplayError};
 use super::outbox::{plan, starts_new_work, OnDisk, OutboxRetention};
 use super::replication::{Confirmation, ShippedRecord};
 use super::state_codec::decode_state;
@@ -151,20 +151,24 @@ fn state_at(
     }
     let reader = stockd_wal::WalReader::open_with_fs(wal_dir, fs.clone()).map_err(|e| e.to_string())?;
     let mut next = from + 1;
-    for record in reader.iter_from(from + 1) {
-        let record = record.map_err(|e| e.to_string())?;
-        if record.lsn != next {
-            return Err(format!("WAL jumps from LSN {} to {} after snapshot {from}", next - 1, record.lsn));
-        }
-        let logged =
-            decode_record(record.record_type, &record.payload).map_err(|e| format!("LSN {}: {e}", record.lsn))?;
-        logged
-            .apply_to(&mut state)
-            .map_err(|e| format!("LSN {}: {} failed on replay: {e}", record.lsn, logged.command.kind()))?;
-        if record.lsn == lsn {
-            return Ok(Some(state));
+    let mut reached = false;
+    // A jump is found before its record is applied (the state is dropped on error).
+    let records = reader.iter_from(from + 1).map(|r| {
+        let r = r.map_err(ReplayError::Wal)?;
+        if r.lsn != next {
+            let jump = format!("WAL jumps from LSN {} to {} after snapshot {from}", next - 1, r.lsn);
+            return Err(ReplayError::Other(jump));
         }
         next += 1;
+        Ok(r)
+    });
+    replay_records(&mut state, records, |at, _| {
+        reached = at == lsn;
+        Ok(if reached { std::ops::ControlFlow::Break(()) } else { std::ops::ControlFlow::Continue(()) })
+    })
+    .map_err(|e| e.to_string())?;
+    if reached {
+        return Ok(Some(state));
     }
     Err(format!("the WAL ends at LSN {} before the snapshot's LSN {lsn}", next - 1))
 }

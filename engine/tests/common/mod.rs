@@ -100,10 +100,7 @@ pub fn key(s: &str) -> ReservationKey {
 
 /// The first SKU named `{prefix}-{n}` that lives on `shard` of `shards`.
 pub fn sku_on(shard: usize, prefix: &str, shards: usize) -> Sku {
-    (0..)
-        .map(|n| sku(&format!("{prefix}-{n}")))
-        .find(|s| stockd_engine::routing::shard_of_sku(s, shards) == shard)
-        .unwrap()
+    (0..).map(|n| sku(&format!("{prefix}-{n}"))).find(|s| stockd_engine::shard_of_sku(s, shards) == shard).unwrap()
 }
 
 /// Sets `s`'s onHand at the default location, nothing else.

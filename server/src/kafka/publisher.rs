@@ -23,7 +23,6 @@ use stockd_engine::durable::WalFollower;
 use stockd_engine::Engine;
 use tokio::task::JoinHandle;
 
-pub const OFFSETS_FILE: &str = "kafka-outbox.offsets";
 /// Records replayed per batch.
 const BATCH: usize = 2_000;
 const IDLE: Duration = Duration::from_millis(20);
@@ -50,7 +49,7 @@ pub struct OutboxOffsets {
 
 impl OutboxOffsets {
     pub fn load(data_dir: &Path, fs: Arc<dyn stockd_engine::durable::Fs>) -> Result<OutboxOffsets, String> {
-        let path = data_dir.join(OFFSETS_FILE);
+        let path = stockd_engine::DataDir::new(data_dir).outbox_offsets();
         let mut lsns = BTreeMap::new();
         match fs.read(&path).map(|b| String::from_utf8_lossy(&b).into_owned()) {
             Ok(text) => {
@@ -105,7 +104,7 @@ pub fn start(cfg: PublisherConfig) -> Result<Vec<JoinHandle<()>>, String> {
 }
 
 async fn open_follower(cfg: &PublisherConfig, shard: usize, after: u64) -> Option<WalFollower> {
-    let dir = cfg.data_dir.join(format!("shard-{shard:03}"));
+    let dir = stockd_engine::DataDir::new(&cfg.data_dir).shard(shard);
     loop {
         let d = dir.clone();
         match tokio::task::spawn_blocking(move || WalFollower::open(&d, shard, after)).await {

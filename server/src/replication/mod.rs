@@ -292,7 +292,7 @@ pub async fn ensure_topics(brokers: &str, args: &ReplicationArgs, shards: usize)
 }
 
 pub fn state_path(data_dir: &Path) -> PathBuf {
-    data_dir.join("replication.state")
+    stockd_engine::DataDir::new(data_dir).replication_state()
 }
 
 /// Where each partition's reader starts, and the local records it must find in the
@@ -335,11 +335,7 @@ pub fn move_aside(data_dir: &Path) -> Result<PathBuf, String> {
     for entry in entries.flatten() {
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if name.starts_with("shard-")
-            || name == "stockd.manifest"
-            || name == "replication.state"
-            || name == "kafka-outbox.offsets"
-        {
+        if stockd_engine::DataDir::is_data_entry(&name) {
             std::fs::rename(entry.path(), aside.join(&*name)).map_err(|e| format!("move {name} aside: {e}"))?;
         }
     }

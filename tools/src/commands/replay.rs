@@ -42,7 +42,7 @@ pub fn replay_shard(
 
 /// Applies a record as the engine did; an error names where it is.
 pub fn apply(rec: &Rec, state: &mut ShardState) -> Result<stockd_engine::Applied, Error> {
-    stockd_engine::durable::apply_logged(state, &rec.command, rec.now, rec.legacy).map_err(|e| {
+    stockd_engine::offline::apply_logged(state, &rec.command, rec.now, rec.legacy).map_err(|e| {
         Error::new(format!(
             "{}: {} failed on replay: {e}",
             locate(rec.shard, &rec.segment, rec.offset, rec.lsn),

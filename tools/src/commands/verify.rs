@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
-use stockd_engine::durable::decode_state;
+use stockd_engine::offline::decode_state;
 use stockd_engine::ShardState;
 use stockd_snapshots::read_snapshot_file;
 
@@ -37,7 +37,7 @@ pub fn run(args: &VerifyArgs) -> Result<ExitCode, Error> {
     }
     if problems.is_empty() {
         let states: Vec<ShardState> = outcomes.into_iter().filter_map(|o| o.state).collect();
-        if let Err(e) = stockd_engine::invariants::check_all(&states) {
+        if let Err(e) = stockd_engine::offline::check_all(&states) {
             warnings.push(format!(
                 "cross-shard invariant at the end of the log: {e} (expected only while a reservation is in flight: a \
                  live writer, or a crash that Engine::open settles on recovery)"

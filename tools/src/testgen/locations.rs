@@ -5,7 +5,7 @@
 
 use super::Gen;
 use stockd_engine::location::{AllocationStrategy, LocationId, Placement, Warehouse};
-use stockd_engine::routing::shard_of_sku;
+use stockd_engine::shard_of_sku;
 use stockd_engine::{AdjustReason, Command, Item, Sku};
 
 /// Three warehouses: `wh-n1` (north, priority 1), `wh-n2` (north, 2), `wh-s1` (south, 1).

@@ -9,8 +9,8 @@
 use super::rows::{label, Row};
 use super::HeaderLookup;
 use crate::command::{Command, Outcome};
+use crate::durable::data_dir::DataDir;
 use crate::durable::follower::WalFollower;
-use crate::durable::recovery::shard_dir;
 use crate::reservation::{shard_of_reservation_id, Reservation, ReservationKey, ReservationStatus};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::ControlFlow;
@@ -69,7 +69,7 @@ fn replay_home(
     mut ids: HashSet<String>,
 ) -> Result<HashMap<String, Final>, String> {
     let mut found = HashMap::new();
-    let mut follower = WalFollower::open(&shard_dir(dir, home), home, 0)?;
+    let mut follower = WalFollower::open(&DataDir::new(dir).shard(home), home, 0)?;
     // Finished before the snapshot the replay starts from.
     for r in follower.state().reservations().filter(|r| r.status.is_finished()) {
         if ids.remove(&r.reservation_id.to_string()) {
