@@ -26,6 +26,7 @@
 pub mod app;
 pub mod auth;
 pub mod cli;
+pub mod config_file;
 pub mod envelope;
 pub mod extract;
 pub mod http;

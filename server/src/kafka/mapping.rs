@@ -641,26 +641,9 @@ fn check_topic(field: &str, topic: &str) -> Result<(), String> {
     }
 }
 
-/// `field: reason` for a deserialization error at `path` (as the warehouses file's
-/// errors: serde_path_to_error names the parent of a missing or unknown key).
+/// `field: reason` for a deserialization error at `path` (see [`crate::config_file`]).
 fn describe(path: String, reason: impl ToString) -> String {
-    let reason = reason.to_string();
-    let reason = match reason.split_once(": ") {
-        Some((head, rest)) if !head.contains(' ') => rest.to_owned(),
-        _ => reason,
-    };
-    let key = ["unknown field `", "missing field `"]
-        .iter()
-        .find_map(|p| reason.strip_prefix(p))
-        .and_then(|rest| rest.split('`').next());
-    let field = match (path.as_str(), key) {
-        ("." | "", Some(k)) => k.to_owned(),
-        (p, Some(k)) if p == k || p.ends_with(&format!(".{k}")) => p.to_owned(),
-        (p, Some(k)) => format!("{p}.{k}"),
-        ("." | "", None) => "(top level)".to_owned(),
-        (p, None) => p.to_owned(),
-    };
-    format!("{field}: {reason}")
+    crate::config_file::describe(path, reason, "(top level)")
 }
 
 #[cfg(test)]
