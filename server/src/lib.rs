@@ -126,42 +126,42 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
         )?),
         false => None,
     };
-    let late = std::sync::Arc::new(replication::LateReplicator::default());
-    let open = |args: ServeArgs| {
-        let replicator = replicated.then(|| late.clone() as std::sync::Arc<dyn stockd_engine::durable::Replicator>);
-        async move { tokio::task::spawn_blocking(move || open_engine(&args, replicator)).await.map_err(|e| e.to_string())? }
-    };
-    let mut engine = open(args.clone()).await?;
-    let mut start = None;
-    if replicated {
-        let brokers = args.kafka.kafka_brokers.as_deref().unwrap_or_default().trim().to_owned();
-        replication::ensure_topics(&brokers, &args.replication, engine.shard_count()).await?;
-        let plan = match replication::plan_start(&engine, &args.data_dir) {
-            Ok(plan) => plan,
-            Err(why) => {
-                // The local WAL cannot be checked against the log: rebuild from it.
-                tracing::warn!(%why, "local data cannot be checked against the changelog; rebuilding from it");
-                let e = engine.clone();
-                tokio::task::spawn_blocking(move || e.shutdown()).await.map_err(|e| e.to_string())?;
-                drop(engine);
-                let aside = replication::move_aside(&args.data_dir)?;
-                tracing::warn!(aside = %aside.display(), "old shards moved aside");
-                engine = open(args.clone()).await?;
-                replication::plan_start(&engine, &args.data_dir)?
-            }
-        };
-        start = Some((brokers, plan));
-    }
     let durability = match args.durability {
         DurabilityArg::Fsync => DurabilityArg::Fsync.as_str(),
         DurabilityArg::None => DurabilityArg::None.as_str(),
     };
+    let stopping = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (engine, replication) = match node {
+        Some(node_id) => {
+            let config = replication::node::NodeConfig {
+                brokers: args.kafka.kafka_brokers.as_deref().unwrap_or_default().trim().to_owned(),
+                args: args.replication.clone(),
+                node_id,
+                advertise_url: args.replication.advertise_url.clone().unwrap_or_else(|| format!("http://{}", args.listen)),
+                data_dir: args.data_dir.clone(),
+            };
+            let open_args = args.clone();
+            let open = move |replicator| open_engine(&open_args, Some(replicator));
+            let restart = |exit: replication::node::NodeExit| {
+                let err = replication::restart_in_place(&exit.0);
+                eprintln!("stockd: {err}");
+                std::process::exit(1);
+            };
+            let (engine, r) = replication::node::start(config, open, stopping.clone(), restart).await?;
+            (engine, Some(r))
+        }
+        None => {
+            let open_args = args.clone();
+            let engine = tokio::task::spawn_blocking(move || open_engine(&open_args, None))
+                .await
+                .map_err(|e| e.to_string())??;
+            (engine, None)
+        }
+    };
     let mut state = app::AppState::new(engine.clone(), admin_token, durability);
+    state.stopping = stopping;
     state.allocation = args.allocation.strategy();
-    if let (Some((brokers, plan)), Some(node)) = (start, node) {
-        let r = start_replication(&args, brokers, plan, node, &engine, &late, state.stopping.clone())?;
-        state.replication = Some(r);
-    }
+    state.replication = replication;
     let front_brokers = if replicated { None } else { args.kafka.kafka_brokers.as_deref() };
     let kafka = match front_brokers.map(str::trim).filter(|b| !b.is_empty()) {
         Some(brokers) => {
@@ -218,69 +218,6 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
     tokio::task::spawn_blocking(move || engine.shutdown()).await.map_err(|e| e.to_string())?;
     tracing::info!("stockd stopped");
     Ok(())
-}
-
-/// Starts the changelog reader, the shipper, the election (role `standby`) and the
-/// monitor that restarts this process in place when it is fenced or diverged.
-fn start_replication(
-    args: &ServeArgs,
-    brokers: String,
-    plan: Vec<(replication::state_file::SavedPartition, Vec<stockd_engine::durable::ShippedRecord>)>,
-    node: String,
-    engine: &Engine,
-    late: &std::sync::Arc<replication::LateReplicator>,
-    stopping: std::sync::Arc<std::sync::atomic::AtomicBool>,
-) -> Result<std::sync::Arc<replication::Replication>, String> {
-    use replication::changelog::{self, KafkaReplicator, Shared};
-    use std::sync::Arc;
-    let r = &args.replication;
-    let url = r.advertise_url.clone().unwrap_or_else(|| format!("http://{}", args.listen));
-    let shared = Shared::new(node, url, engine.shard_count());
-    let shipper = Arc::new(KafkaReplicator::new(&brokers, &r.changelog_topic, shared.clone())?);
-    let _ = late.0.set(shipper.clone());
-    changelog::start_reader(changelog::ReaderConfig {
-        brokers: brokers.clone(),
-        topic: r.changelog_topic.clone(),
-        engine: engine.clone(),
-        shared: shared.clone(),
-        start: plan,
-        state_file: replication::state_path(&args.data_dir),
-    })?;
-    if r.role == replication::Role::Standby {
-        replication::election::start(replication::election::ElectionConfig {
-            brokers,
-            leader_topic: r.leader_topic.clone(),
-            changelog_topic: r.changelog_topic.clone(),
-            session_timeout: r.leader_session_timeout,
-            shared: shared.clone(),
-            engine: engine.clone(),
-            replicator: shipper,
-        })?;
-    }
-    let (engine, data_dir, watched) = (engine.clone(), args.data_dir.clone(), shared.clone());
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            let diverged = watched.diverged.lock().clone();
-            let fenced = watched.fenced.lock().clone();
-            let Some(why) = diverged.clone().or(fenced) else { continue };
-            stopping.store(true, Ordering::Release);
-            watched.stop.store(true, Ordering::Release);
-            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-            let e = engine.clone();
-            let _ = tokio::task::spawn_blocking(move || e.shutdown()).await;
-            if diverged.is_some() {
-                match replication::move_aside(&data_dir) {
-                    Ok(aside) => tracing::warn!(aside = %aside.display(), "diverged shards moved aside"),
-                    Err(e) => tracing::error!(error = %e, "could not move the diverged shards aside"),
-                }
-            }
-            let err = replication::restart_in_place(&why);
-            eprintln!("stockd: {err}");
-            std::process::exit(1);
-        }
-    });
-    Ok(Arc::new(replication::Replication { shared, role: r.role }))
 }
 
 /// The admin token of `--admin-token` / `STOCKD_ADMIN_TOKEN`, checked: an empty or

@@ -10,7 +10,8 @@
 //!   writes) and the leader's shipper, the engine's `Replicator`;
 //! - [`election`]: leadership as a heartbeat lease on the leader topic, and the
 //!   take-over;
-//! - [`state_file`]: where the reader resumes after a restart.
+//! - [`state_file`]: where the reader resumes after a restart;
+//! - [`node`]: a replicated node's start-up (shared by `stockd serve` and embedders).
 //!
 //! Every node starts as a standby. A node that is fenced, loses the group, or finds
 //! that its WAL diverged from the log (a leader's writes that never reached Kafka,
@@ -21,6 +22,7 @@
 pub mod changelog;
 pub mod election;
 pub mod frame;
+pub mod node;
 pub mod state_file;
 pub mod view;
 

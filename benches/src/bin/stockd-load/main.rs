@@ -17,6 +17,7 @@
 //! against the same server or peer do not disturb each other.
 
 mod clients;
+mod replicated;
 mod sqlite;
 
 use clap::{Parser, ValueEnum};
@@ -86,6 +87,11 @@ struct Args {
     /// Shards of the embedded targets.
     #[arg(long, default_value_t = 4)]
     shards: usize,
+    /// Embedded target only: run the engine as the leader of a replicated node
+    /// (`stockd serve --replication kafka`) on these Kafka brokers, with fresh topics
+    /// named after the run; the load starts once it leads.
+    #[arg(long, value_name = "BROKERS")]
+    replicate_to: Option<String>,
     /// Data directory (default: a fresh temp dir, removed afterwards).
     #[arg(long)]
     data_dir: Option<std::path::PathBuf>,
@@ -159,6 +165,9 @@ fn main() {
     if args.batch == 0 || (args.batch > 1 && args.workload != Workload::Flash) {
         fail("--batch must be at least 1, and above 1 only with --workload flash", 2);
     }
+    if args.replicate_to.is_some() && args.target != Target::Embedded {
+        fail("--replicate-to works with --target embedded only", 2);
+    }
     let network = matches!(args.target, Target::Http | Target::Redis | Target::Postgres);
     let url = match (network, &args.url) {
         (true, Some(u)) => u.clone(),
@@ -167,11 +176,22 @@ fn main() {
     };
 
     // ---- the embedded engine, if any ----
+    let run_id = format!(
+        "{}x{}",
+        std::process::id(),
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() % 1_000_000_000)
+    );
     let tmp = tempfile::tempdir().expect("temp dir");
     let dir = args.data_dir.clone().unwrap_or_else(|| tmp.path().to_path_buf());
     let config = EngineConfig { shards: args.shards, ..EngineConfig::default() };
+    // Kept until the end of the run: its runtime carries the node's replication.
+    let replicated_node = args.replicate_to.as_deref().map(|brokers| {
+        replicated::open(brokers, &run_id, &dir, config.clone())
+            .unwrap_or_else(|e| fail(format_args!("replicated engine on {brokers}: {e}"), 1))
+    });
     let engine = match args.target {
         Target::Memory => Some(Engine::in_memory(config).expect("engine")),
+        Target::Embedded if replicated_node.is_some() => replicated_node.as_ref().map(|r| r.engine.clone()),
         Target::Embedded | Target::EmbeddedNosync => {
             let durability = if args.target == Target::Embedded { Durability::Fsync } else { Durability::None };
             let storage = StorageConfig { durability, ..StorageConfig::default() };
@@ -193,11 +213,6 @@ fn main() {
     };
 
     // ---- stock ----
-    let run_id = format!(
-        "{}x{}",
-        std::process::id(),
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() % 1_000_000_000)
-    );
     let skus: Vec<String> = match args.workload {
         Workload::Flash => vec![format!("flash-hot-{run_id}")],
         Workload::Mixed => (0..args.skus).map(|k| format!("mixed-{run_id}-{k}")).collect(),
