@@ -137,7 +137,11 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
                 brokers: args.kafka.kafka_brokers.as_deref().unwrap_or_default().trim().to_owned(),
                 args: args.replication.clone(),
                 node_id,
-                advertise_url: args.replication.advertise_url.clone().unwrap_or_else(|| format!("http://{}", args.listen)),
+                advertise_url: args
+                    .replication
+                    .advertise_url
+                    .clone()
+                    .unwrap_or_else(|| format!("http://{}", args.listen)),
                 data_dir: args.data_dir.clone(),
             };
             let open_args = args.clone();

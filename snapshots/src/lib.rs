@@ -27,8 +27,8 @@
 //!   snapshots that verify. [`SnapshotStore::oldest_retained_lsn`] tells the caller up to
 //!   which LSN the WAL is covered by *every* retained snapshot, so falling back to any of
 //!   them still has the WAL it needs.
-//! * **Read-only inspection and pure decoding.** [`read_snapshot_file`] never modifies
-//!   anything; [`decode_snapshot`] is pure and never panics on any input.
+//! * **Read-only inspection and pure decoding.** [`read_snapshot_file`] and
+//!   [`list_snapshots`] never modify anything; [`decode_snapshot`] is pure and never panics on any input.
 
 mod error;
 mod file;
@@ -40,4 +40,4 @@ pub use file::{read_snapshot_file, read_snapshot_file_with, LoadedSnapshot};
 pub use format::{
     decode_snapshot, encode_snapshot, FORMAT_VERSION, HEADER_LEN, MAGIC, MAX_PAYLOAD_LEN, MIN_FILE_LEN, TRAILER_LEN,
 };
-pub use store::{snapshot_file_name, SnapshotInfo, SnapshotStore};
+pub use store::{list_snapshots, list_snapshots_with, snapshot_file_name, SnapshotInfo, SnapshotStore};

@@ -65,6 +65,39 @@ fn parse_name(name: &str, suffix: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
+/// The snapshot files in `dir` (by name, unverified), sorted by LSN ascending; temp
+/// files and unrelated names are ignored, and a missing directory has none. Read-only
+/// (no temp-file clean-up, nothing created): for readers that do not own the
+/// directory, such as a WAL follower or an inspection tool.
+pub fn list_snapshots(dir: &Path) -> Result<Vec<SnapshotInfo>, SnapshotError> {
+    list_snapshots_with(&*stockd_fs::real(), dir)
+}
+
+/// Like [`list_snapshots`], through `fs`.
+pub fn list_snapshots_with(fs: &dyn Fs, dir: &Path) -> Result<Vec<SnapshotInfo>, SnapshotError> {
+    let entries = match fs.read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(SnapshotError::io(dir, e)),
+    };
+    let mut infos = Vec::new();
+    for entry in entries {
+        let Some(lsn) = parse_name(&entry.name, SUFFIX) else {
+            continue;
+        };
+        let meta = match fs.metadata(&entry.path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(SnapshotError::io(entry.path, e)),
+        };
+        if meta.is_file {
+            infos.push(SnapshotInfo { lsn, path: entry.path, size: meta.len });
+        }
+    }
+    infos.sort_by_key(|i| i.lsn);
+    Ok(infos)
+}
+
 impl SnapshotStore {
     /// Opens (creating if absent, and syncing the parent of every directory it
     /// created) the snapshot directory `dir` on the real filesystem and deletes
@@ -172,22 +205,7 @@ impl SnapshotStore {
     /// All snapshot files (by name, unverified), sorted by LSN ascending. Temp files
     /// and unrelated names are ignored.
     pub fn list(&self) -> Result<Vec<SnapshotInfo>, SnapshotError> {
-        let mut infos = Vec::new();
-        for (name, path) in self.entries()? {
-            let Some(lsn) = parse_name(&name, SUFFIX) else {
-                continue;
-            };
-            let meta = match self.fs.metadata(&path) {
-                Ok(m) => m,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(SnapshotError::io(path, e)),
-            };
-            if meta.is_file {
-                infos.push(SnapshotInfo { lsn, path, size: meta.len });
-            }
-        }
-        infos.sort_by_key(|i| i.lsn);
-        Ok(infos)
+        list_snapshots_with(&*self.fs, &self.dir)
     }
 
     /// Deletes old snapshots, keeping the newest `keep` that **verify** (`keep >= 1`)

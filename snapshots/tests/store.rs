@@ -343,3 +343,25 @@ fn corrupt_last_byte(path: &Path) {
     *bytes.last_mut().unwrap() ^= 0xff;
     fs::write(path, bytes).unwrap();
 }
+
+/// `list_snapshots` is for readers that do not own the directory: it lists what the
+/// store lists, in LSN order, ignores temp files and foreign names without removing
+/// them, and finds none in a directory that does not exist.
+#[test]
+fn list_snapshots_is_read_only_and_matches_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let snaps = dir.path().join("snapshots");
+    assert_eq!(stockd_snapshots::list_snapshots(&snaps).unwrap(), Vec::new());
+    assert!(!snaps.exists(), "listing must not create the directory");
+    let store = SnapshotStore::open(&snaps).unwrap();
+    for lsn in [30, 7, 12] {
+        store.write(lsn, b"payload").unwrap();
+    }
+    let temp = snaps.join("snapshot-00000000000000000040.snap.tmp");
+    std::fs::write(&temp, b"half written").unwrap();
+    std::fs::write(snaps.join("notes.txt"), b"not ours").unwrap();
+    let listed = stockd_snapshots::list_snapshots(&snaps).unwrap();
+    assert_eq!(listed.iter().map(|i| i.lsn).collect::<Vec<_>>(), vec![7, 12, 30]);
+    assert_eq!(listed, store.list().unwrap());
+    assert!(temp.exists(), "a read-only listing must leave temp files alone");
+}

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use stockd_engine::offline::decode_state;
 use stockd_engine::DataDir as Layout;
 use stockd_engine::ShardState;
-use stockd_snapshots::read_snapshot_file;
+use stockd_snapshots::{list_snapshots, read_snapshot_file, SnapshotInfo};
 use stockd_wal::{SegmentInfo, WalReader};
 
 use crate::Error;
@@ -112,26 +112,10 @@ impl ShardDir {
 
     /// Snapshot files, oldest first, each verified (read-only).
     pub fn snapshots(&self) -> Result<Vec<SnapFile>, Error> {
-        let entries = match std::fs::read_dir(&self.snap_dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(Error::new(format!("cannot list {}: {e}", self.snap_dir.display()))),
-        };
+        let listed = list_snapshots(&self.snap_dir)
+            .map_err(|e| Error::new(format!("cannot list {}: {e}", self.snap_dir.display())))?;
         let mut out = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(|e| Error::new(format!("cannot list {}: {e}", self.snap_dir.display())))?;
-            let name = entry.file_name();
-            let Some(name_lsn) = name
-                .to_str()
-                .and_then(|n| n.strip_prefix("snapshot-"))
-                .and_then(|n| n.strip_suffix(".snap"))
-                .filter(|n| n.len() == 20)
-                .and_then(|n| n.parse::<u64>().ok())
-            else {
-                continue;
-            };
-            let path = entry.path();
-            let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+        for SnapshotInfo { lsn: name_lsn, path, size } in listed {
             let valid = match read_snapshot_file(&path) {
                 Ok(s) if s.lsn == name_lsn => Ok(s.lsn),
                 Ok(s) => Err(format!("header says LSN {} but the name says {name_lsn}", s.lsn)),

@@ -46,30 +46,11 @@ pub struct WalFollower {
     gap: Option<(u64, u64)>,
 }
 
-fn snapshot_lsn_of(name: &str) -> Option<u64> {
-    let digits = name.strip_prefix("snapshot-")?.strip_suffix(".snap")?;
-    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
-}
-
-/// Snapshot files of a shard (by name, unverified), LSN ascending.
+/// Snapshot files of a shard (by name, unverified), LSN ascending: the snapshot
+/// crate's own listing, read-only.
 fn list_snapshots(dir: &Path) -> Result<Vec<(u64, PathBuf)>, String> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(format!("cannot list {}: {e}", dir.display())),
-    };
-    let mut out = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
-        if let Some(lsn) = entry.file_name().to_str().and_then(snapshot_lsn_of) {
-            out.push((lsn, entry.path()));
-        }
-    }
-    out.sort();
-    Ok(out)
+    let infos = stockd_snapshots::list_snapshots(dir).map_err(|e| format!("cannot list: {e}"))?;
+    Ok(infos.into_iter().map(|i| (i.lsn, i.path)).collect())
 }
 
 /// The state in the snapshot at `path`, checked to belong to `shard`.

@@ -6,7 +6,9 @@
 //! node's run when it is fenced or finds itself diverged.
 
 use super::changelog::{self, KafkaReplicator, Shared};
-use super::{election, ensure_topics, move_aside, plan_start, state_path, LateReplicator, Replication, ReplicationArgs, Role};
+use super::{
+    election, ensure_topics, move_aside, plan_start, state_path, LateReplicator, Replication, ReplicationArgs, Role,
+};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -47,7 +47,8 @@ pub fn open(brokers: &str, run_id: &str, dir: &Path, config: EngineConfig) -> Re
     let open_dir = dir.to_path_buf();
     let open = move |replicator| {
         let config = EngineConfig { standby: true, ..config.clone() };
-        let storage = StorageConfig { durability: Durability::Fsync, replicator: Some(replicator), ..Default::default() };
+        let storage =
+            StorageConfig { durability: Durability::Fsync, replicator: Some(replicator), ..Default::default() };
         Engine::open(&open_dir, config, storage).map(|(e, _)| e).map_err(|e| e.to_string())
     };
     let on_exit = |exit: stockd_server::replication::node::NodeExit| {
