@@ -79,7 +79,7 @@ pub fn open_engine(
         DurabilityArg::Fsync => Durability::Fsync,
         DurabilityArg::None => Durability::None,
     };
-    let outbox = if replicator.is_some() { None } else { args.outbox_config() };
+    let outbox = args.outbox_config();
     let storage = StorageConfig { durability, outbox, replicator, ..Default::default() };
     let (engine, report) = Engine::open(&args.data_dir, config, storage).map_err(|e| e.to_string())?;
     let replayed: u64 = report.shards.iter().map(|s| s.records_replayed).sum();
@@ -166,22 +166,42 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
     state.stopping = stopping;
     state.allocation = args.allocation.strategy();
     state.replication = replication;
-    let front_brokers = if replicated { None } else { args.kafka.kafka_brokers.as_deref() };
-    let kafka = match front_brokers.map(str::trim).filter(|b| !b.is_empty()) {
-        Some(brokers) => {
-            let k = kafka::Kafka::start(
-                &args.kafka,
+    // The Kafka front: on one node it starts now; on a replicated cluster it runs on
+    // the leader only (replication/front.rs).
+    let front_brokers = args.kafka.kafka_brokers.as_deref().map(str::trim).filter(|b| !b.is_empty());
+    let kafka = match (front_brokers, state.replication.clone()) {
+        (Some(brokers), None) => {
+            let status = kafka::KafkaStatus::new(&args.kafka, brokers, engine.shard_count());
+            let k = kafka::Kafka::start(kafka::FrontConfig {
+                args: &args.kafka,
                 brokers,
-                engine.clone(),
-                args.data_dir.clone(),
-                args.allocation.strategy(),
-                args.node_id.as_deref(),
-            )?;
+                engine: engine.clone(),
+                data_dir: args.data_dir.clone(),
+                allocation: args.allocation.strategy(),
+                group_instance_id: args.node_id.clone(),
+                status: status.clone(),
+                replicated: None,
+            })?;
             tracing::info!(brokers, "kafka front started");
-            state.kafka = Some(k.status.clone());
-            Some(k)
+            state.kafka = Some(status);
+            Front::Now(k)
         }
-        None => None,
+        (Some(brokers), Some(replication)) => {
+            let status = kafka::KafkaStatus::new(&args.kafka, brokers, engine.shard_count());
+            let front = replication::front::start(replication::front::LeaderFrontConfig {
+                args: args.kafka.clone(),
+                brokers: brokers.to_owned(),
+                engine: engine.clone(),
+                data_dir: args.data_dir.clone(),
+                allocation: args.allocation.strategy(),
+                status: status.clone(),
+                replication,
+                changelog_topic: args.replication.changelog_topic.clone(),
+            })?;
+            state.kafka = Some(status);
+            Front::OnLeadership(front)
+        }
+        (None, _) => Front::None,
     };
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.map_err(|e| format!("bind {}: {e}", args.listen))?;
@@ -213,15 +233,30 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
     };
     let serving = http::serve(listener, router, http_cfg, metrics, wait(signalled.clone()));
     let kafka_stop = async {
-        if let Some(k) = kafka {
-            wait(signalled).await;
-            k.shutdown(shutdown_timeout).await;
+        match kafka {
+            Front::None => {}
+            Front::Now(k) => {
+                wait(signalled).await;
+                k.shutdown(shutdown_timeout).await;
+            }
+            Front::OnLeadership(front) => {
+                wait(signalled).await;
+                front.shutdown(shutdown_timeout).await;
+            }
         }
     };
     tokio::join!(serving, kafka_stop);
     tokio::task::spawn_blocking(move || engine.shutdown()).await.map_err(|e| e.to_string())?;
     tracing::info!("stockd stopped");
     Ok(())
+}
+
+/// The Kafka front of this node.
+enum Front {
+    None,
+    Now(kafka::Kafka),
+    /// On a replicated cluster: started when this node leads.
+    OnLeadership(replication::front::LeaderFront),
 }
 
 /// The admin token of `--admin-token` / `STOCKD_ADMIN_TOKEN`, checked: an empty or

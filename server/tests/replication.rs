@@ -13,6 +13,9 @@
 //!   over.
 //! - Kafka unavailable: writes answer 503, nothing acknowledged is lost, writes
 //!   resume when it is back.
+//! - the Kafka order-event front runs on the leader only and moves with it: orders
+//!   consumed and events published before and after a failover, no event published
+//!   twice, nothing dead-lettered.
 
 mod common;
 
@@ -44,6 +47,8 @@ struct Node {
     port: u16,
     dir: PathBuf,
     brokers: String,
+    /// More `stockd serve` flags.
+    extra: Vec<String>,
     child: Option<Child>,
 }
 
@@ -53,7 +58,7 @@ fn free_port() -> u16 {
 
 impl Node {
     fn new(id: &str, dir: PathBuf, brokers: &str) -> Node {
-        Node { id: id.into(), port: free_port(), dir, brokers: brokers.into(), child: None }
+        Node { id: id.into(), port: free_port(), dir, brokers: brokers.into(), extra: Vec::new(), child: None }
     }
 
     fn start(&mut self) {
@@ -63,6 +68,7 @@ impl Node {
             .arg(&self.dir)
             .args(["--replication", "kafka", "--kafka-brokers", &self.brokers, "--node-id", &self.id])
             .args(["--changelog-replication-factor", "1", "--leader-session-timeout", "6s"])
+            .args(&self.extra)
             .env("RUST_LOG", "warn,stockd_server::replication=info")
             .env_remove("STOCKD_ADMIN_TOKEN")
             .stdout(Stdio::piped())
@@ -117,7 +123,11 @@ impl Node {
     }
 
     fn item(&self) -> Value {
-        let (code, v) = self.call("GET", &format!("/api/v1/inventory/items/{SKU}"), None).unwrap();
+        self.item_of(SKU)
+    }
+
+    fn item_of(&self, sku: &str) -> Value {
+        let (code, v) = self.call("GET", &format!("/api/v1/inventory/items/{sku}"), None).unwrap();
         assert_eq!(code, 200, "{v}");
         v["data"].clone()
     }
@@ -450,4 +460,148 @@ fn kafka_unavailable_writes_answer_503_and_resume_when_it_is_back() {
     check(&nodes[l], &acks);
     let h = nodes[l].health();
     assert_eq!(h["data"]["replication"]["stalled"], json!([]), "{h}");
+}
+
+/// Every message of partition 0 of `topic` from the start: (key, payload, id header).
+fn read_topic(servers: &str, topic: &str) -> Vec<(String, String, String)> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::{Headers, Message};
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", servers)
+        .set("group.id", format!("replication-test-reader-{}", free_port()))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .create()
+        .expect("reader");
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, rdkafka::Offset::Beginning).unwrap();
+    consumer.assign(&tpl).expect("assign");
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                let text = |b: Option<&[u8]>| String::from_utf8_lossy(b.unwrap_or_default()).into_owned();
+                let id = m
+                    .headers()
+                    .and_then(|h| h.iter().find(|x| x.key == "id").map(|x| text(x.value)))
+                    .unwrap_or_default();
+                out.push((text(m.key()), text(m.payload()), id));
+            }
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => break,
+            Some(Err(_)) | None => {}
+        }
+    }
+    out
+}
+
+fn create_topics(servers: &str, topics: &[&str]) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> =
+        rdkafka::ClientConfig::new().set("bootstrap.servers", servers).create().expect("admin client");
+    let new: Vec<NewTopic> = topics.iter().map(|t| NewTopic::new(t, 1, TopicReplication::Fixed(1))).collect();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    for r in rt.block_on(admin.create_topics(&new, &AdminOptions::new())).expect("create topics") {
+        r.unwrap_or_else(|(t, e)| panic!("create topic {t}: {e}"));
+    }
+}
+
+fn produce_order(servers: &str, order: &str, sku: &str) {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let p: BaseProducer = rdkafka::ClientConfig::new().set("bootstrap.servers", servers).create().unwrap();
+    let body = json!({"orderId": order, "items": [{"sku": sku, "quantity": 1}]}).to_string();
+    p.send(BaseRecord::to("order.created").key(order).payload(&body)).map_err(|(e, _)| e).expect("send");
+    p.flush(Duration::from_secs(30)).expect("flush");
+}
+
+/// The published events' LSNs: event ids are `{shard}-{lsn}-{n}`.
+fn event_lsn(id: &str) -> Option<(usize, u64)> {
+    let mut parts = id.split('-');
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
+#[test]
+fn the_kafka_front_runs_on_the_leader_and_moves_with_it() {
+    let _serial = serial();
+    let tansu = Tansu::start();
+    let servers = tansu.servers.clone();
+    // Tansu creates no topic on produce: every topic the front uses exists first.
+    create_topics(
+        &servers,
+        &[
+            "order.created",
+            "inventory.reserved",
+            "inventory.confirmed",
+            "inventory.released",
+            "inventory.adjusted",
+            "inventory.low_stock",
+            "inventory.out_of_stock",
+            "inventory.confirmation_failed",
+            "stockd.dlq",
+        ],
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let mut nodes = cluster(&tansu, 2, &tmp);
+    for n in &mut nodes {
+        n.extra = ["--kafka-topics", "order.created"].map(String::from).to_vec();
+        n.start();
+    }
+    let first = leader(&nodes, 120);
+    let item = json!({"onHand": 100});
+    let (code, v) = nodes[first].call("PUT", "/api/v1/inventory/items/FRONT-1", Some(&item)).unwrap();
+    assert!(code == 200 || code == 201, "{code} {v}");
+    let orders_before: Vec<String> = (0..5).map(|i| format!("front-before-{i}")).collect();
+    for o in &orders_before {
+        produce_order(&servers, o, "FRONT-1");
+    }
+    let reserved = |node: &Node, order: &str| {
+        matches!(node.call("GET", &format!("/api/v1/inventory/reservations/{order}"), None), Ok((200, _)))
+    };
+    for o in &orders_before {
+        wait_for(90, &format!("{o} consumed by the leader"), || reserved(&nodes[first], o).then_some(()));
+    }
+    // Their events are published, and the leader shared how far it published: the
+    // published-LSN topic covers the last event's LSN on its shard.
+    let events = wait_for(60, "the reserved events", || {
+        let ev = read_topic(&servers, "inventory.reserved");
+        orders_before.iter().all(|o| ev.iter().any(|(_, body, _)| body.contains(o.as_str()))).then_some(ev)
+    });
+    let (shard, last) =
+        events.iter().filter_map(|(_, _, id)| event_lsn(id)).max_by_key(|(_, l)| *l).expect("event ids");
+    wait_for(60, "the published LSN shared through Kafka", || {
+        read_topic(&servers, "stockd.changelog.published")
+            .iter()
+            .any(|(k, v, _)| k == &shard.to_string() && v.parse::<u64>().is_ok_and(|l| l >= last))
+            .then_some(())
+    });
+    let standby = 1 - first;
+    // The standby follows: it has the reservations, and it consumes nothing itself.
+    for o in &orders_before {
+        wait_for(60, "the standby to apply the reservations", || reserved(&nodes[standby], o).then_some(()));
+    }
+
+    nodes[first].kill9();
+    let second = leader(&nodes, 120);
+    assert_eq!(second, standby);
+    let after = "front-after-0";
+    produce_order(&servers, after, "FRONT-1");
+    wait_for(90, "the order produced after the failover consumed by the new leader", || {
+        reserved(&nodes[second], after).then_some(())
+    });
+    let events = wait_for(60, "the new leader's event", || {
+        let ev = read_topic(&servers, "inventory.reserved");
+        ev.iter().any(|(_, body, _)| body.contains(after)).then_some(ev)
+    });
+    // Published once each: the new leader resumed after what the old one shared.
+    let mut seen = std::collections::BTreeSet::new();
+    for (_, body, id) in &events {
+        assert!(seen.insert(id.clone()), "event {id} published twice: {body}");
+    }
+    for o in orders_before.iter().chain(std::iter::once(&after.to_owned())) {
+        assert_eq!(events.iter().filter(|(_, body, _)| body.contains(o.as_str())).count(), 1, "events of {o}");
+    }
+    // Nothing was dead-lettered (a standby that consumed would dead-letter NOT_LEADER).
+    assert_eq!(read_topic(&servers, "stockd.dlq"), Vec::new());
+    let item = nodes[second].item_of("FRONT-1");
+    assert_eq!(item["reserved"], 6, "{item}");
 }

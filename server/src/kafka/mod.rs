@@ -9,6 +9,9 @@
 //!   them; the last LSN the broker acknowledged per shard is kept in
 //!   `DATA/kafka-outbox.offsets`, so a restart resumes from there (at-least-once;
 //!   event ids `{shard}-{lsn}-{n}` let consumers drop duplicates).
+//!   On a replicated cluster the leader publishes, up to the changelog's confirmed
+//!   LSN, and shares its published LSNs with the standbys through Kafka
+//!   ([`published`]).
 //! - [`mapping`]: the one description both follow (`--kafka-config FILE`, else the
 //!   built-in mapping): topics consumed, event type (or a field's value) → action,
 //!   how fields and item keys are read, the cancel-after-commit policy, and the topic
@@ -23,6 +26,7 @@ pub mod event_views;
 pub mod events;
 pub mod incoming;
 pub mod mapping;
+pub mod published;
 pub mod publisher;
 pub mod returns;
 
@@ -337,33 +341,47 @@ pub(crate) fn producer_config(brokers: &str) -> rdkafka::ClientConfig {
     c
 }
 
+/// What [`Kafka::start`] starts.
+pub struct FrontConfig<'a> {
+    pub args: &'a KafkaArgs,
+    pub brokers: &'a str,
+    pub engine: Engine,
+    /// Holds the shards' WAL (read by the publishers) and the outbox offsets file.
+    pub data_dir: PathBuf,
+    /// The strategy of a consumed order that names none (`--allocation`).
+    pub allocation: stockd_engine::location::AllocationStrategy,
+    /// Makes the consumer a static group member (`group.instance.id`): `--node-id` on
+    /// one node; one id handed from leader to leader on a replicated cluster.
+    pub group_instance_id: Option<String>,
+    /// From [`KafkaStatus::new`]: what /health and /metrics read.
+    pub status: Arc<KafkaStatus>,
+    /// On a replicated cluster's leader (`replication/front.rs`).
+    pub replicated: Option<publisher::ReplicatedPublishing>,
+}
+
+impl KafkaStatus {
+    /// The status of a front `args` describe (before it starts: a replicated node
+    /// shows it from the start and starts the front when it leads).
+    pub fn new(args: &KafkaArgs, brokers: &str, shards: usize) -> Arc<KafkaStatus> {
+        Arc::new(KafkaStatus {
+            brokers: brokers.to_owned(),
+            published_lsn: (0..shards).map(|_| AtomicU64::new(0)).collect(),
+            publishing: !args.kafka_no_publish,
+            consuming: !args.kafka_no_consume,
+            ..KafkaStatus::default()
+        })
+    }
+}
+
 impl Kafka {
-    /// Starts the consumer and the publishers `args` ask for. `data_dir` holds the
-    /// shards' WAL (read by the publishers) and the outbox offsets file; `allocation`
-    /// is the strategy of a consumed order that names none (`--allocation`).
-    ///
-    /// `node_id` (`--node-id`) makes the consumer a static group member
-    /// (`group.instance.id`).
-    pub fn start(
-        args: &KafkaArgs,
-        brokers: &str,
-        engine: Engine,
-        data_dir: PathBuf,
-        allocation: stockd_engine::location::AllocationStrategy,
-        node_id: Option<&str>,
-    ) -> Result<Kafka, String> {
+    /// Starts the consumer and the publishers `cfg.args` ask for.
+    pub fn start(cfg: FrontConfig<'_>) -> Result<Kafka, String> {
+        let FrontConfig { args, brokers, engine, data_dir, allocation, group_instance_id, status, replicated } = cfg;
         let map = mapping::Mapping::from_args(args)?;
         let producer: rdkafka::producer::FutureProducer = producer_config(brokers)
             .set("client.id", &args.kafka_client_id)
             .create()
             .map_err(|e| format!("kafka producer: {e}"))?;
-        let status = Arc::new(KafkaStatus {
-            brokers: brokers.to_owned(),
-            published_lsn: (0..engine.shard_count()).map(|_| AtomicU64::new(0)).collect(),
-            publishing: !args.kafka_no_publish,
-            consuming: !args.kafka_no_consume,
-            ..KafkaStatus::default()
-        });
         let stop = Arc::new(AtomicBool::new(false));
         let stop_notify = Arc::new(tokio::sync::Notify::new());
         let mut tasks = Vec::new();
@@ -376,6 +394,7 @@ impl Kafka {
                 status: status.clone(),
                 stop: stop.clone(),
                 stop_notify: stop_notify.clone(),
+                replicated,
             })?;
             tasks.extend(handles);
         }
@@ -399,7 +418,7 @@ impl Kafka {
                 },
                 tuning: consumer::ConsumerTuning {
                     client_id: args.kafka_client_id.clone(),
-                    group_instance_id: node_id.map(str::to_owned),
+                    group_instance_id,
                     in_flight: args.kafka_batch_size,
                     ..Default::default()
                 },

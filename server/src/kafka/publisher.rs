@@ -36,6 +36,19 @@ pub struct PublisherConfig {
     pub status: Arc<KafkaStatus>,
     pub stop: Arc<AtomicBool>,
     pub stop_notify: Arc<tokio::sync::Notify>,
+    /// On a replicated cluster, what the leader's publisher needs besides
+    /// (`replication/front.rs`); `None` on a single node.
+    pub replicated: Option<ReplicatedPublishing>,
+}
+
+/// The publisher on a replicated cluster's leader.
+pub struct ReplicatedPublishing {
+    /// Per shard, the last LSN the changelog confirmed: events are published only up
+    /// to it (a record synced here but never confirmed was never acknowledged, and a
+    /// new leader may not have it).
+    pub confirmed: Arc<dyn Fn(usize) -> u64 + Send + Sync>,
+    /// Where each recorded LSN is shared with the standbys.
+    pub shared: Arc<super::published::PublishedTopic>,
 }
 
 /// `DATA/kafka-outbox.offsets`: one `shard lsn` line per shard, the last LSN whose
@@ -136,7 +149,10 @@ async fn run_shard(cfg: Arc<PublisherConfig>, offsets: Arc<OutboxOffsets>, shard
     let status = cfg.engine.shard_status()[shard].clone();
     let mut published = from;
     while !cfg.stop.load(Ordering::Acquire) {
-        let durable = status.durable_lsn.load(Ordering::Acquire);
+        let mut durable = status.durable_lsn.load(Ordering::Acquire);
+        if let Some(r) = &cfg.replicated {
+            durable = durable.min((r.confirmed)(shard));
+        }
         if durable <= follower.applied_lsn() {
             pause(IDLE, &cfg.stop, &cfg.stop_notify).await;
             continue;
@@ -231,6 +247,9 @@ async fn run_shard(cfg: Arc<PublisherConfig>, offsets: Arc<OutboxOffsets>, shard
             Ok(()) => {
                 if let Some(outbox) = cfg.engine.outbox() {
                     outbox.advance(shard, last);
+                }
+                if let Some(r) = &cfg.replicated {
+                    r.shared.record(shard, last);
                 }
             }
             Err(e) => tracing::error!(shard, error = %e, "kafka outbox: cannot record the published LSN"),

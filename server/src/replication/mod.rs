@@ -11,7 +11,8 @@
 //! - [`election`]: leadership as a heartbeat lease on the leader topic, and the
 //!   take-over;
 //! - [`state_file`]: where the reader resumes after a restart;
-//! - [`node`]: a replicated node's start-up (shared by `stockd serve` and embedders).
+//! - [`node`]: a replicated node's start-up (shared by `stockd serve` and embedders);
+//! - [`front`]: the Kafka order-event front, run by the leader only.
 //!
 //! Every node starts as a standby. A node that is fenced, loses the group, or finds
 //! that its WAL diverged from the log (a leader's writes that never reached Kafka,
@@ -22,6 +23,7 @@
 pub mod changelog;
 pub mod election;
 pub mod frame;
+pub mod front;
 pub mod node;
 pub mod state_file;
 pub mod view;
@@ -244,9 +246,12 @@ pub async fn ensure_topics(brokers: &str, args: &ReplicationArgs, shards: usize)
         .create()
         .map_err(|e| format!("kafka admin client: {e}"))?;
     let rf = args.changelog_replication_factor;
+    // The published-LSN topic (kafka/published.rs) keeps the newest LSN per shard.
+    let published = crate::kafka::published::topic_for(&args.changelog_topic);
     let topics = [
         NewTopic::new(&args.changelog_topic, shards as i32, TopicReplication::Fixed(rf)).set("retention.ms", "-1"),
         NewTopic::new(&args.leader_topic, 1, TopicReplication::Fixed(rf)),
+        NewTopic::new(&published, 1, TopicReplication::Fixed(rf)).set("cleanup.policy", "compact"),
     ];
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     // The brokers may be down while this node (re)starts: wait for them (bounded).
