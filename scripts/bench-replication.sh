@@ -23,6 +23,9 @@
 #      local-only engine and on a replicated one (`--replicate-to`: the same start-up
 #      as `stockd serve --replication kafka`, leading), alternated, ROUNDS times.
 #
+# The nodes run without the Kafka order-event front (--kafka-no-consume
+# --kafka-no-publish): the figures are replication's alone.
+#
 #   scripts/bench-replication.sh
 #   SKIP_BUILD=1 OUT=/tmp/repl scripts/bench-replication.sh
 #   PHASES=embedded,failover scripts/bench-replication.sh     # a selection, in this order
@@ -122,7 +125,8 @@ start_node() { # name [flags...] (its data dir is kept between starts)
     mkdir -p "$WORK/$name"
     RUST_LOG="warn,stockd_server::replication=info" "$BIN/stockd" serve --listen "127.0.0.1:${PORT[$name]}" \
         --data-dir "$WORK/$name" --shards "$SHARDS" --replication kafka --kafka-brokers "$BROKER" --node-id "$name" \
-        --changelog-replication-factor 1 --leader-session-timeout "$SESSION" "$@" >>"$OUT/$name.log" 2>&1 &
+        --changelog-replication-factor 1 --leader-session-timeout "$SESSION" --kafka-no-consume --kafka-no-publish \
+        "$@" >>"$OUT/$name.log" 2>&1 &
     PID[$name]=$!
     wait_until 60 "node $name to listen" port_open "${PORT[$name]}"
 }
