@@ -8,14 +8,14 @@
 
 mod common;
 
+use common::kafka::read_topic;
 use common::{assert_ok, Server};
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, DefaultProducerContext, Producer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::ClientConfig;
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use stockd_engine::location::{LocationId, Warehouse};
 use stockd_engine::{SetItem, Sku, Transfer};
@@ -85,52 +85,6 @@ impl Broker {
     }
 }
 
-#[derive(Debug, Clone)]
-struct Got {
-    payload: Vec<u8>,
-    headers: HashMap<String, String>,
-}
-
-impl Got {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.payload).unwrap_or(Value::Null)
-    }
-}
-
-/// Every message of partition 0 of `topic` from the beginning up to its end.
-fn read_topic(servers: &str, topic: &str) -> Vec<Got> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", servers)
-        .set("group.id", format!("test-reader-{}", std::process::id()))
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true")
-        .create()
-        .expect("reader");
-    {
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(topic, 0, Offset::Beginning).unwrap();
-        consumer.assign(&tpl).expect("assign");
-    }
-    let mut out = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while Instant::now() < deadline {
-        match consumer.poll(Duration::from_millis(200)) {
-            Some(Ok(m)) => {
-                let mut headers = HashMap::new();
-                if let Some(h) = m.headers() {
-                    for x in h.iter() {
-                        headers.insert(x.key.to_owned(), String::from_utf8_lossy(x.value.unwrap_or_default()).into());
-                    }
-                }
-                out.push(Got { payload: m.payload().unwrap_or_default().to_vec(), headers });
-            }
-            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => break,
-            Some(Err(_)) | None => {}
-        }
-    }
-    out
-}
-
 /// Polls `f` until it returns Some, or panics after `secs`.
 #[track_caller]
 fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
@@ -158,7 +112,7 @@ fn wait_published(server: &Server) {
 }
 
 fn events(servers: &str, topic: &str) -> Vec<Value> {
-    read_topic(servers, topic).iter().map(Got::json).collect()
+    read_topic(servers, topic).iter().map(|g| g.json()).collect()
 }
 
 fn start_server(dir: &std::path::Path, broker: &Broker, extra: &[&str]) -> Server {

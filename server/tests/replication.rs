@@ -19,6 +19,7 @@
 
 mod common;
 
+use common::kafka::{create_topics, read_topic, Got, PUBLISHED_TOPICS};
 use common::tansu::Tansu;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -462,50 +463,6 @@ fn kafka_unavailable_writes_answer_503_and_resume_when_it_is_back() {
     assert_eq!(h["data"]["replication"]["stalled"], json!([]), "{h}");
 }
 
-/// Every message of partition 0 of `topic` from the start: (key, payload, id header).
-fn read_topic(servers: &str, topic: &str) -> Vec<(String, String, String)> {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    use rdkafka::message::{Headers, Message};
-    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", servers)
-        .set("group.id", format!("replication-test-reader-{}", free_port()))
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true")
-        .create()
-        .expect("reader");
-    let mut tpl = rdkafka::TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, rdkafka::Offset::Beginning).unwrap();
-    consumer.assign(&tpl).expect("assign");
-    let mut out = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        match consumer.poll(Duration::from_millis(200)) {
-            Some(Ok(m)) => {
-                let text = |b: Option<&[u8]>| String::from_utf8_lossy(b.unwrap_or_default()).into_owned();
-                let id = m
-                    .headers()
-                    .and_then(|h| h.iter().find(|x| x.key == "id").map(|x| text(x.value)))
-                    .unwrap_or_default();
-                out.push((text(m.key()), text(m.payload()), id));
-            }
-            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => break,
-            Some(Err(_)) | None => {}
-        }
-    }
-    out
-}
-
-fn create_topics(servers: &str, topics: &[&str]) {
-    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-    let admin: AdminClient<rdkafka::client::DefaultClientContext> =
-        rdkafka::ClientConfig::new().set("bootstrap.servers", servers).create().expect("admin client");
-    let new: Vec<NewTopic> = topics.iter().map(|t| NewTopic::new(t, 1, TopicReplication::Fixed(1))).collect();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    for r in rt.block_on(admin.create_topics(&new, &AdminOptions::new())).expect("create topics") {
-        r.unwrap_or_else(|(t, e)| panic!("create topic {t}: {e}"));
-    }
-}
-
 fn produce_order(servers: &str, order: &str, sku: &str) {
     use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
     let p: BaseProducer = rdkafka::ClientConfig::new().set("bootstrap.servers", servers).create().unwrap();
@@ -526,20 +483,8 @@ fn the_kafka_front_runs_on_the_leader_and_moves_with_it() {
     let tansu = Tansu::start();
     let servers = tansu.servers.clone();
     // Tansu creates no topic on produce: every topic the front uses exists first.
-    create_topics(
-        &servers,
-        &[
-            "order.created",
-            "inventory.reserved",
-            "inventory.confirmed",
-            "inventory.released",
-            "inventory.adjusted",
-            "inventory.low_stock",
-            "inventory.out_of_stock",
-            "inventory.confirmation_failed",
-            "stockd.dlq",
-        ],
-    );
+    let topics: Vec<&str> = std::iter::once("order.created").chain(PUBLISHED_TOPICS.iter().copied()).collect();
+    create_topics(&servers, &topics);
     let tmp = tempfile::tempdir().unwrap();
     let mut nodes = cluster(&tansu, 2, &tmp);
     for n in &mut nodes {
@@ -564,14 +509,14 @@ fn the_kafka_front_runs_on_the_leader_and_moves_with_it() {
     // published-LSN topic covers the last event's LSN on its shard.
     let events = wait_for(60, "the reserved events", || {
         let ev = read_topic(&servers, "inventory.reserved");
-        orders_before.iter().all(|o| ev.iter().any(|(_, body, _)| body.contains(o.as_str()))).then_some(ev)
+        orders_before.iter().all(|o| ev.iter().any(|g| g.text().contains(o.as_str()))).then_some(ev)
     });
     let (shard, last) =
-        events.iter().filter_map(|(_, _, id)| event_lsn(id)).max_by_key(|(_, l)| *l).expect("event ids");
+        events.iter().filter_map(|g| event_lsn(g.headers.get("id")?)).max_by_key(|(_, l)| *l).expect("event ids");
     wait_for(60, "the published LSN shared through Kafka", || {
         read_topic(&servers, "stockd.changelog.published")
             .iter()
-            .any(|(k, v, _)| k == &shard.to_string() && v.parse::<u64>().is_ok_and(|l| l >= last))
+            .any(|g| g.key == shard.to_string() && g.text().parse::<u64>().is_ok_and(|l| l >= last))
             .then_some(())
     });
     let standby = 1 - first;
@@ -590,18 +535,20 @@ fn the_kafka_front_runs_on_the_leader_and_moves_with_it() {
     });
     let events = wait_for(60, "the new leader's event", || {
         let ev = read_topic(&servers, "inventory.reserved");
-        ev.iter().any(|(_, body, _)| body.contains(after)).then_some(ev)
+        ev.iter().any(|g| g.text().contains(after)).then_some(ev)
     });
     // Published once each: the new leader resumed after what the old one shared.
     let mut seen = std::collections::BTreeSet::new();
-    for (_, body, id) in &events {
-        assert!(seen.insert(id.clone()), "event {id} published twice: {body}");
+    for g in &events {
+        let id = g.headers.get("id").cloned().unwrap_or_default();
+        assert!(seen.insert(id.clone()), "event {id} published twice: {}", g.text());
     }
     for o in orders_before.iter().chain(std::iter::once(&after.to_owned())) {
-        assert_eq!(events.iter().filter(|(_, body, _)| body.contains(o.as_str())).count(), 1, "events of {o}");
+        assert_eq!(events.iter().filter(|g| g.text().contains(o.as_str())).count(), 1, "events of {o}");
     }
     // Nothing was dead-lettered (a standby that consumed would dead-letter NOT_LEADER).
-    assert_eq!(read_topic(&servers, "stockd.dlq"), Vec::new());
+    let dead: Vec<String> = read_topic(&servers, "stockd.dlq").iter().map(Got::text).collect();
+    assert_eq!(dead, Vec::<String>::new());
     let item = nodes[second].item_of("FRONT-1");
     assert_eq!(item["reserved"], 6, "{item}");
 }

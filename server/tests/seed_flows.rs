@@ -7,31 +7,16 @@
 
 mod common;
 
+use common::kafka::{create_topics, read_topic, PUBLISHED_TOPICS};
 use common::tansu::Tansu;
 use common::{assert_ok, Server};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::ClientConfig;
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// The topics stockd publishes to under the built-in `{type}` template.
-const PUBLISHED: &[&str] = &[
-    "inventory.reserved",
-    "inventory.confirmed",
-    "inventory.released",
-    "inventory.adjusted",
-    "inventory.low_stock",
-    "inventory.out_of_stock",
-    "inventory.confirmation_failed",
-    "stockd.dlq",
-];
-
 struct Broker {
     tansu: Tansu,
 }
@@ -41,19 +26,8 @@ impl Broker {
     /// each.
     fn start(topics: &[&str]) -> Broker {
         let tansu = Tansu::start();
-        let admin: AdminClient<DefaultClientContext> =
-            ClientConfig::new().set("bootstrap.servers", &tansu.servers).create().expect("admin client");
-        let all: Vec<&str> = topics.iter().chain(PUBLISHED).copied().collect();
-        let new: Vec<NewTopic> = all.iter().map(|t| NewTopic::new(t, 1, TopicReplication::Fixed(1))).collect();
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-        let results = rt.block_on(admin.create_topics(&new, &opts)).expect("create topics");
-        for r in results {
-            match r {
-                Ok(_) | Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
-                Err((t, e)) => panic!("create topic {t}: {e}"),
-            }
-        }
+        let all: Vec<&str> = topics.iter().chain(PUBLISHED_TOPICS).copied().collect();
+        create_topics(&tansu.servers, &all);
         Broker { tansu }
     }
 
@@ -71,40 +45,9 @@ impl Broker {
     /// Every message of `topic` (partition 0) from the beginning to its end: the
     /// JSON body and the headers.
     fn read(&self, topic: &str) -> Vec<(Value, HashMap<String, String>)> {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", self.servers())
-            .set("group.id", format!("seed-reader-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)))
-            .set("enable.auto.commit", "false")
-            .set("enable.partition.eof", "true")
-            .create()
-            .expect("reader");
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(topic, 0, Offset::Beginning).unwrap();
-        consumer.assign(&tpl).expect("assign");
-        let mut out = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            match consumer.poll(Duration::from_millis(200)) {
-                Some(Ok(m)) => {
-                    let mut headers = HashMap::new();
-                    if let Some(h) = m.headers() {
-                        for x in h.iter() {
-                            headers
-                                .insert(x.key.to_owned(), String::from_utf8_lossy(x.value.unwrap_or_default()).into());
-                        }
-                    }
-                    let body = serde_json::from_slice(m.payload().unwrap_or_default()).unwrap_or(Value::Null);
-                    out.push((body, headers));
-                }
-                Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => break,
-                Some(Err(_)) | None => {}
-            }
-        }
-        out
+        read_topic(self.servers(), topic).into_iter().map(|g| (g.json(), g.headers)).collect()
     }
 
-    /// The published events (envelopes) on `topic`.
     fn events(&self, topic: &str) -> Vec<Value> {
         self.read(topic).into_iter().map(|(v, _)| v).collect()
     }

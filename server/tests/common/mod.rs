@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod kafka;
 pub mod tansu;
 
 use serde_json::Value;
