@@ -56,7 +56,8 @@ pub type Millis = u64;
 pub use block_on::block_on;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use command::{
-    AdjustReason, Applied, Command, LineAvailability, Outcome, Query, QueryResult, ReservationFilter, StockFilter,
+    AdjustReason, Applied, Command, LineAvailability, Outcome, Query, QueryResult, ReservationFilter, ReserveLocal,
+    StockFilter,
 };
 pub use command_log::{CommandLog, NoLog};
 pub use durable::history::DEFAULT_HISTORY_LIMIT;

@@ -232,7 +232,8 @@ fn push_error<T>(index: usize, e: PushError<T>) -> EngineError {
 /// The order a command creates a reservation header for, if it does.
 fn opening_of(command: &Command) -> Option<&OrderId> {
     match command {
-        Command::OpenReservation { order_id, .. } | Command::ReserveLocal { order_id, .. } => Some(order_id),
+        Command::OpenReservation { order_id, .. }
+        | Command::ReserveLocal(crate::command::ReserveLocal { order_id, .. }) => Some(order_id),
         _ => None,
     }
 }

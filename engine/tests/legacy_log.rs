@@ -114,7 +114,8 @@ fn an_old_log_that_purged_a_cross_shard_header_and_reused_its_order_id_opens() {
 #[test]
 fn records_written_before_commands_carried_structs_decode_and_encode_byte_for_byte() {
     for (command, hex) in golden_commands() {
-        let golden: Vec<u8> = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
+        let golden: Vec<u8> =
+            (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
         let (kind, payload) = encode_record(START, &command);
         assert_eq!(payload, golden, "{} encodes as before", command.kind());
         let decoded = decode_record(kind, &golden).unwrap();
@@ -126,7 +127,7 @@ fn golden_commands() -> Vec<(Command, &'static str)> {
     let l = |s: &str| LocationId::parse(s, "location").unwrap();
     vec![
         (
-            Command::SetItem {
+            Command::SetItem(SetItem {
                 sku: sku("SKU-1"),
                 on_hand: 40,
                 low_stock_threshold: Some(5),
@@ -134,11 +135,11 @@ fn golden_commands() -> Vec<(Command, &'static str)> {
                 expected_version: Some(3),
                 location: Some(l("berlin")),
                 incoming: Some(7),
-            },
+            }),
             "03fd0068e5cf8b0100000005534b552d312801050100010301066265726c696e0107",
         ),
         (
-            Command::SetItem {
+            Command::SetItem(SetItem {
                 sku: sku("SKU-2"),
                 on_hand: 1,
                 low_stock_threshold: None,
@@ -146,11 +147,11 @@ fn golden_commands() -> Vec<(Command, &'static str)> {
                 expected_version: None,
                 location: None,
                 incoming: None,
-            },
+            }),
             "03fd0068e5cf8b0100000005534b552d32010000000000",
         ),
         (
-            Command::AdjustItem {
+            Command::AdjustItem(Adjust {
                 sku: sku("SKU-1"),
                 delta: -3,
                 reason: AdjustReason::Damaged,
@@ -158,22 +159,22 @@ fn golden_commands() -> Vec<(Command, &'static str)> {
                 idempotency_key: Some("k-1".into()),
                 expected_version: Some(4),
                 location: Some(l("berlin")),
-            },
+            }),
             "03fd0068e5cf8b0100000105534b552d310501010764726f7070656401036b2d31010401066265726c696e",
         ),
         (
-            Command::Transfer {
+            Command::Transfer(Transfer {
                 sku: sku("SKU-1"),
                 from: l("berlin"),
                 to: l("paris"),
                 quantity: 2,
                 in_transit: true,
                 note: Some("truck 9".into()),
-            },
+            }),
             "03fd0068e5cf8b0100000205534b552d31066265726c696e05706172697302010107747275636b2039",
         ),
         (
-            Command::ReserveLocal {
+            Command::ReserveLocal(ReserveLocal {
                 order_id: order("o-1"),
                 lines: vec![(sku("SKU-1"), 2), (sku("SKU-2"), 1)],
                 ttl_secs: 600,
@@ -183,7 +184,7 @@ fn golden_commands() -> Vec<(Command, &'static str)> {
                     region: Some("eu".into()),
                     locations: vec![(sku("SKU-1"), l("berlin"))],
                 },
-            },
+            }),
             "03fd0068e5cf8b01000007036f2d310205534b552d310205534b552d3201fb580201016d00010265750105534b552d31066265726c696e",
         ),
     ]

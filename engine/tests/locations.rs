@@ -354,7 +354,7 @@ fn snapshots_keep_locations_and_allocations_exactly() {
     for (s, l, n) in
         [("A", None, 5), ("B", Some("wh-sp-001"), 2), ("B", Some("wh-rj-001"), 9), ("B", Some("default"), 1)]
     {
-        let set = Command::SetItem {
+        let set = Command::SetItem(SetItem {
             sku: sku(s),
             on_hand: n,
             low_stock_threshold: None,
@@ -362,17 +362,17 @@ fn snapshots_keep_locations_and_allocations_exactly() {
             expected_version: None,
             location: l.map(loc),
             incoming: Some(n / 2),
-        };
+        });
         apply(&mut state, set);
     }
     for (o, lines) in [("o-1", vec![(sku("A"), 2)]), ("o-2", vec![(sku("B"), 10), (sku("A"), 1)])] {
-        let reserve = Command::ReserveLocal {
+        let reserve = Command::ReserveLocal(ReserveLocal {
             order_id: OrderId::parse(o, "orderId").unwrap(),
             lines,
             ttl_secs: 60,
             metadata: None,
             placement: Placement::default(),
-        };
+        });
         apply(&mut state, reserve);
     }
     let r = state.reservation(&key("o-2")).unwrap().clone();

@@ -19,7 +19,7 @@ struct ModelLog {
 
 impl CommandLog for ModelLog {
     fn append(&mut self, _now: Millis, command: &Command) -> Result<(), EngineError> {
-        if let Command::SetItem { sku, .. } = command {
+        if let Command::SetItem(SetItem { sku, .. }) = command {
             self.appended.push(sku.to_string());
         }
         Ok(())
@@ -48,7 +48,7 @@ fn spawn(durable: Arc<Mutex<Vec<String>>>) -> ShardHandle {
 }
 
 fn set_item(sku: &str) -> Command {
-    Command::SetItem {
+    Command::SetItem(SetItem {
         sku: Sku::parse(sku, "sku").unwrap(),
         on_hand: 1,
         low_stock_threshold: None,
@@ -56,7 +56,7 @@ fn set_item(sku: &str) -> Command {
         expected_version: None,
         location: None,
         incoming: None,
-    }
+    })
 }
 
 /// Two clients: each reply arrives only once its record is durable.

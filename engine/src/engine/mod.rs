@@ -32,6 +32,7 @@ pub use reservations::{ReserveOutcome, ReserveRequest};
 pub use stats::{LatencyHistogram, Origin, OutcomeStats, Rejections, ReservationOp, RESERVE_LATENCY_BUCKETS_MICROS};
 
 use crate::clock::{Clock, SystemClock};
+use crate::command::ReserveLocal;
 use crate::command::{Applied, Command, Query, QueryResult};
 use crate::command_log::{CommandLog, NoLog};
 use crate::error::EngineError;
@@ -620,7 +621,9 @@ impl Engine {
     /// other shards were never settled). Not part of the API.
     #[doc(hidden)]
     pub async fn apply_on_shard(&self, shard: usize, command: Command) -> Result<Applied, EngineError> {
-        if let Command::OpenReservation { order_id, .. } | Command::ReserveLocal { order_id, .. } = &command {
+        if let Command::OpenReservation { order_id, .. } | Command::ReserveLocal(ReserveLocal { order_id, .. }) =
+            &command
+        {
             self.orders().entry(order_id.clone()).or_insert(shard); // as `reserve` routes it
         }
         self.command(shard, command).await

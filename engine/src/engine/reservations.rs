@@ -9,6 +9,7 @@
 use super::items::{internal, validate_lines};
 use super::stats::{Origin, ReservationOp};
 use super::{await_reply, Engine};
+use crate::command::ReserveLocal;
 use crate::command::{Applied, Command, Outcome, Query, QueryResult};
 use crate::error::{EngineError, Shortfall};
 use crate::item::StockAlert;
@@ -180,13 +181,13 @@ impl Engine {
         for _ in 0..MAX_REROUTES {
             let home = *self.orders().entry(req.order_id.clone()).or_insert(first_shard);
             let result = if one_shard && home == first_shard {
-                let command = Command::ReserveLocal {
+                let command = Command::ReserveLocal(ReserveLocal {
                     order_id: req.order_id.clone(),
                     lines: req.lines.clone(),
                     ttl_secs: ttl,
                     metadata: req.metadata.clone(),
                     placement: req.placement.clone(),
-                };
+                });
                 self.command(home, command).await.and_then(|applied| match applied.outcome {
                     Outcome::Reserved(reservation) => {
                         Ok(ReserveOutcome { reservation, created: true, alerts: applied.alerts })
@@ -256,13 +257,13 @@ impl Engine {
             let home = *self.orders().entry(req.order_id.clone()).or_insert(first);
             if one_shard && home == first {
                 per_shard[home].0.push(i);
-                per_shard[home].1.push(Command::ReserveLocal {
+                per_shard[home].1.push(Command::ReserveLocal(ReserveLocal {
                     order_id: req.order_id.clone(),
                     lines: req.lines.clone(),
                     ttl_secs: req.ttl_secs.unwrap_or(default_ttl),
                     metadata: req.metadata.clone(),
                     placement: req.placement.clone(),
-                });
+                }));
             } else {
                 slow.push(i);
             }

@@ -4,6 +4,7 @@
 
 use super::ShardState;
 use crate::command::Outcome;
+use crate::command::ReserveLocal;
 use crate::error::{EngineError, Shortfall};
 use crate::item::{alerts_for, StockAlert};
 use crate::limits::MAX_RESERVATIONS_PER_SHARD;
@@ -66,17 +67,14 @@ impl ShardState {
     }
 
     /// The fast path: open, hold and activate at once, all or nothing.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn reserve_local(
         &mut self,
-        order_id: &OrderId,
-        lines: &[(Sku, u64)],
-        ttl_secs: u64,
-        metadata: &Option<String>,
-        placement: &Placement,
+        req: &ReserveLocal,
         now: Millis,
         alerts: &mut Vec<StockAlert>,
     ) -> Result<Outcome, EngineError> {
+        let ReserveLocal { order_id, lines, ttl_secs, metadata, placement } = req;
+        let ttl_secs = *ttl_secs;
         if let Some(existing) = self.existing_or_room(order_id, lines)? {
             return Ok(existing);
         }
@@ -481,7 +479,6 @@ impl ShardState {
         Ok(allocations)
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn place_hold(
         &mut self,
         reservation_id: ReservationId,

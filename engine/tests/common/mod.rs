@@ -118,7 +118,7 @@ pub fn set_item(s: &Sku, on_hand: u64) -> SetItem {
 
 /// The same as the shard's command (what it logs).
 pub fn set_item_command(s: &Sku, on_hand: u64) -> Command {
-    Command::SetItem {
+    Command::SetItem(SetItem {
         sku: s.clone(),
         on_hand,
         low_stock_threshold: None,
@@ -126,7 +126,7 @@ pub fn set_item_command(s: &Sku, on_hand: u64) -> Command {
         expected_version: None,
         location: None,
         incoming: None,
-    }
+    })
 }
 
 /// Stocks `s` with `on_hand` units (panics on refusal).
