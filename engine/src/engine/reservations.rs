@@ -91,7 +91,7 @@ fn merge_hold_errors(errors: Vec<EngineError>, lines: &[(Sku, u64)]) -> EngineEr
         EngineError::ItemNotFound { sku }
         | EngineError::SalesBlocked { sku }
         | EngineError::MaxPerOrderExceeded { sku, .. } => pos(sku),
-        _ => usize::MAX,
+        e => e.line().unwrap_or(usize::MAX),
     });
     errors.swap_remove(0)
 }
@@ -351,8 +351,14 @@ impl Engine {
         let mut held = Vec::new();
         let mut alerts = Vec::new();
         let mut allocations = Vec::new();
+        // A shard names a bad line by its place among the lines it was given; the
+        // caller's request numbers it among all of them.
+        let to_request = |shard: usize, j: usize| {
+            let mine = req.lines.iter().enumerate().filter(|(_, (sku, _))| shard_of_sku(sku, n) == shard);
+            mine.map(|(i, _)| i).nth(j).unwrap_or(j)
+        };
         for (shard, rx) in waiting {
-            match await_reply(rx).await {
+            match await_reply(rx).await.map_err(|e| e.renumber_line(|j| to_request(shard, j))) {
                 Ok(applied) => {
                     held.push(shard);
                     alerts.extend(applied.alerts);

@@ -34,8 +34,9 @@ impl ShardState {
     }
 
     /// Refuses a location the item does not stock yet when a warehouse table is in
-    /// force and does not list it (`default` is always allowed).
-    fn check_new_location(&self, item: Option<&Item>, location: &LocationId) -> Result<(), EngineError> {
+    /// force and does not list it (`default` is always allowed). `field` is the
+    /// request field that names it.
+    fn check_new_location(&self, item: Option<&Item>, location: &LocationId, field: &str) -> Result<(), EngineError> {
         let stocked = item.is_some_and(|i| i.stocks(location));
         if stocked || location.is_default() || self.warehouses.is_empty() {
             return Ok(());
@@ -43,7 +44,7 @@ impl ShardState {
         if self.warehouses.iter().any(|w| &w.id == location) {
             return Ok(());
         }
-        Err(EngineError::validation("location", format!("{location} is not a configured warehouse")))
+        Err(EngineError::validation(field, format!("{location} is not a configured warehouse")))
     }
 
     pub(super) fn set_item(
@@ -67,7 +68,7 @@ impl ShardState {
         let existing = self.items.get(sku).map(Box::as_ref);
         check_version(existing, sku, *expected_version)?;
         let location = Self::resolve_location(existing, location.as_ref())?;
-        self.check_new_location(existing, &location)?;
+        self.check_new_location(existing, &location, "location")?;
         let created = existing.is_none();
         if created && self.items.len() >= MAX_ITEMS_PER_SHARD {
             return Err(EngineError::LimitExceeded {
@@ -167,7 +168,7 @@ impl ShardState {
             None if delta < 0 => {
                 return Err(EngineError::NegativeInventory { sku: sku.to_string(), delta, available: 0 });
             }
-            None => self.check_new_location(Some(existing), &location)?,
+            None => self.check_new_location(Some(existing), &location, "location")?,
             Some(at) if (at.on_hand as i128 + delta as i128) < at.reserved as i128 => {
                 return Err(EngineError::NegativeInventory { sku: sku.to_string(), delta, available: at.available() });
             }
@@ -252,7 +253,7 @@ impl ShardState {
                 items: vec![Shortfall { sku: sku.to_string(), requested: quantity, available }],
             });
         }
-        self.check_new_location(Some(item), to)?;
+        self.check_new_location(Some(item), to, "to")?;
         if !item.stocks(to) && item.location_count() >= crate::location::MAX_LOCATIONS_PER_ITEM {
             return Err(EngineError::LimitExceeded {
                 what: format!("locations of {sku}"),

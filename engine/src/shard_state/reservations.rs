@@ -430,11 +430,18 @@ impl ShardState {
         }
         // A named location that is neither stocked nor a configured warehouse is a bad
         // request (checked first: validation outranks every other refusal).
-        for (sku, location) in &placement.locations {
+        // Lines in order, so the first bad line is named (`items[i].location`, `i` its
+        // place in `lines`); stock placed at a location before the table dropped it can
+        // still be sold.
+        for (i, (sku, _)) in lines.iter().enumerate() {
+            let Some(location) = placement.location_of(sku) else { continue };
             let stocked = self.items.get(sku).map(Box::as_ref).is_some_and(|i| i.stocks(location));
             let known = self.warehouses.is_empty() || self.warehouses.iter().any(|w| &w.id == location);
             if !stocked && !known && !location.is_default() {
-                return Err(EngineError::validation("location", format!("{location} is not a configured warehouse")));
+                return Err(EngineError::validation(
+                    &format!("items[{i}].location"),
+                    format!("{location} is not a configured warehouse (line {sku})"),
+                ));
             }
         }
         if let Some((sku, _)) = lines.iter().find(|(sku, _)| !self.items.contains_key(sku)) {

@@ -170,11 +170,7 @@ pub async fn transfer(
         in_transit: body.in_transit.unwrap_or(false),
         note: body.note,
     };
-    let change = st.engine.transfer(req).await.map_err(|e| match e {
-        // The engine checks the destination as "a location"; here it is `to`.
-        EngineError::Validation { field, message } if field == "location" => ApiError::validation("to", message),
-        e => e.into(),
-    })?;
+    let change = st.engine.transfer(req).await?;
     Ok(ok(StatusCode::OK, ItemView::from(&change.item)))
 }
 

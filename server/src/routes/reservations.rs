@@ -103,41 +103,6 @@ fn placement_of(body: &ReserveBody, lines: &[(Sku, u64)], default: AllocationStr
     Ok(Placement { strategy, region: body.region.clone(), locations })
 }
 
-/// A line that names a warehouse the table does not list (and where its item has no
-/// stock) is refused here, so the error names the line (`items[i].location`); the
-/// engine applies the same rule but can only name `location`. Reads the table only
-/// when some line names a location. An empty table (no warehouses file) accepts any
-/// location, as the engine does.
-async fn check_named_locations(
-    st: &AppState,
-    body: &ReserveBody,
-    lines: &[(Sku, u64)],
-    placement: &Placement,
-) -> Result<(), ApiError> {
-    if placement.locations.is_empty() {
-        return Ok(());
-    }
-    let table = st.engine.warehouses().await?;
-    if table.is_empty() {
-        return Ok(());
-    }
-    for (i, (line, (sku, _))) in body.items.iter().zip(lines).enumerate() {
-        let Some(location) = line.location(i)? else { continue };
-        if location.is_default() || table.iter().any(|w| w.id == location) {
-            continue;
-        }
-        // Stock placed at a location before the table dropped it can still be sold.
-        let stocked = st.engine.get_item(sku.clone()).await.is_ok_and(|item| item.stocks(&location));
-        if !stocked {
-            return Err(ApiError::validation(
-                format!("items[{i}].location"),
-                format!("{location} is not a configured warehouse (line {sku})"),
-            ));
-        }
-    }
-    Ok(())
-}
-
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CheckBody {
@@ -262,7 +227,6 @@ async fn reserve_inner(st: &AppState, body: ReserveBody) -> ApiResult {
     let order_id = OrderId::parse(&body.order_id, "orderId")?;
     let lines = lines_of(&body.items)?;
     let placement = placement_of(&body, &lines, st.allocation)?;
-    check_named_locations(st, &body, &lines, &placement).await?;
     let metadata = body.metadata.as_ref().map(Value::to_string);
     let req = ReserveRequest { order_id, lines: lines.clone(), ttl_secs: body.expires_in, metadata, placement };
     // The engine counts the outcome and times it under the HTTP path.
