@@ -219,7 +219,6 @@ pub async fn check_availability(State(st): State<AppState>, StrictJson(body): St
         (status = 422, description = "IDEMPOTENCY_KEY_REUSED: the orderId was used with other items"),
         (status = 429, description = "OVERLOADED"), (status = 503, description = "SERVICE_UNAVAILABLE")))]
 pub async fn reserve(State(st): State<AppState>, StrictJson(body): StrictJson<ReserveBody>) -> ApiResult {
-    st.writable()?;
     reserve_inner(&st, body).await
 }
 
@@ -280,7 +279,6 @@ async fn reserve_inner(st: &AppState, body: ReserveBody) -> ApiResult {
         (status = 404, description = "RESERVATION_NOT_FOUND"),
         (status = 409, description = "RESERVATION_EXPIRED, RESERVATION_RELEASED, RESERVATION_PENDING")))]
 pub async fn commit(State(st): State<AppState>, StrictJson(body): StrictJson<CommitBody>) -> ApiResult {
-    st.writable()?;
     let key = key_of(body.order_id, body.reservation_id)?;
     if let Some(i) = body.items.iter().flatten().position(|l| l.location.is_some()) {
         return Err(ApiError::validation(
@@ -297,7 +295,6 @@ pub async fn commit(State(st): State<AppState>, StrictJson(body): StrictJson<Com
     responses((status = 200, body = Envelope<ReservationView>, description = "released (or already released / expired)"), (status = 400, description = "VALIDATION_ERROR"),
         (status = 404, description = "RESERVATION_NOT_FOUND"), (status = 409, description = "RESERVATION_COMMITTED, RESERVATION_PENDING")))]
 pub async fn release(State(st): State<AppState>, StrictJson(body): StrictJson<ReleaseBody>) -> ApiResult {
-    st.writable()?;
     let key = key_of(body.order_id, body.reservation_id)?;
     let r = st.engine.release(key, body.reason).await?;
     Ok(ok(StatusCode::OK, ReservationView::from(&r)))
@@ -308,7 +305,6 @@ pub async fn release(State(st): State<AppState>, StrictJson(body): StrictJson<Re
         (status = 404, description = "RESERVATION_NOT_FOUND"),
         (status = 409, description = "RESERVATION_EXPIRED, RESERVATION_RELEASED, RESERVATION_COMMITTED")))]
 pub async fn extend(State(st): State<AppState>, StrictJson(body): StrictJson<ExtendBody>) -> ApiResult {
-    st.writable()?;
     let key = key_of(body.order_id, body.reservation_id)?;
     let r = st.engine.extend(key, body.expires_in).await?;
     Ok(ok(StatusCode::OK, ReservationView::from(&r)))
@@ -342,7 +338,6 @@ pub async fn get_reservation(State(st): State<AppState>, PathParam(id): PathPara
         (status = 404, description = "RESERVATION_NOT_FOUND"), (status = 409, description = "RESERVATION_COMMITTED, RESERVATION_RELEASED")),
     security(("admin" = [])))]
 pub async fn expire(_: Admin, State(st): State<AppState>, PathParam(id): PathParam) -> ApiResult {
-    st.writable()?;
     let key = find(&st, &id).await?;
     let r = st.engine.expire(key).await?;
     Ok(ok(StatusCode::OK, ReservationView::from(&r)))
