@@ -56,15 +56,7 @@ pub fn hot_sku(locations: &[Option<&str>], on_hand: u64) -> ShardState {
         .collect();
     must(&mut state, &Command::SetWarehouses { warehouses: table }, T0);
     for l in locations {
-        let cmd = Command::SetItem(SetItem {
-            sku: sku(0),
-            on_hand,
-            low_stock_threshold: None,
-            max_per_order: None,
-            expected_version: None,
-            location: l.map(loc),
-            incoming: None,
-        });
+        let cmd = Command::SetItem(SetItem { location: l.map(loc), ..SetItem::on_hand(sku(0), on_hand) });
         must(&mut state, &cmd, T0);
     }
     state

@@ -44,15 +44,7 @@ pub const T0: Millis = 1_700_000_000_000;
 pub fn state_with_items(items: usize, on_hand: u64) -> ShardState {
     let mut state = ShardState::new(0);
     for i in 0..items {
-        let cmd = Command::SetItem(SetItem {
-            sku: sku(i),
-            on_hand,
-            low_stock_threshold: None,
-            max_per_order: None,
-            expected_version: None,
-            location: None,
-            incoming: None,
-        });
+        let cmd = Command::SetItem(SetItem::on_hand(sku(i), on_hand));
         state.apply(&cmd, T0).expect("set item");
     }
     state
@@ -125,15 +117,7 @@ pub fn shard_log_commands(
     let items = skus.len();
     let mut sink = Sink { state: ShardState::new(shard), n: 0, records, f };
     for sku in skus {
-        let cmd = Command::SetItem(SetItem {
-            sku: sku.clone(),
-            on_hand: 1_000_000_000_000,
-            low_stock_threshold: None,
-            max_per_order: None,
-            expected_version: None,
-            location: None,
-            incoming: None,
-        });
+        let cmd = Command::SetItem(SetItem::on_hand(sku.clone(), 1_000_000_000_000));
         sink.emit(T0, cmd);
     }
     let mut j = 0u64;

@@ -60,6 +60,22 @@ pub struct SetItem {
     pub incoming: Option<u64>,
 }
 
+impl SetItem {
+    /// Sets `sku`'s onHand at the default location and nothing else (creating the
+    /// item, with the defaults, if it does not exist).
+    pub fn on_hand(sku: Sku, on_hand: u64) -> SetItem {
+        SetItem {
+            sku,
+            on_hand,
+            low_stock_threshold: None,
+            max_per_order: None,
+            expected_version: None,
+            location: None,
+            incoming: None,
+        }
+    }
+}
+
 /// Change the onHand of `location` (default: the default location) by `delta`: the
 /// request of `Engine::adjust` and the payload of [`Command::AdjustItem`]. Field
 /// order is the log's byte order (see [`SetItem`]).

@@ -154,15 +154,7 @@ impl Gen {
             self.skus.push(sku.clone());
         }
         let s = shard_of_sku(&sku, self.shards());
-        let cmd = Command::SetItem(SetItem {
-            sku,
-            on_hand,
-            low_stock_threshold: None,
-            max_per_order: None,
-            expected_version: None,
-            location: None,
-            incoming: None,
-        });
+        let cmd = Command::SetItem(SetItem::on_hand(sku, on_hand));
         self.exec(s, cmd);
     }
 

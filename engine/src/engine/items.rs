@@ -246,15 +246,7 @@ mod tests {
     use super::*;
 
     fn item(sku: &str) -> Item {
-        let set = Command::SetItem(SetItem {
-            sku: Sku::parse(sku, "sku").unwrap(),
-            on_hand: 1,
-            low_stock_threshold: None,
-            max_per_order: None,
-            expected_version: None,
-            location: None,
-            incoming: None,
-        });
+        let set = Command::SetItem(SetItem::on_hand(Sku::parse(sku, "sku").unwrap(), 1));
         match crate::ShardState::new(0).apply(&set, 1_000).unwrap().outcome {
             Outcome::Item { item, .. } => item,
             other => panic!("{other:?}"),

@@ -376,15 +376,7 @@ mod tests {
     fn sold_is_bounded_at_reserve_time_and_a_commit_always_fits() {
         let mut state = ShardState::new(0);
         let sku = Sku::parse("S", "sku").unwrap();
-        let set = Command::SetItem(SetItem {
-            sku: sku.clone(),
-            on_hand: 100,
-            low_stock_threshold: None,
-            max_per_order: None,
-            expected_version: None,
-            location: None,
-            incoming: None,
-        });
+        let set = Command::SetItem(SetItem::on_hand(sku.clone(), 100));
         state.apply(&set, 1_000).unwrap();
         // As if MAX_SOLD - 10 units had been sold over the item's life.
         state.items.get_mut(&sku).unwrap().sold = MAX_SOLD - 10;

@@ -376,15 +376,7 @@ mod tests {
         let sku = Sku::parse("W-1", "sku").unwrap();
         let loc = |s: &str| LocationId::parse(s, "location").unwrap();
         let set = |location: &str, on_hand| {
-            Command::SetItem(SetItem {
-                sku: sku.clone(),
-                on_hand,
-                low_stock_threshold: None,
-                max_per_order: None,
-                expected_version: None,
-                location: Some(loc(location)),
-                incoming: None,
-            })
+            Command::SetItem(SetItem { location: Some(loc(location)), ..SetItem::on_hand(sku.clone(), on_hand) })
         };
         run(&mut st, 1, set("wh-a", 3));
         let e = run(&mut st, 2, set("wh-b", 4));

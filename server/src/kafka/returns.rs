@@ -90,15 +90,7 @@ mod tests {
         let a = Sku::parse("A", "sku").unwrap();
         let b = Sku::parse("B", "sku").unwrap();
         let set = |sku: &Sku, location: Option<&str>, on_hand| {
-            Command::SetItem(SetItem {
-                sku: sku.clone(),
-                on_hand,
-                low_stock_threshold: None,
-                max_per_order: None,
-                expected_version: None,
-                location: location.map(loc),
-                incoming: None,
-            })
+            Command::SetItem(SetItem { location: location.map(loc), ..SetItem::on_hand(sku.clone(), on_hand) })
         };
         st.apply(&set(&a, Some("wh-1"), 2), 1).unwrap();
         st.apply(&set(&a, Some("wh-2"), 3), 2).unwrap();
