@@ -6,10 +6,10 @@
 //! wal/tests/fuzz.rs and snapshots/tests/decode_props.rs.
 
 use proptest::prelude::*;
-use stockd_engine::durable::{
+use stockd_engine::location::{Allocation, LocationId, Warehouse};
+use stockd_engine::offline::{
     command_type, decode_record, decode_state, encode_record, encode_state, PAYLOAD_VERSION, STATE_VERSION,
 };
-use stockd_engine::location::{Allocation, LocationId, Warehouse};
 use stockd_engine::*;
 
 const NOW: Millis = 1_700_000_000_000;

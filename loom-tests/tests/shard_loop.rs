@@ -1,4 +1,4 @@
-//! Models of a real shard loop (`stockd_engine::shard::ShardHandle`): replies only
+//! Models of a real shard loop (`stockd_engine::internals::ShardHandle`): replies only
 //! after the sync that covers them, in order, and a clean shutdown with requests in
 //! flight.
 #![cfg(stockd_loom)]
@@ -6,8 +6,8 @@
 use loom::thread;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
-use stockd_engine::shard::{QueueCapacity, Request, ShardHandle};
-use stockd_engine::sync::reply::reply_channel;
+use stockd_engine::internals::reply_channel;
+use stockd_engine::internals::{QueueCapacity, Request, ShardHandle};
 use stockd_engine::*;
 
 /// A log that remembers what was appended and what a sync made durable.

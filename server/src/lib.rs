@@ -49,7 +49,7 @@ use stockd_engine::{Durability, Engine, EngineConfig, StorageConfig};
 /// ships through it once promoted.
 pub fn open_engine(
     args: &ServeArgs,
-    replicator: Option<std::sync::Arc<dyn stockd_engine::durable::Replicator>>,
+    replicator: Option<std::sync::Arc<dyn stockd_engine::Replicator>>,
 ) -> Result<Engine, String> {
     let mut config = EngineConfig {
         expiry_interval: args.sweep_interval.0,
@@ -128,7 +128,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
     };
     let late = std::sync::Arc::new(replication::LateReplicator::default());
     let open = |args: ServeArgs| {
-        let replicator = replicated.then(|| late.clone() as std::sync::Arc<dyn stockd_engine::durable::Replicator>);
+        let replicator = replicated.then(|| late.clone() as std::sync::Arc<dyn stockd_engine::Replicator>);
         async move { tokio::task::spawn_blocking(move || open_engine(&args, replicator)).await.map_err(|e| e.to_string())? }
     };
     let mut engine = open(args.clone()).await?;
@@ -225,7 +225,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
 fn start_replication(
     args: &ServeArgs,
     brokers: String,
-    plan: Vec<(replication::state_file::SavedPartition, Vec<stockd_engine::durable::ShippedRecord>)>,
+    plan: Vec<(replication::state_file::SavedPartition, Vec<stockd_engine::ShippedRecord>)>,
     node: String,
     engine: &Engine,
     late: &std::sync::Arc<replication::LateReplicator>,

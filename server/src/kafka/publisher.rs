@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use stockd_engine::durable::WalFollower;
+use stockd_engine::offline::WalFollower;
 use stockd_engine::Engine;
 use tokio::task::JoinHandle;
 
@@ -45,11 +45,11 @@ pub struct OutboxOffsets {
     path: PathBuf,
     lsns: Mutex<BTreeMap<usize, u64>>,
     /// The engine's filesystem seam (`Engine::fs`).
-    fs: Arc<dyn stockd_engine::durable::Fs>,
+    fs: Arc<dyn stockd_engine::Fs>,
 }
 
 impl OutboxOffsets {
-    pub fn load(data_dir: &Path, fs: Arc<dyn stockd_engine::durable::Fs>) -> Result<OutboxOffsets, String> {
+    pub fn load(data_dir: &Path, fs: Arc<dyn stockd_engine::Fs>) -> Result<OutboxOffsets, String> {
         let path = stockd_engine::DataDir::new(data_dir).outbox_offsets();
         let mut lsns = BTreeMap::new();
         match fs.read(&path).map(|b| String::from_utf8_lossy(&b).into_owned()) {
@@ -73,7 +73,7 @@ impl OutboxOffsets {
     }
 
     /// Records `lsn` for `shard` durably: temp file, fsync, rename, fsync the data
-    /// directory (`stockd_engine::durable::data_dir::write_atomic`).
+    /// directory (`stockd_engine::offline::write_atomic`).
     pub fn set(&self, shard: usize, lsn: u64) -> std::io::Result<()> {
         let mut lsns = self.lsns.lock();
         lsns.insert(shard, lsn);
@@ -81,7 +81,7 @@ impl OutboxOffsets {
         for (s, l) in lsns.iter() {
             text.push_str(&format!("{s} {l}\n"));
         }
-        stockd_engine::durable::data_dir::write_atomic(&*self.fs, &self.path, text.as_bytes())
+        stockd_engine::offline::write_atomic(&*self.fs, &self.path, text.as_bytes())
     }
 
     /// [`set`](Self::set) on tokio's blocking pool, never on an async worker (the
