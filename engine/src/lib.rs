@@ -88,7 +88,7 @@ pub use sku::{OrderId, Sku};
 /// can model them. Not part of the API: no stability, no documentation.
 #[doc(hidden)]
 pub mod internals {
-    pub use crate::shard::{QueueCapacity, Request, ShardHandle};
+    pub use crate::shard::{QueueCapacity, Request, ShardHandle, ShardShared};
     pub use crate::sync::queue::{BoundedQueue, PushError};
     pub use crate::sync::reply::{reply_channel, Canceled};
 }

@@ -7,7 +7,7 @@ use loom::thread;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use stockd_engine::internals::reply_channel;
-use stockd_engine::internals::{QueueCapacity, Request, ShardHandle};
+use stockd_engine::internals::{QueueCapacity, Request, ShardHandle, ShardShared};
 use stockd_engine::*;
 
 /// A log that remembers what was appended and what a sync made durable.
@@ -35,16 +35,14 @@ impl CommandLog for ModelLog {
 
 fn spawn(durable: Arc<Mutex<Vec<String>>>) -> ShardHandle {
     let log = ModelLog { appended: Vec::new(), durable };
-    ShardHandle::spawn(
-        0,
-        QueueCapacity::for_clients(4),
-        ShardState::new(0),
-        Box::new(log),
-        Arc::new(ManualClock::new(1_700_000_000_000)),
-        0,
-        Arc::new(AtomicBool::new(false)),
-        Arc::new(Default::default()),
-    )
+    let shared = ShardShared {
+        capacity: QueueCapacity::for_clients(4),
+        clock: Arc::new(ManualClock::new(1_700_000_000_000)),
+        engine_failed: Arc::new(AtomicBool::new(false)),
+        orders: Arc::new(Default::default()),
+        standby: Arc::new(AtomicBool::new(false)),
+    };
+    ShardHandle::spawn(0, ShardState::new(0), Box::new(log), 0, &shared)
 }
 
 fn set_item(sku: &str) -> Command {

@@ -40,7 +40,7 @@ use crate::limits::{
     DEFAULT_MAX_TTL_SECS, DEFAULT_RETENTION_SECS, DEFAULT_TTL_SECS, MAX_SHARDS, MAX_TTL_CEILING_SECS, MIN_TTL_SECS,
     SHARD_QUEUE_CAPACITY,
 };
-use crate::shard::{QueueCapacity, Request, ShardHandle, ShardStatus};
+use crate::shard::{QueueCapacity, Request, ShardHandle, ShardShared, ShardStatus};
 use crate::shard_state::ShardState;
 use crate::sync::queue::PushError;
 use crate::sync::reply::{reply_channel, ReplyReceiver};
@@ -261,24 +261,19 @@ impl Engine {
                 orders.insert(order.clone(), state.shard());
             }
         }
+        let shared = ShardShared {
+            capacity,
+            clock: config.clock.clone(),
+            engine_failed: failed.clone(),
+            orders: orders.clone(),
+            standby: standby.clone(),
+        };
         let shards = states
             .into_iter()
             .zip(logs)
             .zip(last_nows)
             .enumerate()
-            .map(|(i, ((state, log), last_now))| {
-                ShardHandle::spawn_with(
-                    i,
-                    capacity,
-                    state,
-                    log,
-                    config.clock.clone(),
-                    last_now,
-                    failed.clone(),
-                    orders.clone(),
-                    standby.clone(),
-                )
-            })
+            .map(|(i, ((state, log), last_now))| ShardHandle::spawn(i, state, log, last_now, &shared))
             .collect();
         let engine = Engine {
             inner: Arc::new(Inner {
