@@ -17,15 +17,7 @@ fn populated_state() -> ShardState {
     let mut s = ShardState::new(0);
     let mut apply = |c: Command| s.apply(&c, NOW).unwrap();
     for (name, on_hand) in [("a", 10), ("b", 3)] {
-        apply(Command::SetItem(SetItem {
-            sku: sku(name),
-            on_hand,
-            low_stock_threshold: None,
-            max_per_order: None,
-            expected_version: None,
-            location: None,
-            incoming: None,
-        }));
+        apply(Command::SetItem(SetItem::on_hand(sku(name), on_hand)));
     }
     apply(Command::AdjustItem(Adjust {
         sku: sku("a"),
