@@ -13,6 +13,7 @@
 use stockd_benches::allocation::{allocation_cases, hot_sku};
 use stockd_benches::{order, sku, T0};
 use stockd_engine::Command;
+use stockd_engine::ReserveLocal;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -28,12 +29,14 @@ fn main() {
     let apply = args.get(3).map(String::as_str) != Some("build-only");
     // Both runs build the same commands; only one applies them.
     let cmds: Vec<Command> = (0..n)
-        .map(|i| Command::ReserveLocal {
-            order_id: order("o", i),
-            lines: vec![(sku(0), 1)],
-            ttl_secs: 3600,
-            metadata: None,
-            placement: case.placement.clone(),
+        .map(|i| {
+            Command::ReserveLocal(ReserveLocal {
+                order_id: order("o", i),
+                lines: vec![(sku(0), 1)],
+                ttl_secs: 3600,
+                metadata: None,
+                placement: case.placement.clone(),
+            })
         })
         .collect();
     for cmd in cmds.iter().filter(|_| apply) {

@@ -4,6 +4,7 @@
 //! reserved by each strategy, with and without a region, or at a named location.
 
 use crate::{must, sku, T0};
+use stockd_engine::SetItem;
 use stockd_engine::{AllocationStrategy, Command, LocationId, Placement, ShardState, Warehouse};
 
 fn loc(s: &str) -> LocationId {
@@ -55,15 +56,7 @@ pub fn hot_sku(locations: &[Option<&str>], on_hand: u64) -> ShardState {
         .collect();
     must(&mut state, &Command::SetWarehouses { warehouses: table }, T0);
     for l in locations {
-        let cmd = Command::SetItem {
-            sku: sku(0),
-            on_hand,
-            low_stock_threshold: None,
-            max_per_order: None,
-            expected_version: None,
-            location: l.map(loc),
-            incoming: None,
-        };
+        let cmd = Command::SetItem(SetItem { location: l.map(loc), ..SetItem::on_hand(sku(0), on_hand) });
         must(&mut state, &cmd, T0);
     }
     state

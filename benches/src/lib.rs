@@ -11,6 +11,7 @@ pub mod allocation;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use stockd_engine::{Command, Millis, OrderId, Outcome, ReservationKey, ShardState, Sku};
+use stockd_engine::{ReserveLocal, SetItem};
 use stockd_wal::{Durability, WalConfig, WalWriter};
 
 /// True in smoke mode: criterion's `--test` flag or `STOCKD_BENCH_SMOKE=1`.
@@ -43,15 +44,7 @@ pub const T0: Millis = 1_700_000_000_000;
 pub fn state_with_items(items: usize, on_hand: u64) -> ShardState {
     let mut state = ShardState::new(0);
     for i in 0..items {
-        let cmd = Command::SetItem {
-            sku: sku(i),
-            on_hand,
-            low_stock_threshold: None,
-            max_per_order: None,
-            expected_version: None,
-            location: None,
-            incoming: None,
-        };
+        let cmd = Command::SetItem(SetItem::on_hand(sku(i), on_hand));
         state.apply(&cmd, T0).expect("set item");
     }
     state
@@ -69,13 +62,13 @@ pub fn must(state: &mut ShardState, command: &Command, now: Millis) -> Outcome {
 /// hold in one record, what the engine logs when one shard owns every SKU of the
 /// order); returns the reservation id.
 pub fn reserve_on(state: &mut ShardState, order_id: OrderId, sku: Sku, ttl_secs: u64, now: Millis) -> String {
-    let cmd = Command::ReserveLocal {
+    let cmd = Command::ReserveLocal(ReserveLocal {
         order_id,
         lines: vec![(sku, 1)],
         ttl_secs,
         metadata: None,
         placement: Default::default(),
-    };
+    });
     match must(state, &cmd, now) {
         Outcome::Reserved(r) => r.reservation_id.to_string(),
         other => panic!("reserve answered {other:?}"),
@@ -124,15 +117,7 @@ pub fn shard_log_commands(
     let items = skus.len();
     let mut sink = Sink { state: ShardState::new(shard), n: 0, records, f };
     for sku in skus {
-        let cmd = Command::SetItem {
-            sku: sku.clone(),
-            on_hand: 1_000_000_000_000,
-            low_stock_threshold: None,
-            max_per_order: None,
-            expected_version: None,
-            location: None,
-            incoming: None,
-        };
+        let cmd = Command::SetItem(SetItem::on_hand(sku.clone(), 1_000_000_000_000));
         sink.emit(T0, cmd);
     }
     let mut j = 0u64;
@@ -140,13 +125,13 @@ pub fn shard_log_commands(
         let now = T0 + j;
         let order_id = order(order_prefix, j);
         let lines = vec![(skus[j as usize % items.max(1)].clone(), 1)];
-        let reserve = Command::ReserveLocal {
+        let reserve = Command::ReserveLocal(ReserveLocal {
             order_id: order_id.clone(),
             lines,
             ttl_secs: 3600,
             metadata: None,
             placement: Default::default(),
-        };
+        });
         if sink.emit(now, reserve).is_none() {
             return;
         }
@@ -264,13 +249,13 @@ pub fn time_reserves(
             let cmds = (0..k)
                 .map(|_| {
                     *seq += 1;
-                    Command::ReserveLocal {
+                    Command::ReserveLocal(ReserveLocal {
                         order_id: order("o", *seq),
                         lines: vec![(sku_of(), 1)],
                         ttl_secs: 3600,
                         metadata: None,
                         placement: placement.clone(),
-                    }
+                    })
                 })
                 .collect::<Vec<_>>();
             (*clock, cmds)
@@ -282,7 +267,7 @@ pub fn time_reserves(
         },
         |s, (now, cmds), ()| {
             for cmd in cmds {
-                if let Command::ReserveLocal { order_id, .. } = cmd {
+                if let Command::ReserveLocal(ReserveLocal { order_id, .. }) = cmd {
                     let key = ReservationKey::Order(order_id);
                     must(s, &Command::ReleaseReservation { key, reason: "bench".into() }, now);
                 }

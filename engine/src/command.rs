@@ -38,43 +38,95 @@ impl AdjustReason {
     }
 }
 
+/// Create an item or set its figures: the request of `Engine::set_item` and the
+/// payload of [`Command::SetItem`]. Absent optional fields keep their value (or take
+/// the default on create).
+///
+/// Field order is the log's byte order (bincode writes the fields in declaration
+/// order): never reorder, insert or remove a field without a new payload version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetItem {
+    pub sku: Sku,
+    /// The onHand of `location`.
+    pub on_hand: u64,
+    pub low_stock_threshold: Option<u64>,
+    /// `Some(0)` clears the limit; `None` keeps it.
+    pub max_per_order: Option<u64>,
+    pub expected_version: Option<u64>,
+    /// The location whose onHand (and incoming) this sets; `None`: the default one.
+    /// A location the item does not stock yet is added.
+    pub location: Option<LocationId>,
+    /// Units in transit to `location`; `None` keeps the figure.
+    pub incoming: Option<u64>,
+}
+
+impl SetItem {
+    /// Sets `sku`'s onHand at the default location and nothing else (creating the
+    /// item, with the defaults, if it does not exist).
+    pub fn on_hand(sku: Sku, on_hand: u64) -> SetItem {
+        SetItem {
+            sku,
+            on_hand,
+            low_stock_threshold: None,
+            max_per_order: None,
+            expected_version: None,
+            location: None,
+            incoming: None,
+        }
+    }
+}
+
+/// Change the onHand of `location` (default: the default location) by `delta`: the
+/// request of `Engine::adjust` and the payload of [`Command::AdjustItem`]. Field
+/// order is the log's byte order (see [`SetItem`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Adjust {
+    pub sku: Sku,
+    pub delta: i64,
+    pub reason: AdjustReason,
+    pub note: Option<String>,
+    pub idempotency_key: Option<String>,
+    pub expected_version: Option<u64>,
+    /// The location whose onHand changes; `None`: the default one.
+    pub location: Option<LocationId>,
+}
+
+/// Move `quantity` available units of a SKU from one location to another: onto the
+/// destination's shelves, or into its `incoming` when `in_transit`. The request of
+/// `Engine::transfer` and the payload of [`Command::Transfer`]. Field order is the
+/// log's byte order (see [`SetItem`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transfer {
+    pub sku: Sku,
+    pub from: LocationId,
+    pub to: LocationId,
+    pub quantity: u64,
+    /// Into the destination's `incoming` (received later) instead of its onHand.
+    pub in_transit: bool,
+    pub note: Option<String>,
+}
+
+/// A reservation made in one step on its home shard, which owns every line's SKU:
+/// the payload of [`Command::ReserveLocal`]. Field order is the log's byte order
+/// (see [`SetItem`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReserveLocal {
+    pub order_id: OrderId,
+    pub lines: Vec<(Sku, u64)>,
+    pub ttl_secs: u64,
+    pub metadata: Option<String>,
+    pub placement: Placement,
+}
+
 /// A state change, applied by exactly one shard and logged before it is acknowledged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
-    /// Create an item or set its figures. Absent optional fields keep their value
-    /// (or take the default on create). `max_per_order: Some(0)` clears the limit.
-    ///
-    /// `on_hand` (and `incoming`, if given) are those of `location`; no location means
-    /// the default one. A location the item does not stock yet is added.
-    SetItem {
-        sku: Sku,
-        on_hand: u64,
-        low_stock_threshold: Option<u64>,
-        max_per_order: Option<u64>,
-        expected_version: Option<u64>,
-        location: Option<LocationId>,
-        incoming: Option<u64>,
-    },
-    /// Changes the onHand of `location` (default: the default location) by `delta`.
-    AdjustItem {
-        sku: Sku,
-        delta: i64,
-        reason: AdjustReason,
-        note: Option<String>,
-        idempotency_key: Option<String>,
-        expected_version: Option<u64>,
-        location: Option<LocationId>,
-    },
-    /// Moves `quantity` available units of a SKU from one location to another: onto
-    /// the destination's shelves, or into its `incoming` when `in_transit`.
-    Transfer {
-        sku: Sku,
-        from: LocationId,
-        to: LocationId,
-        quantity: u64,
-        in_transit: bool,
-        note: Option<String>,
-    },
+    /// Create an item or set its figures (see [`SetItem`]).
+    SetItem(SetItem),
+    /// Changes the onHand of a location by a delta (see [`Adjust`]).
+    AdjustItem(Adjust),
+    /// Moves available units of a SKU from one location to another (see [`Transfer`]).
+    Transfer(Transfer),
     /// Receives `quantity` units of a location's incoming stock: incoming → onHand.
     ReceiveIncoming {
         sku: Sku,
@@ -97,13 +149,7 @@ pub enum Command {
     },
     /// Fast path, when the home shard also owns every SKU: open, hold and activate
     /// in one step (or answer an existing reservation). All or nothing.
-    ReserveLocal {
-        order_id: OrderId,
-        lines: Vec<(Sku, u64)>,
-        ttl_secs: u64,
-        metadata: Option<String>,
-        placement: Placement,
-    },
+    ReserveLocal(ReserveLocal),
     /// Home shard: write a PENDING header (or answer an existing one).
     OpenReservation {
         order_id: OrderId,
@@ -190,16 +236,16 @@ impl Command {
     /// A short name for logs, metrics and tools.
     pub fn kind(&self) -> &'static str {
         match self {
-            Command::SetItem { .. } => "SET_ITEM",
-            Command::AdjustItem { .. } => "ADJUST",
+            Command::SetItem(_) => "SET_ITEM",
+            Command::AdjustItem(_) => "ADJUST",
             Command::DeleteItem { .. } => "DELETE_ITEM",
-            Command::Transfer { .. } => "TRANSFER",
+            Command::Transfer(_) => "TRANSFER",
             Command::ReceiveIncoming { .. } => "RECEIVE",
             Command::SetWarehouses { .. } => "SET_WAREHOUSES",
             Command::SetSalesBlocked { blocked: true, .. } => "BLOCK_SALES",
             Command::SetSalesBlocked { blocked: false, .. } => "UNBLOCK_SALES",
             Command::OpenReservation { .. } => "OPEN_RESERVATION",
-            Command::ReserveLocal { .. } => "RESERVE",
+            Command::ReserveLocal(_) => "RESERVE",
             Command::PlaceHold { .. } => "PLACE_HOLD",
             Command::ActivateReservation { .. } => "ACTIVATE",
             Command::AbortReservation { .. } => "ABORT",

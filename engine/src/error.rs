@@ -67,6 +67,26 @@ impl EngineError {
         EngineError::Validation { field: field.to_owned(), message: message.into() }
     }
 
+    /// The request line a validation error concerns: `N` of a field path
+    /// `items[N]...`.
+    pub fn line(&self) -> Option<usize> {
+        let EngineError::Validation { field, .. } = self else { return None };
+        field.strip_prefix("items[")?.split_once(']')?.0.parse().ok()
+    }
+
+    /// This error with its line renumbered by `to_request` (the field path `items[N]...`
+    /// becomes `items[to_request(N)]...`): a shard names a line by its place among the
+    /// lines it was given, the facade by its place in the caller's request.
+    pub(crate) fn renumber_line(self, to_request: impl FnOnce(usize) -> usize) -> EngineError {
+        match (self.line(), self) {
+            (Some(n), EngineError::Validation { field, message }) => {
+                let rest = field.split_once(']').map_or("", |(_, rest)| rest);
+                EngineError::Validation { field: format!("items[{}]{rest}", to_request(n)), message }
+            }
+            (_, e) => e,
+        }
+    }
+
     /// The stable, machine-readable code of this error.
     pub fn code(&self) -> &'static str {
         match self {

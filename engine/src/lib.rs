@@ -21,14 +21,18 @@
 //! It knows nothing of HTTP or Kafka. Embed it with [`Engine::in_memory`] (tests) or,
 //! durable, [`Engine::open`] on a data directory.
 
-// The chosen surface is the list of `pub use` below, `offline` (readers of a data
-// directory), `durable` (storage configuration and the filesystem seam), and the
-// namespaces `limits`, `location` and `time`. `shard` and `sync` are public only for
-// loom-tests (doc-hidden).
+//! **Its public surface** is the list of `pub use` below (the facade [`Engine`], its
+//! requests and answers, the [`Command`]s a shard applies and logs, the state types,
+//! the storage configuration and its filesystem seam [`Fs`]), and four namespaces:
+//! [`limits`] (every bound), [`location`] (warehouses and allocation), [`time`] (the
+//! clock floor and time arithmetic), and [`offline`] (readers of a data directory:
+//! layout, record and state codecs, replay, history). Every other module is private;
+//! `internals` exists for loom-tests alone and promises nothing.
+
 mod clock;
 mod command;
 mod command_log;
-pub mod durable;
+mod durable;
 mod engine;
 mod error;
 mod invariants;
@@ -40,12 +44,10 @@ mod one_or_many;
 mod reservation;
 mod reservation_id;
 mod routing;
-#[doc(hidden)]
-pub mod shard;
+mod shard;
 mod shard_state;
 mod sku;
-#[doc(hidden)]
-pub mod sync;
+mod sync;
 pub mod time;
 
 mod block_on;
@@ -56,13 +58,14 @@ pub type Millis = u64;
 pub use block_on::block_on;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use command::{
-    AdjustReason, Applied, Command, LineAvailability, Outcome, Query, QueryResult, ReservationFilter, StockFilter,
+    AdjustReason, Applied, Command, LineAvailability, Outcome, Query, QueryResult, ReservationFilter, ReserveLocal,
+    StockFilter,
 };
 pub use command_log::{CommandLog, NoLog};
 pub use durable::history::DEFAULT_HISTORY_LIMIT;
 pub use durable::{
-    Confirmation, DataDir, Durability, FaultInjector, HistoryEntry, HistoryPage, HistoryQuery, OutboxConfig,
-    OutboxFullPolicy, RecoveryReport, Replicator, ShardRecovery, ShippedRecord, StorageConfig,
+    Confirmation, DataDir, Durability, FaultInjector, Fs, HistoryEntry, HistoryPage, HistoryQuery, OutboxConfig,
+    OutboxFullPolicy, RealFs, RecoveryReport, Replicator, ShardRecovery, ShippedRecord, SimFs, StorageConfig,
 };
 pub use engine::{
     Adjust, BlockingEngine, Engine, EngineConfig, FlowStats, ItemChange, ItemPage, LatencyHistogram, Origin,
@@ -80,3 +83,12 @@ pub use routing::shard_of_sku;
 pub use shard::{ShardStatus, SYNC_BUCKETS_MICROS};
 pub use shard_state::ShardState;
 pub use sku::{OrderId, Sku};
+
+/// The shard loop and the cross-thread primitives, public only so that loom-tests/
+/// can model them. Not part of the API: no stability, no documentation.
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::shard::{QueueCapacity, Request, ShardHandle, ShardShared};
+    pub use crate::sync::queue::{BoundedQueue, PushError};
+    pub use crate::sync::reply::{reply_channel, Canceled};
+}

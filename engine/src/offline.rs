@@ -3,7 +3,10 @@
 //! the one place they take the layout, the WAL record and snapshot codecs, replay
 //! and item history from, so none of them works those out again.
 //!
-//! - Layout: [`DataDir`] (every file name of a data directory, the manifest text).
+//! - Layout: [`DataDir`] (every file name of a data directory, the manifest text),
+//!   and [`write_atomic`], the one atomic, durable file write of a data directory
+//!   (temp file, fsync, rename, directory fsync; counted by [`dir_syncs`]) and
+//!   [`remove_file_durable`].
 //! - Records: [`encode_record`] / [`decode_record`] ([`LogRecord`]: the command, its
 //!   time, and whether an older payload version wrote it), [`command_type`].
 //! - Replay: [`apply_logged`] applies one decoded record exactly as recovery does;
@@ -14,7 +17,9 @@
 //! - Routing: [`shard_of_sku`], [`shard_of_reservation_id`].
 //! - History: [`read_history`] and its types, derived by replay.
 
-pub use crate::durable::data_dir::{DataDir, Manifest};
+pub use crate::durable::data_dir::{
+    dir_syncs, remove_file_durable, write_atomic, DataDir, Manifest, MANIFEST_FILE, SHARD_DIR_PREFIX,
+};
 pub use crate::durable::history::{Figures, LocationChange, DEFAULT_HISTORY_LIMIT};
 pub use crate::durable::{
     apply_logged, command_type, decode_record, decode_state, encode_record, encode_record_into, encode_state,

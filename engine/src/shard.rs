@@ -117,36 +117,31 @@ pub struct ShardHandle {
     pub thread: parking_lot::Mutex<Option<JoinHandle<()>>>,
 }
 
+/// What every shard of one engine shares: its queue capacity, clock, failure and
+/// standby flags, and the orderId index.
+#[derive(Clone)]
+pub struct ShardShared {
+    pub capacity: QueueCapacity,
+    pub clock: Arc<dyn Clock>,
+    /// Set when a shard's log failed: the engine refuses writes.
+    pub engine_failed: Arc<AtomicBool>,
+    pub orders: Arc<OrderIndex>,
+    /// The engine's standby flag (`durable::replication`): while it is set the shard
+    /// refuses commands (NOT_LEADER) and applies replicated records.
+    pub standby: Arc<AtomicBool>,
+}
+
 impl ShardHandle {
-    #[allow(clippy::too_many_arguments)]
+    /// Starts shard `index` on `state` (recovered up to `log`'s durable LSN; its
+    /// clock floor `last_now`), with what the engine's shards share.
     pub fn spawn(
         index: usize,
-        capacity: QueueCapacity,
         state: ShardState,
         log: Box<dyn CommandLog>,
-        clock: Arc<dyn Clock>,
         last_now: Millis,
-        engine_failed: Arc<AtomicBool>,
-        orders: Arc<OrderIndex>,
+        shared: &ShardShared,
     ) -> ShardHandle {
-        let standby = Arc::new(AtomicBool::new(false));
-        ShardHandle::spawn_with(index, capacity, state, log, clock, last_now, engine_failed, orders, standby)
-    }
-
-    /// `spawn`, with the engine's standby flag (`durable::replication`): while it is
-    /// set the shard refuses commands (NOT_LEADER) and applies replicated records.
-    #[allow(clippy::too_many_arguments)]
-    pub fn spawn_with(
-        index: usize,
-        capacity: QueueCapacity,
-        state: ShardState,
-        log: Box<dyn CommandLog>,
-        clock: Arc<dyn Clock>,
-        last_now: Millis,
-        engine_failed: Arc<AtomicBool>,
-        orders: Arc<OrderIndex>,
-        standby: Arc<AtomicBool>,
-    ) -> ShardHandle {
+        let ShardShared { capacity, clock, engine_failed, orders, standby } = shared.clone();
         let queue = Arc::new(BoundedQueue::with_reserve(capacity.client, capacity.reserved));
         let rx = queue.clone();
         let status = Arc::new(ShardStatus::default());
@@ -232,7 +227,8 @@ fn push_error<T>(index: usize, e: PushError<T>) -> EngineError {
 /// The order a command creates a reservation header for, if it does.
 fn opening_of(command: &Command) -> Option<&OrderId> {
     match command {
-        Command::OpenReservation { order_id, .. } | Command::ReserveLocal { order_id, .. } => Some(order_id),
+        Command::OpenReservation { order_id, .. }
+        | Command::ReserveLocal(crate::command::ReserveLocal { order_id, .. }) => Some(order_id),
         _ => None,
     }
 }

@@ -7,7 +7,7 @@
 //! One test in this binary: it reads a process-wide counter.
 
 use std::sync::Arc;
-use stockd_engine::durable::data_dir::dir_syncs;
+use stockd_engine::offline::dir_syncs;
 use stockd_engine::*;
 
 fn config() -> EngineConfig {

@@ -7,7 +7,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use stockd_engine::durable::SimFs;
+use stockd_engine::SimFs;
 use stockd_engine::*;
 use stockd_fs::{Fault, Fs, FsOp};
 

@@ -6,10 +6,10 @@
 //! wal/tests/fuzz.rs and snapshots/tests/decode_props.rs.
 
 use proptest::prelude::*;
-use stockd_engine::durable::{
+use stockd_engine::location::{Allocation, LocationId, Warehouse};
+use stockd_engine::offline::{
     command_type, decode_record, decode_state, encode_record, encode_state, PAYLOAD_VERSION, STATE_VERSION,
 };
-use stockd_engine::location::{Allocation, LocationId, Warehouse};
 use stockd_engine::*;
 
 const NOW: Millis = 1_700_000_000_000;
@@ -26,7 +26,7 @@ fn order(s: &str) -> OrderId {
 fn sample_commands() -> Vec<Command> {
     let id: ReservationId = "6553f100-0000-0000-0000-000000000000".parse().unwrap();
     vec![
-        Command::SetItem {
+        Command::SetItem(SetItem {
             sku: sku("a"),
             on_hand: 10,
             low_stock_threshold: Some(2),
@@ -34,8 +34,8 @@ fn sample_commands() -> Vec<Command> {
             expected_version: None,
             location: None,
             incoming: None,
-        },
-        Command::AdjustItem {
+        }),
+        Command::AdjustItem(Adjust {
             sku: sku("a"),
             delta: -3,
             reason: AdjustReason::Damaged,
@@ -43,7 +43,7 @@ fn sample_commands() -> Vec<Command> {
             idempotency_key: Some("k1".into()),
             expected_version: Some(4),
             location: None,
-        },
+        }),
         Command::DeleteItem { sku: sku("b"), expected_version: None },
         Command::OpenReservation {
             order_id: order("o1"),
@@ -66,14 +66,14 @@ fn sample_commands() -> Vec<Command> {
                 committed: 0,
             }],
         },
-        Command::Transfer {
+        Command::Transfer(Transfer {
             sku: sku("a"),
             from: LocationId::DEFAULT,
             to: LocationId::parse("wh-2", "location").unwrap(),
             quantity: 3,
             in_transit: true,
             note: Some("rebalance".into()),
-        },
+        }),
         Command::ReceiveIncoming {
             sku: sku("a"),
             location: LocationId::parse("wh-2", "location").unwrap(),
@@ -103,7 +103,7 @@ fn sample_commands() -> Vec<Command> {
 fn populated_state() -> ShardState {
     let mut s = ShardState::new(0);
     let mut apply = |c: Command| s.apply(&c, NOW).unwrap_or_else(|e| panic!("{c:?}: {e}"));
-    apply(Command::SetItem {
+    apply(Command::SetItem(SetItem {
         sku: sku("a"),
         on_hand: 10,
         low_stock_threshold: None,
@@ -111,8 +111,8 @@ fn populated_state() -> ShardState {
         expected_version: None,
         location: None,
         incoming: None,
-    });
-    apply(Command::SetItem {
+    }));
+    apply(Command::SetItem(SetItem {
         sku: sku("b"),
         on_hand: 3,
         low_stock_threshold: None,
@@ -120,8 +120,8 @@ fn populated_state() -> ShardState {
         expected_version: None,
         location: None,
         incoming: None,
-    });
-    apply(Command::AdjustItem {
+    }));
+    apply(Command::AdjustItem(Adjust {
         sku: sku("a"),
         delta: 1,
         reason: AdjustReason::Restock,
@@ -129,7 +129,7 @@ fn populated_state() -> ShardState {
         idempotency_key: Some("k1".into()),
         expected_version: None,
         location: None,
-    });
+    }));
     for (o, q) in [("o1", 2), ("o2", 1)] {
         let opened = apply(Command::OpenReservation {
             order_id: order(o),

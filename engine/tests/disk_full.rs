@@ -127,9 +127,7 @@ fn wal_dirs(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| {
-            p.file_name().unwrap().to_string_lossy().starts_with(stockd_engine::durable::data_dir::SHARD_DIR_PREFIX)
-        })
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(stockd_engine::offline::SHARD_DIR_PREFIX))
         .map(|p| DataDir::wal_in(&p))
         .collect();
     v.sort();

@@ -57,13 +57,13 @@ fn home_log() -> Vec<(Millis, Command)> {
         // o-l: one shard, settled in its own transition.
         (
             t(3),
-            Command::ReserveLocal {
+            Command::ReserveLocal(ReserveLocal {
                 order_id: order("o-l"),
                 lines: vec![(a.clone(), 3)],
                 ttl_secs: 60,
                 metadata: None,
                 placement: Default::default(),
-            },
+            }),
         ),
         (t(4), Command::ReleaseReservation { key: key("o-l"), reason: "CANCELLED".into() }),
         // o-p: cross-shard, left PENDING with its hold.

@@ -4,9 +4,9 @@
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-use stockd_engine::durable::{HistoryEntry, HistoryPage, HistoryQuery};
 use stockd_engine::shard_of_sku;
 use stockd_engine::*;
+use stockd_engine::{HistoryEntry, HistoryPage, HistoryQuery};
 
 const T0: Millis = 1_700_000_000_000;
 

@@ -40,7 +40,7 @@ fn a_shard_stops_at_its_scan_budget_and_says_where() {
     let mut state = ShardState::new(0);
     for i in 0..30 {
         let s = set(i);
-        let command = Command::SetItem {
+        let command = Command::SetItem(SetItem {
             sku: s.sku,
             on_hand: s.on_hand,
             low_stock_threshold: s.low_stock_threshold,
@@ -48,7 +48,7 @@ fn a_shard_stops_at_its_scan_budget_and_says_where() {
             expected_version: None,
             location: None,
             incoming: None,
-        };
+        });
         state.apply(&command, T0).unwrap();
     }
     // Walk the shard with a budget of 4 items per page: every low item exactly once.

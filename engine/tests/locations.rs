@@ -354,7 +354,7 @@ fn snapshots_keep_locations_and_allocations_exactly() {
     for (s, l, n) in
         [("A", None, 5), ("B", Some("wh-sp-001"), 2), ("B", Some("wh-rj-001"), 9), ("B", Some("default"), 1)]
     {
-        let set = Command::SetItem {
+        let set = Command::SetItem(SetItem {
             sku: sku(s),
             on_hand: n,
             low_stock_threshold: None,
@@ -362,17 +362,17 @@ fn snapshots_keep_locations_and_allocations_exactly() {
             expected_version: None,
             location: l.map(loc),
             incoming: Some(n / 2),
-        };
+        });
         apply(&mut state, set);
     }
     for (o, lines) in [("o-1", vec![(sku("A"), 2)]), ("o-2", vec![(sku("B"), 10), (sku("A"), 1)])] {
-        let reserve = Command::ReserveLocal {
+        let reserve = Command::ReserveLocal(ReserveLocal {
             order_id: OrderId::parse(o, "orderId").unwrap(),
             lines,
             ttl_secs: 60,
             metadata: None,
             placement: Placement::default(),
-        };
+        });
         apply(&mut state, reserve);
     }
     let r = state.reservation(&key("o-2")).unwrap().clone();
@@ -382,4 +382,72 @@ fn snapshots_keep_locations_and_allocations_exactly() {
     back.check_invariants().unwrap();
     assert_eq!(back.item(&sku("A")).unwrap().locations().len(), 1);
     assert_eq!(back.item(&sku("B")).unwrap().locations().len(), 3);
+}
+
+/// The field of a validation error, or the error's code.
+fn field_of(e: EngineError) -> String {
+    match e {
+        EngineError::Validation { field, .. } => field,
+        other => other.code().to_owned(),
+    }
+}
+
+/// Engine errors name the request field they concern, so a front end has nothing to
+/// work out again: a line naming a warehouse the table does not list is
+/// `items[i].location`, `i` its place in the caller's request (not among the lines
+/// of the shard that refused it), and a transfer's unknown destination is `to`.
+#[test]
+fn validation_errors_name_the_request_field_even_across_shards() {
+    let shards = 4;
+    let engine = Engine::in_memory(config(shards, Some(seed_004()))).unwrap();
+    let e = engine.blocking();
+    // skus[s] lives on shard s.
+    let skus: Vec<String> = (0..shards)
+        .map(|s| (0..).map(|n| format!("L-{n}")).find(|x| shard_of_sku(&sku(x), shards) == s).unwrap())
+        .collect();
+    for s in &skus {
+        stock(&e, s, &[("wh-sp-001", 5)]);
+    }
+    // Request order: shard 3's SKU, shard 1's, shard 0's, shard 2's; the bad line is
+    // request line 2 but line 0 of shard 0's lines.
+    let order = [&skus[3], &skus[1], &skus[0], &skus[2]];
+    let lines: Vec<(&str, u64)> = order.iter().map(|s| (s.as_str(), 1)).collect();
+    let named = [(skus[0].as_str(), "wh-zz-404")];
+    let err = reserve(&e, "o-bad-loc", &lines, Priority, None, &named).unwrap_err();
+    assert_eq!(field_of(err), "items[2].location");
+    // One shard (the fast path): the same rule, the same name.
+    let err = reserve(&e, "o-bad-one", &[(skus[1].as_str(), 1), (skus[1].as_str(), 0)], Priority, None, &[]);
+    assert_eq!(field_of(err.unwrap_err()), "items[1].quantity");
+    let err = reserve(&e, "o-bad-one", &[(skus[0].as_str(), 1)], Priority, None, &[(skus[0].as_str(), "wh-zz-404")]);
+    assert_eq!(field_of(err.unwrap_err()), "items[0].location");
+    // Two bad lines on two shards: the first in request order is named.
+    let named = [(skus[0].as_str(), "wh-zz-404"), (skus[1].as_str(), "wh-zz-404")];
+    let err = reserve(&e, "o-two-bad", &lines, Priority, None, &named).unwrap_err();
+    assert_eq!(field_of(err), "items[1].location");
+    assert_eq!(at(&e, &skus[0], "wh-sp-001"), (5, 0, 0, 0), "nothing was held");
+
+    let to = |to: &str| {
+        e.transfer(Transfer {
+            sku: sku(&skus[0]),
+            from: loc("wh-sp-001"),
+            to: loc(to),
+            quantity: 1,
+            in_transit: false,
+            note: None,
+        })
+    };
+    assert_eq!(field_of(to("wh-zz-404").unwrap_err()), "to");
+    assert_eq!(field_of(to("wh-sp-001").unwrap_err()), "to");
+    let set = |location: &str| {
+        e.set_item(SetItem {
+            sku: sku(&skus[0]),
+            on_hand: 1,
+            low_stock_threshold: None,
+            max_per_order: None,
+            expected_version: None,
+            location: Some(loc(location)),
+            incoming: None,
+        })
+    };
+    assert_eq!(field_of(set("wh-zz-404").unwrap_err()), "location");
 }

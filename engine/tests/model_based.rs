@@ -8,7 +8,7 @@
 
 mod model;
 
-use model::{loc_obs, obs_err, MPlacement, MStatus, MWarehouse, Model, Obs};
+use model::{loc_obs, obs_err, MPlacement, MSet, MStatus, MWarehouse, Model, Obs};
 use proptest::prelude::*;
 use std::time::Duration;
 
@@ -207,7 +207,16 @@ fn run(shards: usize, ops: Vec<Op>) -> Result<(), TestCaseError> {
                     location: l.map(loc),
                     incoming: *incoming,
                 }));
-                (got, m.set(SKUS[*s], l.map(|l| LOCS[l]), *on_hand, *incoming, *threshold, *mpo, *stale))
+                let want = m.set(MSet {
+                    sku: SKUS[*s],
+                    loc: l.map(|l| LOCS[l]),
+                    on_hand: *on_hand,
+                    incoming: *incoming,
+                    threshold: *threshold,
+                    mpo: *mpo,
+                    stale: *stale,
+                });
+                (got, want)
             }
             Op::Transfer { sku: s, from, to, quantity, in_transit } => {
                 let got = item_obs(e.transfer(Transfer {

@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
-use stockd_engine::durable::{OutboxConfig, OutboxFullPolicy, WalFollower};
+use stockd_engine::offline::WalFollower;
 use stockd_engine::*;
+use stockd_engine::{OutboxConfig, OutboxFullPolicy};
 
 mod common;
 use common::{set_item, sku};

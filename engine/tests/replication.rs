@@ -9,8 +9,8 @@ use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
-use stockd_engine::durable::{Confirmation, Replicator, ShippedRecord};
 use stockd_engine::*;
+use stockd_engine::{Confirmation, Replicator, ShippedRecord};
 
 mod common;
 use common::{key, order, sku_on, stock};

@@ -42,7 +42,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-use stockd_engine::durable::SimFs;
+use stockd_engine::SimFs;
 use stockd_engine::*;
 
 mod common;
@@ -222,9 +222,9 @@ impl Disk {
         }
     }
 
-    fn fs(&self) -> Arc<dyn stockd_engine::durable::Fs> {
+    fn fs(&self) -> Arc<dyn stockd_engine::Fs> {
         match self {
-            Disk::Real(_) => Arc::new(stockd_engine::durable::RealFs),
+            Disk::Real(_) => Arc::new(stockd_engine::RealFs),
             Disk::Sim(fs) => Arc::new(fs.clone()),
         }
     }

@@ -30,7 +30,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use stockd_engine::durable::SimFs;
+use stockd_engine::SimFs;
 use stockd_engine::*;
 
 mod common;

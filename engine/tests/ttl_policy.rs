@@ -187,13 +187,13 @@ fn an_old_extend_record_keeps_its_bytes_and_replays() {
     std::fs::create_dir_all(layout.shard_snapshots(0)).unwrap();
     let (mut writer, _) = WalWriter::open(&wal, WalConfig::default()).unwrap();
     let mut scratch = ShardState::new(0);
-    let reserve = Command::ReserveLocal {
+    let reserve = Command::ReserveLocal(ReserveLocal {
         order_id: order("o1"),
         lines: vec![(s.clone(), 1)],
         ttl_secs: 23 * 3600 + 60,
         metadata: None,
         placement: Default::default(),
-    };
+    });
     // The old engine's extension: 23 h later, to created + 86,400 s exactly.
     let later = START + 23 * 3600 * 1000;
     let extend = Command::ExtendReservation { key: key("o1"), ttl_secs: 3600 };

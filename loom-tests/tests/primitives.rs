@@ -3,8 +3,8 @@
 
 use loom::thread;
 use std::sync::Arc;
-use stockd_engine::sync::queue::{BoundedQueue, PushError};
-use stockd_engine::sync::reply::{reply_channel, Canceled};
+use stockd_engine::internals::{reply_channel, Canceled};
+use stockd_engine::internals::{BoundedQueue, PushError};
 
 /// Two producers and a consumer: every accepted item is popped exactly once, each
 /// producer's items in order, and the consumer is always woken (else loom reports a

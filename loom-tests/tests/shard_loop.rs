@@ -1,4 +1,4 @@
-//! Models of a real shard loop (`stockd_engine::shard::ShardHandle`): replies only
+//! Models of a real shard loop (`stockd_engine::internals::ShardHandle`): replies only
 //! after the sync that covers them, in order, and a clean shutdown with requests in
 //! flight.
 #![cfg(stockd_loom)]
@@ -6,8 +6,8 @@
 use loom::thread;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
-use stockd_engine::shard::{QueueCapacity, Request, ShardHandle};
-use stockd_engine::sync::reply::reply_channel;
+use stockd_engine::internals::reply_channel;
+use stockd_engine::internals::{QueueCapacity, Request, ShardHandle, ShardShared};
 use stockd_engine::*;
 
 /// A log that remembers what was appended and what a sync made durable.
@@ -19,7 +19,7 @@ struct ModelLog {
 
 impl CommandLog for ModelLog {
     fn append(&mut self, _now: Millis, command: &Command) -> Result<(), EngineError> {
-        if let Command::SetItem { sku, .. } = command {
+        if let Command::SetItem(SetItem { sku, .. }) = command {
             self.appended.push(sku.to_string());
         }
         Ok(())
@@ -35,20 +35,18 @@ impl CommandLog for ModelLog {
 
 fn spawn(durable: Arc<Mutex<Vec<String>>>) -> ShardHandle {
     let log = ModelLog { appended: Vec::new(), durable };
-    ShardHandle::spawn(
-        0,
-        QueueCapacity::for_clients(4),
-        ShardState::new(0),
-        Box::new(log),
-        Arc::new(ManualClock::new(1_700_000_000_000)),
-        0,
-        Arc::new(AtomicBool::new(false)),
-        Arc::new(Default::default()),
-    )
+    let shared = ShardShared {
+        capacity: QueueCapacity::for_clients(4),
+        clock: Arc::new(ManualClock::new(1_700_000_000_000)),
+        engine_failed: Arc::new(AtomicBool::new(false)),
+        orders: Arc::new(Default::default()),
+        standby: Arc::new(AtomicBool::new(false)),
+    };
+    ShardHandle::spawn(0, ShardState::new(0), Box::new(log), 0, &shared)
 }
 
 fn set_item(sku: &str) -> Command {
-    Command::SetItem {
+    Command::SetItem(SetItem {
         sku: Sku::parse(sku, "sku").unwrap(),
         on_hand: 1,
         low_stock_threshold: None,
@@ -56,7 +54,7 @@ fn set_item(sku: &str) -> Command {
         expected_version: None,
         location: None,
         incoming: None,
-    }
+    })
 }
 
 /// Two clients: each reply arrives only once its record is durable.

@@ -7,7 +7,7 @@ use crate::metrics::Metrics;
 use crate::routes::{history, items, locations, ops, reservation_admin, reservations};
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
-use axum::routing::{get, post, put};
+use axum::routing::{get, post, put, MethodRouter};
 use axum::Router;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -46,7 +46,9 @@ impl AppState {
         }
     }
 
-    /// Mutating routes call this first: 503 once a shard's WAL has failed.
+    /// Whether writes are taken now: 503 once a shard's WAL has failed or while
+    /// shutting down, NOT_LEADER on a standby. The write gate of every mutating route
+    /// ([`write_gate`]) and the answer of /ready.
     pub fn writable(&self) -> Result<(), ApiError> {
         if self.engine.is_failed() {
             return Err(ApiError::unavailable(ops::wal_failure(&self.engine).unwrap_or_else(|| "WAL failed".into())));
@@ -71,27 +73,33 @@ pub fn router(state: AppState) -> Router {
 /// The router; `request_timeout` bounds each request from its head to its answer
 /// ([`crate::http::deadline`]).
 pub fn router_with(state: AppState, request_timeout: std::time::Duration) -> Router {
+    // Every route that changes state is wrapped in `w`: the write gate runs
+    // before its handler, so no handler can forget it.
+    let w = |routes: MethodRouter<AppState>| {
+        routes.route_layer(axum::middleware::from_fn_with_state(state.clone(), write_gate))
+    };
     let inventory = Router::new()
         .route("/items", get(items::list_items))
-        .route("/items/{sku}", put(items::put_item).get(items::get_item).delete(items::delete_item))
-        .route("/items/{sku}/adjust", post(items::adjust_item))
-        .route("/items/{sku}/block", post(items::block_item))
-        .route("/items/{sku}/unblock", post(items::unblock_item))
+        .route("/items/{sku}", get(items::get_item).merge(w(put(items::put_item).delete(items::delete_item))))
+        .route("/items/{sku}/adjust", w(post(items::adjust_item)))
+        .route("/items/{sku}/block", w(post(items::block_item)))
+        .route("/items/{sku}/unblock", w(post(items::unblock_item)))
         .route("/items/{sku}/history", get(history::item_history))
         .route("/items/{sku}/locations", get(locations::list_locations))
-        .route("/items/{sku}/locations/{location}", put(locations::put_location))
-        .route("/items/{sku}/transfers", post(locations::transfer))
-        .route("/items/{sku}/receipts", post(locations::receive))
+        .route("/items/{sku}/locations/{location}", w(put(locations::put_location)))
+        .route("/items/{sku}/transfers", w(post(locations::transfer)))
+        .route("/items/{sku}/receipts", w(post(locations::receive)))
         .route("/warehouses", get(locations::warehouses))
+        // A read, though a POST.
         .route("/check-availability", post(reservations::check_availability))
-        .route("/reserve", post(reservations::reserve))
-        .route("/commit", post(reservations::commit))
-        .route("/release", post(reservations::release))
-        .route("/extend", post(reservations::extend))
+        .route("/reserve", w(post(reservations::reserve)))
+        .route("/commit", w(post(reservations::commit)))
+        .route("/release", w(post(reservations::release)))
+        .route("/extend", w(post(reservations::extend)))
         .route("/reservations", get(reservation_admin::list_reservations))
-        .route("/reservations/expire-due", post(reservation_admin::expire_due))
+        .route("/reservations/expire-due", w(post(reservation_admin::expire_due)))
         .route("/reservations/{id}", get(reservations::get_reservation))
-        .route("/reservations/{id}/expire", post(reservations::expire));
+        .route("/reservations/{id}/expire", w(post(reservations::expire)));
     Router::new()
         .nest("/api/v1/inventory", inventory)
         .route("/health", get(ops::health))
@@ -105,6 +113,20 @@ pub fn router_with(state: AppState, request_timeout: std::time::Duration) -> Rou
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::metrics::track))
         .layer(axum::middleware::from_fn_with_state(state.clone(), replication_headers))
         .with_state(state)
+}
+
+/// The route layer of every mutating route: refuses the request with
+/// [`AppState::writable`]'s answer before the handler (and its extractors: auth, path,
+/// body) runs, so nothing is attempted while writes are not taken.
+pub async fn write_gate(
+    axum::extract::State(st): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    match st.writable() {
+        Ok(()) => next.run(request).await,
+        Err(e) => axum::response::IntoResponse::into_response(e),
+    }
 }
 
 async fn not_found() -> ApiError {

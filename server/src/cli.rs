@@ -135,16 +135,16 @@ pub enum OutboxFullArg {
 
 impl ServeArgs {
     /// The outbox retention to register at open: only when the Kafka publisher runs.
-    pub fn outbox_config(&self) -> Option<stockd_engine::durable::OutboxConfig> {
+    pub fn outbox_config(&self) -> Option<stockd_engine::OutboxConfig> {
         let brokers = self.kafka.kafka_brokers.as_deref().map(str::trim).filter(|b| !b.is_empty());
         if brokers.is_none() || self.kafka.kafka_no_publish {
             return None;
         }
-        Some(stockd_engine::durable::OutboxConfig {
+        Some(stockd_engine::OutboxConfig {
             max_bytes: (self.outbox_max_bytes > 0).then_some(self.outbox_max_bytes),
             policy: match self.outbox_full {
-                OutboxFullArg::Refuse => stockd_engine::durable::OutboxFullPolicy::Refuse,
-                OutboxFullArg::Drop => stockd_engine::durable::OutboxFullPolicy::Drop,
+                OutboxFullArg::Refuse => stockd_engine::OutboxFullPolicy::Refuse,
+                OutboxFullArg::Drop => stockd_engine::OutboxFullPolicy::Drop,
             },
         })
     }

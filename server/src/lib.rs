@@ -49,7 +49,7 @@ use stockd_engine::{Durability, Engine, EngineConfig, StorageConfig};
 /// ships through it once promoted.
 pub fn open_engine(
     args: &ServeArgs,
-    replicator: Option<std::sync::Arc<dyn stockd_engine::durable::Replicator>>,
+    replicator: Option<std::sync::Arc<dyn stockd_engine::Replicator>>,
 ) -> Result<Engine, String> {
     let mut config = EngineConfig {
         expiry_interval: args.sweep_interval.0,

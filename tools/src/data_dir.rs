@@ -11,7 +11,7 @@ use stockd_wal::{SegmentInfo, WalReader};
 
 use crate::Error;
 
-use stockd_engine::durable::data_dir::MANIFEST_FILE as MANIFEST;
+use stockd_engine::offline::MANIFEST_FILE as MANIFEST;
 
 #[derive(Debug)]
 pub struct DataDir {

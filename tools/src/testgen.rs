@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use stockd_engine::location::LocationId;
 use stockd_engine::offline::encode_record;
 use stockd_engine::shard_of_sku;
+use stockd_engine::{Adjust, ReserveLocal, SetItem};
 use stockd_engine::{
     AdjustReason, Applied, Command, Millis, OrderId, Outcome, ReservationId, ReservationKey, ShardState, Sku,
 };
@@ -153,21 +154,13 @@ impl Gen {
             self.skus.push(sku.clone());
         }
         let s = shard_of_sku(&sku, self.shards());
-        let cmd = Command::SetItem {
-            sku,
-            on_hand,
-            low_stock_threshold: None,
-            max_per_order: None,
-            expected_version: None,
-            location: None,
-            incoming: None,
-        };
+        let cmd = Command::SetItem(SetItem::on_hand(sku, on_hand));
         self.exec(s, cmd);
     }
 
     pub fn adjust(&mut self, sku: &Sku, delta: i64, reason: AdjustReason) {
         let s = shard_of_sku(sku, self.shards());
-        let cmd = Command::AdjustItem {
+        let cmd = Command::AdjustItem(Adjust {
             sku: sku.clone(),
             delta,
             reason,
@@ -175,7 +168,7 @@ impl Gen {
             idempotency_key: None,
             expected_version: None,
             location: None,
-        };
+        });
         self.exec(s, cmd);
     }
 
@@ -197,7 +190,13 @@ impl Gen {
         if !self.locations.is_empty() && item_shards.len() == 1 && self.rand(2) == 0 {
             // The engine's one-step path: header and holds on the SKUs' shard.
             let shard = *item_shards.keys().next().expect("one shard");
-            let cmd = Command::ReserveLocal { order_id: order.clone(), lines, ttl_secs, metadata: None, placement };
+            let cmd = Command::ReserveLocal(ReserveLocal {
+                order_id: order.clone(),
+                lines,
+                ttl_secs,
+                metadata: None,
+                placement,
+            });
             let Outcome::Reserved(r) = self.exec(shard, cmd)?.outcome else { return None };
             self.active.push((r.reservation_id, order));
             return Some(r.reservation_id);

@@ -4,6 +4,7 @@ mod common;
 
 use common::*;
 use stockd_engine::shard_of_sku;
+use stockd_engine::{Adjust, SetItem};
 use stockd_engine::{Command, ReservationStatus, Sku};
 
 #[test]
@@ -19,12 +20,12 @@ fn history_of_a_sku_matches_the_operations_applied() {
         let mut prev = None;
         for l in g.log.iter().filter(|l| l.shard == shard) {
             let after = l.items_after.as_ref().unwrap().get(name).copied();
-            let names = matches!(&l.command, Command::SetItem { sku: s, .. } | Command::AdjustItem { sku: s, .. } | Command::DeleteItem { sku: s, .. } if s == &sku);
+            let names = matches!(&l.command, Command::SetItem(SetItem { sku: s, .. }) | Command::AdjustItem(Adjust { sku: s, .. }) | Command::DeleteItem { sku: s, .. } if s == &sku);
             let fig = |f: Option<(u64, u64, u64, u64)>| f.map(|(o, _, r, s)| (o, r, s));
             if fig(after) != fig(prev) || names {
                 let kind = match &l.command {
-                    Command::SetItem { .. } => "SET",
-                    Command::AdjustItem { .. } => "ADJUST",
+                    Command::SetItem(_) => "SET",
+                    Command::AdjustItem(_) => "ADJUST",
                     Command::DeleteItem { .. } => "DELETE",
                     Command::PlaceHold { .. } => "RESERVE",
                     Command::CommitHold { .. } | Command::CommitReservation { .. } => "CONFIRM",

@@ -9,6 +9,7 @@ mod common;
 use common::*;
 use serde_json::Value;
 use std::collections::BTreeMap;
+use stockd_engine::Transfer;
 use stockd_engine::{Command, ReservationStatus};
 use stockd_tools::testgen::{warehouses, Gen};
 
@@ -59,10 +60,10 @@ fn replay_with_locations_matches_the_generator_at_every_lsn() {
     let dir = tmp.path().join("data");
     let g = generate_with_locations(&dir, 200);
     // The workload covers what this test is about.
-    assert!(count(&g, |c| matches!(c, Command::Transfer { in_transit: true, .. })) >= 2);
-    assert!(count(&g, |c| matches!(c, Command::Transfer { in_transit: false, .. })) >= 2);
+    assert!(count(&g, |c| matches!(c, Command::Transfer(Transfer { in_transit: true, .. }))) >= 2);
+    assert!(count(&g, |c| matches!(c, Command::Transfer(Transfer { in_transit: false, .. }))) >= 2);
     assert!(count(&g, |c| matches!(c, Command::ReceiveIncoming { .. })) >= 1);
-    assert!(count(&g, |c| matches!(c, Command::ReserveLocal { .. })) >= 1);
+    assert!(count(&g, |c| matches!(c, Command::ReserveLocal(_))) >= 1);
     let split = |c: &Command| match c {
         Command::ActivateReservation { allocations, .. } => {
             allocations.iter().any(|a| allocations.iter().any(|b| b.sku == a.sku && b.location != a.location))
@@ -147,10 +148,10 @@ fn csv_table_inspect_and_stats_show_locations() {
     // inspect --records: transfers, receipts, warehouses, placements and allocations.
     let transfers = records(d, &["--type", "transfer"]);
     let logged: Vec<&Command> =
-        g.log.iter().map(|l| &l.command).filter(|c| matches!(c, Command::Transfer { .. })).collect();
+        g.log.iter().map(|l| &l.command).filter(|c| matches!(c, Command::Transfer(_))).collect();
     assert_eq!(transfers.len(), logged.len());
     for (row, c) in transfers.iter().zip(&logged) {
-        let Command::Transfer { sku, from, to, quantity, in_transit, .. } = c else { unreachable!() };
+        let Command::Transfer(Transfer { sku, from, to, quantity, in_transit, .. }) = c else { unreachable!() };
         assert_eq!(row["sku"], sku.as_str());
         let q = row["quantities"].as_str().unwrap();
         assert!(q.starts_with(&format!("quantity={quantity} from={from} to={to}")), "{q}");
@@ -180,7 +181,7 @@ fn csv_table_inspect_and_stats_show_locations() {
     let transfer_units: u64 = logged
         .iter()
         .map(|c| match c {
-            Command::Transfer { quantity, .. } => *quantity,
+            Command::Transfer(Transfer { quantity, .. }) => *quantity,
             _ => 0,
         })
         .sum();
@@ -204,7 +205,7 @@ fn history_rows_name_the_locations_they_moved() {
     let dir = tmp.path().join("data");
     let g = generate_with_locations(&dir, 200);
     let d = dir.to_str().unwrap();
-    let transfers = count(&g, |c| matches!(c, Command::Transfer { sku, .. } if sku.as_str() == "SKU-1"));
+    let transfers = count(&g, |c| matches!(c, Command::Transfer(Transfer { sku, .. }) if sku.as_str() == "SKU-1"));
     assert!(transfers > 0, "the workload transfers SKU-1");
     let o = run(&["history", d, "--sku", "SKU-1", "--format", "json"]);
     let (out, err) = text(&o);

@@ -38,18 +38,7 @@ fn main() {
         });
     };
     run(items, &|i| {
-        engine
-            .blocking()
-            .set_item(SetItem {
-                sku: sku(i as usize),
-                on_hand: 1_000_000,
-                low_stock_threshold: None,
-                max_per_order: None,
-                expected_version: None,
-                location: None,
-                incoming: None,
-            })
-            .expect("set item");
+        engine.blocking().set_item(SetItem::on_hand(sku(i as usize), 1_000_000)).expect("set item");
     });
     let after_items = rss_bytes().unwrap_or(0);
     let items_s = t.elapsed().as_secs_f64();

@@ -29,15 +29,7 @@ fn main() {
     };
     let (engine, _) = Engine::open(dir.path(), config, storage).expect("open");
     let sku = |i: u64| Sku::parse(&format!("s-{i:09}"), "sku").expect("sku");
-    let set = |i: u64, on_hand: u64| SetItem {
-        sku: sku(i),
-        on_hand,
-        low_stock_threshold: None,
-        max_per_order: None,
-        expected_version: None,
-        location: None,
-        incoming: None,
-    };
+    let set = |i: u64, on_hand: u64| SetItem::on_hand(sku(i), on_hand);
     // Load from 32 threads, so the shard batches their requests.
     let started = Instant::now();
     std::thread::scope(|scope| {

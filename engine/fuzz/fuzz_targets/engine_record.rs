@@ -6,6 +6,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use stockd_engine::offline::{command_type, decode_record};
+use stockd_engine::{Adjust, SetItem};
 use stockd_engine::{AdjustReason, Command, OrderId, Outcome, ReservationKey, ShardState, Sku};
 
 const NOW: u64 = 1_700_000_000_000;
@@ -16,17 +17,9 @@ fn populated_state() -> ShardState {
     let mut s = ShardState::new(0);
     let mut apply = |c: Command| s.apply(&c, NOW).unwrap();
     for (name, on_hand) in [("a", 10), ("b", 3)] {
-        apply(Command::SetItem {
-            sku: sku(name),
-            on_hand,
-            low_stock_threshold: None,
-            max_per_order: None,
-            expected_version: None,
-            location: None,
-            incoming: None,
-        });
+        apply(Command::SetItem(SetItem::on_hand(sku(name), on_hand)));
     }
-    apply(Command::AdjustItem {
+    apply(Command::AdjustItem(Adjust {
         sku: sku("a"),
         delta: 1,
         reason: AdjustReason::Restock,
@@ -34,7 +27,7 @@ fn populated_state() -> ShardState {
         idempotency_key: Some("k1".into()),
         expected_version: None,
         location: None,
-    });
+    }));
     for (o, q) in [("o1", 2), ("o2", 1)] {
         let opened = apply(Command::OpenReservation {
             order_id: order(o),

@@ -57,8 +57,8 @@ pub fn apply_logged(
 /// The WAL type byte of a command.
 pub fn command_type(command: &Command) -> u8 {
     match command {
-        Command::SetItem { .. } => 1,
-        Command::AdjustItem { .. } => 2,
+        Command::SetItem(_) => 1,
+        Command::AdjustItem(_) => 2,
         Command::DeleteItem { .. } => 3,
         Command::OpenReservation { .. } => 4,
         Command::PlaceHold { .. } => 5,
@@ -71,9 +71,9 @@ pub fn command_type(command: &Command) -> u8 {
         Command::ExtendReservation { .. } => 12,
         Command::ExpireReservation { .. } => 13,
         Command::ExpireDue { .. } => 14,
-        Command::ReserveLocal { .. } => 15,
+        Command::ReserveLocal(_) => 15,
         Command::SetSalesBlocked { .. } => 16,
-        Command::Transfer { .. } => 17,
+        Command::Transfer(_) => 17,
         Command::ReceiveIncoming { .. } => 18,
         Command::SetWarehouses { .. } => 19,
         Command::HoldsSettled { .. } => 20,

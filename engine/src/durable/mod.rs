@@ -25,9 +25,9 @@ mod replication;
 mod state_codec;
 mod wal_log;
 
-pub use data_dir::{DataDir, Manifest};
+pub use data_dir::DataDir;
 pub use follower::{FollowedRecord, WalFollower};
-pub use history::{read_history, Figures, HistoryEntry, HistoryPage, HistoryQuery};
+pub use history::{read_history, HistoryEntry, HistoryPage, HistoryQuery};
 pub use log_record::{
     apply_logged, command_type, decode_record, encode_record, encode_record_into, LogRecord, LEGACY_PAYLOAD_VERSION,
     PAYLOAD_VERSION,
@@ -36,7 +36,7 @@ pub use outbox::{OutboxConfig, OutboxFullPolicy, OutboxRetention};
 pub use recovery::{RecoveryReport, ShardRecovery};
 pub use replication::{read_local_records, Confirmation, Replicator, ShippedRecord, CONFIRM_TIMEOUT, STALLED_POLL};
 pub use state_codec::{decode_state, encode_state, STATE_VERSION};
-pub use stockd_fs::{write_atomic, Fs, RealFs, SimFs};
+pub use stockd_fs::{Fs, RealFs, SimFs};
 pub use stockd_wal::{Durability, FaultInjector};
 
 use std::sync::Arc;

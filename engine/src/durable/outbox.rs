@@ -139,14 +139,14 @@ impl OutboxRetention {
 /// internal steps of a flow must always run).
 pub(crate) fn starts_new_work(command: &Command) -> bool {
     match command {
-        Command::SetItem { .. }
-        | Command::AdjustItem { .. }
-        | Command::Transfer { .. }
+        Command::SetItem(_)
+        | Command::AdjustItem(_)
+        | Command::Transfer(_)
         | Command::ReceiveIncoming { .. }
         | Command::DeleteItem { .. }
         | Command::SetSalesBlocked { .. }
         | Command::OpenReservation { .. }
-        | Command::ReserveLocal { .. }
+        | Command::ReserveLocal(_)
         | Command::PlaceHold { .. }
         | Command::ExtendReservation { .. }
         | Command::ExtendReservationWithin { .. } => true,

@@ -50,30 +50,22 @@ pub fn decode_state(payload: &[u8]) -> Result<ShardState, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::command::Command;
+    use crate::command::{Command, ReserveLocal, SetItem};
     use crate::sku::{OrderId, Sku};
 
     #[test]
     fn a_decoded_state_shares_sku_and_order_text_like_a_live_one() {
         let mut state = ShardState::new(0);
         let sku = Sku::parse("SKU-1", "sku").unwrap();
-        let set = Command::SetItem {
-            sku: sku.clone(),
-            on_hand: 10,
-            low_stock_threshold: None,
-            max_per_order: None,
-            expected_version: None,
-            location: None,
-            incoming: None,
-        };
+        let set = Command::SetItem(SetItem::on_hand(sku.clone(), 10));
         state.apply(&set, 1_000).unwrap();
-        let reserve = Command::ReserveLocal {
+        let reserve = Command::ReserveLocal(ReserveLocal {
             order_id: OrderId::parse("o-1", "orderId").unwrap(),
             lines: vec![(Sku::parse("SKU-1", "sku").unwrap(), 2)],
             ttl_secs: 60,
             metadata: None,
             placement: Default::default(),
-        };
+        });
         state.apply(&reserve, 1_000).unwrap();
         let decoded = decode_state(&encode_state(&state)).unwrap();
         assert_eq!(decoded, state);
@@ -91,15 +83,7 @@ mod tests {
     #[test]
     fn the_clock_floor_round_trips_and_a_version_3_payload_still_decodes() {
         let mut state = ShardState::new(3);
-        let set = Command::SetItem {
-            sku: Sku::parse("SKU-1", "sku").unwrap(),
-            on_hand: 10,
-            low_stock_threshold: None,
-            max_per_order: None,
-            expected_version: None,
-            location: None,
-            incoming: None,
-        };
+        let set = Command::SetItem(SetItem::on_hand(Sku::parse("SKU-1", "sku").unwrap(), 10));
         state.apply(&set, 1_700_000_123_456).unwrap();
         assert_eq!(state.clock_floor(), 1_700_000_123_456);
         let decoded = decode_state(&encode_state(&state)).unwrap();

@@ -1,7 +1,8 @@
 //! Item operations of the `Engine`: each touches exactly one shard.
 
 use super::Engine;
-use crate::command::{AdjustReason, Command, LineAvailability, Outcome, Query, QueryResult, StockFilter};
+pub use crate::command::{Adjust, SetItem, Transfer};
+use crate::command::{Command, LineAvailability, Outcome, Query, QueryResult, StockFilter};
 use crate::error::EngineError;
 use crate::item::{Item, StockAlert};
 use crate::limits::{
@@ -10,46 +11,6 @@ use crate::limits::{
 use crate::location::{validate_placement, LocationId, Placement};
 use crate::routing::shard_of_sku;
 use crate::sku::Sku;
-
-/// Create an item or set its figures.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SetItem {
-    pub sku: Sku,
-    pub on_hand: u64,
-    pub low_stock_threshold: Option<u64>,
-    /// `Some(0)` clears the limit; `None` keeps it.
-    pub max_per_order: Option<u64>,
-    pub expected_version: Option<u64>,
-    /// The location whose onHand (and incoming) this sets; `None`: the default one.
-    pub location: Option<LocationId>,
-    /// Units in transit to `location`; `None` keeps the figure.
-    pub incoming: Option<u64>,
-}
-
-/// Move available units of a SKU between two of its locations.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Transfer {
-    pub sku: Sku,
-    pub from: LocationId,
-    pub to: LocationId,
-    pub quantity: u64,
-    /// Into the destination's `incoming` (received later) instead of its onHand.
-    pub in_transit: bool,
-    pub note: Option<String>,
-}
-
-/// Change an item's onHand by `delta`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Adjust {
-    pub sku: Sku,
-    pub delta: i64,
-    pub reason: AdjustReason,
-    pub note: Option<String>,
-    pub idempotency_key: Option<String>,
-    pub expected_version: Option<u64>,
-    /// The location whose onHand changes; `None`: the default one.
-    pub location: Option<LocationId>,
-}
 
 /// An item after a change, and the stock alerts the change raised.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,16 +76,7 @@ impl Engine {
 
     async fn set_item_as_asked(&self, req: SetItem) -> Result<ItemChange, EngineError> {
         let shard = shard_of_sku(&req.sku, self.shard_count());
-        let command = Command::SetItem {
-            sku: req.sku,
-            on_hand: req.on_hand,
-            low_stock_threshold: req.low_stock_threshold,
-            max_per_order: req.max_per_order,
-            expected_version: req.expected_version,
-            location: req.location,
-            incoming: req.incoming,
-        };
-        item_change(self, self.command(shard, command).await?)
+        item_change(self, self.command(shard, Command::SetItem(req)).await?)
     }
 
     /// Moves `quantity` available units between two locations of a SKU (see
@@ -134,15 +86,7 @@ impl Engine {
             return Err(EngineError::validation("note", format!("at most {MAX_REASON_LEN} bytes")));
         }
         let shard = shard_of_sku(&req.sku, self.shard_count());
-        let command = Command::Transfer {
-            sku: req.sku,
-            from: req.from,
-            to: req.to,
-            quantity: req.quantity,
-            in_transit: req.in_transit,
-            note: req.note,
-        };
-        item_change(self, self.command(shard, command).await?)
+        item_change(self, self.command(shard, Command::Transfer(req)).await?)
     }
 
     /// Receives `quantity` of the units in transit to `location`: incoming → onHand.
@@ -164,16 +108,7 @@ impl Engine {
             }
         }
         let shard = shard_of_sku(&req.sku, self.shard_count());
-        let command = Command::AdjustItem {
-            sku: req.sku,
-            delta: req.delta,
-            reason: req.reason,
-            note: req.note,
-            idempotency_key: req.idempotency_key,
-            expected_version: req.expected_version,
-            location: req.location,
-        };
-        item_change(self, self.command(shard, command).await?)
+        item_change(self, self.command(shard, Command::AdjustItem(req)).await?)
     }
 
     /// Operator: block (`true`) or unblock new reservations of `sku`. Reservations
@@ -311,15 +246,7 @@ mod tests {
     use super::*;
 
     fn item(sku: &str) -> Item {
-        let set = Command::SetItem {
-            sku: Sku::parse(sku, "sku").unwrap(),
-            on_hand: 1,
-            low_stock_threshold: None,
-            max_per_order: None,
-            expected_version: None,
-            location: None,
-            incoming: None,
-        };
+        let set = Command::SetItem(SetItem::on_hand(Sku::parse(sku, "sku").unwrap(), 1));
         match crate::ShardState::new(0).apply(&set, 1_000).unwrap().outcome {
             Outcome::Item { item, .. } => item,
             other => panic!("{other:?}"),

@@ -32,6 +32,7 @@ pub use reservations::{ReserveOutcome, ReserveRequest};
 pub use stats::{LatencyHistogram, Origin, OutcomeStats, Rejections, ReservationOp, RESERVE_LATENCY_BUCKETS_MICROS};
 
 use crate::clock::{Clock, SystemClock};
+use crate::command::ReserveLocal;
 use crate::command::{Applied, Command, Query, QueryResult};
 use crate::command_log::{CommandLog, NoLog};
 use crate::error::EngineError;
@@ -39,7 +40,7 @@ use crate::limits::{
     DEFAULT_MAX_TTL_SECS, DEFAULT_RETENTION_SECS, DEFAULT_TTL_SECS, MAX_SHARDS, MAX_TTL_CEILING_SECS, MIN_TTL_SECS,
     SHARD_QUEUE_CAPACITY,
 };
-use crate::shard::{QueueCapacity, Request, ShardHandle, ShardStatus};
+use crate::shard::{QueueCapacity, Request, ShardHandle, ShardShared, ShardStatus};
 use crate::shard_state::ShardState;
 use crate::sync::queue::PushError;
 use crate::sync::reply::{reply_channel, ReplyReceiver};
@@ -260,24 +261,19 @@ impl Engine {
                 orders.insert(order.clone(), state.shard());
             }
         }
+        let shared = ShardShared {
+            capacity,
+            clock: config.clock.clone(),
+            engine_failed: failed.clone(),
+            orders: orders.clone(),
+            standby: standby.clone(),
+        };
         let shards = states
             .into_iter()
             .zip(logs)
             .zip(last_nows)
             .enumerate()
-            .map(|(i, ((state, log), last_now))| {
-                ShardHandle::spawn_with(
-                    i,
-                    capacity,
-                    state,
-                    log,
-                    config.clock.clone(),
-                    last_now,
-                    failed.clone(),
-                    orders.clone(),
-                    standby.clone(),
-                )
-            })
+            .map(|(i, ((state, log), last_now))| ShardHandle::spawn(i, state, log, last_now, &shared))
             .collect();
         let engine = Engine {
             inner: Arc::new(Inner {
@@ -620,7 +616,9 @@ impl Engine {
     /// other shards were never settled). Not part of the API.
     #[doc(hidden)]
     pub async fn apply_on_shard(&self, shard: usize, command: Command) -> Result<Applied, EngineError> {
-        if let Command::OpenReservation { order_id, .. } | Command::ReserveLocal { order_id, .. } = &command {
+        if let Command::OpenReservation { order_id, .. } | Command::ReserveLocal(ReserveLocal { order_id, .. }) =
+            &command
+        {
             self.orders().entry(order_id.clone()).or_insert(shard); // as `reserve` routes it
         }
         self.command(shard, command).await

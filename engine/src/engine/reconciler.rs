@@ -230,17 +230,7 @@ mod tests {
         let (a, b, c) = (sku_on(0, "A"), sku_on(1, "B"), sku_on(2, "C"));
         let b_engine = engine.blocking();
         for s in [&a, &b, &c] {
-            b_engine
-                .set_item(SetItem {
-                    sku: s.clone(),
-                    on_hand: 10,
-                    low_stock_threshold: None,
-                    max_per_order: None,
-                    expected_version: None,
-                    location: None,
-                    incoming: None,
-                })
-                .unwrap();
+            b_engine.set_item(SetItem::on_hand(s.clone(), 10)).unwrap();
         }
         // An abandoned reserve: a PENDING header on shard 0 with a hold on shard 2.
         let open = Command::OpenReservation {
@@ -336,17 +326,7 @@ mod tests {
             vec![Box::new(GateLog(Gate::default())), Box::new(PanicLog(armed.clone()))];
         let engine = Engine::start(vec![ShardState::new(0), ShardState::new(1)], logs, vec![0; 2], config, None, None);
         let b = sku_on_of(1, 2);
-        let set = |on_hand| {
-            engine.blocking().set_item(SetItem {
-                sku: b.clone(),
-                on_hand,
-                low_stock_threshold: None,
-                max_per_order: None,
-                expected_version: None,
-                location: None,
-                incoming: None,
-            })
-        };
+        let set = |on_hand| engine.blocking().set_item(SetItem::on_hand(b.clone(), on_hand));
         set(10).unwrap();
         armed.store(true, std::sync::atomic::Ordering::SeqCst);
         assert_eq!(set(11).unwrap_err().code(), "SERVICE_UNAVAILABLE");

@@ -9,6 +9,7 @@
 use super::items::{internal, validate_lines};
 use super::stats::{Origin, ReservationOp};
 use super::{await_reply, Engine};
+use crate::command::ReserveLocal;
 use crate::command::{Applied, Command, Outcome, Query, QueryResult};
 use crate::error::{EngineError, Shortfall};
 use crate::item::StockAlert;
@@ -90,7 +91,7 @@ fn merge_hold_errors(errors: Vec<EngineError>, lines: &[(Sku, u64)]) -> EngineEr
         EngineError::ItemNotFound { sku }
         | EngineError::SalesBlocked { sku }
         | EngineError::MaxPerOrderExceeded { sku, .. } => pos(sku),
-        _ => usize::MAX,
+        e => e.line().unwrap_or(usize::MAX),
     });
     errors.swap_remove(0)
 }
@@ -180,13 +181,13 @@ impl Engine {
         for _ in 0..MAX_REROUTES {
             let home = *self.orders().entry(req.order_id.clone()).or_insert(first_shard);
             let result = if one_shard && home == first_shard {
-                let command = Command::ReserveLocal {
+                let command = Command::ReserveLocal(ReserveLocal {
                     order_id: req.order_id.clone(),
                     lines: req.lines.clone(),
                     ttl_secs: ttl,
                     metadata: req.metadata.clone(),
                     placement: req.placement.clone(),
-                };
+                });
                 self.command(home, command).await.and_then(|applied| match applied.outcome {
                     Outcome::Reserved(reservation) => {
                         Ok(ReserveOutcome { reservation, created: true, alerts: applied.alerts })
@@ -256,13 +257,13 @@ impl Engine {
             let home = *self.orders().entry(req.order_id.clone()).or_insert(first);
             if one_shard && home == first {
                 per_shard[home].0.push(i);
-                per_shard[home].1.push(Command::ReserveLocal {
+                per_shard[home].1.push(Command::ReserveLocal(ReserveLocal {
                     order_id: req.order_id.clone(),
                     lines: req.lines.clone(),
                     ttl_secs: req.ttl_secs.unwrap_or(default_ttl),
                     metadata: req.metadata.clone(),
                     placement: req.placement.clone(),
-                });
+                }));
             } else {
                 slow.push(i);
             }
@@ -350,8 +351,14 @@ impl Engine {
         let mut held = Vec::new();
         let mut alerts = Vec::new();
         let mut allocations = Vec::new();
+        // A shard names a bad line by its place among the lines it was given; the
+        // caller's request numbers it among all of them.
+        let to_request = |shard: usize, j: usize| {
+            let mine = req.lines.iter().enumerate().filter(|(_, (sku, _))| shard_of_sku(sku, n) == shard);
+            mine.map(|(i, _)| i).nth(j).unwrap_or(j)
+        };
         for (shard, rx) in waiting {
-            match await_reply(rx).await {
+            match await_reply(rx).await.map_err(|e| e.renumber_line(|j| to_request(shard, j))) {
                 Ok(applied) => {
                     held.push(shard);
                     alerts.extend(applied.alerts);

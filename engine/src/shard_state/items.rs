@@ -2,7 +2,7 @@
 //! location operations (transfer, receive, the warehouse table).
 
 use super::{AdjustRecord, ShardState};
-use crate::command::Outcome;
+use crate::command::{Adjust, Outcome, SetItem, Transfer};
 use crate::error::EngineError;
 use crate::error::Shortfall;
 use crate::item::{alerts_for, Item, StockAlert};
@@ -34,8 +34,9 @@ impl ShardState {
     }
 
     /// Refuses a location the item does not stock yet when a warehouse table is in
-    /// force and does not list it (`default` is always allowed).
-    fn check_new_location(&self, item: Option<&Item>, location: &LocationId) -> Result<(), EngineError> {
+    /// force and does not list it (`default` is always allowed). `field` is the
+    /// request field that names it.
+    fn check_new_location(&self, item: Option<&Item>, location: &LocationId, field: &str) -> Result<(), EngineError> {
         let stocked = item.is_some_and(|i| i.stocks(location));
         if stocked || location.is_default() || self.warehouses.is_empty() {
             return Ok(());
@@ -43,22 +44,18 @@ impl ShardState {
         if self.warehouses.iter().any(|w| &w.id == location) {
             return Ok(());
         }
-        Err(EngineError::validation("location", format!("{location} is not a configured warehouse")))
+        Err(EngineError::validation(field, format!("{location} is not a configured warehouse")))
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn set_item(
         &mut self,
-        sku: &Sku,
-        on_hand: u64,
-        low_stock_threshold: Option<u64>,
-        max_per_order: Option<u64>,
-        expected_version: Option<u64>,
-        location: Option<&LocationId>,
-        incoming: Option<u64>,
+        req: &SetItem,
         now: Millis,
         alerts: &mut Vec<StockAlert>,
     ) -> Result<Outcome, EngineError> {
+        let SetItem { sku, on_hand, low_stock_threshold, max_per_order, expected_version, location, incoming } = req;
+        let (on_hand, low_stock_threshold, max_per_order, incoming) =
+            (*on_hand, *low_stock_threshold, *max_per_order, *incoming);
         if on_hand > MAX_ON_HAND {
             return Err(EngineError::validation("onHand", format!("must be at most {MAX_ON_HAND}")));
         }
@@ -69,9 +66,9 @@ impl ShardState {
             return Err(EngineError::validation("lowStockThreshold", format!("must be at most {MAX_ON_HAND}")));
         }
         let existing = self.items.get(sku).map(Box::as_ref);
-        check_version(existing, sku, expected_version)?;
-        let location = Self::resolve_location(existing, location)?;
-        self.check_new_location(existing, &location)?;
+        check_version(existing, sku, *expected_version)?;
+        let location = Self::resolve_location(existing, location.as_ref())?;
+        self.check_new_location(existing, &location, "location")?;
         let created = existing.is_none();
         if created && self.items.len() >= MAX_ITEMS_PER_SHARD {
             return Err(EngineError::LimitExceeded {
@@ -135,17 +132,14 @@ impl ShardState {
         Ok(Outcome::Item { item: item.clone(), created })
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn adjust_item(
         &mut self,
-        sku: &Sku,
-        delta: i64,
-        idempotency_key: Option<&str>,
-        expected_version: Option<u64>,
-        location: Option<&LocationId>,
+        req: &Adjust,
         now: Millis,
         alerts: &mut Vec<StockAlert>,
     ) -> Result<Outcome, EngineError> {
+        let Adjust { sku, delta, idempotency_key, expected_version, location, .. } = req;
+        let (delta, idempotency_key) = (*delta, idempotency_key.as_deref());
         if delta == 0 || delta.unsigned_abs() > MAX_ADJUST_DELTA as u64 {
             return Err(EngineError::validation("delta", format!("must be non-zero and within ±{MAX_ADJUST_DELTA}")));
         }
@@ -166,35 +160,34 @@ impl ShardState {
         }
         let existing =
             self.items.get(sku).map(Box::as_ref).ok_or_else(|| EngineError::ItemNotFound { sku: sku.to_string() })?;
-        check_version(Some(existing), sku, expected_version)?;
-        let location = Self::resolve_location(Some(existing), location)?;
+        check_version(Some(existing), sku, *expected_version)?;
+        let location = Self::resolve_location(Some(existing), location.as_ref())?;
         let before = existing.available();
         match existing.location(&location) {
             // Only a restock may open a new location; it must be a known one.
             None if delta < 0 => {
                 return Err(EngineError::NegativeInventory { sku: sku.to_string(), delta, available: 0 });
             }
-            None => self.check_new_location(Some(existing), &location)?,
+            None => self.check_new_location(Some(existing), &location, "location")?,
             Some(at) if (at.on_hand as i128 + delta as i128) < at.reserved as i128 => {
                 return Err(EngineError::NegativeInventory { sku: sku.to_string(), delta, available: at.available() });
             }
             Some(_) => {}
         }
-        self.adjust_known(sku, location, delta, idempotency_key, now, alerts, before)
+        self.adjust_known(req, location, before, now, alerts)
     }
 
-    /// The change part of `adjust_item`, after every check but the total's bound.
-    #[allow(clippy::too_many_arguments)]
+    /// The change part of `adjust_item` at `location` (resolved), after every check
+    /// but the total's bound; `before` is the item's available before the change.
     fn adjust_known(
         &mut self,
-        sku: &Sku,
+        req: &Adjust,
         location: LocationId,
-        delta: i64,
-        idempotency_key: Option<&str>,
+        before: u64,
         now: Millis,
         alerts: &mut Vec<StockAlert>,
-        before: u64,
     ) -> Result<Outcome, EngineError> {
+        let (sku, delta, idempotency_key) = (&req.sku, req.delta, req.idempotency_key.as_deref());
         let item = self.items.get_mut(sku).map(Box::as_mut).expect("caller found it");
         if item.on_hand as i128 + delta as i128 > MAX_ON_HAND as i128 {
             return Err(EngineError::validation("delta", format!("onHand would exceed {MAX_ON_HAND}")));
@@ -235,17 +228,14 @@ impl ShardState {
         Ok(Outcome::Item { item: item.clone(), created: false })
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn transfer(
         &mut self,
-        sku: &Sku,
-        from: &LocationId,
-        to: &LocationId,
-        quantity: u64,
-        in_transit: bool,
+        req: &Transfer,
         now: Millis,
         alerts: &mut Vec<StockAlert>,
     ) -> Result<Outcome, EngineError> {
+        let Transfer { sku, from, to, quantity, in_transit, .. } = req;
+        let (quantity, in_transit) = (*quantity, *in_transit);
         if quantity == 0 || quantity > MAX_QUANTITY {
             return Err(EngineError::validation("quantity", format!("must be 1 to {MAX_QUANTITY}")));
         }
@@ -263,7 +253,7 @@ impl ShardState {
                 items: vec![Shortfall { sku: sku.to_string(), requested: quantity, available }],
             });
         }
-        self.check_new_location(Some(item), to)?;
+        self.check_new_location(Some(item), to, "to")?;
         if !item.stocks(to) && item.location_count() >= crate::location::MAX_LOCATIONS_PER_ITEM {
             return Err(EngineError::LimitExceeded {
                 what: format!("locations of {sku}"),
@@ -363,19 +353,19 @@ impl ShardState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::command::Command;
+    use crate::command::{Command, ReserveLocal};
     use crate::limits::MAX_SOLD;
     use crate::reservation::ReservationKey;
     use crate::sku::OrderId;
 
     fn reserve(state: &mut ShardState, order: &str, sku: &Sku, q: u64) -> Result<crate::command::Applied, EngineError> {
-        let command = Command::ReserveLocal {
+        let command = Command::ReserveLocal(ReserveLocal {
             order_id: OrderId::parse(order, "orderId").unwrap(),
             lines: vec![(sku.clone(), q)],
             ttl_secs: 60,
             metadata: None,
             placement: Default::default(),
-        };
+        });
         state.apply(&command, 1_000)
     }
 
@@ -386,15 +376,7 @@ mod tests {
     fn sold_is_bounded_at_reserve_time_and_a_commit_always_fits() {
         let mut state = ShardState::new(0);
         let sku = Sku::parse("S", "sku").unwrap();
-        let set = Command::SetItem {
-            sku: sku.clone(),
-            on_hand: 100,
-            low_stock_threshold: None,
-            max_per_order: None,
-            expected_version: None,
-            location: None,
-            incoming: None,
-        };
+        let set = Command::SetItem(SetItem::on_hand(sku.clone(), 100));
         state.apply(&set, 1_000).unwrap();
         // As if MAX_SOLD - 10 units had been sold over the item's life.
         state.items.get_mut(&sku).unwrap().sold = MAX_SOLD - 10;

@@ -8,7 +8,7 @@
 mod items;
 mod reservations;
 
-use crate::command::{Applied, Command, LineAvailability, Outcome, Query, QueryResult};
+use crate::command::{Adjust, Applied, Command, LineAvailability, Outcome, Query, QueryResult};
 use crate::error::EngineError;
 use crate::item::Item;
 use crate::location::{LocationId, Warehouse};
@@ -100,43 +100,15 @@ impl ShardState {
         // A repeated adjustment (its key already applied) answers the first result
         // and changes nothing, so it is not logged (nor published) again.
         let adjust_repeat = match command {
-            Command::AdjustItem { sku, idempotency_key: Some(key), .. } => {
+            Command::AdjustItem(Adjust { sku, idempotency_key: Some(key), .. }) => {
                 self.adjust_keys.contains_key(&(sku.clone(), key.clone()))
             }
             _ => false,
         };
         let outcome = match command {
-            Command::SetItem {
-                sku,
-                on_hand,
-                low_stock_threshold,
-                max_per_order,
-                expected_version,
-                location,
-                incoming,
-            } => self.set_item(
-                sku,
-                *on_hand,
-                *low_stock_threshold,
-                *max_per_order,
-                *expected_version,
-                location.as_ref(),
-                *incoming,
-                now,
-                &mut alerts,
-            )?,
-            Command::AdjustItem { sku, delta, idempotency_key, expected_version, location, .. } => self.adjust_item(
-                sku,
-                *delta,
-                idempotency_key.as_deref(),
-                *expected_version,
-                location.as_ref(),
-                now,
-                &mut alerts,
-            )?,
-            Command::Transfer { sku, from, to, quantity, in_transit, .. } => {
-                self.transfer(sku, from, to, *quantity, *in_transit, now, &mut alerts)?
-            }
+            Command::SetItem(set) => self.set_item(set, now, &mut alerts)?,
+            Command::AdjustItem(adjust) => self.adjust_item(adjust, now, &mut alerts)?,
+            Command::Transfer(transfer) => self.transfer(transfer, now, &mut alerts)?,
             Command::ReceiveIncoming { sku, location, quantity } => {
                 self.receive_incoming(sku, location, *quantity, now, &mut alerts)?
             }
@@ -146,9 +118,7 @@ impl ShardState {
             Command::OpenReservation { order_id, lines, ttl_secs, metadata } => {
                 self.open_reservation(order_id, lines, *ttl_secs, metadata, now)?
             }
-            Command::ReserveLocal { order_id, lines, ttl_secs, metadata, placement } => {
-                self.reserve_local(order_id, lines, *ttl_secs, metadata, placement, now, &mut alerts)?
-            }
+            Command::ReserveLocal(reserve) => self.reserve_local(reserve, now, &mut alerts)?,
             Command::PlaceHold { reservation_id, order_id, lines, placement } => {
                 self.place_hold(*reservation_id, order_id, lines, placement, now, &mut alerts)?
             }

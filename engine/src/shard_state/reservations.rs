@@ -4,6 +4,7 @@
 
 use super::ShardState;
 use crate::command::Outcome;
+use crate::command::ReserveLocal;
 use crate::error::{EngineError, Shortfall};
 use crate::item::{alerts_for, StockAlert};
 use crate::limits::MAX_RESERVATIONS_PER_SHARD;
@@ -66,17 +67,14 @@ impl ShardState {
     }
 
     /// The fast path: open, hold and activate at once, all or nothing.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn reserve_local(
         &mut self,
-        order_id: &OrderId,
-        lines: &[(Sku, u64)],
-        ttl_secs: u64,
-        metadata: &Option<String>,
-        placement: &Placement,
+        req: &ReserveLocal,
         now: Millis,
         alerts: &mut Vec<StockAlert>,
     ) -> Result<Outcome, EngineError> {
+        let ReserveLocal { order_id, lines, ttl_secs, metadata, placement } = req;
+        let ttl_secs = *ttl_secs;
         if let Some(existing) = self.existing_or_room(order_id, lines)? {
             return Ok(existing);
         }
@@ -432,11 +430,18 @@ impl ShardState {
         }
         // A named location that is neither stocked nor a configured warehouse is a bad
         // request (checked first: validation outranks every other refusal).
-        for (sku, location) in &placement.locations {
+        // Lines in order, so the first bad line is named (`items[i].location`, `i` its
+        // place in `lines`); stock placed at a location before the table dropped it can
+        // still be sold.
+        for (i, (sku, _)) in lines.iter().enumerate() {
+            let Some(location) = placement.location_of(sku) else { continue };
             let stocked = self.items.get(sku).map(Box::as_ref).is_some_and(|i| i.stocks(location));
             let known = self.warehouses.is_empty() || self.warehouses.iter().any(|w| &w.id == location);
             if !stocked && !known && !location.is_default() {
-                return Err(EngineError::validation("location", format!("{location} is not a configured warehouse")));
+                return Err(EngineError::validation(
+                    &format!("items[{i}].location"),
+                    format!("{location} is not a configured warehouse (line {sku})"),
+                ));
             }
         }
         if let Some((sku, _)) = lines.iter().find(|(sku, _)| !self.items.contains_key(sku)) {
@@ -481,7 +486,6 @@ impl ShardState {
         Ok(allocations)
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn place_hold(
         &mut self,
         reservation_id: ReservationId,

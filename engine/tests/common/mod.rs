@@ -105,28 +105,12 @@ pub fn sku_on(shard: usize, prefix: &str, shards: usize) -> Sku {
 
 /// Sets `s`'s onHand at the default location, nothing else.
 pub fn set_item(s: &Sku, on_hand: u64) -> SetItem {
-    SetItem {
-        sku: s.clone(),
-        on_hand,
-        low_stock_threshold: None,
-        max_per_order: None,
-        expected_version: None,
-        location: None,
-        incoming: None,
-    }
+    SetItem::on_hand(s.clone(), on_hand)
 }
 
 /// The same as the shard's command (what it logs).
 pub fn set_item_command(s: &Sku, on_hand: u64) -> Command {
-    Command::SetItem {
-        sku: s.clone(),
-        on_hand,
-        low_stock_threshold: None,
-        max_per_order: None,
-        expected_version: None,
-        location: None,
-        incoming: None,
-    }
+    Command::SetItem(SetItem::on_hand(s.clone(), on_hand))
 }
 
 /// Stocks `s` with `on_hand` units (panics on refusal).

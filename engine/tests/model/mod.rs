@@ -38,6 +38,19 @@ pub struct MPlacement {
     pub named: Vec<(String, String)>,
 }
 
+/// A set-item request, as `SetItem` (`stale`: with an expected version that is not
+/// the item's).
+#[derive(Debug, Clone, Copy)]
+pub struct MSet<'a> {
+    pub sku: &'a str,
+    pub loc: Option<&'a str>,
+    pub on_hand: u64,
+    pub incoming: Option<u64>,
+    pub threshold: Option<u64>,
+    pub mpo: Option<u64>,
+    pub stale: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MItem {
     /// By location name ("default" for the default location).
@@ -213,17 +226,8 @@ impl Model {
             || self.warehouses.iter().any(|w| w.0 == loc)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    pub fn set(
-        &mut self,
-        sku: &str,
-        loc: Option<&str>,
-        on_hand: u64,
-        incoming: Option<u64>,
-        threshold: Option<u64>,
-        mpo: Option<u64>,
-        stale: bool,
-    ) -> Obs {
+    pub fn set(&mut self, req: MSet) -> Obs {
+        let MSet { sku, loc, on_hand, incoming, threshold, mpo, stale } = req;
         if stale {
             return err("VERSION_CONFLICT", "");
         }

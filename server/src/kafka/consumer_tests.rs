@@ -29,18 +29,7 @@ impl Fixture {
         let tmp = tempfile::tempdir().unwrap();
         let config = stockd_engine::EngineConfig { shards: 2, expiry_interval: None, ..Default::default() };
         let (engine, _) = Engine::open(tmp.path(), config, Default::default()).unwrap();
-        engine
-            .blocking()
-            .set_item(SetItem {
-                sku: Sku::parse("S", "sku").unwrap(),
-                on_hand: 1000,
-                low_stock_threshold: None,
-                max_per_order: None,
-                expected_version: None,
-                location: None,
-                incoming: None,
-            })
-            .unwrap();
+        engine.blocking().set_item(SetItem::on_hand(Sku::parse("S", "sku").unwrap(), 1000)).unwrap();
         let status = Arc::new(KafkaStatus { brokers: servers.clone(), consuming: true, ..Default::default() });
         let stop = Arc::new(AtomicBool::new(false));
         let stop_notify = Arc::new(tokio::sync::Notify::new());

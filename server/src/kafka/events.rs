@@ -9,6 +9,7 @@ use super::incoming::Incoming;
 use super::mapping::PublishTopics;
 use serde_json::{json, Value};
 use stockd_engine::location::LocationId;
+use stockd_engine::{Adjust, SetItem, Transfer};
 use stockd_engine::{
     AlertKind, Applied, Command, EngineError, Item, Millis, Outcome, Reservation, ReservationStatus, StockAlert,
 };
@@ -226,7 +227,7 @@ impl Builder {
 pub fn events_for_record(shard: usize, lsn: u64, now: Millis, command: &Command, applied: &Applied) -> Vec<OutEvent> {
     let mut b = Builder { shard, lsn, now, out: Vec::new() };
     match (command, &applied.outcome) {
-        (Command::ReserveLocal { .. }, Outcome::Reserved(r)) => b.reservation("inventory.reserved", r, None),
+        (Command::ReserveLocal(_), Outcome::Reserved(r)) => b.reservation("inventory.reserved", r, None),
         (Command::ActivateReservation { .. }, Outcome::Reservation { reservation: r, changed: true }) => {
             b.reservation("inventory.reserved", r, None)
         }
@@ -243,14 +244,14 @@ pub fn events_for_record(shard: usize, lsn: u64, now: Millis, command: &Command,
                 b.released(r);
             }
         }
-        (Command::SetItem { location, .. }, Outcome::Item { item, created }) => {
+        (Command::SetItem(SetItem { location, .. }), Outcome::Item { item, created }) => {
             let mut data = line_json(item.sku.as_str(), 0);
             data["quantity"] = json!(item.on_hand);
             data["reason"] = json!(if *created { "CREATED" } else { "SET" });
             data["location"] = json!(location_name(location.as_ref()));
             b.item("inventory.adjusted", item, data);
         }
-        (Command::AdjustItem { delta, reason, note, location, .. }, Outcome::Item { item, .. }) => {
+        (Command::AdjustItem(Adjust { delta, reason, note, location, .. }), Outcome::Item { item, .. }) => {
             let mut data = line_json(item.sku.as_str(), delta.unsigned_abs());
             data["delta"] = json!(delta);
             data["reason"] = json!(reason.as_str());
@@ -260,7 +261,7 @@ pub fn events_for_record(shard: usize, lsn: u64, now: Millis, command: &Command,
             data["location"] = json!(location_name(location.as_ref()));
             b.item("inventory.adjusted", item, data);
         }
-        (Command::Transfer { from, to, quantity, in_transit, note, .. }, Outcome::Item { item, .. }) => {
+        (Command::Transfer(Transfer { from, to, quantity, in_transit, note, .. }), Outcome::Item { item, .. }) => {
             let mut data = line_json(item.sku.as_str(), *quantity);
             data["from"] = json!(from.as_str());
             data["to"] = json!(to.as_str());
@@ -360,6 +361,7 @@ pub fn reservation_failed(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use stockd_engine::ReserveLocal;
 
     fn run(state: &mut stockd_engine::ShardState, lsn: u64, command: Command) -> Vec<OutEvent> {
         let applied = state.apply(&command, 1_000 + lsn).unwrap();
@@ -373,14 +375,8 @@ mod tests {
         let mut st = ShardState::new(0);
         let sku = Sku::parse("W-1", "sku").unwrap();
         let loc = |s: &str| LocationId::parse(s, "location").unwrap();
-        let set = |location: &str, on_hand| Command::SetItem {
-            sku: sku.clone(),
-            on_hand,
-            low_stock_threshold: None,
-            max_per_order: None,
-            expected_version: None,
-            location: Some(loc(location)),
-            incoming: None,
+        let set = |location: &str, on_hand| {
+            Command::SetItem(SetItem { location: Some(loc(location)), ..SetItem::on_hand(sku.clone(), on_hand) })
         };
         run(&mut st, 1, set("wh-a", 3));
         let e = run(&mut st, 2, set("wh-b", 4));
@@ -392,14 +388,14 @@ mod tests {
             json!({"location": "wh-b", "onHand": 4, "available": 4, "reserved": 0, "sold": 0, "incoming": 0})
         );
 
-        let transfer = Command::Transfer {
+        let transfer = Command::Transfer(Transfer {
             sku: sku.clone(),
             from: loc("wh-b"),
             to: loc("wh-c"),
             quantity: 2,
             in_transit: true,
             note: Some("rebalance".into()),
-        };
+        });
         let e = run(&mut st, 3, transfer);
         assert_eq!((e.len(), e[0].event_type, e[0].key.as_str()), (1, "inventory.transferred", "W-1"));
         let d = &e[0].data;
@@ -418,13 +414,13 @@ mod tests {
 
         // No location fills 5: split in id order (no warehouse table).
         let order = OrderId::parse("o-1", "orderId").unwrap();
-        let reserve = Command::ReserveLocal {
+        let reserve = Command::ReserveLocal(ReserveLocal {
             order_id: order.clone(),
             lines: vec![(sku.clone(), 5)],
             ttl_secs: 60,
             metadata: None,
             placement: Placement::default(),
-        };
+        });
         let e = run(&mut st, 5, reserve);
         assert_eq!(e[0].event_type, "inventory.reserved");
         assert_eq!(

@@ -4,7 +4,7 @@
 //!   each into an engine call, and stores its offset for commit only after the engine
 //!   answered (it answers after fsync). Unparseable or unappliable messages go to the
 //!   dead-letter topic with their origin and the error.
-//! - [`publisher`]: the WAL is the outbox. One [`stockd_engine::durable::WalFollower`]
+//! - [`publisher`]: the WAL is the outbox. One [`stockd_engine::offline::WalFollower`]
 //!   per shard replays the durable records into `inventory.*` events and publishes
 //!   them; the last LSN the broker acknowledged per shard is kept in
 //!   `DATA/kafka-outbox.offsets`, so a restart resumes from there (at-least-once;

@@ -2,9 +2,10 @@
 //! durable LSN ([`WalFollower`]), turns each record into events
 //! ([`events_for_record`]), publishes them keyed by orderId / SKU, waits for the
 //! broker's acknowledgement of the whole batch, and only then records the batch's last
-//! LSN in `DATA/kafka-outbox.offsets` (temp file + fsync + rename). A restart resumes
-//! after the recorded LSN: nothing is lost, and what is published twice (a batch
-//! acknowledged but not yet recorded) carries the same event ids. The publisher is
+//! LSN in `DATA/kafka-outbox.offsets` (temp file + fsync + rename, on tokio's blocking
+//! pool: [`OutboxOffsets::record`]). A restart resumes after the recorded LSN: nothing
+//! is lost, and what is published twice (a batch acknowledged but not yet recorded)
+//! carries the same event ids. The publisher is
 //! the engine's outbox consumer (`Engine::outbox`, registered at open with
 //! `--outbox-max-bytes` / `--outbox-full`): once an LSN is recorded it advances the
 //! shard's retention floor, and the engine keeps every WAL record after it.
@@ -19,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use stockd_engine::durable::WalFollower;
+use stockd_engine::offline::WalFollower;
 use stockd_engine::Engine;
 use tokio::task::JoinHandle;
 
@@ -57,11 +58,11 @@ pub struct OutboxOffsets {
     path: PathBuf,
     lsns: Mutex<BTreeMap<usize, u64>>,
     /// The engine's filesystem seam (`Engine::fs`).
-    fs: Arc<dyn stockd_engine::durable::Fs>,
+    fs: Arc<dyn stockd_engine::Fs>,
 }
 
 impl OutboxOffsets {
-    pub fn load(data_dir: &Path, fs: Arc<dyn stockd_engine::durable::Fs>) -> Result<OutboxOffsets, String> {
+    pub fn load(data_dir: &Path, fs: Arc<dyn stockd_engine::Fs>) -> Result<OutboxOffsets, String> {
         let path = stockd_engine::DataDir::new(data_dir).outbox_offsets();
         let mut lsns = BTreeMap::new();
         match fs.read(&path).map(|b| String::from_utf8_lossy(&b).into_owned()) {
@@ -85,7 +86,7 @@ impl OutboxOffsets {
     }
 
     /// Records `lsn` for `shard` durably: temp file, fsync, rename, fsync the data
-    /// directory (`stockd_engine::durable::data_dir::write_atomic`).
+    /// directory (`stockd_engine::offline::write_atomic`).
     pub fn set(&self, shard: usize, lsn: u64) -> std::io::Result<()> {
         let mut lsns = self.lsns.lock();
         lsns.insert(shard, lsn);
@@ -93,7 +94,17 @@ impl OutboxOffsets {
         for (s, l) in lsns.iter() {
             text.push_str(&format!("{s} {l}\n"));
         }
-        stockd_engine::durable::data_dir::write_atomic(&*self.fs, &self.path, text.as_bytes())
+        stockd_engine::offline::write_atomic(&*self.fs, &self.path, text.as_bytes())
+    }
+
+    /// [`set`](Self::set) on tokio's blocking pool, never on an async worker (the
+    /// write syncs a file and a directory, and waits for the lock the shards share).
+    /// Returns once the LSN is durable, so a caller that awaits it keeps its order:
+    /// nothing after it (advancing the engine's outbox floor, the next batch) runs
+    /// before the file says `lsn`.
+    pub async fn record(self: &Arc<Self>, shard: usize, lsn: u64) -> std::io::Result<()> {
+        let offsets = self.clone();
+        tokio::task::spawn_blocking(move || offsets.set(shard, lsn)).await.map_err(std::io::Error::other)?
     }
 }
 
@@ -241,7 +252,7 @@ async fn run_shard(cfg: Arc<PublisherConfig>, offsets: Arc<OutboxOffsets>, shard
             }
         }
         published = last;
-        match offsets.set(shard, last) {
+        match offsets.record(shard, last).await {
             // Only once the published LSN is durable may the engine drop the WAL
             // before it: a restart resumes from the recorded LSN.
             Ok(()) => {
@@ -255,5 +266,79 @@ async fn run_shard(cfg: Arc<PublisherConfig>, offsets: Arc<OutboxOffsets>, shard
             Err(e) => tracing::error!(shard, error = %e, "kafka outbox: cannot record the published LSN"),
         }
         cfg.status.published_lsn[shard].store(last, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io;
+    use std::sync::mpsc;
+    use stockd_fs::{DirEntry, FileBytes, Fs, FsFile, FsLock, Metadata, RealFs};
+
+    /// The real filesystem, whose `rename` waits until a gate is opened.
+    #[derive(Debug)]
+    struct GatedRename {
+        gate: std::sync::Mutex<mpsc::Receiver<()>>,
+    }
+
+    impl Fs for GatedRename {
+        fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+            RealFs.create_dir_all(path)
+        }
+        fn metadata(&self, path: &Path) -> io::Result<Metadata> {
+            RealFs.metadata(path)
+        }
+        fn read_dir(&self, dir: &Path) -> io::Result<Vec<DirEntry>> {
+            RealFs.read_dir(dir)
+        }
+        fn create_new(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
+            RealFs.create_new(path)
+        }
+        fn create(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
+            RealFs.create(path)
+        }
+        fn open_append(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
+            RealFs.open_append(path)
+        }
+        fn open_read(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
+            RealFs.open_read(path)
+        }
+        fn read(&self, path: &Path) -> io::Result<FileBytes> {
+            RealFs.read(path)
+        }
+        fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+            // A bound so that a write blocking the runtime fails the test instead of
+            // hanging it (the gate is opened by a task of that runtime).
+            let opened = self.gate.lock().unwrap().recv_timeout(Duration::from_secs(60));
+            opened.map_err(|_| io::Error::other("the gate never opened: the write blocked the async worker"))?;
+            RealFs.rename(from, to)
+        }
+        fn remove_file(&self, path: &Path) -> io::Result<()> {
+            RealFs.remove_file(path)
+        }
+        fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+            RealFs.sync_dir(dir)
+        }
+        fn try_lock(&self, path: &Path) -> io::Result<Option<FsLock>> {
+            RealFs.try_lock(path)
+        }
+    }
+
+    /// The offsets write (temp file, fsync, rename, directory fsync) runs off the
+    /// async worker: on a runtime with one worker, the write's rename waits for a
+    /// task of that runtime, which could never run if the write held the worker.
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_offsets_write_runs_off_the_async_worker_and_is_durable_when_awaited() {
+        let dir = tempfile::tempdir().unwrap();
+        let (open, gate) = mpsc::channel();
+        let fs = Arc::new(GatedRename { gate: std::sync::Mutex::new(gate) });
+        let offsets = Arc::new(OutboxOffsets::load(dir.path(), fs).unwrap());
+        let opener = tokio::spawn(async move { open.send(()).unwrap() });
+        offsets.record(3, 42).await.unwrap();
+        opener.await.unwrap();
+        // Awaited means written: a fresh load reads it.
+        let reread = OutboxOffsets::load(dir.path(), Arc::new(RealFs)).unwrap();
+        assert_eq!((reread.get(3), reread.get(0)), (42, 0));
     }
 }

@@ -78,7 +78,7 @@ pub async fn restock_committed(
 mod tests {
     use super::*;
     use stockd_engine::location::Placement;
-    use stockd_engine::{Command, OrderId, Outcome, ReservationKey, ShardState};
+    use stockd_engine::{Command, OrderId, Outcome, ReservationKey, ReserveLocal, SetItem, ShardState};
 
     fn loc(s: &str) -> LocationId {
         LocationId::parse(s, "location").unwrap()
@@ -89,26 +89,20 @@ mod tests {
         let mut st = ShardState::new(0);
         let a = Sku::parse("A", "sku").unwrap();
         let b = Sku::parse("B", "sku").unwrap();
-        let set = |sku: &Sku, location: Option<&str>, on_hand| Command::SetItem {
-            sku: sku.clone(),
-            on_hand,
-            low_stock_threshold: None,
-            max_per_order: None,
-            expected_version: None,
-            location: location.map(loc),
-            incoming: None,
+        let set = |sku: &Sku, location: Option<&str>, on_hand| {
+            Command::SetItem(SetItem { location: location.map(loc), ..SetItem::on_hand(sku.clone(), on_hand) })
         };
         st.apply(&set(&a, Some("wh-1"), 2), 1).unwrap();
         st.apply(&set(&a, Some("wh-2"), 3), 2).unwrap();
         st.apply(&set(&b, None, 9), 3).unwrap();
         let order = OrderId::parse("o-1", "orderId").unwrap();
-        let reserve = Command::ReserveLocal {
+        let reserve = Command::ReserveLocal(ReserveLocal {
             order_id: order.clone(),
             lines: vec![(a.clone(), 4), (b.clone(), 3)],
             ttl_secs: 60,
             metadata: None,
             placement: Placement::default(),
-        };
+        });
         st.apply(&reserve, 4).unwrap();
         let commit = Command::CommitReservation {
             key: ReservationKey::Order(order),

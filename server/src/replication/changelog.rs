@@ -25,8 +25,8 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use stockd_engine::durable::{Confirmation, Replicator, ShippedRecord};
 use stockd_engine::Engine;
+use stockd_engine::{Confirmation, Replicator, ShippedRecord};
 
 /// What this node is doing with the changelog.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -21,7 +21,7 @@
 //!
 //! Every other byte string is refused with a reason (`decode`), never a panic.
 
-use stockd_engine::durable::ShippedRecord;
+use stockd_engine::ShippedRecord;
 
 const MAGIC: u8 = 0x53;
 const VERSION: u8 = 1;

@@ -36,8 +36,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
-use stockd_engine::durable::{Confirmation, Replicator, ShippedRecord};
 use stockd_engine::Engine;
+use stockd_engine::{Confirmation, Replicator, ShippedRecord};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ReplicationMode {
@@ -319,7 +319,7 @@ pub fn plan_start(engine: &Engine, data_dir: &Path) -> Result<Vec<(SavedPartitio
             _ => SavedPartition::default(),
         };
         let tail = if local > start.accepted_lsn {
-            stockd_engine::durable::read_local_records(fs.clone(), data_dir, p, start.accepted_lsn + 1)
+            stockd_engine::offline::read_local_records(fs.clone(), data_dir, p, start.accepted_lsn + 1)
                 .map_err(|e| format!("shard {p}: local records after LSN {} unreadable: {e}", start.accepted_lsn))?
         } else {
             Vec::new()

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use stockd_engine::durable::Replicator;
+use stockd_engine::Replicator;
 use stockd_engine::Engine;
 
 /// What a replicated node needs besides its engine.

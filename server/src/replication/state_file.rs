@@ -17,7 +17,7 @@
 use super::frame::Stamp;
 use super::view::Leadership;
 use std::path::Path;
-use stockd_engine::durable::Fs;
+use stockd_engine::Fs;
 
 const HEADER: &str = "stockd replication state 1";
 
@@ -99,7 +99,7 @@ impl SavedState {
     }
 
     pub fn write(&self, fs: &dyn Fs, path: &Path) -> std::io::Result<()> {
-        stockd_engine::durable::write_atomic(fs, path, self.render().as_bytes())
+        stockd_engine::offline::write_atomic(fs, path, self.render().as_bytes())
     }
 }
 

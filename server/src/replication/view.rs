@@ -16,7 +16,7 @@
 
 use super::frame::{Frame, Stamp};
 use std::collections::VecDeque;
-use stockd_engine::durable::ShippedRecord;
+use stockd_engine::ShippedRecord;
 
 /// The leadership a partition is under: who, and where clients reach it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -14,9 +14,9 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use std::collections::HashMap;
-use stockd_engine::durable::HistoryQuery;
 use stockd_engine::limits::MAX_PAGE;
 use stockd_engine::time::parse_rfc3339;
+use stockd_engine::HistoryQuery;
 use stockd_engine::Sku;
 
 const PARAMS: [&str; 5] = ["limit", "after", "cursor", "from", "to"];
@@ -36,7 +36,7 @@ pub fn parse_query(q: &HashMap<String, String>) -> Result<HistoryQuery, ApiError
     if let Some(unknown) = q.keys().filter(|k| !PARAMS.contains(&k.as_str())).min() {
         return Err(ApiError::validation(unknown.as_str(), format!("unknown parameter; use {}", PARAMS.join(", "))));
     }
-    let limit = whole(q, "limit")?.unwrap_or(stockd_engine::durable::history::DEFAULT_HISTORY_LIMIT as u64);
+    let limit = whole(q, "limit")?.unwrap_or(stockd_engine::DEFAULT_HISTORY_LIMIT as u64);
     if limit == 0 || limit > MAX_PAGE as u64 {
         return Err(ApiError::validation("limit", format!("must be 1 to {MAX_PAGE}")));
     }

@@ -70,7 +70,6 @@ pub async fn put_item(
     PathParam(sku): PathParam,
     StrictJson(body): StrictJson<PutItemBody>,
 ) -> ApiResult {
-    st.writable()?;
     let req = SetItem {
         sku: sku_of(&sku)?,
         on_hand: body.on_hand,
@@ -137,7 +136,6 @@ pub async fn delete_item(
     PathParam(sku): PathParam,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> ApiResult {
-    st.writable()?;
     let Query(q) = query.map_err(|e| ApiError::validation("query", e.body_text()))?;
     let expected = u64_param(&q, "expectedVersion")?;
     let sku = sku_of(&sku)?;
@@ -159,7 +157,6 @@ pub async fn adjust_item(
     PathParam(sku): PathParam,
     StrictJson(body): StrictJson<AdjustBody>,
 ) -> ApiResult {
-    st.writable()?;
     let reason = match body.reason.as_deref() {
         None => AdjustReason::Correction,
         Some(r) => AdjustReason::parse(r).ok_or_else(|| {
@@ -203,7 +200,6 @@ pub async fn unblock_item(_: Admin, State(st): State<AppState>, PathParam(sku): 
 }
 
 async fn set_blocked(st: AppState, sku: String, blocked: bool) -> ApiResult {
-    st.writable()?;
     let change = st.engine.set_sales_blocked(sku_of(&sku)?, blocked).await?;
     Ok(ok(StatusCode::OK, ItemView::from(&change.item)))
 }

@@ -37,8 +37,8 @@ fn outbox_health(engine: &Engine) -> Option<OutboxView> {
         held_bytes: shards.clone().map(|i| o.held_bytes(i)).collect(),
         max_bytes: config.max_bytes,
         policy: match config.policy {
-            stockd_engine::durable::OutboxFullPolicy::Refuse => "refuse",
-            stockd_engine::durable::OutboxFullPolicy::Drop => "drop",
+            stockd_engine::OutboxFullPolicy::Refuse => "refuse",
+            stockd_engine::OutboxFullPolicy::Drop => "drop",
         },
         refusing: shards.map(|i| o.is_refusing(i)).collect(),
     })

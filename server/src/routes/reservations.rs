@@ -103,41 +103,6 @@ fn placement_of(body: &ReserveBody, lines: &[(Sku, u64)], default: AllocationStr
     Ok(Placement { strategy, region: body.region.clone(), locations })
 }
 
-/// A line that names a warehouse the table does not list (and where its item has no
-/// stock) is refused here, so the error names the line (`items[i].location`); the
-/// engine applies the same rule but can only name `location`. Reads the table only
-/// when some line names a location. An empty table (no warehouses file) accepts any
-/// location, as the engine does.
-async fn check_named_locations(
-    st: &AppState,
-    body: &ReserveBody,
-    lines: &[(Sku, u64)],
-    placement: &Placement,
-) -> Result<(), ApiError> {
-    if placement.locations.is_empty() {
-        return Ok(());
-    }
-    let table = st.engine.warehouses().await?;
-    if table.is_empty() {
-        return Ok(());
-    }
-    for (i, (line, (sku, _))) in body.items.iter().zip(lines).enumerate() {
-        let Some(location) = line.location(i)? else { continue };
-        if location.is_default() || table.iter().any(|w| w.id == location) {
-            continue;
-        }
-        // Stock placed at a location before the table dropped it can still be sold.
-        let stocked = st.engine.get_item(sku.clone()).await.is_ok_and(|item| item.stocks(&location));
-        if !stocked {
-            return Err(ApiError::validation(
-                format!("items[{i}].location"),
-                format!("{location} is not a configured warehouse (line {sku})"),
-            ));
-        }
-    }
-    Ok(())
-}
-
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CheckBody {
@@ -254,7 +219,6 @@ pub async fn check_availability(State(st): State<AppState>, StrictJson(body): St
         (status = 422, description = "IDEMPOTENCY_KEY_REUSED: the orderId was used with other items"),
         (status = 429, description = "OVERLOADED"), (status = 503, description = "SERVICE_UNAVAILABLE")))]
 pub async fn reserve(State(st): State<AppState>, StrictJson(body): StrictJson<ReserveBody>) -> ApiResult {
-    st.writable()?;
     reserve_inner(&st, body).await
 }
 
@@ -262,7 +226,6 @@ async fn reserve_inner(st: &AppState, body: ReserveBody) -> ApiResult {
     let order_id = OrderId::parse(&body.order_id, "orderId")?;
     let lines = lines_of(&body.items)?;
     let placement = placement_of(&body, &lines, st.allocation)?;
-    check_named_locations(st, &body, &lines, &placement).await?;
     let metadata = body.metadata.as_ref().map(Value::to_string);
     let req = ReserveRequest { order_id, lines: lines.clone(), ttl_secs: body.expires_in, metadata, placement };
     // The engine counts the outcome and times it under the HTTP path.
@@ -316,7 +279,6 @@ async fn reserve_inner(st: &AppState, body: ReserveBody) -> ApiResult {
         (status = 404, description = "RESERVATION_NOT_FOUND"),
         (status = 409, description = "RESERVATION_EXPIRED, RESERVATION_RELEASED, RESERVATION_PENDING")))]
 pub async fn commit(State(st): State<AppState>, StrictJson(body): StrictJson<CommitBody>) -> ApiResult {
-    st.writable()?;
     let key = key_of(body.order_id, body.reservation_id)?;
     if let Some(i) = body.items.iter().flatten().position(|l| l.location.is_some()) {
         return Err(ApiError::validation(
@@ -333,7 +295,6 @@ pub async fn commit(State(st): State<AppState>, StrictJson(body): StrictJson<Com
     responses((status = 200, body = Envelope<ReservationView>, description = "released (or already released / expired)"), (status = 400, description = "VALIDATION_ERROR"),
         (status = 404, description = "RESERVATION_NOT_FOUND"), (status = 409, description = "RESERVATION_COMMITTED, RESERVATION_PENDING")))]
 pub async fn release(State(st): State<AppState>, StrictJson(body): StrictJson<ReleaseBody>) -> ApiResult {
-    st.writable()?;
     let key = key_of(body.order_id, body.reservation_id)?;
     let r = st.engine.release(key, body.reason).await?;
     Ok(ok(StatusCode::OK, ReservationView::from(&r)))
@@ -344,7 +305,6 @@ pub async fn release(State(st): State<AppState>, StrictJson(body): StrictJson<Re
         (status = 404, description = "RESERVATION_NOT_FOUND"),
         (status = 409, description = "RESERVATION_EXPIRED, RESERVATION_RELEASED, RESERVATION_COMMITTED")))]
 pub async fn extend(State(st): State<AppState>, StrictJson(body): StrictJson<ExtendBody>) -> ApiResult {
-    st.writable()?;
     let key = key_of(body.order_id, body.reservation_id)?;
     let r = st.engine.extend(key, body.expires_in).await?;
     Ok(ok(StatusCode::OK, ReservationView::from(&r)))
@@ -378,7 +338,6 @@ pub async fn get_reservation(State(st): State<AppState>, PathParam(id): PathPara
         (status = 404, description = "RESERVATION_NOT_FOUND"), (status = 409, description = "RESERVATION_COMMITTED, RESERVATION_RELEASED")),
     security(("admin" = [])))]
 pub async fn expire(_: Admin, State(st): State<AppState>, PathParam(id): PathParam) -> ApiResult {
-    st.writable()?;
     let key = find(&st, &id).await?;
     let r = st.engine.expire(key).await?;
     Ok(ok(StatusCode::OK, ReservationView::from(&r)))

@@ -3,7 +3,7 @@
 
 use crate::envelope::rfc3339;
 use serde::Serialize;
-use stockd_engine::durable::{HistoryEntry, HistoryPage};
+use stockd_engine::{HistoryEntry, HistoryPage};
 use utoipa::ToSchema;
 
 /// One row of an item's history: one WAL record that changed the item.

@@ -7,6 +7,7 @@ pub mod stats;
 pub mod verify;
 
 use stockd_engine::location::{Allocation, AllocationStrategy, Placement, Warehouse};
+use stockd_engine::{Adjust, ReserveLocal, SetItem, Transfer};
 use stockd_engine::{Command, ReservationKey, Sku};
 
 /// The fields of a command this build does not know by name (a newer engine's
@@ -34,11 +35,11 @@ pub fn skus_of(command: &Command) -> Vec<Sku> {
 
 fn skus_ref(command: &Command) -> Option<Vec<&Sku>> {
     Some(match command {
-        Command::SetItem { sku, .. }
-        | Command::AdjustItem { sku, .. }
+        Command::SetItem(SetItem { sku, .. })
+        | Command::AdjustItem(Adjust { sku, .. })
         | Command::DeleteItem { sku, .. }
         | Command::SetSalesBlocked { sku, .. }
-        | Command::Transfer { sku, .. }
+        | Command::Transfer(Transfer { sku, .. })
         | Command::ReceiveIncoming { sku, .. } => vec![sku],
         Command::OpenReservation { lines, .. } | Command::PlaceHold { lines, .. } => {
             lines.iter().map(|(s, _)| s).collect()
@@ -94,8 +95,8 @@ pub fn order_of(command: &Command) -> Option<String> {
             ReservationKey::Order(o) => Some(o.to_string()),
             ReservationKey::Id(_) => None,
         },
-        Command::SetItem { .. }
-        | Command::AdjustItem { .. }
+        Command::SetItem(_)
+        | Command::AdjustItem(_)
         | Command::DeleteItem { .. }
         | Command::ActivateReservation { .. }
         | Command::AbortReservation { .. }
@@ -151,7 +152,7 @@ fn warehouses_str(warehouses: &[Warehouse]) -> String {
 /// (`SKU:q@location`, region, strategy) and allocations included.
 pub fn quantities_of(command: &Command) -> String {
     match command {
-        Command::SetItem { on_hand, low_stock_threshold, max_per_order, location, incoming, .. } => {
+        Command::SetItem(SetItem { on_hand, low_stock_threshold, max_per_order, location, incoming, .. }) => {
             let mut s = format!("onHand={on_hand}");
             if let Some(i) = incoming {
                 s.push_str(&format!(" incoming={i}"));
@@ -167,7 +168,7 @@ pub fn quantities_of(command: &Command) -> String {
             }
             s
         }
-        Command::AdjustItem { delta, reason, note, location, .. } => {
+        Command::AdjustItem(Adjust { delta, reason, note, location, .. }) => {
             let mut s = format!("delta={delta:+} reason={}", reason.as_str());
             if let Some(n) = note {
                 s.push_str(&format!(" note={n:?}"));
@@ -177,7 +178,7 @@ pub fn quantities_of(command: &Command) -> String {
             }
             s
         }
-        Command::Transfer { quantity, from, to, in_transit, note, .. } => {
+        Command::Transfer(Transfer { quantity, from, to, in_transit, note, .. }) => {
             let mut s = format!("quantity={quantity} from={from} to={to}");
             if *in_transit {
                 s.push_str(" in_transit");
@@ -190,7 +191,7 @@ pub fn quantities_of(command: &Command) -> String {
         Command::ReceiveIncoming { quantity, location, .. } => format!("quantity={quantity} location={location}"),
         Command::SetWarehouses { warehouses } => warehouses_str(warehouses),
         Command::OpenReservation { lines, ttl_secs, .. } => format!("{} ttl={ttl_secs}s", lines_str(lines)),
-        Command::ReserveLocal { lines, ttl_secs, placement, .. } => {
+        Command::ReserveLocal(ReserveLocal { lines, ttl_secs, placement, .. }) => {
             format!("{} ttl={ttl_secs}s{}", placed_lines(lines, placement), placement_rest(placement))
         }
         Command::PlaceHold { lines, placement, .. } => {

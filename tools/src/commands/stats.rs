@@ -6,6 +6,7 @@
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
 use std::process::ExitCode;
+use stockd_engine::Transfer;
 use stockd_engine::{Command, Outcome, ReservationStatus};
 
 use super::replay::{apply, replay_shard};
@@ -49,7 +50,7 @@ pub fn run(args: &StatsArgs) -> Result<ExitCode, Error> {
             let applied = apply(rec, state)?;
             let mut add = |k: &'static str, n: u64| *moves.entry(k).or_default() += n;
             match (&rec.command, &applied.outcome) {
-                (Command::Transfer { quantity, in_transit, .. }, _) => {
+                (Command::Transfer(Transfer { quantity, in_transit, .. }), _) => {
                     add("transfers", 1);
                     add("transferred_units", *quantity);
                     add("in_transit_units", if *in_transit { *quantity } else { 0 });
@@ -58,7 +59,7 @@ pub fn run(args: &StatsArgs) -> Result<ExitCode, Error> {
                     add("receipts", 1);
                     add("received_units", *quantity);
                 }
-                (Command::ReserveLocal { .. }, Outcome::Reserved(r))
+                (Command::ReserveLocal(_), Outcome::Reserved(r))
                 | (Command::ActivateReservation { .. }, Outcome::Reservation { reservation: r, changed: true }) => {
                     for l in &r.lines {
                         add("allocated_lines", 1);

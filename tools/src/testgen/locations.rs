@@ -6,6 +6,7 @@
 use super::Gen;
 use stockd_engine::location::{AllocationStrategy, LocationId, Placement, Warehouse};
 use stockd_engine::shard_of_sku;
+use stockd_engine::{Adjust, SetItem, Transfer};
 use stockd_engine::{AdjustReason, Command, Item, Sku};
 
 /// Three warehouses: `wh-n1` (north, priority 1), `wh-n2` (north, 2), `wh-s1` (south, 1).
@@ -57,7 +58,7 @@ impl Gen {
     }
 
     pub fn set_item_at(&mut self, sku: &Sku, location: LocationId, on_hand: u64, incoming: Option<u64>) {
-        let cmd = Command::SetItem {
+        let cmd = Command::SetItem(SetItem {
             sku: sku.clone(),
             on_hand,
             low_stock_threshold: None,
@@ -65,13 +66,13 @@ impl Gen {
             expected_version: None,
             location: Some(location),
             incoming,
-        };
+        });
         self.exec(shard_of_sku(sku, self.shards()), cmd);
     }
 
     pub fn transfer(&mut self, sku: &Sku, from: LocationId, to: LocationId, quantity: u64, in_transit: bool) {
         let note = in_transit.then(|| "by truck".to_string());
-        let cmd = Command::Transfer { sku: sku.clone(), from, to, quantity, in_transit, note };
+        let cmd = Command::Transfer(Transfer { sku: sku.clone(), from, to, quantity, in_transit, note });
         self.exec(shard_of_sku(sku, self.shards()), cmd);
     }
 
@@ -100,7 +101,7 @@ impl Gen {
                 let location = item.locations()[i].location.clone();
                 if delta != 0 {
                     let reason = if delta > 0 { AdjustReason::Restock } else { AdjustReason::Lost };
-                    let cmd = Command::AdjustItem {
+                    let cmd = Command::AdjustItem(Adjust {
                         sku: sku.clone(),
                         delta,
                         reason,
@@ -108,7 +109,7 @@ impl Gen {
                         idempotency_key: None,
                         expected_version: None,
                         location: Some(location),
-                    };
+                    });
                     self.exec(shard_of_sku(&sku, self.shards()), cmd);
                 }
             }

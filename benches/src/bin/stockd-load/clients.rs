@@ -57,15 +57,7 @@ fn parse_order(s: &str) -> Res<OrderId> {
 
 impl Client for Embedded {
     fn set_item(&mut self, sku: &str, on_hand: u64) -> Res<()> {
-        let req = SetItem {
-            sku: parse_sku(sku)?,
-            on_hand,
-            low_stock_threshold: None,
-            max_per_order: None,
-            expected_version: None,
-            location: None,
-            incoming: None,
-        };
+        let req = SetItem::on_hand(parse_sku(sku)?, on_hand);
         self.engine.blocking().set_item(req).map(|_| ()).map_err(code)
     }
 

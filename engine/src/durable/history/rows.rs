@@ -9,6 +9,7 @@
 //! found the deadline passed).
 
 use super::{Figures, HistoryEntry, LocationChange};
+use crate::command::{Adjust, SetItem, Transfer};
 use crate::command::{AdjustReason, Command, Outcome};
 use crate::durable::follower::FollowedRecord;
 use crate::location::LocationStock;
@@ -148,11 +149,11 @@ pub(super) fn derive(
 ) -> Option<Row> {
     let after = state.item(sku).map(Figures::of);
     let names_sku = match &record.command {
-        Command::SetItem { sku: s, .. }
-        | Command::AdjustItem { sku: s, .. }
+        Command::SetItem(SetItem { sku: s, .. })
+        | Command::AdjustItem(Adjust { sku: s, .. })
         | Command::DeleteItem { sku: s, .. }
         | Command::SetSalesBlocked { sku: s, .. }
-        | Command::Transfer { sku: s, .. }
+        | Command::Transfer(Transfer { sku: s, .. })
         | Command::ReceiveIncoming { sku: s, .. } => s == sku,
         _ => false,
     };
@@ -181,13 +182,13 @@ pub(super) fn derive(
     };
     let mut resolve = false;
     match &record.command {
-        Command::SetItem { .. } => e.kind = "SET",
-        Command::AdjustItem { reason, note, .. } => {
+        Command::SetItem(_) => e.kind = "SET",
+        Command::AdjustItem(Adjust { reason, note, .. }) => {
             e.kind = "ADJUST";
             e.reason = Some(adjust_reason(*reason, note));
         }
         Command::DeleteItem { .. } => e.kind = "DELETE",
-        Command::Transfer { quantity, note, .. } => {
+        Command::Transfer(Transfer { quantity, note, .. }) => {
             e.kind = "TRANSFER";
             e.quantity = *quantity as i64;
             e.reason = note.clone();
