@@ -13,8 +13,8 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use stockd_engine::Replicator;
 use stockd_engine::Engine;
+use stockd_engine::Replicator;
 
 /// What a replicated node needs besides its engine.
 pub struct NodeConfig {
