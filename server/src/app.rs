@@ -92,7 +92,7 @@ pub fn router_with(state: AppState, request_timeout: std::time::Duration) -> Rou
         .route("/reservations/expire-due", post(reservation_admin::expire_due))
         .route("/reservations/{id}", get(reservations::get_reservation))
         .route("/reservations/{id}/expire", post(reservations::expire));
-    Router::new()
+    let router = Router::new()
         .nest("/api/v1/inventory", inventory)
         .route("/health", get(ops::health))
         .route("/ready", get(ops::ready))
@@ -100,11 +100,16 @@ pub fn router_with(state: AppState, request_timeout: std::time::Duration) -> Rou
         .route("/api/v1/openapi.json", get(ops::openapi))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(MAX_BODY))
-        .layer(axum::middleware::from_fn_with_state(request_timeout, crate::http::deadline))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::metrics::track))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), replication_headers))
-        .with_state(state)
+        .layer(DefaultBodyLimit::max(MAX_BODY));
+    if crate::http::ab_on("layers3") {
+        return router
+            .layer(axum::middleware::from_fn_with_state(request_timeout, crate::http::deadline))
+            .layer(axum::middleware::from_fn_with_state(state.clone(), crate::metrics::track))
+            .layer(axum::middleware::from_fn_with_state(state.clone(), replication_headers))
+            .with_state(state);
+    }
+    let front = crate::http::Front { state: state.clone(), request_timeout };
+    router.layer(axum::middleware::from_fn_with_state(front, crate::http::front)).with_state(state)
 }
 
 async fn not_found() -> ApiError {
@@ -124,6 +129,12 @@ async fn replication_headers(
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     let mut response = next.run(request).await;
+    add_replication_headers(&st, &mut response);
+    response
+}
+
+/// The replication headers of [`replication_headers`], on `response`.
+pub(crate) fn add_replication_headers(st: &AppState, response: &mut axum::response::Response) {
     if let Some(r) = &st.replication {
         let headers = response.headers_mut();
         headers.insert("x-stockd-role", axum::http::HeaderValue::from_static(r.role_name()));
@@ -131,5 +142,4 @@ async fn replication_headers(
             headers.insert("x-stockd-replication-lag", axum::http::HeaderValue::from(r.shared.lag_records()));
         }
     }
-    response
 }

@@ -98,6 +98,9 @@ pub async fn serve(
     // hyper's own header timer also runs while a kept-alive connection waits, so it
     // would cap the idle timeout at the header timeout: the watchdog does both.
     builder.timer(TokioTimer::new()).header_read_timeout(None).keep_alive(true);
+    if ab_on("flatten") {
+        builder.writev(false);
+    }
     let mut conns = JoinSet::new();
     tokio::pin!(signal);
     loop {
@@ -373,9 +376,43 @@ async fn serve_conn(
     }
 }
 
+/// A/B measurement switches (temporary): names listed in `STOCKD_AB`.
+pub(crate) fn ab_on(name: &str) -> bool {
+    static AB: OnceLock<String> = OnceLock::new();
+    AB.get_or_init(|| std::env::var("STOCKD_AB").unwrap_or_default()).split(',').any(|n| n == name)
+}
+
+/// What [`front`] needs: the shared state and the request deadline.
+#[derive(Clone)]
+pub struct Front {
+    pub state: crate::app::AppState,
+    pub request_timeout: Duration,
+}
+
+/// The one middleware around every route (one layer, so one boxed service clone and
+/// one boxed future per request, not three): from the outside in, the replication
+/// headers (`app::replication_headers`), the request counter
+/// (`metrics::Metrics::record`) and the request deadline ([`deadline`]).
+pub async fn front(State(f): State<Front>, req: Request, next: Next) -> Response {
+    // A clone of the matched path is a reference count, not a copy of the text.
+    let matched = req.extensions().get::<axum::extract::MatchedPath>().cloned();
+    let method = crate::metrics::method_name(req.method());
+    let started = std::time::Instant::now();
+    let mut resp = run_with_deadline(f.request_timeout, req, next).await;
+    let route = matched.as_ref().map_or("unmatched", |p| p.as_str());
+    f.state.metrics.record(method, route, resp.status().as_u16());
+    tracing::debug!(%method, %route, status = resp.status().as_u16(), micros = started.elapsed().as_micros() as u64, "request");
+    crate::app::add_replication_headers(&f.state, &mut resp);
+    resp
+}
+
 /// Middleware: the whole-request deadline (`--request-timeout`), from the end of the
 /// head to the answer. See the module docs.
 pub async fn deadline(State(timeout): State<Duration>, req: Request, next: Next) -> Response {
+    run_with_deadline(timeout, req, next).await
+}
+
+async fn run_with_deadline(timeout: Duration, req: Request, next: Next) -> Response {
     let until = Instant::now() + timeout;
     let (parts, body) = req.into_parts();
     let body = if body.is_end_stream() {

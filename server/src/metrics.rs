@@ -83,7 +83,7 @@ pub struct HttpCounters {
 }
 
 impl Metrics {
-    fn record(&self, method: &'static str, route: &str, status: u16) {
+    pub(crate) fn record(&self, method: &'static str, route: &str, status: u16) {
         let mut requests = self.requests.lock();
         let routes = requests.entry(method).or_default();
         let statuses = match routes.get_mut(route) {
@@ -308,7 +308,7 @@ type RequestCounts = BTreeMap<&'static str, BTreeMap<String, BTreeMap<u16, u64>>
 
 /// A method's name for the request counter: the standard ones, else `OTHER` (so a
 /// client cannot grow the counter table with made-up methods).
-fn method_name(method: &axum::http::Method) -> &'static str {
+pub(crate) fn method_name(method: &axum::http::Method) -> &'static str {
     use axum::http::Method;
     match *method {
         Method::GET => "GET",
