@@ -101,13 +101,6 @@ pub fn router_with(state: AppState, request_timeout: std::time::Duration) -> Rou
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY));
-    if crate::http::ab_on("layers3") {
-        return router
-            .layer(axum::middleware::from_fn_with_state(request_timeout, crate::http::deadline))
-            .layer(axum::middleware::from_fn_with_state(state.clone(), crate::metrics::track))
-            .layer(axum::middleware::from_fn_with_state(state.clone(), replication_headers))
-            .with_state(state);
-    }
     let front = crate::http::Front { state: state.clone(), request_timeout };
     router.layer(axum::middleware::from_fn_with_state(front, crate::http::front)).with_state(state)
 }
@@ -122,18 +115,7 @@ async fn method_not_allowed() -> ApiError {
 
 /// With replication on, every answer says which role answered and, on a standby, how
 /// far behind the changelog it is (`x-stockd-replication-lag`: messages not yet
-/// read, all shards).
-async fn replication_headers(
-    axum::extract::State(st): axum::extract::State<AppState>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    let mut response = next.run(request).await;
-    add_replication_headers(&st, &mut response);
-    response
-}
-
-/// The replication headers of [`replication_headers`], on `response`.
+/// read, all shards). Called by [`crate::http::front`] on every answer.
 pub(crate) fn add_replication_headers(st: &AppState, response: &mut axum::response::Response) {
     if let Some(r) = &st.replication {
         let headers = response.headers_mut();

@@ -80,9 +80,6 @@ pub fn ok(status: StatusCode, data: impl Serialize) -> Response {
 /// gives, written into a buffer sized for a typical answer at once (axum's starts at
 /// 128 bytes and grows by reallocation).
 pub fn json_response(status: StatusCode, body: &impl Serialize) -> Response {
-    if crate::http::ab_on("axumjson") {
-        return (status, axum::Json(body)).into_response();
-    }
     let mut buf = Vec::with_capacity(768);
     match serde_json::to_writer(&mut buf, body) {
         Ok(()) => {

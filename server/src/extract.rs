@@ -8,7 +8,6 @@
 //! whose rejections are in the envelope.
 
 use crate::envelope::ApiError;
-use crate::http::ab_on;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::{header, request::Parts, StatusCode};
@@ -27,7 +26,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for StrictJson<T> {
         let plain_json = |ct: &header::HeaderValue| {
             ct.to_str().is_ok_and(|ct| ct.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json"))
         };
-        if let Some(ct) = req.headers().get(header::CONTENT_TYPE).filter(|ct| ab_on("slowct") || !plain_json(ct)) {
+        if let Some(ct) = req.headers().get(header::CONTENT_TYPE).filter(|ct| !plain_json(ct)) {
             let ct = ct.to_str().unwrap_or("").to_ascii_lowercase();
             let mime = ct.split(';').next().unwrap_or("").trim();
             if !(mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))) {
@@ -58,10 +57,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for StrictJson<T> {
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     // A valid body (the usual case) is read without tracking the path; only a body
     // that fails is read again with `serde_path_to_error` to name the field.
-    if !ab_on("slowparse") {
-        if let Ok(value) = serde_json::from_slice(bytes) {
-            return Ok(value);
-        }
+    if let Ok(value) = serde_json::from_slice(bytes) {
+        return Ok(value);
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {

@@ -14,7 +14,9 @@
 //!   - *responding* (the answer is written, until the socket flushed it) and *idle*
 //!     (kept alive, no request begun): `--idle-timeout`, then it is closed (this also
 //!     covers a client that stops reading its answer);
-//! - a **request deadline** (`--request-timeout`, middleware [`deadline`]): the body
+//! - a **request deadline** (`--request-timeout`, [`deadline`], run by the one
+//!   middleware [`front`] around every route with the request counter and the
+//!   replication headers): the body
 //!   must arrive in time (else `408 REQUEST_TIMEOUT`, nothing was done), and the
 //!   handler must answer in the time left (else `503 TIMEOUT`; the handler is not
 //!   dropped but finishes in a task of its own, so a change is never left half
@@ -98,9 +100,9 @@ pub async fn serve(
     // hyper's own header timer also runs while a kept-alive connection waits, so it
     // would cap the idle timeout at the header timeout: the watchdog does both.
     builder.timer(TokioTimer::new()).header_read_timeout(None).keep_alive(true);
-    if ab_on("flatten") {
-        builder.writev(false);
-    }
+    // One write per answer: hyper copies the head and the (small) body into one
+    // buffer instead of a writev of both (measured: ~5 % less CPU per request).
+    builder.writev(false);
     let mut conns = JoinSet::new();
     tokio::pin!(signal);
     loop {
@@ -376,12 +378,6 @@ async fn serve_conn(
     }
 }
 
-/// A/B measurement switches (temporary): names listed in `STOCKD_AB`.
-pub(crate) fn ab_on(name: &str) -> bool {
-    static AB: OnceLock<String> = OnceLock::new();
-    AB.get_or_init(|| std::env::var("STOCKD_AB").unwrap_or_default()).split(',').any(|n| n == name)
-}
-
 /// What [`front`] needs: the shared state and the request deadline.
 #[derive(Clone)]
 pub struct Front {
@@ -391,7 +387,7 @@ pub struct Front {
 
 /// The one middleware around every route (one layer, so one boxed service clone and
 /// one boxed future per request, not three): from the outside in, the replication
-/// headers (`app::replication_headers`), the request counter
+/// headers (`app::add_replication_headers`), the request counter
 /// (`metrics::Metrics::record`) and the request deadline ([`deadline`]).
 pub async fn front(State(f): State<Front>, req: Request, next: Next) -> Response {
     // A clone of the matched path is a reference count, not a copy of the text.

@@ -404,20 +404,6 @@ impl Engine {
             validate_lines(q, 0)?;
         }
         let home = self.home(&key)?;
-        self.transition(home, Command::CommitReservation { key, quantities }).await
-    }
-
-    /// `commit_flow` from the caller's task: the transition goes straight to the
-    /// home shard (`transition_direct`).
-    async fn commit_direct(
-        &self,
-        key: ReservationKey,
-        quantities: Option<Vec<(Sku, u64)>>,
-    ) -> Result<Reservation, EngineError> {
-        if let Some(q) = &quantities {
-            validate_lines(q, 0)?;
-        }
-        let home = self.home(&key)?;
         self.transition_direct(home, Command::CommitReservation { key, quantities }).await
     }
 
@@ -434,11 +420,6 @@ impl Engine {
             return Err(EngineError::validation("reason", format!("must be 1 to {MAX_REASON_LEN} bytes")));
         }
         let home = self.home(&key)?;
-        if ab_off("direct") {
-            return self
-                .drive(move |e| async move { e.transition(home, Command::ReleaseReservation { key, reason }).await })
-                .await;
-        }
         self.transition_direct(home, Command::ReleaseReservation { key, reason }).await
     }
 
@@ -525,11 +506,7 @@ impl Engine {
         key: ReservationKey,
         quantities: Option<Vec<(Sku, u64)>>,
     ) -> Result<Reservation, EngineError> {
-        let result = if ab_off("direct") {
-            self.drive(move |e| async move { e.commit_flow(key, quantities).await }).await
-        } else {
-            self.commit_direct(key, quantities).await
-        };
+        let result = self.commit_flow(key, quantities).await;
         self.stats().count(ReservationOp::Commit, result)
     }
 
@@ -677,10 +654,4 @@ impl Drop for Handoff<'_> {
             }
         });
     }
-}
-
-/// A/B measurement switch (temporary): `STOCKD_AB=direct` turns the direct path off.
-pub(crate) fn ab_off(name: &str) -> bool {
-    static AB: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    AB.get_or_init(|| std::env::var("STOCKD_AB").unwrap_or_default()).split(',').any(|n| n == name)
 }
