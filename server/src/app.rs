@@ -101,7 +101,7 @@ pub fn router_with(state: AppState, request_timeout: std::time::Duration) -> Rou
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY));
-    let front = crate::http::Front { state: state.clone(), request_timeout };
+    let front = crate::http::Front::new(&state, request_timeout);
     router.layer(axum::middleware::from_fn_with_state(front, crate::http::front)).with_state(state)
 }
 
@@ -116,8 +116,11 @@ async fn method_not_allowed() -> ApiError {
 /// With replication on, every answer says which role answered and, on a standby, how
 /// far behind the changelog it is (`x-stockd-replication-lag`: messages not yet
 /// read, all shards). Called by [`crate::http::front`] on every answer.
-pub(crate) fn add_replication_headers(st: &AppState, response: &mut axum::response::Response) {
-    if let Some(r) = &st.replication {
+pub(crate) fn add_replication_headers(
+    replication: Option<&crate::replication::Replication>,
+    response: &mut axum::response::Response,
+) {
+    if let Some(r) = replication {
         let headers = response.headers_mut();
         headers.insert("x-stockd-role", axum::http::HeaderValue::from_static(r.role_name()));
         if !r.is_leader() {

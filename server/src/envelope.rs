@@ -46,8 +46,21 @@ pub struct Meta {
 }
 
 impl Meta {
+    /// Now, rendered once per millisecond per thread: answers made in the same
+    /// millisecond share the text (a copy of it), not the formatting.
     fn now() -> Meta {
-        Meta { timestamp: rfc3339(now_ms()) }
+        thread_local! {
+            static LAST: std::cell::RefCell<(Millis, String)> = const { std::cell::RefCell::new((Millis::MAX, String::new())) };
+        }
+        let ms = now_ms();
+        let timestamp = LAST.with(|last| {
+            let mut last = last.borrow_mut();
+            if last.0 != ms {
+                *last = (ms, rfc3339(ms));
+            }
+            last.1.clone()
+        });
+        Meta { timestamp }
     }
 }
 

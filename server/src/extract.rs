@@ -24,7 +24,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for StrictJson<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         // The usual `application/json` is accepted without copying the header.
         let plain_json = |ct: &header::HeaderValue| {
-            ct.to_str().is_ok_and(|ct| ct.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json"))
+            ct.to_str()
+                .is_ok_and(|ct| ct.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json"))
         };
         if let Some(ct) = req.headers().get(header::CONTENT_TYPE).filter(|ct| !plain_json(ct)) {
             let ct = ct.to_str().unwrap_or("").to_ascii_lowercase();

@@ -378,11 +378,19 @@ async fn serve_conn(
     }
 }
 
-/// What [`front`] needs: the shared state and the request deadline.
+/// What [`front`] needs (cloned for every request, so only that: the request
+/// counters, the replication state and the request deadline).
 #[derive(Clone)]
 pub struct Front {
-    pub state: crate::app::AppState,
-    pub request_timeout: Duration,
+    metrics: Arc<Metrics>,
+    replication: Option<Arc<crate::replication::Replication>>,
+    request_timeout: Duration,
+}
+
+impl Front {
+    pub fn new(state: &crate::app::AppState, request_timeout: Duration) -> Front {
+        Front { metrics: state.metrics.clone(), replication: state.replication.clone(), request_timeout }
+    }
 }
 
 /// The one middleware around every route (one layer, so one boxed service clone and
@@ -396,9 +404,9 @@ pub async fn front(State(f): State<Front>, req: Request, next: Next) -> Response
     let started = std::time::Instant::now();
     let mut resp = run_with_deadline(f.request_timeout, req, next).await;
     let route = matched.as_ref().map_or("unmatched", |p| p.as_str());
-    f.state.metrics.record(method, route, resp.status().as_u16());
+    f.metrics.record(method, route, resp.status().as_u16());
     tracing::debug!(%method, %route, status = resp.status().as_u16(), micros = started.elapsed().as_micros() as u64, "request");
-    crate::app::add_replication_headers(&f.state, &mut resp);
+    crate::app::add_replication_headers(f.replication.as_deref(), &mut resp);
     resp
 }
 
