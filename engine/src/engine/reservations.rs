@@ -549,7 +549,8 @@ impl Engine {
         let mut handoff = Handoff { engine: self, rx: Some(rx) };
         let answer = handoff.rx.as_mut().expect("set above").await;
         handoff.rx = None; // answered: nothing left to hand off
-        let applied = answer.map_err(|_| EngineError::Unavailable { reason: "shard stopped before answering".into() })??;
+        let applied =
+            answer.map_err(|_| EngineError::Unavailable { reason: "shard stopped before answering".into() })??;
         let (reservation, expired_on_access) = self.count_transition(applied)?;
         if self.holds_elsewhere(&reservation) {
             let r = reservation.clone();
