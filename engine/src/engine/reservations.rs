@@ -400,6 +400,8 @@ impl Engine {
         key: ReservationKey,
         quantities: Option<Vec<(Sku, u64)>>,
     ) -> Result<Reservation, EngineError> {
+        // As when it ran on the coordinator: a stopping engine answers that first.
+        self.check_open()?;
         if let Some(q) = &quantities {
             validate_lines(q, 0)?;
         }
