@@ -100,7 +100,7 @@ pub fn router_with(state: AppState, request_timeout: std::time::Duration) -> Rou
         .route("/reservations/expire-due", w(post(reservation_admin::expire_due)))
         .route("/reservations/{id}", get(reservations::get_reservation))
         .route("/reservations/{id}/expire", w(post(reservations::expire)));
-    Router::new()
+    let router = Router::new()
         .nest("/api/v1/inventory", inventory)
         .route("/health", get(ops::health))
         .route("/ready", get(ops::ready))
@@ -108,11 +108,9 @@ pub fn router_with(state: AppState, request_timeout: std::time::Duration) -> Rou
         .route("/api/v1/openapi.json", get(ops::openapi))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(MAX_BODY))
-        .layer(axum::middleware::from_fn_with_state(request_timeout, crate::http::deadline))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::metrics::track))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), replication_headers))
-        .with_state(state)
+        .layer(DefaultBodyLimit::max(MAX_BODY));
+    let front = crate::http::Front::new(&state, request_timeout);
+    router.layer(axum::middleware::from_fn_with_state(front, crate::http::front)).with_state(state)
 }
 
 /// The route layer of every mutating route: refuses the request with
@@ -139,19 +137,16 @@ async fn method_not_allowed() -> ApiError {
 
 /// With replication on, every answer says which role answered and, on a standby, how
 /// far behind the changelog it is (`x-stockd-replication-lag`: messages not yet
-/// read, all shards).
-async fn replication_headers(
-    axum::extract::State(st): axum::extract::State<AppState>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    let mut response = next.run(request).await;
-    if let Some(r) = &st.replication {
+/// read, all shards). Called by [`crate::http::front`] on every answer.
+pub(crate) fn add_replication_headers(
+    replication: Option<&crate::replication::Replication>,
+    response: &mut axum::response::Response,
+) {
+    if let Some(r) = replication {
         let headers = response.headers_mut();
         headers.insert("x-stockd-role", axum::http::HeaderValue::from_static(r.role_name()));
         if !r.is_leader() {
             headers.insert("x-stockd-replication-lag", axum::http::HeaderValue::from(r.shared.lag_records()));
         }
     }
-    response
 }

@@ -46,8 +46,21 @@ pub struct Meta {
 }
 
 impl Meta {
+    /// Now, rendered once per millisecond per thread: answers made in the same
+    /// millisecond share the text (a copy of it), not the formatting.
     fn now() -> Meta {
-        Meta { timestamp: rfc3339(now_ms()) }
+        thread_local! {
+            static LAST: std::cell::RefCell<(Millis, String)> = const { std::cell::RefCell::new((Millis::MAX, String::new())) };
+        }
+        let ms = now_ms();
+        let timestamp = LAST.with(|last| {
+            let mut last = last.borrow_mut();
+            if last.0 != ms {
+                *last = (ms, rfc3339(ms));
+            }
+            last.1.clone()
+        });
+        Meta { timestamp }
     }
 }
 
@@ -73,7 +86,29 @@ pub struct ErrorView {
 
 /// A success response: `status` with `data` in the envelope.
 pub fn ok(status: StatusCode, data: impl Serialize) -> Response {
-    (status, axum::Json(Envelope { data, meta: Meta::now(), success: true })).into_response()
+    json_response(status, &Envelope { data, meta: Meta::now(), success: true })
+}
+
+/// `body` as JSON with `content-type: application/json`: the answer `axum::Json`
+/// gives, written into a buffer sized for a typical answer at once (axum's starts at
+/// 128 bytes and grows by reallocation).
+pub fn json_response(status: StatusCode, body: &impl Serialize) -> Response {
+    let mut buf = Vec::with_capacity(768);
+    match serde_json::to_writer(&mut buf, body) {
+        Ok(()) => {
+            let mut resp = Response::new(axum::body::Body::from(buf));
+            *resp.status_mut() = status;
+            resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            resp
+        }
+        // As axum::Json answers a value it cannot serialize.
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"))],
+            e.to_string(),
+        )
+            .into_response(),
+    }
 }
 
 /// An error answer. Every rejection in the server ends up as one of these.
@@ -186,7 +221,7 @@ impl IntoResponse for ApiError {
             meta: Meta::now(),
             success: false,
         };
-        let mut resp = (self.status, axum::Json(body)).into_response();
+        let mut resp = json_response(self.status, &body);
         if let Some(secs) = self.retry_after {
             resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }

@@ -22,7 +22,12 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for StrictJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
+        // The usual `application/json` is accepted without copying the header.
+        let plain_json = |ct: &header::HeaderValue| {
+            ct.to_str()
+                .is_ok_and(|ct| ct.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json"))
+        };
+        if let Some(ct) = req.headers().get(header::CONTENT_TYPE).filter(|ct| !plain_json(ct)) {
             let ct = ct.to_str().unwrap_or("").to_ascii_lowercase();
             let mime = ct.split(';').next().unwrap_or("").trim();
             if !(mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))) {
@@ -51,6 +56,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for StrictJson<T> {
 
 /// Deserializes `bytes`, naming the offending field on failure.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // A valid body (the usual case) is read without tracking the path; only a body
+    // that fails is read again with `serde_path_to_error` to name the field.
+    if let Ok(value) = serde_json::from_slice(bytes) {
+        return Ok(value);
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();

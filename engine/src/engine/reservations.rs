@@ -407,11 +407,13 @@ impl Engine {
         key: ReservationKey,
         quantities: Option<Vec<(Sku, u64)>>,
     ) -> Result<Reservation, EngineError> {
+        // As when it ran on the coordinator: a stopping engine answers that first.
+        self.check_open()?;
         if let Some(q) = &quantities {
             validate_lines(q, 0)?;
         }
         let home = self.home(&key)?;
-        self.transition(home, Command::CommitReservation { key, quantities }).await
+        self.transition_direct(home, Command::CommitReservation { key, quantities }).await
     }
 
     /// Releases a reservation's stock. Releasing again, or after expiry, answers the
@@ -427,7 +429,7 @@ impl Engine {
             return Err(EngineError::validation("reason", format!("must be 1 to {MAX_REASON_LEN} bytes")));
         }
         let home = self.home(&key)?;
-        self.drive(move |e| async move { e.transition(home, Command::ReleaseReservation { key, reason }).await }).await
+        self.transition_direct(home, Command::ReleaseReservation { key, reason }).await
     }
 
     /// Moves an ACTIVE reservation's deadline to now + `ttl_secs`, at most
@@ -513,7 +515,7 @@ impl Engine {
         key: ReservationKey,
         quantities: Option<Vec<(Sku, u64)>>,
     ) -> Result<Reservation, EngineError> {
-        let result = self.drive(move |e| async move { e.commit_flow(key, quantities).await }).await;
+        let result = self.commit_flow(key, quantities).await;
         self.stats().count(ReservationOp::Commit, result)
     }
 
@@ -533,10 +535,65 @@ impl Engine {
     /// reconciler or recovery settles them; the header is kept until they are.
     async fn transition(&self, home: usize, command: Command) -> Result<Reservation, EngineError> {
         let applied: Applied = self.command(home, command).await?;
-        let (reservation, expired_on_access) = match applied.outcome {
+        let (reservation, expired_on_access) = self.count_transition(applied)?;
+        if let Err(e) = self.settle_holds(&reservation).await {
+            tracing::warn!(reservation = %reservation.reservation_id, error = %e, "holds not settled yet; the reconciler will");
+        }
+        if expired_on_access {
+            return Err(EngineError::ReservationExpired { reservation_id: reservation.reservation_id.to_string() });
+        }
+        Ok(reservation)
+    }
+
+    /// [`Engine::transition`] without the hop through the coordinator, for the
+    /// caller's own task (commit and release, the hot path): the command goes
+    /// straight to the home shard and its answer straight back. The shard applies a
+    /// queued command whatever happens to the caller; what must follow its answer
+    /// (counting the change, settling holds on other shards) is made to happen too:
+    /// should the caller go away before the answer, a [`Handoff`] gives the wait and
+    /// the rest to the coordinator; the settling of holds on other shards (a
+    /// cross-shard reservation only) runs on the coordinator anyway.
+    async fn transition_direct(&self, home: usize, command: Command) -> Result<Reservation, EngineError> {
+        let rx = self.send_command(home, command)?;
+        let mut handoff = Handoff { engine: self, rx: Some(rx) };
+        let answer = handoff.rx.as_mut().expect("set above").await;
+        handoff.rx = None; // answered: nothing left to hand off
+        let applied =
+            answer.map_err(|_| EngineError::Unavailable { reason: "shard stopped before answering".into() })??;
+        let (reservation, expired_on_access) = self.count_transition(applied)?;
+        if self.holds_elsewhere(&reservation) {
+            let r = reservation.clone();
+            // On the coordinator, so the holds are settled even if this caller goes away.
+            let _ = self
+                .drive(move |e| async move {
+                    if let Err(err) = e.settle_holds(&r).await {
+                        tracing::warn!(reservation = %r.reservation_id, error = %err, "holds not settled yet; the reconciler will");
+                    }
+                    Ok(())
+                })
+                .await;
+        }
+        if expired_on_access {
+            return Err(EngineError::ReservationExpired { reservation_id: reservation.reservation_id.to_string() });
+        }
+        Ok(reservation)
+    }
+
+    /// Whether a finished reservation has holds on shards other than its home (which
+    /// settles its own in the transition itself).
+    fn holds_elsewhere(&self, r: &Reservation) -> bool {
+        let home = r.reservation_id.shard();
+        let n = self.shard_count();
+        matches!(r.status, ReservationStatus::Committed | ReservationStatus::Released | ReservationStatus::Expired)
+            && r.lines.iter().any(|l| shard_of_sku(&l.sku, n) != home)
+    }
+
+    /// Counts a transition's answer (on whichever task receives it: a caller that
+    /// goes away does not lose the count of a change that was made) and returns the
+    /// reservation and whether it expired on access.
+    fn count_transition(&self, applied: Applied) -> Result<(Reservation, bool), EngineError> {
+        Ok(match applied.outcome {
             Outcome::Reservation { reservation, changed } => {
-                // Counted here, on the coordinator: a caller that goes away does not
-                // lose the count of a change that was made.
                 if changed {
                     match reservation.status {
                         ReservationStatus::Committed => self.stats().committed(),
@@ -548,14 +605,7 @@ impl Engine {
             }
             Outcome::ExpiredOnAccess(r) => (r, true),
             other => return Err(internal(other)),
-        };
-        if let Err(e) = self.settle_holds(&reservation).await {
-            tracing::warn!(reservation = %reservation.reservation_id, error = %e, "holds not settled yet; the reconciler will");
-        }
-        if expired_on_access {
-            return Err(EngineError::ReservationExpired { reservation_id: reservation.reservation_id.to_string() });
-        }
-        Ok(reservation)
+        })
     }
 
     /// Brings the holds of a finished reservation in line with its header: commit
@@ -586,5 +636,32 @@ impl Engine {
         }
         self.step(home, Command::HoldsSettled { reservation_id: r.reservation_id }).await?;
         Ok(())
+    }
+}
+
+/// The wait for a transition's answer of [`Engine::transition_direct`]: dropped
+/// before the answer came (the caller went away), it hands the wait, the count and
+/// the settling of holds to the coordinator, as if the whole transition had run there.
+struct Handoff<'a> {
+    engine: &'a Engine,
+    rx: Option<crate::sync::reply::ReplyReceiver<Result<Applied, EngineError>>>,
+}
+
+impl Drop for Handoff<'_> {
+    fn drop(&mut self) {
+        let Some(rx) = self.rx.take() else { return };
+        let Some(runtime) = self.engine.coordinator() else { return };
+        let engine = self.engine.clone();
+        runtime.spawn(async move {
+            if let Ok(Ok(applied)) = rx.await {
+                if let Ok((r, _)) = engine.count_transition(applied) {
+                    if engine.holds_elsewhere(&r) {
+                        if let Err(e) = engine.settle_holds(&r).await {
+                            tracing::warn!(reservation = %r.reservation_id, error = %e, "holds not settled yet; the reconciler will");
+                        }
+                    }
+                }
+            }
+        });
     }
 }
