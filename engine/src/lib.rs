@@ -58,7 +58,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use command::{
     AdjustReason, Applied, Command, LineAvailability, Outcome, Query, QueryResult, ReservationFilter, StockFilter,
 };
-pub use command_log::{CommandLog, NoLog};
+pub use command_log::{CommandLog, LogSyncer, NoLog};
 pub use durable::history::DEFAULT_HISTORY_LIMIT;
 pub use durable::{
     Confirmation, DataDir, Durability, FaultInjector, HistoryEntry, HistoryPage, HistoryQuery, OutboxConfig,
