@@ -86,6 +86,18 @@ impl Gate {
     }
 }
 
+/// Opens the gate (failing what it held) when the test ends, a failed assertion
+/// included: an engine dropped with a sync held at the gate would wait for it forever.
+struct OpenOnDrop(Arc<GateHandle>);
+
+impl Drop for OpenOnDrop {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0 .0.open(true);
+        }
+    }
+}
+
 #[derive(Debug)]
 struct GateFs {
     inner: SimFs,
@@ -285,6 +297,7 @@ fn write_then_dependent_answers_while_its_sync_is_held<'a>(
 fn a_read_and_a_refusal_after_an_unsynced_write_wait_for_its_sync() {
     let fs = SimFs::new();
     let (engine, gate) = open_gated(&fs, 1);
+    let _open = OpenOnDrop(gate.clone());
     let a = sku("A");
     stock(&engine, &a, 5);
     let (write, read, refused) = write_then_dependent_answers_while_its_sync_is_held(&engine, &gate, &a);
@@ -301,6 +314,7 @@ fn a_read_and_a_refusal_after_an_unsynced_write_wait_for_its_sync() {
 fn when_the_sync_under_a_write_fails_the_read_and_refusal_after_it_fail_too() {
     let fs = SimFs::new();
     let (engine, gate) = open_gated(&fs, 1);
+    let _open = OpenOnDrop(gate.clone());
     let a = sku("A");
     stock(&engine, &a, 5);
     let (write, read, refused) = write_then_dependent_answers_while_its_sync_is_held(&engine, &gate, &a);
@@ -344,6 +358,7 @@ fn a_power_cut_under_the_pipeline_loses_nothing_acknowledged_and_no_read_saw_mor
         let mut rng = Rng(seed);
         let fs = SimFs::new();
         let (engine, gate) = open_gated(&fs, SHARDS);
+        let _open = OpenOnDrop(gate.clone());
         for s in &skus {
             stock(&engine, s, 1_000_000);
         }
@@ -448,6 +463,15 @@ struct HeldLog {
     asked: Mutex<Vec<u64>>,
 }
 
+/// Lets every confirm through when the test ends, a failed assertion included.
+struct PermitOnDrop(Arc<HeldLog>);
+
+impl Drop for PermitOnDrop {
+    fn drop(&mut self) {
+        self.0.permit(u64::MAX / 2);
+    }
+}
+
 impl HeldLog {
     fn permit(&self, n: u64) {
         *self.permits.lock() += n;
@@ -478,6 +502,7 @@ fn replicated_batch_n_plus_1_is_applied_while_n_is_unconfirmed_and_answers_come_
     let log = Arc::new(HeldLog::default());
     let storage = StorageConfig { replicator: Some(log.clone() as Arc<dyn Replicator>), ..Default::default() };
     let (engine, _) = Engine::open(dir.path(), config(1), storage).unwrap();
+    let _permit = PermitOnDrop(log.clone());
     let a = sku("A");
     log.permit(1);
     stock(&engine, &a, 10);
