@@ -35,7 +35,10 @@ pub trait CommandLog: Send + 'static {
     fn confirm(&mut self, _timeout: std::time::Duration) -> crate::durable::Confirmation {
         crate::durable::Confirmation::Confirmed
     }
-    /// Called on the shard thread after each successful sync (snapshots hook here).
+    /// Called on the shard thread after each successful sync (snapshots hook here);
+    /// pipelined, before the shard's next batch once it sees the durable LSN moved,
+    /// and once more when it stops (the state passed may then be ahead of what is
+    /// durable).
     fn after_sync(&mut self, _state: &crate::shard_state::ShardState) {}
     /// Called once when the shard stops, after its last sync.
     fn finish(&mut self) {}
