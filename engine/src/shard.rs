@@ -284,11 +284,19 @@ impl QueueCapacity {
 /// the shard runs at most this far ahead of the disk (and of the replicated log).
 pub const PIPELINE_DEPTH: usize = 2;
 
+/// The most batches one sync waits for (see `Job::Batch::more`): bounds the latency
+/// a busy shard adds to the first batch of a sync.
+pub const MAX_COALESCED_BATCHES: usize = 4;
+
 /// From a shard thread to its syncer, in order.
 enum Job {
     /// A batch's answers. `sync`: the batch appended records, which must be durable
-    /// (and confirmed) before its answers, or any later one, are released.
-    Batch { answers: Vec<Answer>, sync: bool },
+    /// (and confirmed) before its answers, or any later one, are released. `more`:
+    /// requests were already queued behind it, so the shard's next batch is on its
+    /// way: the syncer waits for it (up to `MAX_COALESCED_BATCHES`) so that one sync
+    /// covers both, as the shard's own batching did before the pipeline (with a few
+    /// closed-loop clients, syncing eagerly would halve the records per sync).
+    Batch { answers: Vec<Answer>, sync: bool, more: bool },
     /// The shard is stalled: ask the replicated log again before its next batch.
     Poll,
 }
@@ -499,6 +507,12 @@ fn syncer_loop(handoff: &Handoff<Job>, mut committer: Committer, mut log: Box<dy
     let _exit = OnSyncerExit(handoff, committer.status.clone(), committer.engine_failed.clone());
     let mut jobs = Vec::with_capacity(PIPELINE_DEPTH + 1);
     while handoff.pop_all(&mut jobs) {
+        // The shard's next batch is coming (it had requests queued): take it into this
+        // sync too. Never after a poll: the shard waits for that to be done.
+        while jobs.len() < MAX_COALESCED_BATCHES
+            && matches!(jobs.last(), Some(Job::Batch { more: true, .. }))
+            && handoff.pop_more(&mut jobs)
+        {}
         // Every record of these batches was appended before its batch was handed
         // over: one sync now covers them all.
         if jobs.iter().any(|j| matches!(j, Job::Batch { sync: true, .. })) {
@@ -588,7 +602,8 @@ impl ShardLoop {
             }
             self.status.batches.fetch_add(1, Ordering::Relaxed);
             self.status.active_reservations.store(self.state.active_reservations() as u64, Ordering::Relaxed);
-            self.commit(answers, appended);
+            let more = !queue.is_empty();
+            self.commit(answers, appended, more);
         }
         // Closed and drained: everything accepted was answered after its sync.
         if let Commit::Piped(pipe) = &mut self.commit {
@@ -603,7 +618,7 @@ impl ShardLoop {
 
     /// Makes the batch durable and answers it: on the spot (inline), or by handing it
     /// to the syncer thread, which answers once its sync (and confirmation) is done.
-    fn commit(&mut self, mut answers: Vec<Answer>, appended: bool) {
+    fn commit(&mut self, mut answers: Vec<Answer>, appended: bool, more: bool) {
         match &mut self.commit {
             Commit::Inline(committer) => {
                 if appended {
@@ -615,7 +630,7 @@ impl ShardLoop {
                 }
                 committer.release(&mut answers);
             }
-            Commit::Piped(pipe) => pipe.send(Job::Batch { answers, sync: appended }),
+            Commit::Piped(pipe) => pipe.send(Job::Batch { answers, sync: appended, more }),
         }
     }
 

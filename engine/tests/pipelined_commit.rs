@@ -432,7 +432,9 @@ fn a_power_cut_under_the_pipeline_loses_nothing_acknowledged_and_no_read_saw_mor
         assert!(!acked_before.is_empty());
         for id in &acked_before {
             if let Err(err) = e.get_reservation(key(id)) {
-                panic!("round {round} (seed {seed}): reservation {id} was acknowledged before the cut and is lost: {err}");
+                panic!(
+                    "round {round} (seed {seed}): reservation {id} was acknowledged before the cut and is lost: {err}"
+                );
             }
         }
         let reserved: Vec<u64> = skus.iter().map(|s| e.get_item(s.clone()).unwrap().reserved).collect();

@@ -8,8 +8,8 @@
 #![cfg(stockd_loom)]
 
 use loom::thread;
-use std::sync::atomic::AtomicBool;
 use std::future::Future;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use stockd_engine::shard::{QueueCapacity, Request, ShardHandle};
 use stockd_engine::sync::handoff::Handoff;

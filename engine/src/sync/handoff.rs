@@ -75,6 +75,24 @@ impl<T> Handoff<T> {
         true
     }
 
+    /// Moves every waiting item into `out`, waiting while there is none, without
+    /// finishing what the consumer holds (it goes on holding it). False once closed
+    /// and empty.
+    pub fn pop_more(&self, out: &mut Vec<T>) -> bool {
+        let mut state = lock(&self.state);
+        debug_assert!(state.busy, "pop_more extends a pop_all");
+        while state.items.is_empty() {
+            if state.closed {
+                return false;
+            }
+            state = self.changed.wait(state).unwrap_or_else(|p| p.into_inner());
+        }
+        out.extend(state.items.drain(..));
+        drop(state);
+        self.changed.notify_all();
+        true
+    }
+
     /// The consumer finished what it took (it is about to stop, or to wait).
     pub fn done(&self) {
         lock(&self.state).busy = false;
