@@ -84,8 +84,9 @@ pub(crate) struct WalDisk {
     syncer: WalSyncer,
     staged: Arc<Mutex<Staged>>,
     replicator: Option<Arc<dyn super::Replicator>>,
-    /// The last LSN handed to the replicator (0: none yet).
+    /// The last LSN handed to the replicator (0: none yet), and the last it confirmed.
     shipped_lsn: u64,
+    confirmed_lsn: u64,
     durable: Arc<AtomicU64>,
     prune_before: Arc<AtomicU64>,
 }
@@ -122,7 +123,15 @@ impl LogSyncer for WalDisk {
 
     fn confirm(&mut self, timeout: Duration) -> Confirmation {
         match &self.replicator {
-            Some(r) if self.shipped_lsn > 0 => r.confirm(self.shard, self.shipped_lsn, timeout),
+            // Nothing shipped since the last confirmation (a sync that found the
+            // records already taken by the one before): nothing new to wait for.
+            Some(r) if self.shipped_lsn > self.confirmed_lsn => {
+                let confirmation = r.confirm(self.shard, self.shipped_lsn, timeout);
+                if confirmation == Confirmation::Confirmed {
+                    self.confirmed_lsn = self.shipped_lsn;
+                }
+                confirmation
+            }
             _ => Confirmation::Confirmed,
         }
     }
@@ -270,6 +279,7 @@ impl WalLog {
             staged: staged.clone(),
             replicator: config.replicator.clone(),
             shipped_lsn: 0,
+            confirmed_lsn: 0,
             durable: durable.clone(),
             prune_before: prune_before.clone(),
         };
