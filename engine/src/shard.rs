@@ -5,9 +5,11 @@
 //! Loop: take a batch of requests from the bounded queue → apply each in order →
 //! append every state change to the log → hand the batch's answers to the syncer →
 //! take the next batch. The syncer (pipelined group commit) takes every batch handed
-//! to it so far, makes everything appended durable with one `sync` (the WAL ships
-//! the records to the replicator first, writes and fdatasyncs them) and, replicated,
-//! one `confirm`, and only then releases those batches' answers, in order. So while
+//! to it so far (and, when requests were already queued behind the last one, waits
+//! for the shard's next batch, up to `MAX_COALESCED_BATCHES`), makes everything
+//! appended durable with one `sync` (the WAL ships the records to the replicator
+//! first, writes and fdatasyncs them) and, replicated, one `confirm`, and only then
+//! releases those batches' answers, in order. So while
 //! batch N is being synced (and confirmed), the shard applies and appends batch N+1;
 //! the hand-off holds at most `PIPELINE_DEPTH` batches, after which the shard waits
 //! (and clients meet a full queue: OVERLOADED, nothing done). Nothing is answered
@@ -602,7 +604,8 @@ impl ShardLoop {
             }
             self.status.batches.fetch_add(1, Ordering::Relaxed);
             self.status.active_reservations.store(self.state.active_reservations() as u64, Ordering::Relaxed);
-            let more = !queue.is_empty();
+            // Requests already queued behind this batch: the syncer may wait for the next.
+            let more = matches!(self.commit, Commit::Piped(_)) && !queue.is_empty();
             self.commit(answers, appended, more);
         }
         // Closed and drained: everything accepted was answered after its sync.
