@@ -179,7 +179,7 @@ impl ShardHandle {
                 stalled: None,
             };
             let commit = match log.syncer() {
-                Some(syncer) => Commit::Piped(Pipe::spawn(index, committer, syncer)),
+                Some(syncer) => Commit::Piped(Pipe::spawn(index, committer, syncer, rx.clone())),
                 None => Commit::Inline(committer),
             };
             ShardLoop {
@@ -462,10 +462,16 @@ struct Pipe {
 }
 
 impl Pipe {
-    fn spawn(index: usize, committer: Committer, syncer: Box<dyn LogSyncer>) -> Pipe {
+    fn spawn(
+        index: usize,
+        committer: Committer,
+        syncer: Box<dyn LogSyncer>,
+        requests: Arc<BoundedQueue<Request>>,
+    ) -> Pipe {
         let handoff = Arc::new(Handoff::new(PIPELINE_DEPTH));
         let rx = handoff.clone();
-        let thread = spawn_named(format!("stockd-sync-{index}"), move || syncer_loop(&rx, committer, syncer));
+        let thread =
+            spawn_named(format!("stockd-sync-{index}"), move || syncer_loop(&rx, committer, syncer, &requests));
         Pipe { handoff, thread: Some(thread) }
     }
 
@@ -494,7 +500,12 @@ impl Drop for Pipe {
 
 /// The syncer thread: takes every batch handed over so far, makes them durable with
 /// one sync (+ one confirm), releases their answers in order.
-fn syncer_loop(handoff: &Handoff<Job>, mut committer: Committer, mut log: Box<dyn LogSyncer>) {
+fn syncer_loop(
+    handoff: &Handoff<Job>,
+    mut committer: Committer,
+    mut log: Box<dyn LogSyncer>,
+    requests: &BoundedQueue<Request>,
+) {
     struct OnSyncerExit<'a>(&'a Handoff<Job>, Arc<ShardStatus>, Arc<AtomicBool>);
     impl Drop for OnSyncerExit<'_> {
         fn drop(&mut self) {
@@ -509,10 +520,17 @@ fn syncer_loop(handoff: &Handoff<Job>, mut committer: Committer, mut log: Box<dy
     let _exit = OnSyncerExit(handoff, committer.status.clone(), committer.engine_failed.clone());
     let mut jobs = Vec::with_capacity(PIPELINE_DEPTH + 1);
     while handoff.pop_all(&mut jobs) {
-        // The shard's next batch is coming (it had requests queued): take it into this
-        // sync too. Never after a poll: the shard waits for that to be done.
+        // The shard's next batch is coming (requests were queued behind the last one
+        // handed over, or are queued now: clients the last round answered, back
+        // already): take it into this sync too, so those clients do not fall into a
+        // cohort of their own one sync behind. Every request queued makes the shard
+        // hand over one more batch, so this wait ends. Never after a poll: the shard
+        // waits for that to be done.
         while jobs.len() < MAX_COALESCED_BATCHES
-            && matches!(jobs.last(), Some(Job::Batch { more: true, .. }))
+            && match jobs.last() {
+                Some(Job::Batch { more, .. }) => *more || !requests.is_empty(),
+                _ => false,
+            }
             && handoff.pop_more(&mut jobs)
         {}
         // Every record of these batches was appended before its batch was handed
