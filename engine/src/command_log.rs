@@ -1,6 +1,10 @@
 //! `CommandLog`: where a shard makes its applied commands durable. The shard loop
-//! appends every state-changing command of a batch, calls `sync` once, and only then
-//! replies. `NoLog` is the in-memory engine's log: nothing is durable.
+//! appends every state-changing command of a batch and replies only once a sync
+//! covered them. A log that can sync on another thread hands out a [`LogSyncer`]
+//! (`CommandLog::syncer`): the shard then pipelines (applies the next batch while the
+//! syncer thread makes the last one durable, `shard.rs`). Otherwise the shard calls
+//! `sync` itself after each batch. `NoLog` is the in-memory engine's log: nothing is
+//! durable.
 
 use crate::command::Command;
 use crate::error::EngineError;
@@ -31,10 +35,37 @@ pub trait CommandLog: Send + 'static {
     fn confirm(&mut self, _timeout: std::time::Duration) -> crate::durable::Confirmation {
         crate::durable::Confirmation::Confirmed
     }
-    /// Called on the shard thread after each successful sync (snapshots hook here).
+    /// Called on the shard thread after each successful sync (snapshots hook here);
+    /// pipelined, before the shard's next batch once it sees the durable LSN moved,
+    /// and once more when it stops (the state passed may then be ahead of what is
+    /// durable).
     fn after_sync(&mut self, _state: &crate::shard_state::ShardState) {}
     /// Called once when the shard stops, after its last sync.
     fn finish(&mut self) {}
+    /// The part of the log that makes appended records durable, for a syncer thread
+    /// (the pipelined group commit, `shard.rs`). Asked once, when the shard starts;
+    /// if it returns one, the shard never calls `sync` or `confirm` on this log
+    /// again, and `durable_lsn` must follow what the syncer made durable. `None`
+    /// (default): the shard syncs on its own thread.
+    fn syncer(&mut self) -> Option<Box<dyn LogSyncer>> {
+        None
+    }
+}
+
+/// The syncing half of a pipelined log, on the shard's syncer thread.
+pub trait LogSyncer: Send {
+    /// Makes every record the shard appended before this call durable (a replicated
+    /// log ships them first); returns the durable LSN. After an error the log is
+    /// failed for good.
+    fn sync(&mut self) -> Result<u64, EngineError>;
+    /// Whether the replicated log holds everything synced so far
+    /// (`durable::replication`); a log without replication confirms at once.
+    fn confirm(&mut self, _timeout: std::time::Duration) -> crate::durable::Confirmation {
+        crate::durable::Confirmation::Confirmed
+    }
+    /// Called after every round of the syncer (answers released): file maintenance
+    /// the shard asked for (removing WAL segments a snapshot covers).
+    fn housekeeping(&mut self) {}
 }
 
 /// The log of an in-memory engine: keeps nothing.

@@ -61,7 +61,7 @@ pub use command::{
     AdjustReason, Applied, Command, LineAvailability, Outcome, Query, QueryResult, ReservationFilter, ReserveLocal,
     StockFilter,
 };
-pub use command_log::{CommandLog, NoLog};
+pub use command_log::{CommandLog, LogSyncer, NoLog};
 pub use durable::history::DEFAULT_HISTORY_LIMIT;
 pub use durable::{
     Confirmation, DataDir, Durability, FaultInjector, Fs, HistoryEntry, HistoryPage, HistoryQuery, OutboxConfig,

@@ -1,22 +1,37 @@
-//! The shard actor: one thread that owns one `ShardState` and its `CommandLog`.
+//! The shard actor: one thread that owns one `ShardState` and its `CommandLog`, and,
+//! for a log that syncs on another thread (`CommandLog::syncer`: the WAL), a syncer
+//! thread of its own.
 //!
 //! Loop: take a batch of requests from the bounded queue → apply each in order →
-//! append every state change to the log → one `sync` → reply to all, in order.
-//! Nothing is answered before the sync that covers it; reads in a batch are answered
-//! after that sync too, so a read never shows state a crash could take back. If an
-//! append or sync fails the shard is failed for good (fail-stop): it answers every
-//! later request with SERVICE_UNAVAILABLE and never retries the sync.
+//! append every state change to the log → hand the batch's answers to the syncer →
+//! take the next batch. The syncer (pipelined group commit) takes every batch handed
+//! to it so far (and, when requests were already queued behind the last one, waits
+//! for the shard's next batch, up to `MAX_COALESCED_BATCHES`), makes everything
+//! appended durable with one `sync` (the WAL ships the records to the replicator
+//! first, writes and fdatasyncs them) and, replicated, one `confirm`, and only then
+//! releases those batches' answers, in order. So while
+//! batch N is being synced (and confirmed), the shard applies and appends batch N+1;
+//! the hand-off holds at most `PIPELINE_DEPTH` batches, after which the shard waits
+//! (and clients meet a full queue: OVERLOADED, nothing done). Nothing is answered
+//! before the sync that covers it and every record appended before it; reads and
+//! refusals are answered after that sync too, so an answer never shows state a crash
+//! could take back. A log without a syncer (the in-memory `NoLog`, a WAL with
+//! `Durability::None` and no replicator) is synced on the shard thread after each
+//! batch, with the same rules. If an append or sync fails the shard is failed for
+//! good (fail-stop): it answers every later request, and every batch not yet
+//! answered, with SERVICE_UNAVAILABLE and never retries the sync.
 
 use crate::clock::Clock;
 use crate::command::Outcome;
 use crate::command::{Applied, Command, Query, QueryResult};
-use crate::command_log::CommandLog;
+use crate::command_log::{CommandLog, LogSyncer};
 use crate::durable::{Confirmation, ShippedRecord, CONFIRM_TIMEOUT, STALLED_POLL};
 use crate::engine::OrderIndex;
 use crate::error::EngineError;
 use crate::limits::MAX_BATCH;
 use crate::shard_state::ShardState;
 use crate::sku::OrderId;
+use crate::sync::handoff::Handoff;
 use crate::sync::queue::{BoundedQueue, PushError};
 use crate::sync::reply::ReplySender;
 use crate::sync::thread::{spawn_named, JoinHandle};
@@ -149,7 +164,19 @@ impl ShardHandle {
         let st = status.clone();
         let thread = spawn_named(format!("stockd-shard-{index}"), move || {
             let _exit = OnExit { queue: &rx, status: st.clone(), engine_failed: engine_failed.clone() };
+            let mut log = log;
             let applied_lsn = log.durable_lsn();
+            let committer = Committer {
+                shard: state.shard(),
+                status: st.clone(),
+                engine_failed: engine_failed.clone(),
+                failure: None,
+                stalled: None,
+            };
+            let commit = match log.syncer() {
+                Some(syncer) => Commit::Piped(Pipe::spawn(index, committer, syncer, rx.clone())),
+                None => Commit::Inline(committer),
+            };
             ShardLoop {
                 state,
                 log,
@@ -162,6 +189,8 @@ impl ShardHandle {
                 standby,
                 stalled: None,
                 applied_lsn,
+                commit,
+                durable_seen: applied_lsn,
             }
             .run(&rx)
         });
@@ -182,7 +211,8 @@ impl ShardHandle {
         self.queue.try_push_reserved(request)
     }
 
-    /// Stops the shard once it has answered (and synced) everything queued before.
+    /// Stops the shard once it has answered (and synced) everything queued before; its
+    /// syncer thread has stopped too when this returns.
     pub fn stop(&self) {
         self.queue.close();
         if let Some(t) = self.thread.lock().take() {
@@ -248,6 +278,272 @@ impl QueueCapacity {
     }
 }
 
+/// How many batches the shard may hand to its syncer beyond the one being synced:
+/// the shard runs at most this far ahead of the disk (and of the replicated log).
+pub const PIPELINE_DEPTH: usize = 2;
+
+/// The most batches one sync waits for (see `Job::Batch::more`): bounds the latency
+/// a busy shard adds to the first batch of a sync.
+pub const MAX_COALESCED_BATCHES: usize = 4;
+
+/// From a shard thread to its syncer, in order.
+enum Job {
+    /// A batch's answers. `sync`: the batch appended records, which must be durable
+    /// (and confirmed) before its answers, or any later one, are released. `more`:
+    /// requests were already queued behind it, so the shard's next batch is on its
+    /// way: the syncer waits for it (up to `MAX_COALESCED_BATCHES`) so that one sync
+    /// covers both, as the shard's own batching did before the pipeline (with a few
+    /// closed-loop clients, syncing eagerly would halve the records per sync).
+    Batch { answers: Vec<Answer>, sync: bool, more: bool },
+    /// The shard is stalled: ask the replicated log again before its next batch.
+    Poll,
+}
+
+/// Decides what a batch's answers become once their sync is done: the shard's view of
+/// its log's durable outcome (failed, stalled). Owned by the syncer thread (pipelined)
+/// or the shard thread (inline); either way it publishes to `ShardStatus`, where the
+/// shard thread reads it back before each batch.
+struct Committer {
+    shard: usize,
+    status: Arc<ShardStatus>,
+    engine_failed: Arc<AtomicBool>,
+    failure: Option<String>,
+    stalled: Option<String>,
+}
+
+/// Records the shard's failure for everyone: its status and the whole engine.
+fn publish_failure(status: &ShardStatus, engine_failed: &AtomicBool, reason: &str) {
+    *status.failure.lock() = Some(reason.to_string());
+    status.failed.store(true, Ordering::Release);
+    engine_failed.store(true, Ordering::Release);
+}
+
+/// Adopts a failure found elsewhere: this shard's other thread, or another shard
+/// (once any log failed, nobody acknowledges).
+fn adopt_failure(status: &ShardStatus, engine_failed: &AtomicBool, failure: &mut Option<String>) {
+    if failure.is_some() {
+        return;
+    }
+    if status.failed.load(Ordering::Acquire) {
+        *failure = Some(status.failure.lock().clone().unwrap_or_else(|| "the shard's log failed".into()));
+    } else if engine_failed.load(Ordering::Acquire) {
+        let reason = "another shard's write-ahead log failed; the engine stopped acknowledging".to_string();
+        *status.failure.lock() = Some(reason.clone());
+        status.failed.store(true, Ordering::Release);
+        *failure = Some(reason);
+    }
+}
+
+impl Committer {
+    fn fail(&mut self, reason: String) {
+        publish_failure(&self.status, &self.engine_failed, &reason);
+        self.failure = Some(reason);
+    }
+
+    /// Makes everything appended so far durable (one sync), then asks the replicated
+    /// log to confirm it (one confirm).
+    fn commit(&mut self, log: &mut dyn LogSyncer) {
+        adopt_failure(&self.status, &self.engine_failed, &mut self.failure);
+        if self.failure.is_some() {
+            return;
+        }
+        self.status.syncs.fetch_add(1, Ordering::Relaxed);
+        let started = std::time::Instant::now();
+        let synced = log.sync();
+        self.status.observe_sync(started.elapsed().as_micros() as u64);
+        match synced {
+            Ok(lsn) => self.status.durable_lsn.store(lsn, Ordering::Release),
+            Err(e) => {
+                tracing::error!(shard = self.shard, error = %e, "WAL sync failed; engine stops acknowledging");
+                self.fail(reason_of(e));
+                return;
+            }
+        }
+        let confirmation = log.confirm(CONFIRM_TIMEOUT);
+        self.take_confirmation(confirmation);
+    }
+
+    /// A stalled shard asks the replicated log again.
+    fn poll(&mut self, log: &mut dyn LogSyncer) {
+        if self.stalled.is_some() && self.failure.is_none() {
+            let confirmation = log.confirm(STALLED_POLL);
+            self.take_confirmation(confirmation);
+        }
+    }
+
+    /// Acts on what the replicated log said of everything synced so far.
+    fn take_confirmation(&mut self, confirmation: Confirmation) {
+        match confirmation {
+            Confirmation::Confirmed => {
+                if self.stalled.take().is_some() {
+                    tracing::info!(shard = self.shard, "replication confirmed again; acknowledging");
+                    *self.status.stalled.lock() = None;
+                }
+            }
+            Confirmation::Pending(reason) => {
+                if self.stalled.is_none() {
+                    tracing::warn!(shard = self.shard, %reason, "replication not confirmed; not acknowledging");
+                }
+                *self.status.stalled.lock() = Some(reason.clone());
+                self.stalled = Some(reason);
+            }
+            Confirmation::Fenced(reason) => {
+                tracing::error!(shard = self.shard, %reason, "fenced by a new leader; engine stops acknowledging");
+                self.stalled = None;
+                *self.status.stalled.lock() = None;
+                self.fail(format!("fenced: {reason}"));
+            }
+        }
+    }
+
+    /// Sends a batch's answers, in order: as computed if every record appended so far
+    /// is durable and confirmed, SERVICE_UNAVAILABLE if the log failed or is stalled.
+    fn release(&mut self, answers: &mut Vec<Answer>) {
+        adopt_failure(&self.status, &self.engine_failed, &mut self.failure);
+        let failed = match (&self.failure, &self.stalled) {
+            (Some(reason), _) => Some(EngineError::Unavailable { reason: reason.clone() }),
+            (None, Some(reason)) => {
+                Some(EngineError::Unavailable { reason: format!("replication unavailable: {reason}") })
+            }
+            (None, None) => None,
+        };
+        for answer in answers.drain(..) {
+            // A dropped receiver (caller gave up) is not an error for the shard.
+            match answer {
+                Answer::Command(reply, result) => {
+                    reply.send(failed.clone().map_or(result, Err));
+                }
+                Answer::Commands(reply, results) => {
+                    reply.send(failed.clone().map_or(Ok(results), Err));
+                }
+                Answer::Query(reply, result) => {
+                    reply.send(failed.clone().map_or(result, Err));
+                }
+                Answer::Clone(reply, state) => {
+                    reply.send(failed.clone().map_or(Ok(*state), Err));
+                }
+                Answer::Replicated(reply, result) => {
+                    reply.send(failed.clone().map_or(result, Err));
+                }
+            }
+        }
+    }
+}
+
+/// A log synced on the shard thread, seen as a `LogSyncer`.
+struct Inline<'a>(&'a mut dyn CommandLog);
+
+impl LogSyncer for Inline<'_> {
+    fn sync(&mut self) -> Result<u64, EngineError> {
+        self.0.sync().map(|()| self.0.durable_lsn())
+    }
+
+    fn confirm(&mut self, timeout: std::time::Duration) -> Confirmation {
+        self.0.confirm(timeout)
+    }
+}
+
+/// How a shard's batches are made durable and answered.
+enum Commit {
+    /// On the shard thread, after each batch (a log without a syncer).
+    Inline(Committer),
+    /// On the shard's syncer thread, while the shard goes on (pipelined).
+    Piped(Pipe),
+}
+
+/// The shard's side of its syncer thread.
+struct Pipe {
+    handoff: Arc<Handoff<Job>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Pipe {
+    fn spawn(
+        index: usize,
+        committer: Committer,
+        syncer: Box<dyn LogSyncer>,
+        requests: Arc<BoundedQueue<Request>>,
+    ) -> Pipe {
+        let handoff = Arc::new(Handoff::new(PIPELINE_DEPTH));
+        let rx = handoff.clone();
+        let thread =
+            spawn_named(format!("stockd-sync-{index}"), move || syncer_loop(&rx, committer, syncer, &requests));
+        Pipe { handoff, thread: Some(thread) }
+    }
+
+    /// Hands a batch to the syncer, waiting while `PIPELINE_DEPTH` batches wait.
+    fn send(&self, job: Job) {
+        // Closed only when the syncer thread stopped on an internal error: dropping
+        // the answers answers their callers (SERVICE_UNAVAILABLE).
+        let _ = self.handoff.push(job);
+    }
+
+    /// Lets the syncer finish everything handed to it, and joins it.
+    fn finish(&mut self) {
+        self.handoff.close();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Pipe {
+    fn drop(&mut self) {
+        // After a panic of the shard thread: the syncer drains and stops by itself.
+        self.handoff.close();
+    }
+}
+
+/// The syncer thread: takes every batch handed over so far, makes them durable with
+/// one sync (+ one confirm), releases their answers in order.
+fn syncer_loop(
+    handoff: &Handoff<Job>,
+    mut committer: Committer,
+    mut log: Box<dyn LogSyncer>,
+    requests: &BoundedQueue<Request>,
+) {
+    struct OnSyncerExit<'a>(&'a Handoff<Job>, Arc<ShardStatus>, Arc<AtomicBool>);
+    impl Drop for OnSyncerExit<'_> {
+        fn drop(&mut self) {
+            if std::thread::panicking() {
+                publish_failure(&self.1, &self.2, "a shard's syncer thread stopped on an internal error");
+            }
+            // The shard never waits on a syncer that is gone.
+            self.0.close();
+            self.0.done();
+        }
+    }
+    let _exit = OnSyncerExit(handoff, committer.status.clone(), committer.engine_failed.clone());
+    let mut jobs = Vec::with_capacity(PIPELINE_DEPTH + 1);
+    while handoff.pop_all(&mut jobs) {
+        // The shard's next batch is coming (requests were queued behind the last one
+        // handed over, or are queued now: clients the last round answered, back
+        // already): take it into this sync too, so those clients do not fall into a
+        // cohort of their own one sync behind. Every request queued makes the shard
+        // hand over one more batch, so this wait ends. Never after a poll: the shard
+        // waits for that to be done.
+        while jobs.len() < MAX_COALESCED_BATCHES
+            && match jobs.last() {
+                Some(Job::Batch { more, .. }) => *more || !requests.is_empty(),
+                _ => false,
+            }
+            && handoff.pop_more(&mut jobs)
+        {}
+        // Every record of these batches was appended before its batch was handed
+        // over: one sync now covers them all.
+        if jobs.iter().any(|j| matches!(j, Job::Batch { sync: true, .. })) {
+            committer.commit(&mut *log);
+        }
+        for job in jobs.drain(..) {
+            match job {
+                Job::Batch { mut answers, .. } => committer.release(&mut answers),
+                Job::Poll => committer.poll(&mut *log),
+            }
+        }
+        log.housekeeping();
+    }
+}
+
 enum Answer {
     Command(Reply<Applied>, Result<Applied, EngineError>),
     Commands(Reply<Vec<Result<Applied, EngineError>>>, Vec<Result<Applied, EngineError>>),
@@ -276,22 +572,27 @@ struct ShardLoop {
     stalled: Option<String>,
     /// The last LSN appended to the log (synced or about to be).
     applied_lsn: u64,
+    /// Where batches go to be made durable and answered.
+    commit: Commit,
+    /// The durable LSN the last `after_sync` saw (pipelined).
+    durable_seen: u64,
 }
 
 impl ShardLoop {
     fn run(mut self, queue: &BoundedQueue<Request>) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
-        let mut answers = Vec::with_capacity(MAX_BATCH);
         while queue.pop_batch(&mut batch, MAX_BATCH) {
             // Time never runs backwards inside a shard, whatever the wall clock does.
             let now = self.clock.now().max(self.last_now);
             self.last_now = now;
-            self.check_engine();
+            self.refresh();
             if self.stalled.is_some() && self.failure.is_none() {
-                let confirmation = self.log.confirm(STALLED_POLL);
-                self.take_confirmation(confirmation);
+                self.poll();
+                self.refresh();
             }
+            self.after_sync();
             let mut appended = false;
+            let mut answers = Vec::with_capacity(batch.len());
             for request in batch.drain(..) {
                 match request {
                     Request::Command { command, reply } => {
@@ -315,62 +616,77 @@ impl ShardLoop {
                     }
                 }
             }
-            if appended && self.failure.is_none() {
-                self.status.syncs.fetch_add(1, Ordering::Relaxed);
-                let started = std::time::Instant::now();
-                let synced = self.log.sync();
-                self.status.observe_sync(started.elapsed().as_micros() as u64);
-                if let Err(e) = synced {
-                    tracing::error!(shard = self.state.shard(), error = %e, "WAL sync failed; engine stops acknowledging");
-                    self.fail(reason_of(e));
-                }
-                self.status.durable_lsn.store(self.log.durable_lsn(), Ordering::Release);
-                if self.failure.is_none() {
-                    let confirmation = self.log.confirm(CONFIRM_TIMEOUT);
-                    self.take_confirmation(confirmation);
-                }
-                if self.failure.is_none() {
-                    self.log.after_sync(&self.state);
-                }
-            }
             self.status.batches.fetch_add(1, Ordering::Relaxed);
             self.status.active_reservations.store(self.state.active_reservations() as u64, Ordering::Relaxed);
-            self.reply_all(&mut answers);
+            // Requests already queued behind this batch: the syncer may wait for the next.
+            let more = matches!(self.commit, Commit::Piped(_)) && !queue.is_empty();
+            self.commit(answers, appended, more);
         }
         // Closed and drained: everything accepted was answered after its sync.
+        if let Commit::Piped(pipe) = &mut self.commit {
+            pipe.finish();
+            // The syncs of the last batches happened after their `after_sync` chance:
+            // a snapshot they made due starts now (and `finish` waits for it).
+            self.refresh();
+            self.after_sync();
+        }
         self.log.finish();
     }
 
-    fn fail(&mut self, reason: String) {
-        *self.status.failure.lock() = Some(reason.clone());
-        self.failure = Some(reason);
-        self.status.failed.store(true, Ordering::Release);
-        self.engine_failed.store(true, Ordering::Release);
+    /// Makes the batch durable and answers it: on the spot (inline), or by handing it
+    /// to the syncer thread, which answers once its sync (and confirmation) is done.
+    fn commit(&mut self, mut answers: Vec<Answer>, appended: bool, more: bool) {
+        match &mut self.commit {
+            Commit::Inline(committer) => {
+                if appended {
+                    committer.commit(&mut Inline(&mut *self.log));
+                    adopt_failure(&self.status, &self.engine_failed, &mut self.failure);
+                    if self.failure.is_none() {
+                        self.log.after_sync(&self.state);
+                    }
+                }
+                committer.release(&mut answers);
+            }
+            Commit::Piped(pipe) => pipe.send(Job::Batch { answers, sync: appended, more }),
+        }
     }
 
-    /// Acts on what the replicated log said of everything appended so far.
-    fn take_confirmation(&mut self, confirmation: Confirmation) {
-        match confirmation {
-            Confirmation::Confirmed => {
-                if self.stalled.take().is_some() {
-                    tracing::info!(shard = self.state.shard(), "replication confirmed again; acknowledging");
-                    *self.status.stalled.lock() = None;
-                }
-            }
-            Confirmation::Pending(reason) => {
-                if self.stalled.is_none() {
-                    tracing::warn!(shard = self.state.shard(), %reason, "replication not confirmed; not acknowledging");
-                }
-                *self.status.stalled.lock() = Some(reason.clone());
-                self.stalled = Some(reason);
-            }
-            Confirmation::Fenced(reason) => {
-                tracing::error!(shard = self.state.shard(), %reason, "fenced by a new leader; engine stops acknowledging");
-                self.stalled = None;
-                *self.status.stalled.lock() = None;
-                self.fail(format!("fenced: {reason}"));
+    /// A stalled shard asks the replicated log again (`STALLED_POLL`) before it takes
+    /// a batch; pipelined, the syncer asks, once everything handed to it is done.
+    fn poll(&mut self) {
+        match &mut self.commit {
+            Commit::Inline(committer) => committer.poll(&mut Inline(&mut *self.log)),
+            Commit::Piped(pipe) => {
+                pipe.send(Job::Poll);
+                pipe.handoff.wait_idle();
             }
         }
+    }
+
+    /// Pipelined: lets the log act on syncs the syncer finished since the last batch
+    /// (snapshots, retention). The state it sees may be ahead of the durable LSN; a
+    /// snapshot is rebuilt from the WAL at that LSN, never copied from here.
+    fn after_sync(&mut self) {
+        if !matches!(self.commit, Commit::Piped(_)) || self.failure.is_some() {
+            return;
+        }
+        let durable = self.status.durable_lsn.load(Ordering::Acquire);
+        if durable > self.durable_seen {
+            self.durable_seen = durable;
+            self.log.after_sync(&self.state);
+        }
+    }
+
+    /// Reads back what the log's committer published: a failure (this shard's syncer,
+    /// or any shard of the engine) and whether the replicated log stalled.
+    fn refresh(&mut self) {
+        adopt_failure(&self.status, &self.engine_failed, &mut self.failure);
+        self.stalled = if self.failure.is_some() { None } else { self.status.stalled.lock().clone() };
+    }
+
+    fn fail(&mut self, reason: String) {
+        publish_failure(&self.status, &self.engine_failed, &reason);
+        self.failure = Some(reason);
     }
 
     /// Applies records a leader shipped (a standby), in LSN order, through the same
@@ -418,16 +734,6 @@ impl ShardLoop {
         self.log.append_replica(record.lsn, logged.now, command).map_err(reason_of)?;
         self.applied_lsn = record.lsn;
         Ok(())
-    }
-
-    /// Adopts another shard's failure: once any log failed, nobody acknowledges.
-    fn check_engine(&mut self) {
-        if self.failure.is_none() && self.engine_failed.load(Ordering::Acquire) {
-            let reason = "another shard's write-ahead log failed; the engine stopped acknowledging".to_string();
-            *self.status.failure.lock() = Some(reason.clone());
-            self.failure = Some(reason);
-            self.status.failed.store(true, Ordering::Release);
-        }
     }
 
     fn apply(&mut self, command: &Command, now: Millis, appended: &mut bool) -> Result<Applied, EngineError> {
@@ -506,37 +812,6 @@ impl ShardLoop {
                 }
             }
             _ => {}
-        }
-    }
-
-    fn reply_all(&mut self, answers: &mut Vec<Answer>) {
-        self.check_engine();
-        let failed = match (&self.failure, &self.stalled) {
-            (Some(reason), _) => Some(EngineError::Unavailable { reason: reason.clone() }),
-            (None, Some(reason)) => {
-                Some(EngineError::Unavailable { reason: format!("replication unavailable: {reason}") })
-            }
-            (None, None) => None,
-        };
-        for answer in answers.drain(..) {
-            // A dropped receiver (caller gave up) is not an error for the shard.
-            match answer {
-                Answer::Command(reply, result) => {
-                    reply.send(failed.clone().map_or(result, Err));
-                }
-                Answer::Commands(reply, results) => {
-                    reply.send(failed.clone().map_or(Ok(results), Err));
-                }
-                Answer::Query(reply, result) => {
-                    reply.send(failed.clone().map_or(result, Err));
-                }
-                Answer::Clone(reply, state) => {
-                    reply.send(failed.clone().map_or(Ok(*state), Err));
-                }
-                Answer::Replicated(reply, result) => {
-                    reply.send(failed.clone().map_or(result, Err));
-                }
-            }
         }
     }
 }

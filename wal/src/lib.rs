@@ -15,6 +15,13 @@
 //! * [`WalWriter::append`] only buffers. [`WalWriter::sync`] writes everything buffered
 //!   and fsyncs once (group commit); when it returns `Ok(lsn)`, every record up to
 //!   `lsn` survives a crash (with [`Durability::Fsync`], the default).
+//! * [`WalWriter::into_parts`] splits a writer into a [`WalAppender`] (buffers, assigns
+//!   LSNs, frames records; no I/O) and a [`WalSyncer`] (owns the files), so one thread
+//!   can append while another writes and fsyncs: [`WalAppender::take`] hands
+//!   everything buffered so far over as one [`WalBatch`], and [`WalSyncer::write`]
+//!   makes it durable as one batch on disk, exactly as `sync` does. The two halves know
+//!   nothing of who calls them; their caller keeps batches in order and stops
+//!   appending once the syncer failed.
 //! * A failed write or fsync is never retried: the writer enters a permanent failed
 //!   state and every later call returns [`WalError::Failed`]. Reopen to recover.
 //! * [`WalWriter::open`] verifies every record and keeps only complete batches. An
@@ -49,4 +56,4 @@ pub use format::{
 };
 pub use reader::{SegmentInfo, WalIter, WalReader, WalRecord};
 pub use segment::{parse_segment_file_name, segment_file_name};
-pub use writer::{OpenReport, TruncatedTail, WalWriter};
+pub use writer::{OpenReport, TruncatedTail, WalAppender, WalBatch, WalSyncer, WalWriter};

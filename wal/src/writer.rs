@@ -56,15 +56,23 @@ struct Chunk {
 }
 
 /// The single writer of one WAL directory. See the crate docs for the guarantees.
+///
+/// It is made of two halves that [`WalWriter::into_parts`] can separate, so that one
+/// thread appends while another writes and fsyncs (a pipelined group commit): the
+/// [`WalAppender`] buffers records in memory and decides segment rotation; the
+/// [`WalSyncer`] owns the files and writes what it is handed, one batch per fdatasync.
 #[derive(Debug)]
 pub struct WalWriter {
-    dir: PathBuf,
-    config: WalConfig,
-    /// Segment files on disk, oldest first; the last one is `active`.
-    segments: Vec<SegmentMeta>,
-    active: Box<dyn FsFile>,
-    /// Written to `active` since its last fsync.
-    active_dirty: bool,
+    appender: WalAppender,
+    syncer: WalSyncer,
+}
+
+/// The buffering half of a [`WalWriter`]: assigns LSNs and frames records in memory;
+/// touches no file. [`WalAppender::take`] hands everything buffered so far to a
+/// [`WalSyncer`] as one [`WalBatch`].
+#[derive(Debug)]
+pub struct WalAppender {
+    segment_size: u64,
     pending: Vec<Chunk>,
     /// Logical size of the newest segment (on disk + pending) and whether it holds a
     /// record: decides rotation at append time.
@@ -73,6 +81,39 @@ pub struct WalWriter {
     /// The active segment has an older format: the next append starts a new segment.
     rotate_first: bool,
     next_lsn: Lsn,
+}
+
+/// Records taken from a [`WalAppender`], not yet written: one batch on disk (one
+/// fdatasync, plus one per segment rotation) once a [`WalSyncer`] writes it. Batches
+/// must be written in the order they were taken, each exactly once.
+#[derive(Debug)]
+pub struct WalBatch {
+    chunks: Vec<Chunk>,
+}
+
+impl WalBatch {
+    /// The LSN of the last record in the batch, if it holds any.
+    pub fn last_lsn(&self) -> Option<Lsn> {
+        self.chunks.last().map(|c| c.first_lsn + c.records - 1)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.chunks.is_empty()
+    }
+}
+
+/// The disk half of a [`WalWriter`]: the segment files. It writes and fsyncs the
+/// batches it is handed and removes old segments; it may live on another thread than
+/// its [`WalAppender`]. Any write or sync error fails it for good.
+#[derive(Debug)]
+pub struct WalSyncer {
+    dir: PathBuf,
+    config: WalConfig,
+    /// Segment files on disk, oldest first; the last one is `active`.
+    segments: Vec<SegmentMeta>,
+    active: Box<dyn FsFile>,
+    /// Written to `active` since its last fsync.
+    active_dirty: bool,
     /// LSN after the last record written to the active file (durable or not).
     written_next: Lsn,
     durable_lsn: Lsn,
@@ -181,19 +222,24 @@ impl WalWriter {
 
         let report = OpenReport { segments: segments.len(), records, last_lsn: next_lsn - 1, truncated_tail };
         let writer = WalWriter {
-            dir: dir.to_path_buf(),
-            config,
-            segments,
-            active,
-            active_dirty: false,
-            pending: Vec::new(),
-            tail_len,
-            tail_has_records,
-            rotate_first,
-            next_lsn,
-            written_next: next_lsn,
-            durable_lsn: next_lsn - 1,
-            failed: None,
+            appender: WalAppender {
+                segment_size: config.segment_size,
+                pending: Vec::new(),
+                tail_len,
+                tail_has_records,
+                rotate_first,
+                next_lsn,
+            },
+            syncer: WalSyncer {
+                dir: dir.to_path_buf(),
+                config,
+                segments,
+                active,
+                active_dirty: false,
+                written_next: next_lsn,
+                durable_lsn: next_lsn - 1,
+                failed: None,
+            },
         };
         Ok((writer, report))
     }
@@ -201,13 +247,66 @@ impl WalWriter {
     /// Buffers one record in memory and returns its LSN. Nothing reaches the disk
     /// until [`WalWriter::sync`]; until then the record is not durable.
     pub fn append(&mut self, record_type: u8, payload: &[u8]) -> Result<Lsn, WalError> {
-        self.check_failed()?;
+        self.syncer.check_failed()?;
+        let lsn = self.appender.append(record_type, payload)?;
+        debug_assert!(self.syncer.durable_lsn < self.appender.next_lsn);
+        Ok(lsn)
+    }
+
+    /// Group commit: writes every buffered record, then one `fdatasync` (plus one per
+    /// segment rotation, and a directory fsync if a segment was created). Returns the
+    /// durable LSN. Any write or sync error puts the writer in a permanent failed
+    /// state: this call and every later `append`/`sync` return [`WalError::Failed`].
+    pub fn sync(&mut self) -> Result<Lsn, WalError> {
+        self.syncer.check_failed()?;
+        let batch = self.appender.take();
+        let lsn = self.syncer.write(batch)?;
+        debug_assert_eq!(self.syncer.written_next, self.appender.next_lsn);
+        Ok(lsn)
+    }
+
+    /// Separates the two halves, for a caller that appends on one thread and syncs on
+    /// another: the [`WalAppender`]'s batches must reach this [`WalSyncer`] in the
+    /// order [`WalAppender::take`] returned them. Unlike [`WalWriter::append`], the
+    /// appender does not know when the syncer failed: its owner must stop appending
+    /// (nothing it appends after a failure is ever written).
+    pub fn into_parts(self) -> (WalAppender, WalSyncer) {
+        (self.appender, self.syncer)
+    }
+
+    /// Highest LSN known to be on stable storage (0 if none).
+    pub fn durable_lsn(&self) -> Lsn {
+        self.syncer.durable_lsn
+    }
+
+    /// The LSN the next `append` will return.
+    pub fn next_lsn(&self) -> Lsn {
+        self.appender.next_lsn
+    }
+
+    /// Why the writer failed, if it did.
+    pub fn failure(&self) -> Option<&str> {
+        self.syncer.failure()
+    }
+
+    /// Deletes whole segments whose every record has an LSN below `lsn` (never the
+    /// active segment), oldest first, fsyncing the directory after each deletion.
+    /// Returns how many were deleted.
+    pub fn remove_segments_before(&mut self, lsn: Lsn) -> Result<usize, WalError> {
+        self.syncer.remove_segments_before(lsn)
+    }
+}
+
+impl WalAppender {
+    /// Buffers one record in memory and returns its LSN. Not durable until a
+    /// [`WalSyncer`] wrote a batch holding it.
+    pub fn append(&mut self, record_type: u8, payload: &[u8]) -> Result<Lsn, WalError> {
         if payload.len() > MAX_PAYLOAD {
             return Err(WalError::RecordTooLarge { size: payload.len(), max: MAX_PAYLOAD });
         }
         let lsn = self.next_lsn;
         let len = record_len(payload.len());
-        if self.tail_has_records && (self.rotate_first || self.tail_len + len > self.config.segment_size) {
+        if self.tail_has_records && (self.rotate_first || self.tail_len + len > self.segment_size) {
             let mut bytes = Vec::with_capacity(SEGMENT_HEADER_LEN + len as usize);
             encode_segment_header(lsn, &mut bytes);
             self.pending.push(Chunk { first_lsn: lsn, new_segment: true, records: 0, bytes, last_record: 0 });
@@ -230,24 +329,35 @@ impl WalWriter {
         self.tail_len += len;
         self.tail_has_records = true;
         self.next_lsn += 1;
-        debug_assert!(self.durable_lsn < self.next_lsn);
         Ok(lsn)
     }
 
-    /// Group commit: writes every buffered record, then one `fdatasync` (plus one per
-    /// segment rotation, and a directory fsync if a segment was created). Returns the
-    /// durable LSN. Any write or sync error puts the writer in a permanent failed
-    /// state: this call and every later `append`/`sync` return [`WalError::Failed`].
-    pub fn sync(&mut self) -> Result<Lsn, WalError> {
+    /// Everything buffered since the last `take`, as one batch (empty if nothing was
+    /// appended). The records' batch framing is fixed here: the batch is what one
+    /// `WalSyncer::write` makes durable.
+    pub fn take(&mut self) -> WalBatch {
+        WalBatch { chunks: std::mem::take(&mut self.pending) }
+    }
+
+    /// The LSN the next `append` will return.
+    pub fn next_lsn(&self) -> Lsn {
+        self.next_lsn
+    }
+}
+
+impl WalSyncer {
+    /// Writes `batch` (which must continue exactly where the last written batch
+    /// ended), then one `fdatasync` (plus one per segment rotation, and a directory
+    /// fsync if a segment was created). Returns the durable LSN; an empty batch
+    /// returns it at once. Any write or sync error fails the syncer for good: this
+    /// call and every later one return [`WalError::Failed`].
+    pub fn write(&mut self, batch: WalBatch) -> Result<Lsn, WalError> {
         self.check_failed()?;
-        if self.pending.is_empty() {
-            return Ok(self.durable_lsn);
-        }
-        let target = self.next_lsn - 1;
-        match self.write_and_sync_pending() {
+        let Some(target) = batch.last_lsn() else { return Ok(self.durable_lsn) };
+        match self.write_and_sync(batch.chunks) {
             Ok(()) => {
                 debug_assert!(target >= self.durable_lsn);
-                debug_assert_eq!(self.written_next, self.next_lsn);
+                debug_assert_eq!(self.written_next, target + 1);
                 self.durable_lsn = target;
                 Ok(target)
             }
@@ -255,14 +365,19 @@ impl WalWriter {
         }
     }
 
-    fn write_and_sync_pending(&mut self) -> Result<(), WalError> {
+    fn write_and_sync(&mut self, chunks: Vec<Chunk>) -> Result<(), WalError> {
         let faults = self.config.faults.clone();
         let faults = faults.as_deref();
         let fs = self.config.fs.clone();
         let mut created = false;
-        for mut chunk in std::mem::take(&mut self.pending) {
+        for mut chunk in chunks {
             // LSN contiguity: each chunk continues exactly where the disk ends.
-            debug_assert_eq!(chunk.first_lsn, self.written_next);
+            if chunk.first_lsn != self.written_next {
+                return Err(WalError::Failed(format!(
+                    "a batch starting at LSN {} was handed to a log that ends before LSN {}",
+                    chunk.first_lsn, self.written_next
+                )));
+            }
             debug_assert!(chunk.records > 0, "a chunk is only created by an append");
             if chunk.new_segment {
                 // The old segment must be complete on disk before its successor exists:
@@ -306,12 +421,7 @@ impl WalWriter {
         self.durable_lsn
     }
 
-    /// The LSN the next `append` will return.
-    pub fn next_lsn(&self) -> Lsn {
-        self.next_lsn
-    }
-
-    /// Why the writer failed, if it did.
+    /// Why the syncer failed, if it did.
     pub fn failure(&self) -> Option<&str> {
         self.failed.as_deref()
     }
@@ -353,7 +463,6 @@ impl WalWriter {
     fn fail(&mut self, cause: WalError) -> WalError {
         let why = cause.to_string();
         tracing::error!(dir = %self.dir.display(), error = %why, "WAL writer failed; refusing further appends");
-        self.pending.clear();
         self.failed = Some(why.clone());
         WalError::Failed(why)
     }

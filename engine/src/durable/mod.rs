@@ -6,8 +6,8 @@
 //! history from the same WAL.
 //!
 //! Retention (`wal_log.rs`, `outbox.rs`): after each snapshot a background pass
-//! prunes snapshots to the newest `snapshots_kept` and the shard removes WAL segments
-//! wholly covered by every retained snapshot. With an outbox consumer registered
+//! prunes snapshots to the newest `snapshots_kept`, and the WAL's disk half (on the
+//! shard's syncer thread) removes segments wholly covered by every retained snapshot. With an outbox consumer registered
 //! (`StorageConfig::outbox`, `Engine::outbox`: the Kafka publisher), segments and
 //! snapshots are also kept back to its acknowledged LSN per shard, so a follower
 //! reopened at that LSN misses nothing; what that holds is measured per shard and

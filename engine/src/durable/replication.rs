@@ -2,15 +2,18 @@
 //! standby applies them. The engine knows nothing of the log behind it (the server
 //! implements [`Replicator`] over a Kafka changelog); it only promises:
 //!
-//! - **Leader.** Every record a shard appends is handed to [`Replicator::ship`] before
-//!   the batch's local `fdatasync`, and after the sync the shard asks
-//!   [`Replicator::confirm`] for the batch's last LSN. No answer of the batch (reads
-//!   and idempotent repeats included) leaves the shard before the replicator confirms
-//!   that the replicated log holds every record up to it under this node's
-//!   leadership. `Pending` (the log is unreachable or slow) stalls the shard: it
-//!   answers SERVICE_UNAVAILABLE and applies nothing new until a later `confirm`
-//!   succeeds, so writes resume when the log is back. `Fenced` (another node took
-//!   over) fails the engine for good.
+//! - **Leader.** Every record a shard appends is handed to [`Replicator::ship`] by the
+//!   shard's syncer thread before the local `fdatasync` that covers it, and after the
+//!   sync the syncer asks [`Replicator::confirm`] for the last LSN it shipped. No
+//!   answer of those batches (reads and idempotent repeats included) leaves the shard
+//!   before the replicator confirms that the replicated log holds every record up to
+//!   it under this node's leadership. Meanwhile the shard thread applies and appends
+//!   the next batches (the pipelined group commit, `shard.rs`): they are shipped,
+//!   synced and confirmed together by the syncer's next round. `Pending` (the log is
+//!   unreachable or slow) stalls the shard: it answers SERVICE_UNAVAILABLE and
+//!   applies nothing new until a later `confirm` succeeds (the syncer asks again
+//!   before each of the shard's batches), so writes resume when the log is back.
+//!   `Fenced` (another node took over) fails the engine for good.
 //! - **Standby.** `EngineConfig::standby` opens the engine without running recovery's
 //!   settling steps, the expiry sweep or any other write of its own; client commands
 //!   answer NOT_LEADER. [`crate::Engine::apply_replicated`] applies shipped records
@@ -42,8 +45,9 @@ pub enum Confirmation {
     Fenced(String),
 }
 
-/// A leader's link to its replicated log. Called on shard threads; implementations
-/// must be cheap in `ship` (queue and return) and bound `confirm` by its timeout.
+/// A leader's link to its replicated log. Called on shards' syncer threads (one per
+/// shard: a shard's calls never overlap); implementations must be cheap in `ship`
+/// (queue and return) and bound `confirm` by its timeout.
 pub trait Replicator: Send + Sync + 'static {
     /// Queues `records` (LSN ascending, contiguous with what this shard shipped
     /// before) for the log.
@@ -52,8 +56,8 @@ pub trait Replicator: Send + Sync + 'static {
     fn confirm(&self, shard: usize, lsn: u64, timeout: Duration) -> Confirmation;
 }
 
-/// How long a shard waits for a batch's confirmation before it stalls (answers
-/// SERVICE_UNAVAILABLE and polls between batches).
+/// How long a shard's syncer waits for a confirmation before the shard stalls
+/// (answers SERVICE_UNAVAILABLE and polls before each batch).
 pub const CONFIRM_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long a stalled shard waits per poll before it answers the queued requests.

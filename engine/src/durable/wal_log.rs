@@ -1,6 +1,14 @@
 //! `WalLog`: a shard's `CommandLog` over its WAL, plus its periodic snapshots and the
 //! retention of old segments.
 //!
+//! The log is split in two (`WalWriter::into_parts`) for the pipelined group commit
+//! (`shard.rs`): the shard thread appends to the `WalAppender` (in memory, under a
+//! lock it shares with the syncer); `WalDisk`, the `LogSyncer` the shard's syncer
+//! thread owns, takes everything appended so far as one batch, ships it to the
+//! replicator (if any), writes and fsyncs it, and publishes the durable LSN that
+//! `durable_lsn` (and so snapshots) read. With `Durability::None` and no replicator
+//! there is nothing to wait for: the shard keeps the disk half and syncs inline.
+//!
 //! Snapshots never stall the shard thread: when one is due (after a sync, once enough
 //! records, at least `snapshot_every_records` and at least as many as the state has
 //! entries, or time have passed; the time trigger respects the same floor) the shard
@@ -11,8 +19,8 @@
 //! outbox holds). So the shard thread's cost of a snapshot is O(1), whatever the size
 //! of its state; the pass costs O(state) decode + encode and O(records) replay off the
 //! thread, and holds one extra copy of the state while it runs. When it is done, WAL
-//! segments wholly below the bound are deleted on the shard thread, which owns the
-//! writer. With an outbox consumer registered, the same pass (without a snapshot) also
+//! segments wholly below the bound are deleted by whoever owns the disk half (the
+//! syncer thread, after its next round; or the shard thread when it syncs inline). With an outbox consumer registered, the same pass (without a snapshot) also
 //! runs when its floor moves, at most once a second.
 
 use super::log_record::{encode_record_into, replay_records, ReplayError};
@@ -23,22 +31,32 @@ use super::state_codec::encode_state;
 use super::StorageConfig;
 use crate::command::Command;
 use crate::command_log::CommandLog;
+use crate::command_log::LogSyncer;
 use crate::error::EngineError;
 use crate::shard_state::ShardState;
 use crate::Millis;
 use crossbeam_channel::{Receiver, TryRecvError};
+use parking_lot::Mutex;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use stockd_snapshots::SnapshotStore;
-use stockd_wal::WalWriter;
+use stockd_wal::{WalAppender, WalSyncer, WalWriter};
 
 /// Least time between two retention passes started by the outbox floor moving.
 const FLOOR_PASS_EVERY: Duration = Duration::from_secs(1);
 
 pub(crate) struct WalLog {
     shard: usize,
-    writer: WalWriter,
+    /// The appending half, shared with the disk half (which takes what it holds).
+    staged: Arc<Mutex<Staged>>,
+    /// The disk half, until a syncer thread takes it (`CommandLog::syncer`).
+    disk: Option<WalDisk>,
+    /// The LSN the disk half made durable.
+    durable: Arc<AtomicU64>,
+    /// A WAL bound a retention pass chose, for the disk half to apply (0: none).
+    prune_before: Arc<AtomicU64>,
     wal_dir: PathBuf,
     snapshots: Arc<SnapshotStore>,
     config: StorageConfig,
@@ -51,10 +69,79 @@ pub(crate) struct WalLog {
     /// The outbox floor the last retention pass started with, and when.
     pass_floor: u64,
     last_pass: Instant,
+}
+
+/// What the shard thread appended and the disk half has not taken yet.
+struct Staged {
+    appender: WalAppender,
     /// Records appended since the last sync, for the replicator (leader only).
     unshipped: Vec<ShippedRecord>,
-    /// The last LSN handed to the replicator (0: none yet).
+}
+
+/// The disk half of a `WalLog`: the shard's `LogSyncer`.
+pub(crate) struct WalDisk {
+    shard: usize,
+    syncer: WalSyncer,
+    staged: Arc<Mutex<Staged>>,
+    replicator: Option<Arc<dyn super::Replicator>>,
+    /// The last LSN handed to the replicator (0: none yet), and the last it confirmed.
     shipped_lsn: u64,
+    confirmed_lsn: u64,
+    durable: Arc<AtomicU64>,
+    prune_before: Arc<AtomicU64>,
+}
+
+impl WalDisk {
+    fn remove_before(&mut self, bound: u64) {
+        match self.syncer.remove_segments_before(bound) {
+            Ok(n) if n > 0 => {
+                tracing::info!(shard = self.shard, segments = n, "WAL segments no longer needed removed")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(shard = self.shard, error = %e, "could not remove covered WAL segments"),
+        }
+    }
+}
+
+impl LogSyncer for WalDisk {
+    fn sync(&mut self) -> Result<u64, EngineError> {
+        let (batch, shipped) = {
+            let mut staged = self.staged.lock();
+            let shipped = if staged.unshipped.is_empty() { Vec::new() } else { std::mem::take(&mut staged.unshipped) };
+            (staged.appender.take(), shipped)
+        };
+        // Shipped before the local sync, so the two overlap; nothing is answered
+        // before both the sync and the replicator's confirmation.
+        if let (Some(r), Some(last)) = (&self.replicator, shipped.last()) {
+            self.shipped_lsn = last.lsn;
+            r.ship(self.shard, &shipped);
+        }
+        let lsn = self.syncer.write(batch).map_err(failed)?;
+        self.durable.store(lsn, Ordering::Release);
+        Ok(lsn)
+    }
+
+    fn confirm(&mut self, timeout: Duration) -> Confirmation {
+        match &self.replicator {
+            // Nothing shipped since the last confirmation (a sync that found the
+            // records already taken by the one before): nothing new to wait for.
+            Some(r) if self.shipped_lsn > self.confirmed_lsn => {
+                let confirmation = r.confirm(self.shard, self.shipped_lsn, timeout);
+                if confirmation == Confirmation::Confirmed {
+                    self.confirmed_lsn = self.shipped_lsn;
+                }
+                confirmation
+            }
+            _ => Confirmation::Confirmed,
+        }
+    }
+
+    fn housekeeping(&mut self) {
+        let bound = self.prune_before.swap(0, Ordering::AcqRel);
+        if bound > 0 {
+            self.remove_before(bound);
+        }
+    }
 }
 
 /// What a background pass did: the snapshot it wrote, and the WAL bound it chose.
@@ -182,9 +269,26 @@ impl WalLog {
         config: StorageConfig,
         outbox: Option<Arc<OutboxRetention>>,
     ) -> WalLog {
+        let (appender, syncer) = writer.into_parts();
+        let durable = Arc::new(AtomicU64::new(syncer.durable_lsn()));
+        let prune_before = Arc::new(AtomicU64::new(0));
+        let staged = Arc::new(Mutex::new(Staged { appender, unshipped: Vec::new() }));
+        let disk = WalDisk {
+            shard,
+            syncer,
+            staged: staged.clone(),
+            replicator: config.replicator.clone(),
+            shipped_lsn: 0,
+            confirmed_lsn: 0,
+            durable: durable.clone(),
+            prune_before: prune_before.clone(),
+        };
         WalLog {
             shard,
-            writer,
+            staged,
+            disk: Some(disk),
+            durable,
+            prune_before,
             wal_dir,
             snapshots: Arc::new(snapshots),
             config,
@@ -195,8 +299,6 @@ impl WalLog {
             outbox,
             pass_floor: 0,
             last_pass: Instant::now(),
-            unshipped: Vec::new(),
-            shipped_lsn: 0,
         }
     }
 
@@ -218,17 +320,11 @@ impl WalLog {
                             tracing::info!(shard = self.shard, lsn, "snapshot written");
                         }
                         if let Some(bound) = done.wal_bound {
-                            match self.writer.remove_segments_before(bound) {
-                                Ok(n) if n > 0 => {
-                                    tracing::info!(
-                                        shard = self.shard,
-                                        segments = n,
-                                        "WAL segments no longer needed removed"
-                                    )
-                                }
-                                Ok(_) => {}
-                                Err(e) => {
-                                    tracing::warn!(shard = self.shard, error = %e, "could not remove covered WAL segments")
+                            match &mut self.disk {
+                                Some(disk) => disk.remove_before(bound),
+                                // The syncer thread applies it after its next round.
+                                None => {
+                                    self.prune_before.fetch_max(bound, Ordering::AcqRel);
                                 }
                             }
                         }
@@ -291,17 +387,19 @@ fn snapshot_due(config: &StorageConfig, since: u64, entries: usize, elapsed: Dur
 impl CommandLog for WalLog {
     fn append(&mut self, now: Millis, command: &Command) -> Result<(), EngineError> {
         let record_type = encode_record_into(&mut self.scratch, now, command);
-        let lsn = self.writer.append(record_type, &self.scratch).map_err(failed)?;
-        self.since_snapshot += 1;
+        let mut staged = self.staged.lock();
+        let lsn = staged.appender.append(record_type, &self.scratch).map_err(failed)?;
         if self.config.replicator.is_some() {
-            self.unshipped.push(ShippedRecord { lsn, record_type, payload: self.scratch.clone() });
+            staged.unshipped.push(ShippedRecord { lsn, record_type, payload: self.scratch.clone() });
         }
+        drop(staged);
+        self.since_snapshot += 1;
         Ok(())
     }
 
     fn append_replica(&mut self, lsn: u64, now: Millis, command: &Command) -> Result<(), EngineError> {
         let record_type = encode_record_into(&mut self.scratch, now, command);
-        let got = self.writer.append(record_type, &self.scratch).map_err(failed)?;
+        let got = self.staged.lock().appender.append(record_type, &self.scratch).map_err(failed)?;
         self.since_snapshot += 1;
         if got != lsn {
             return Err(EngineError::Unavailable {
@@ -312,25 +410,30 @@ impl CommandLog for WalLog {
     }
 
     fn sync(&mut self) -> Result<(), EngineError> {
-        // Shipped before the local sync, so the two overlap; nothing is answered
-        // before both the sync and the replicator's confirmation.
-        if let (Some(r), Some(last)) = (&self.config.replicator, self.unshipped.last()) {
-            self.shipped_lsn = last.lsn;
-            r.ship(self.shard, &self.unshipped);
-            self.unshipped.clear();
+        match &mut self.disk {
+            Some(disk) => disk.sync().map(|_| ()),
+            None => Err(failed("the log is synced by its syncer thread, not the shard's")),
         }
-        self.writer.sync().map(|_| ()).map_err(failed)
     }
 
     fn confirm(&mut self, timeout: Duration) -> Confirmation {
-        match &self.config.replicator {
-            Some(r) if self.shipped_lsn > 0 => r.confirm(self.shard, self.shipped_lsn, timeout),
-            _ => Confirmation::Confirmed,
+        match &mut self.disk {
+            Some(disk) => disk.confirm(timeout),
+            None => Confirmation::Confirmed,
         }
     }
 
     fn durable_lsn(&self) -> u64 {
-        self.writer.durable_lsn()
+        self.durable.load(Ordering::Acquire)
+    }
+
+    fn syncer(&mut self) -> Option<Box<dyn LogSyncer>> {
+        // Nothing to wait for (no fsync, no replicated log): a syncer thread would only
+        // add a hand-off per batch.
+        if self.config.durability == super::Durability::None && self.config.replicator.is_none() {
+            return None;
+        }
+        self.disk.take().map(|d| Box::new(d) as Box<dyn LogSyncer>)
     }
 
     fn admit(&mut self, command: &Command) -> Result<(), EngineError> {
@@ -355,10 +458,10 @@ impl CommandLog for WalLog {
         }
         let due = snapshot_due(&self.config, self.since_snapshot, state.entry_count(), self.last_snapshot.elapsed());
         if due {
-            // Everything appended is synced (we are called right after a sync): the
-            // pass rebuilds the state at the durable LSN by replay; nothing is copied
-            // here.
-            let lsn = self.writer.durable_lsn();
+            // The pass rebuilds the state at the durable LSN by replay (the records up
+            // to it are on disk, whatever is being appended after it); nothing is
+            // copied here.
+            let lsn = self.durable_lsn();
             if self.start_pass(Some(lsn)) {
                 self.since_snapshot = 0;
                 self.last_snapshot = Instant::now();

@@ -7,6 +7,7 @@
 //! the real code. The cfg is ours (not `loom`), so a loom build does not switch
 //! tokio, crossbeam or any other crate into its own loom mode.
 
+pub mod handoff;
 pub mod queue;
 pub mod reply;
 
