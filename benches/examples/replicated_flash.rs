@@ -8,8 +8,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use stockd_engine::durable::{Confirmation, Replicator, ShippedRecord};
 use stockd_engine::*;
+use stockd_engine::{Confirmation, Replicator, ShippedRecord};
 
 struct RoundTrip {
     round_trip: Duration,

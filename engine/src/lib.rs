@@ -89,6 +89,7 @@ pub use sku::{OrderId, Sku};
 #[doc(hidden)]
 pub mod internals {
     pub use crate::shard::{QueueCapacity, Request, ShardHandle, ShardShared};
+    pub use crate::sync::handoff::Handoff;
     pub use crate::sync::queue::{BoundedQueue, PushError};
     pub use crate::sync::reply::{reply_channel, Canceled};
 }

@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
-use stockd_engine::durable::{Confirmation, Replicator, ShippedRecord, SimFs};
 use stockd_engine::*;
+use stockd_engine::{Confirmation, Replicator, ShippedRecord, SimFs};
 use stockd_fs::{DirEntry, FileBytes, Fs, FsFile, FsLock, Metadata};
 
 mod common;

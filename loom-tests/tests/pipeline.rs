@@ -11,9 +11,7 @@ use loom::thread;
 use std::future::Future;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
-use stockd_engine::shard::{QueueCapacity, Request, ShardHandle};
-use stockd_engine::sync::handoff::Handoff;
-use stockd_engine::sync::reply::reply_channel;
+use stockd_engine::internals::{reply_channel, Handoff, QueueCapacity, Request, ShardHandle, ShardShared};
 use stockd_engine::*;
 
 /// What was appended (not yet synced) and what a sync made durable.
@@ -30,8 +28,8 @@ struct ModelSyncer(Arc<Mutex<Disk>>);
 
 impl CommandLog for PipedLog {
     fn append(&mut self, _now: Millis, command: &Command) -> Result<(), EngineError> {
-        if let Command::SetItem { sku, .. } = command {
-            self.0.lock().unwrap().staged.push(sku.to_string());
+        if let Command::SetItem(set) = command {
+            self.0.lock().unwrap().staged.push(set.sku.to_string());
         }
         Ok(())
     }
@@ -59,16 +57,14 @@ impl LogSyncer for ModelSyncer {
 }
 
 fn spawn(disk: Arc<Mutex<Disk>>) -> ShardHandle {
-    ShardHandle::spawn(
-        0,
-        QueueCapacity::for_clients(4),
-        ShardState::new(0),
-        Box::new(PipedLog(disk)),
-        Arc::new(ManualClock::new(1_700_000_000_000)),
-        0,
-        Arc::new(AtomicBool::new(false)),
-        Arc::new(Default::default()),
-    )
+    let shared = ShardShared {
+        capacity: QueueCapacity::for_clients(4),
+        clock: Arc::new(ManualClock::new(1_700_000_000_000)),
+        engine_failed: Arc::new(AtomicBool::new(false)),
+        orders: Arc::new(Default::default()),
+        standby: Arc::new(AtomicBool::new(false)),
+    };
+    ShardHandle::spawn(0, ShardState::new(0), Box::new(PipedLog(disk)), 0, &shared)
 }
 
 fn sku(s: &str) -> Sku {
@@ -76,15 +72,7 @@ fn sku(s: &str) -> Sku {
 }
 
 fn set_item(s: &str) -> Command {
-    Command::SetItem {
-        sku: sku(s),
-        on_hand: 1,
-        low_stock_threshold: None,
-        max_per_order: None,
-        expected_version: None,
-        location: None,
-        incoming: None,
-    }
+    Command::SetItem(SetItem::on_hand(sku(s), 1))
 }
 
 fn durable(disk: &Mutex<Disk>) -> Vec<String> {
