@@ -36,18 +36,7 @@ fn main() {
     let config = EngineConfig { shards: 2, expiry_interval: None, ..Default::default() };
     let (engine, _) = Engine::open(dir.path(), config, storage).unwrap();
     let sku = Sku::parse("flash-1", "sku").unwrap();
-    engine
-        .blocking()
-        .set_item(SetItem {
-            sku: sku.clone(),
-            on_hand: attempts,
-            low_stock_threshold: None,
-            max_per_order: None,
-            expected_version: None,
-            location: None,
-            incoming: None,
-        })
-        .unwrap();
+    engine.blocking().set_item(SetItem::on_hand(sku.clone(), attempts)).unwrap();
     let next = Arc::new(AtomicU64::new(0));
     let ok = Arc::new(AtomicU64::new(0));
     let started = Instant::now();

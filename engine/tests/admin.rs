@@ -33,16 +33,7 @@ fn blocked_sales_refuse_new_reservations_but_let_existing_ones_finish() {
     .unwrap();
     let e = engine.blocking();
     for s in ["a", "b"] {
-        e.set_item(SetItem {
-            sku: sku(s),
-            on_hand: 10,
-            low_stock_threshold: None,
-            max_per_order: None,
-            expected_version: None,
-            location: None,
-            incoming: None,
-        })
-        .unwrap();
+        e.set_item(SetItem::on_hand(sku(s), 10)).unwrap();
     }
     reserve(&e, "before", &[("a", 2)]).unwrap();
     reserve(&e, "before-2", &[("a", 1)]).unwrap();
@@ -74,18 +65,7 @@ fn a_block_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let config = || EngineConfig { shards: 2, expiry_interval: None, ..Default::default() };
     let (engine, _) = Engine::open(dir.path(), config(), StorageConfig::default()).unwrap();
-    engine
-        .blocking()
-        .set_item(SetItem {
-            sku: sku("a"),
-            on_hand: 5,
-            low_stock_threshold: None,
-            max_per_order: None,
-            expected_version: None,
-            location: None,
-            incoming: None,
-        })
-        .unwrap();
+    engine.blocking().set_item(SetItem::on_hand(sku("a"), 5)).unwrap();
     engine.blocking().set_sales_blocked(sku("a"), true).unwrap();
     engine.shutdown();
     let (engine, _) = Engine::open(dir.path(), config(), StorageConfig::default()).unwrap();

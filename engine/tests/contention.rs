@@ -31,17 +31,7 @@ fn order(s: &str) -> OrderId {
 }
 
 fn stock(e: &Engine, s: &str, on_hand: u64) {
-    e.blocking()
-        .set_item(SetItem {
-            sku: sku(s),
-            on_hand,
-            low_stock_threshold: None,
-            max_per_order: None,
-            expected_version: None,
-            location: None,
-            incoming: None,
-        })
-        .unwrap();
+    e.blocking().set_item(SetItem::on_hand(sku(s), on_hand)).unwrap();
 }
 
 fn item(e: &Engine, s: &str) -> Item {

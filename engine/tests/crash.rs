@@ -41,16 +41,7 @@ fn crash_child() {
     let e = engine.blocking();
     for i in 0..SKUS {
         if e.get_item(sku(i)).is_err() {
-            e.set_item(SetItem {
-                sku: sku(i),
-                on_hand: 1_000_000,
-                low_stock_threshold: None,
-                max_per_order: None,
-                expected_version: None,
-                location: None,
-                incoming: None,
-            })
-            .unwrap();
+            e.set_item(SetItem::on_hand(sku(i), 1_000_000)).unwrap();
         }
     }
     let threads: Vec<_> = (0..4)

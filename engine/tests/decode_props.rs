@@ -103,24 +103,8 @@ fn sample_commands() -> Vec<Command> {
 fn populated_state() -> ShardState {
     let mut s = ShardState::new(0);
     let mut apply = |c: Command| s.apply(&c, NOW).unwrap_or_else(|e| panic!("{c:?}: {e}"));
-    apply(Command::SetItem(SetItem {
-        sku: sku("a"),
-        on_hand: 10,
-        low_stock_threshold: None,
-        max_per_order: None,
-        expected_version: None,
-        location: None,
-        incoming: None,
-    }));
-    apply(Command::SetItem(SetItem {
-        sku: sku("b"),
-        on_hand: 3,
-        low_stock_threshold: None,
-        max_per_order: None,
-        expected_version: None,
-        location: None,
-        incoming: None,
-    }));
+    apply(Command::SetItem(SetItem::on_hand(sku("a"), 10)));
+    apply(Command::SetItem(SetItem::on_hand(sku("b"), 3)));
     apply(Command::AdjustItem(Adjust {
         sku: sku("a"),
         delta: 1,

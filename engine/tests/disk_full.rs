@@ -39,15 +39,7 @@ fn key(s: &str) -> ReservationKey {
 }
 
 fn set(e: &BlockingEngine, i: usize, on_hand: u64) -> Result<ItemChange, EngineError> {
-    e.set_item(SetItem {
-        sku: sku(i),
-        on_hand,
-        low_stock_threshold: None,
-        max_per_order: None,
-        expected_version: None,
-        location: None,
-        incoming: None,
-    })
+    e.set_item(SetItem::on_hand(sku(i), on_hand))
 }
 
 fn reserve(e: &BlockingEngine, o: &str, lines: &[(usize, u64)]) -> Result<ReserveOutcome, EngineError> {

@@ -33,18 +33,7 @@ fn order(s: &str) -> OrderId {
 }
 
 fn stock(e: &Engine, s: &str, on_hand: u64) -> Item {
-    e.blocking()
-        .set_item(SetItem {
-            sku: sku(s),
-            on_hand,
-            low_stock_threshold: None,
-            max_per_order: None,
-            expected_version: None,
-            location: None,
-            incoming: None,
-        })
-        .unwrap()
-        .item
+    e.blocking().set_item(SetItem::on_hand(sku(s), on_hand)).unwrap().item
 }
 
 fn item(e: &Engine, s: &str) -> Item {
@@ -266,15 +255,7 @@ fn validation_adjust_fields() {
     }
     assert_eq!(item(&e, "VA"), before);
     // onHand may not pass its bound, by set or by adjust.
-    let big = e.blocking().set_item(SetItem {
-        sku: sku("VA"),
-        on_hand: MAX_ON_HAND + 1,
-        low_stock_threshold: None,
-        max_per_order: None,
-        expected_version: None,
-        location: None,
-        incoming: None,
-    });
+    let big = e.blocking().set_item(SetItem::on_hand(sku("VA"), MAX_ON_HAND + 1));
     assert_validation(big, "onHand", "1000000000000");
     let big = e.blocking().set_item(SetItem {
         sku: sku("VA"),
@@ -502,15 +483,7 @@ fn item_has_reservations() {
     let before = item(&e, "IHR");
     let want = EngineError::ItemHasReservations { sku: "IHR".into(), reserved: 7 };
     assert_eq!(e.blocking().delete_item(sku("IHR"), None).unwrap_err(), want);
-    let set = e.blocking().set_item(SetItem {
-        sku: sku("IHR"),
-        on_hand: 6,
-        low_stock_threshold: None,
-        max_per_order: None,
-        expected_version: None,
-        location: None,
-        incoming: None,
-    });
+    let set = e.blocking().set_item(SetItem::on_hand(sku("IHR"), 6));
     assert_eq!(set.unwrap_err(), want);
     assert_eq!(want.code(), "ITEM_HAS_RESERVATIONS");
     assert_eq!(item(&e, "IHR"), before);
@@ -609,19 +582,7 @@ fn service_unavailable_after_shutdown() {
         ("adjust", b.adjust(adjust_req("SU", 1)).unwrap_err()),
         ("delete_item", b.delete_item(sku("SU"), None).unwrap_err()),
         ("expire_due", b.expire_due().unwrap_err()),
-        (
-            "set_item",
-            b.set_item(SetItem {
-                sku: sku("SU"),
-                on_hand: 1,
-                low_stock_threshold: None,
-                max_per_order: None,
-                expected_version: None,
-                location: None,
-                incoming: None,
-            })
-            .unwrap_err(),
-        ),
+        ("set_item", b.set_item(SetItem::on_hand(sku("SU"), 1)).unwrap_err()),
     ];
     for (what, err) in results {
         assert_eq!(err.code(), "SERVICE_UNAVAILABLE", "{what}: {err:?}");

@@ -31,16 +31,7 @@ fn open(dir: &Path, clock: &ManualClock, shards: usize, retention_secs: u64, sto
 }
 
 fn set(e: &BlockingEngine, s: &str, on_hand: u64) {
-    e.set_item(SetItem {
-        sku: sku(s),
-        on_hand,
-        low_stock_threshold: None,
-        max_per_order: None,
-        expected_version: None,
-        location: None,
-        incoming: None,
-    })
-    .unwrap();
+    e.set_item(SetItem::on_hand(sku(s), on_hand)).unwrap();
 }
 
 fn adjust(e: &BlockingEngine, s: &str, delta: i64, reason: AdjustReason, note: Option<&str>) {

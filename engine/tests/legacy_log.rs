@@ -139,15 +139,7 @@ fn golden_commands() -> Vec<(Command, &'static str)> {
             "03fd0068e5cf8b0100000005534b552d312801050100010301066265726c696e0107",
         ),
         (
-            Command::SetItem(SetItem {
-                sku: sku("SKU-2"),
-                on_hand: 1,
-                low_stock_threshold: None,
-                max_per_order: None,
-                expected_version: None,
-                location: None,
-                incoming: None,
-            }),
+            Command::SetItem(SetItem::on_hand(sku("SKU-2"), 1)),
             "03fd0068e5cf8b0100000005534b552d32010000000000",
         ),
         (

@@ -318,16 +318,7 @@ fn a_restart_replays_to_the_same_allocations_even_after_the_table_changed() {
 fn items_without_locations_live_at_the_default_one() {
     let engine = Engine::in_memory(config(1, Some(seed_004()))).unwrap();
     let e = engine.blocking();
-    e.set_item(SetItem {
-        sku: sku("PLAIN"),
-        on_hand: 5,
-        low_stock_threshold: None,
-        max_per_order: None,
-        expected_version: None,
-        location: None,
-        incoming: None,
-    })
-    .unwrap();
+    e.set_item(SetItem::on_hand(sku("PLAIN"), 5)).unwrap();
     let item = e.get_item(sku("PLAIN")).unwrap();
     assert_eq!(item.location_count(), 1);
     assert!(item.locations()[0].location.is_default());

@@ -278,16 +278,7 @@ impl Sim {
         sim.open();
         let e = sim.engine().blocking();
         for i in 0..SKUS {
-            e.set_item(SetItem {
-                sku: sku(i),
-                on_hand: STOCK,
-                low_stock_threshold: None,
-                max_per_order: None,
-                expected_version: None,
-                location: None,
-                incoming: None,
-            })
-            .unwrap();
+            e.set_item(SetItem::on_hand(sku(i), STOCK)).unwrap();
         }
         sim
     }

@@ -21,16 +21,7 @@ fn reads_what_the_engine_wrote() {
     let b = engine.blocking();
     let sku = |s: &str| Sku::parse(s, "sku").unwrap();
     for (i, s) in ["A-1", "B-2", "C-3"].iter().enumerate() {
-        b.set_item(SetItem {
-            sku: sku(s),
-            on_hand: 10 * (i as u64 + 1),
-            low_stock_threshold: None,
-            max_per_order: None,
-            expected_version: None,
-            location: None,
-            incoming: None,
-        })
-        .unwrap();
+        b.set_item(SetItem::on_hand(sku(s), 10 * (i as u64 + 1))).unwrap();
     }
     let order = |o: &str| OrderId::parse(o, "o").unwrap();
     let reserve = |o: &str, lines: Vec<(Sku, u64)>, ttl: u64| {

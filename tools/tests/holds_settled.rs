@@ -35,16 +35,7 @@ fn inspect_reads_holds_settled_records() {
     };
     let (s0, s1) = (sku_on(0), sku_on(1));
     for s in [&s0, &s1] {
-        b.set_item(SetItem {
-            sku: s.clone(),
-            on_hand: 10,
-            low_stock_threshold: None,
-            max_per_order: None,
-            expected_version: None,
-            location: None,
-            incoming: None,
-        })
-        .unwrap();
+        b.set_item(SetItem::on_hand(s.clone(), 10)).unwrap();
     }
     let order = OrderId::parse("o-1", "o").unwrap();
     let r = b
