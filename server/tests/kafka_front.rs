@@ -9,14 +9,14 @@
 mod common;
 
 use common::kafka::read_topic;
-use common::{assert_ok, Server};
+use common::{assert_ok, wait_for, Server};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, DefaultProducerContext, Producer};
 use rdkafka::ClientConfig;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use stockd_engine::location::{LocationId, Warehouse};
 use stockd_engine::{SetItem, Sku, Transfer};
 
@@ -82,19 +82,6 @@ impl Broker {
 
     fn produce_json(&self, topic: &str, key: &str, v: &Value) {
         self.produce(topic, key, v.to_string().as_bytes());
-    }
-}
-
-/// Polls `f` until it returns Some, or panics after `secs`.
-#[track_caller]
-fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

@@ -21,6 +21,7 @@ mod common;
 
 use common::kafka::{create_topics, read_topic, Got, PUBLISHED_TOPICS};
 use common::tansu::Tansu;
+use common::wait_for;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -140,17 +141,6 @@ impl Drop for Node {
             let _ = Command::new("kill").args(["-CONT", &c.id().to_string()]).status();
         }
         self.kill9();
-    }
-}
-
-fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out after {secs} s waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

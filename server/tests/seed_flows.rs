@@ -9,12 +9,12 @@ mod common;
 
 use common::kafka::{create_topics, read_topic, PUBLISHED_TOPICS};
 use common::tansu::Tansu;
-use common::{assert_ok, Server};
+use common::{assert_ok, wait_for, Server};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The topics stockd publishes to under the built-in `{type}` template.
 struct Broker {
@@ -50,19 +50,6 @@ impl Broker {
 
     fn events(&self, topic: &str) -> Vec<Value> {
         self.read(topic).into_iter().map(|(v, _)| v).collect()
-    }
-}
-
-/// Polls `f` until it returns Some, or panics after `secs`.
-#[track_caller]
-fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out after {secs} s waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
