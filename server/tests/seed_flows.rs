@@ -218,13 +218,17 @@ fn seed_000_onboarding_checkout_payment() {
     assert_eq!(reservation(&server, o2)["status"], "RELEASED");
 
     // A checkout for more than there is: nothing reserved, and seed 000's failure
-    // event on order.reservation.failed.topic.
+    // event on order.reservation.failed.topic, bare as seed 000 publishes it (the
+    // event's id and type in the headers).
     let (o3, s3) = ("507f1f77bcf86cd799439022", "order-1706356400000-user-123-req-458");
     broker.produce("order.checkout.started.topic", o3, &checkout(o3, s3, 500));
-    let failed = wait_for(120, "order.reservation.failed.topic", || {
-        broker.events("order.reservation.failed.topic").into_iter().find(|e| e["data"]["orderId"] == o3)
+    let (failed, headers) = wait_for(120, "order.reservation.failed.topic", || {
+        broker.read("order.reservation.failed.topic").into_iter().find(|(e, _)| e["orderId"] == o3)
     });
-    let d = &failed["data"];
+    assert_eq!(headers.get("type").map(String::as_str), Some("inventory.reservation_failed"), "{headers:?}");
+    assert!(headers.get("id").is_some_and(|id| !id.is_empty()), "{headers:?}");
+    assert!(failed.get("data").is_none() && failed.get("type").is_none(), "no envelope: {failed}");
+    let d = &failed;
     assert_eq!(
         (&d["sagaId"], &d["userId"], &d["storeId"]),
         (&json!(s3), &json!("507f1f77bcf86cd799439013"), &json!("507f1f77bcf86cd799439011")),

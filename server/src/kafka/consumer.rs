@@ -483,11 +483,7 @@ async fn process(cfg: &ConsumerConfig, msg: &OwnedMessage, park: &mut (dyn FnMut
         }
         Handled::Answer(event) => {
             cfg.status.applied.fetch_add(1, Ordering::Relaxed);
-            let topic = event.topic(&cfg.map.publish);
-            let body = serde_json::to_vec(&event.envelope()).expect("JSON of a Value");
-            let headers = OwnedHeaders::new()
-                .insert(Header { key: "id", value: Some(event.id.as_str()) })
-                .insert(Header { key: "type", value: Some(event.event_type) });
+            let (topic, body, headers) = (event.topic(&cfg.map.publish), event.body(&cfg.map.publish), event.headers());
             produce_until_acked(cfg, msg, &topic, Some(event.key.as_bytes()), &body, headers, park).await
         }
         Handled::DeadLetter(error) => {

@@ -6,7 +6,8 @@
 
 use super::event_views::{add_item_figures, iso_millis, line_json, reservation_data};
 use super::incoming::Incoming;
-use super::mapping::PublishTopics;
+use super::mapping::{Payload, Publishing};
+use rdkafka::message::{Header, OwnedHeaders};
 use serde_json::{json, Value};
 use stockd_engine::location::LocationId;
 use stockd_engine::{Adjust, SetItem, Transfer};
@@ -140,9 +141,27 @@ impl OutEvent {
         })
     }
 
+    /// The body the mapping lays out for this event: the envelope, or its `data`
+    /// alone.
+    pub fn body(&self, publishing: &Publishing) -> Vec<u8> {
+        let v = match publishing.payload_for(self.event_type) {
+            Payload::Envelope => &self.envelope(),
+            Payload::Bare => &self.data,
+        };
+        serde_json::to_vec(v).expect("JSON of a Value")
+    }
+
     /// The topic the mapping sends this event to.
-    pub fn topic(&self, topics: &PublishTopics) -> String {
-        topics.topic_for(self.event_type)
+    pub fn topic(&self, publishing: &Publishing) -> String {
+        publishing.topic_for(self.event_type)
+    }
+
+    /// The Kafka headers of every published event: `id` and `type` (a bare body
+    /// names neither).
+    pub fn headers(&self) -> OwnedHeaders {
+        OwnedHeaders::new()
+            .insert(Header { key: "id", value: Some(self.id.as_str()) })
+            .insert(Header { key: "type", value: Some(self.event_type) })
     }
 }
 
@@ -435,6 +454,34 @@ mod tests {
             e[0].data["items"][0]["allocations"],
             json!([{"location": "wh-a", "quantity": 3, "committed": 3}, {"location": "wh-b", "quantity": 2, "committed": 1}])
         );
+    }
+
+    #[test]
+    fn the_mapping_lays_out_the_body_and_every_event_has_id_and_type_headers() {
+        use rdkafka::message::Headers;
+        let e = OutEvent {
+            id: "0-7-0".into(),
+            event_type: "inventory.reservation_failed",
+            key: "o-1".into(),
+            correlation_id: Some("o-1".into()),
+            timestamp: 1_700_556_450_123,
+            data: json!({"orderId": "o-1", "reason": "INSUFFICIENT_INVENTORY"}),
+        };
+        let body = |p: &Publishing| serde_json::from_slice::<Value>(&e.body(p)).unwrap();
+        let mut p = Publishing::default();
+        let envelope = body(&p);
+        assert_eq!(
+            (&envelope["id"], &envelope["type"], &envelope["timestamp"], &envelope["data"]),
+            (&json!("0-7-0"), &json!(e.event_type), &json!("2023-11-21T08:47:30.123Z"), &e.data)
+        );
+        p.payload_by_type.push((e.event_type.into(), Payload::Bare));
+        assert_eq!(body(&p), e.data);
+        p.payload_by_type.clear();
+        p.payload = Payload::Bare;
+        assert_eq!(body(&p), e.data);
+        let h = e.headers();
+        let got: Vec<(&str, &[u8])> = h.iter().map(|h| (h.key, h.value.unwrap())).collect();
+        assert_eq!(got, [("id", &b"0-7-0"[..]), ("type", e.event_type.as_bytes())]);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! which [`Action`], how a message's fields are read ([`Fields`]: orderId, lines,
 //! quantity, TTL, locations, and the templates that form an item's key), what a
 //! cancellation of a committed order does ([`CancelAfterCommit`]), and which topic
-//! each published event goes to ([`PublishTopics`]).
+//! each published event goes to and how its body is laid out ([`Publishing`]).
 //!
 //! Without `--kafka-config` the mapping is [`Mapping::default`] (today's built-in
 //! event types, each consumed from the topic of its name, with `--kafka-topics`,
@@ -27,6 +27,8 @@
 //! [publish]
 //! topic = "{type}"                     # every published event's topic
 //! topics = { "inventory.reservation_failed" = "order.reservation.failed.topic" }
+//! payload = "envelope"                 # or "bare": the event's data alone
+//! payloads = { "inventory.reservation_failed" = "bare" }
 //! ```
 
 use super::events::{Action, PUBLISHED_TYPES};
@@ -198,32 +200,66 @@ pub enum Rule {
     },
 }
 
-/// Where published events go: `topic` (a template; `{type}` is the event type) unless
-/// `by_type` names a topic for the event's type.
+/// How a published event's body is laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Payload {
+    /// Seed 002's envelope: `{id, type, source, dataVersion, timestamp,
+    /// correlationId, data}`.
+    #[default]
+    Envelope,
+    /// The envelope's `data` alone, as seed 000 publishes its events; the event's
+    /// id and type are still in the Kafka headers `id` and `type`.
+    Bare,
+}
+
+impl Payload {
+    fn parse(s: &str) -> Option<Payload> {
+        match s {
+            "envelope" => Some(Payload::Envelope),
+            "bare" => Some(Payload::Bare),
+            _ => None,
+        }
+    }
+}
+
+/// What published events look like and where they go: `topic` (a template; `{type}`
+/// is the event type) unless `by_type` names a topic for the event's type; `payload`
+/// unless `payload_by_type` names one for the type.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PublishTopics {
+pub struct Publishing {
     pub topic: String,
     pub by_type: Vec<(String, String)>,
+    pub payload: Payload,
+    pub payload_by_type: Vec<(String, Payload)>,
 }
 
-impl Default for PublishTopics {
+impl Default for Publishing {
     fn default() -> Self {
-        PublishTopics { topic: "{type}".into(), by_type: Vec::new() }
+        Publishing::from("{type}")
     }
 }
 
-impl From<&str> for PublishTopics {
+impl From<&str> for Publishing {
     fn from(template: &str) -> Self {
-        PublishTopics { topic: template.to_owned(), by_type: Vec::new() }
+        Publishing {
+            topic: template.to_owned(),
+            by_type: Vec::new(),
+            payload: Payload::default(),
+            payload_by_type: Vec::new(),
+        }
     }
 }
 
-impl PublishTopics {
+impl Publishing {
     pub fn topic_for(&self, event_type: &str) -> String {
         match self.by_type.iter().find(|(t, _)| t == event_type) {
             Some((_, topic)) => topic.clone(),
             None => self.topic.replace("{type}", event_type),
         }
+    }
+
+    pub fn payload_for(&self, event_type: &str) -> Payload {
+        self.payload_by_type.iter().find(|(t, _)| t == event_type).map_or(self.payload, |(_, p)| *p)
     }
 }
 
@@ -236,7 +272,7 @@ pub struct Mapping {
     pub fields: Arc<Fields>,
     /// Event type → rule, in file order.
     pub rules: Vec<(String, Rule)>,
-    pub publish: PublishTopics,
+    pub publish: Publishing,
     /// The file it was read from, if any.
     pub source: Option<String>,
 }
@@ -257,7 +293,7 @@ impl Default for Mapping {
             cancel_after_commit: CancelAfterCommit::default(),
             fields: Arc::new(Fields::default()),
             rules,
-            publish: PublishTopics::default(),
+            publish: Publishing::default(),
             source: None,
         }
     }
@@ -317,7 +353,7 @@ impl Mapping {
                     m.topics = topics;
                 }
                 if let Some(t) = &args.kafka_publish_topic {
-                    m.publish = PublishTopics::from(t.as_str());
+                    m.publish = Publishing::from(t.as_str());
                 }
                 m
             }
@@ -422,6 +458,9 @@ struct PublishFile {
     topic: Option<String>,
     #[serde(default)]
     topics: BTreeMap<String, String>,
+    payload: Option<String>,
+    #[serde(default)]
+    payloads: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -606,18 +645,34 @@ fn parse(text: &str, yaml: bool) -> Result<Mapping, String> {
             t
         }
     };
-    let mut publish = PublishTopics::default();
+    let mut publish = Publishing::default();
     if let Some(t) = file.publish.topic {
         check_topic("publish.topic", &t.replace("{type}", "x"))?;
         publish.topic = t;
     }
+    let published = |at: &str, event_type: &str| {
+        if PUBLISHED_TYPES.contains(&event_type) {
+            Ok(())
+        } else {
+            Err(format!("{at}: stockd publishes no such event; one of {}", PUBLISHED_TYPES.join(", ")))
+        }
+    };
+    let payload = |at: &str, p: &str| {
+        Payload::parse(p).ok_or_else(|| format!("{at}: unknown payload {p:?}; one of envelope, bare"))
+    };
     for (event_type, topic) in file.publish.topics {
         let at = format!("publish.topics.{event_type:?}");
-        if !PUBLISHED_TYPES.contains(&event_type.as_str()) {
-            return Err(format!("{at}: stockd publishes no such event; one of {}", PUBLISHED_TYPES.join(", ")));
-        }
+        published(&at, &event_type)?;
         check_topic(&at, &topic)?;
         publish.by_type.push((event_type, topic));
+    }
+    if let Some(p) = file.publish.payload {
+        publish.payload = payload("publish.payload", &p)?;
+    }
+    for (event_type, p) in file.publish.payloads {
+        let at = format!("publish.payloads.{event_type:?}");
+        published(&at, &event_type)?;
+        publish.payload_by_type.push((event_type, payload(&at, &p)?));
     }
     Ok(Mapping {
         topics,
@@ -692,6 +747,7 @@ routes = { delivered = "commit", cancelled = "cancel", shipped = "ignore" }
 [publish]
 topic = "stock.{type}"
 topics = { "inventory.reservation_failed" = "order.reservation.failed.topic" }
+payloads = { "inventory.reservation_failed" = "bare" }
 "#;
 
     #[test]
@@ -709,6 +765,10 @@ topics = { "inventory.reservation_failed" = "order.reservation.failed.topic" }
         assert_eq!(m.route(&incoming("order.delivered", json!({}))), Ok(None));
         assert_eq!(m.publish.topic_for("inventory.reserved"), "stock.inventory.reserved");
         assert_eq!(m.publish.topic_for("inventory.reservation_failed"), "order.reservation.failed.topic");
+        assert_eq!(m.publish.payload_for("inventory.reservation_failed"), Payload::Bare);
+        assert_eq!(m.publish.payload_for("inventory.reserved"), Payload::Envelope, "the default");
+        let all_bare = parse("[events]\n\"a\" = \"reserve\"\n[publish]\npayload = \"bare\"\n", false).unwrap();
+        assert_eq!(all_bare.publish.payload_for("inventory.released"), Payload::Bare);
         // The same in YAML, with `otherwise`.
         let yaml =
             "events:\n  order.updated:\n    route_by: status\n    routes: {delivered: commit}\n    otherwise: ignore\n";
@@ -742,6 +802,7 @@ topics = { "inventory.reservation_failed" = "order.reservation.failed.topic" }
         }
         let m = Mapping::load(&dir.join("seed-000.toml")).unwrap();
         assert_eq!(m.publish.topic_for("inventory.reservation_failed"), "order.reservation.failed.topic");
+        assert_eq!(m.publish.payload_for("inventory.reservation_failed"), Payload::Bare);
         let body = br#"{"orderId":"o","items":[{"productId":"507f","productTitle":"Shoes","quantity":2}]}"#;
         let i = m.parse("order.checkout.started.topic", Some(body)).unwrap();
         assert_eq!((i.event_type.as_str(), i.lines().unwrap()[0].sku.as_str()), ("order.checkout.started", "507f"));
@@ -784,6 +845,14 @@ topics = { "inventory.reservation_failed" = "order.reservation.failed.topic" }
                 "publish.topics.\"inventory.nope\": ",
             ),
             ("[events]\n\"a\" = \"reserve\"\n[publish]\ntopic = \"\"\n", "publish.topic: "),
+            (
+                "[events]\n\"a\" = \"reserve\"\n[publish]\npayload = \"naked\"\n",
+                "publish.payload: unknown payload \"naked\"; one of envelope, bare",
+            ),
+            (
+                "[events]\n\"a\" = \"reserve\"\n[publish.payloads]\n\"inventory.nope\" = \"bare\"\n",
+                "publish.payloads.\"inventory.nope\": stockd publishes no such event",
+            ),
             ("[events\n", "malformed TOML"),
         ];
         for (text, want) in cases {

@@ -390,7 +390,7 @@ impl Kafka {
                 engine: engine.clone(),
                 data_dir,
                 producer: producer.clone(),
-                topics: map.publish.clone(),
+                publishing: map.publish.clone(),
                 status: status.clone(),
                 stop: stop.clone(),
                 stop_notify: stop_notify.clone(),

@@ -13,7 +13,6 @@
 use super::events::events_for_record;
 use super::{pause, KafkaStatus};
 use parking_lot::Mutex;
-use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -33,7 +32,7 @@ pub struct PublisherConfig {
     pub data_dir: PathBuf,
     pub producer: FutureProducer,
     /// Where each event goes (the mapping's `publish`).
-    pub topics: super::mapping::PublishTopics,
+    pub publishing: super::mapping::Publishing,
     pub status: Arc<KafkaStatus>,
     pub stop: Arc<AtomicBool>,
     pub stop_notify: Arc<tokio::sync::Notify>,
@@ -198,9 +197,8 @@ async fn run_shard(cfg: Arc<PublisherConfig>, offsets: Arc<OutboxOffsets>, shard
             .iter()
             .flat_map(|r| events_for_record(shard, r.lsn, r.now, &r.command, &r.applied))
             .map(|e| {
-                let topic = e.topic(&cfg.topics);
-                let body = serde_json::to_vec(&e.envelope()).expect("JSON of a Value");
-                (topic, e.key, e.id, e.event_type, body)
+                let (topic, body, headers) = (e.topic(&cfg.publishing), e.body(&cfg.publishing), e.headers());
+                (topic, e.key, headers, body)
             })
             .collect();
         // Publish the batch until the broker has acknowledged every event.
@@ -209,11 +207,9 @@ async fn run_shard(cfg: Arc<PublisherConfig>, offsets: Arc<OutboxOffsets>, shard
         while !pending.is_empty() {
             let mut futures = Vec::with_capacity(pending.len());
             for &i in &pending {
-                let (topic, key, id, event_type, body) = &events[i];
-                let headers = OwnedHeaders::new()
-                    .insert(Header { key: "id", value: Some(id.as_str()) })
-                    .insert(Header { key: "type", value: Some(*event_type) });
-                let record = FutureRecord::to(topic).key(key.as_str()).payload(body.as_slice()).headers(headers);
+                let (topic, key, headers, body) = &events[i];
+                let record =
+                    FutureRecord::to(topic).key(key.as_str()).payload(body.as_slice()).headers(headers.clone());
                 match cfg.producer.send_result(record) {
                     Ok(f) => futures.push((i, Some(f))),
                     Err(_) => futures.push((i, None)), // queue full: retried below
