@@ -20,15 +20,37 @@ struct Fixture {
     _tmp: tempfile::TempDir,
 }
 
+/// What a fixture consumes and how its engine runs, beyond the built-in defaults.
+struct Setup {
+    topics: Vec<String>,
+    map: Mapping,
+    config: stockd_engine::EngineConfig,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Setup {
+            topics: vec!["order.created".into()],
+            map: Mapping::default(),
+            config: stockd_engine::EngineConfig { shards: 2, expiry_interval: None, ..Default::default() },
+        }
+    }
+}
+
 impl Fixture {
     fn start(group: &str, partitions: i32, dlq: &str, retry: RetryPolicy) -> Fixture {
+        Fixture::start_with(group, partitions, dlq, retry, Setup::default())
+    }
+
+    fn start_with(group: &str, partitions: i32, dlq: &str, retry: RetryPolicy, setup: Setup) -> Fixture {
         let mock = MockCluster::new(1).expect("mock cluster");
-        mock.create_topic("order.created", partitions, 1).unwrap();
+        for t in &setup.topics {
+            mock.create_topic(t, partitions, 1).unwrap();
+        }
         mock.create_topic(dlq, 1, 1).unwrap();
         let servers = mock.bootstrap_servers();
         let tmp = tempfile::tempdir().unwrap();
-        let config = stockd_engine::EngineConfig { shards: 2, expiry_interval: None, ..Default::default() };
-        let (engine, _) = Engine::open(tmp.path(), config, Default::default()).unwrap();
+        let (engine, _) = Engine::open(tmp.path(), setup.config, Default::default()).unwrap();
         engine.blocking().set_item(SetItem::on_hand(Sku::parse("S", "sku").unwrap(), 1000)).unwrap();
         let status = Arc::new(KafkaStatus { brokers: servers.clone(), consuming: true, ..Default::default() });
         let stop = Arc::new(AtomicBool::new(false));
@@ -37,8 +59,8 @@ impl Fixture {
             engine: engine.clone(),
             brokers: servers.clone(),
             group: group.to_owned(),
-            topics: vec!["order.created".into()],
-            map: Mapping::default(),
+            topics: setup.topics,
+            map: setup.map,
             dlq_topic: dlq.to_owned(),
             producer: super::super::producer_config(&servers).create().unwrap(),
             status: status.clone(),
@@ -58,10 +80,12 @@ impl Fixture {
     }
 
     fn produce(&self, partition: i32, key: &str, payload: &[u8]) {
+        self.produce_to("order.created", partition, key, payload)
+    }
+
+    fn produce_to(&self, topic: &str, partition: i32, key: &str, payload: &[u8]) {
         let p: BaseProducer = ClientConfig::new().set("bootstrap.servers", &self.servers).create().unwrap();
-        p.send(BaseRecord::to("order.created").partition(partition).key(key).payload(payload))
-            .map_err(|(e, _)| e)
-            .unwrap();
+        p.send(BaseRecord::to(topic).partition(partition).key(key).payload(payload)).map_err(|(e, _)| e).unwrap();
         p.flush(Duration::from_secs(10)).unwrap();
     }
 
@@ -72,6 +96,10 @@ impl Fixture {
 
     /// The group's committed offset (the next offset to read) of a partition.
     fn committed(&self, group: &str, partition: i32) -> i64 {
+        self.committed_on("order.created", group, partition)
+    }
+
+    fn committed_on(&self, topic: &str, group: &str, partition: i32) -> i64 {
         let c: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", &self.servers)
             .set("group.id", group)
@@ -79,9 +107,9 @@ impl Fixture {
             .create()
             .unwrap();
         let mut tpl = TopicPartitionList::new();
-        tpl.add_partition("order.created", partition);
+        tpl.add_partition(topic, partition);
         let got = c.committed_offsets(tpl, Duration::from_secs(10)).unwrap();
-        match got.find_partition("order.created", partition).map(|p| p.offset()) {
+        match got.find_partition(topic, partition).map(|p| p.offset()) {
             Some(Offset::Offset(o)) => o,
             _ => -1,
         }
@@ -256,6 +284,75 @@ async fn an_order_carries_its_own_ttl_within_the_max_else_the_default() {
         assert!(error.starts_with("VALIDATION_ERROR") && error.contains("expiresIn"), "{o}: {error}");
         assert!(!f.reserved(o).await, "{o}");
     }
+    f.stop().await;
+}
+
+/// Issue 15, seed 003: reserved on `order.created`, deducted on `order.delivered`
+/// three days later, through the shipped mapping file, with the engine's clock moved
+/// by hand. The server-wide default TTL (4 days, `--default-ttl`) keeps the hold; an
+/// order that carried its own 1-hour TTL expires in the sweep and its delivery
+/// changes nothing (dead-lettered, RESERVATION_EXPIRED: what every delivery did
+/// before issue 15, when holds were capped at a day).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_delivery_three_days_after_the_order_commits_under_the_default_ttl() {
+    use stockd_engine::ManualClock;
+    let clock = ManualClock::new(1_767_225_600_000);
+    let seed_003 = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/kafka/seed-003.toml");
+    let setup = Setup {
+        topics: vec!["order.created".into(), "order.delivered".into()],
+        map: Mapping::load(&seed_003).unwrap(),
+        config: stockd_engine::EngineConfig {
+            shards: 2,
+            expiry_interval: None,
+            default_ttl_secs: 4 * 86_400,
+            clock: Arc::new(clock.clone()),
+            ..Default::default()
+        },
+    };
+    let retry = RetryPolicy {
+        max_retries: 3,
+        max_retry_time: Duration::from_secs(3),
+        max_produce_time: Duration::from_secs(30),
+    };
+    let group = "g-3d";
+    let f = Fixture::start_with(group, 1, "dlq-3d", retry, setup);
+    let event = |event: &str, order: &str, ttl: Option<u64>| {
+        let mut v = json!({ "event": event, "orderId": order, "items": [{ "sku": "S", "quantity": 2 }],
+                            "buyerId": "user-123" });
+        if let Some(t) = ttl {
+            v["expiresIn"] = json!(t);
+        }
+        v.to_string()
+    };
+    f.produce_to("order.created", 0, "o-long", event("order.created", "o-long", None).as_bytes());
+    f.produce_to("order.created", 0, "o-short", event("order.created", "o-short", Some(3_600)).as_bytes());
+    wait_for(60, "both orders consumed", || async { f.committed_on("order.created", group, 0) == 2 }).await;
+    let status = |o: &'static str| {
+        let engine = f.engine.clone();
+        async move {
+            let key = ReservationKey::Order(OrderId::parse(o, "orderId").unwrap());
+            engine.get_reservation(key).await.unwrap().status
+        }
+    };
+    assert_eq!(
+        (status("o-long").await, status("o-short").await),
+        (ReservationStatus::Active, ReservationStatus::Active)
+    );
+
+    clock.advance_secs(3 * 86_400);
+    let expired: Vec<String> = f.engine.expire_due().await.unwrap().iter().map(|r| r.order_id.to_string()).collect();
+    assert_eq!(expired, ["o-short"], "only the 1-hour hold is due 3 days later");
+    for o in ["o-long", "o-short"] {
+        f.produce_to("order.delivered", 0, o, event("order.delivered", o, None).as_bytes());
+    }
+    wait_for(60, "both deliveries consumed", || async { f.committed_on("order.delivered", group, 0) == 2 }).await;
+    assert_eq!(status("o-long").await, ReservationStatus::Committed);
+    assert_eq!(status("o-short").await, ReservationStatus::Expired);
+    let item = f.engine.get_item(Sku::parse("S", "sku").unwrap()).await.unwrap();
+    assert_eq!((item.on_hand, item.reserved, item.sold), (998, 0, 2), "sold once, the expired hold back on sale");
+    let dlq = f.dead_letters("dlq-3d");
+    assert_eq!(dlq.len(), 1, "{dlq:?}");
+    assert!(dlq[0].0.contains("o-short") && dlq[0].1.starts_with("RESERVATION_EXPIRED"), "{dlq:?}");
     f.stop().await;
 }
 
