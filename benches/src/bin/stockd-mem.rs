@@ -1,10 +1,13 @@
 //! stockd-mem: resident memory per item and per active reservation of an in-memory
 //! engine (the issue-7 memory targets: ≤ 256 B per item at 1 M items, ≤ 512 B per
 //! active reservation). Measures the process RSS before and after creating the
-//! items, then after placing the reservations (1 unit each, TTL 1 h, spread over
-//! the items), and prints bytes per item / per reservation and a JSON line.
+//! items, then after placing the reservations (1 unit each, TTL 1 h unless TTL_SECS
+//! says otherwise, spread over the items), and prints bytes per item / per
+//! reservation, the time taken, and a JSON line. Run it with a 15-minute and a
+//! 90-day TTL to see that a long hold costs what a short one does (issue 15).
 //!
-//! `stockd-mem [ITEMS] [RESERVATIONS] [THREADS]` (defaults 1000000 200000 4).
+//! `stockd-mem [ITEMS] [RESERVATIONS] [THREADS] [TTL_SECS]` (defaults 1000000 200000
+//! 4 3600).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -19,6 +22,7 @@ fn main() {
     let items = arg(1, 1_000_000);
     let reservations = arg(2, 200_000);
     let threads = arg(3, 4).max(1);
+    let ttl_secs = arg(4, 3600);
     let engine = Engine::in_memory(EngineConfig { expiry_interval: None, ..EngineConfig::default() }).expect("engine");
     let base = rss_bytes().unwrap_or(0);
     let t = Instant::now();
@@ -49,7 +53,7 @@ fn main() {
             .reserve(ReserveRequest {
                 order_id: order("mem", i),
                 lines: vec![(sku((i % items.max(1)) as usize), 1)],
-                ttl_secs: Some(3600),
+                ttl_secs: Some(ttl_secs),
                 metadata: None,
                 placement: Default::default(),
             })
@@ -67,6 +71,6 @@ fn main() {
         after_res.saturating_sub(after_items)
     );
     println!(
-        "{{\"items\":{items},\"bytes_per_item\":{per_item:.0},\"reservations\":{reservations},\"bytes_per_reservation\":{per_res:.0},\"rss_base\":{base},\"rss_items\":{after_items},\"rss_reservations\":{after_res}}}"
+        "{{\"items\":{items},\"bytes_per_item\":{per_item:.0},\"reservations\":{reservations},\"ttl_secs\":{ttl_secs},\"reserve_secs\":{res_s:.3},\"bytes_per_reservation\":{per_res:.0},\"rss_base\":{base},\"rss_items\":{after_items},\"rss_reservations\":{after_res}}}"
     );
 }
