@@ -200,6 +200,17 @@ pub fn parse_ttl(s: &str) -> Result<u64, String> {
     Ok(secs as u64)
 }
 
+/// An age (`olderThan` of the reservation listing): whole seconds (`3600`) or with a
+/// unit (`90m`, `1h`, `3d`), 0 to 10 years.
+pub fn parse_age(s: &str) -> Result<u64, String> {
+    const MAX: u64 = 10 * 365 * 86_400;
+    let secs = parse_seconds(s)?;
+    if secs.fract() != 0.0 || !(0.0..=MAX as f64).contains(&secs) {
+        return Err(format!("{s:?} must be whole seconds from 0 to {MAX} (or 90m, 1h, 3d)"));
+    }
+    Ok(secs as u64)
+}
+
 /// A number of seconds, or a number with a unit: `ms`, `s`, `m`, `h`, `d`.
 fn parse_seconds(s: &str) -> Result<f64, String> {
     let t = s.trim();
@@ -263,7 +274,7 @@ pub enum LogFormat {
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_duration, parse_node_id, parse_ttl};
+    use super::{parse_age, parse_duration, parse_node_id, parse_ttl};
     use std::time::Duration;
 
     #[test]
@@ -294,6 +305,13 @@ mod tests {
         assert_eq!(parse_ttl("15m"), Ok(900));
         assert_eq!(parse_ttl("1h"), Ok(3600));
         assert_eq!(parse_ttl("3d"), Ok(259_200));
+        assert_eq!(
+            (parse_age("0"), parse_age("3600"), parse_age("90m"), parse_age("3d")),
+            (Ok(0), Ok(3600), Ok(5400), Ok(259_200))
+        );
+        for bad in ["-1", "1.5", "1x", "", "3650000d", "NaN"] {
+            assert!(parse_age(bad).is_err(), "{bad}");
+        }
         assert_eq!(parse_ttl("90d"), Ok(7_776_000));
         assert_eq!(parse_ttl("365d"), Ok(31_536_000));
         for bad in ["", "abc", "0", "0s", "-1", "1.5", "500ms", "366d", "10w", "NaN", "inf"] {

@@ -82,6 +82,8 @@ fn listing_needs_the_admin_token_filters_and_pages() {
     assert_eq!(active_b, want);
     assert!(list_all(&s, "sku=NOPE").is_empty());
     assert!(list_all(&s, "olderThan=3600").is_empty(), "nothing is an hour old");
+    assert!(list_all(&s, "olderThan=1h").is_empty(), "nor with a unit");
+    assert_eq!(list_all(&s, "olderThan=0s").len(), 12);
     assert_eq!(list_all(&s, "olderThan=0").len(), 12);
 
     // Bad parameters: 400 naming the parameter.

@@ -5,6 +5,7 @@
 
 use crate::app::AppState;
 use crate::auth::Admin;
+use crate::cli::parse_age;
 use crate::envelope::{ok, ApiError, ApiResult, Envelope};
 use crate::routes::items::u64_param;
 use crate::views::{ExpiredCountView, ReservationPage, ReservationView};
@@ -45,10 +46,8 @@ fn listing_of(q: &HashMap<String, String>) -> Result<ReservationListing, ApiErro
         })
         .transpose()?;
     let sku = param(q, "sku").map(|s| Sku::parse(s, "sku")).transpose()?;
-    let older_than_secs = match param(q, "olderThan") {
-        None => None,
-        Some(_) => u64_param(q, "olderThan")?,
-    };
+    let older_than_secs =
+        param(q, "olderThan").map(|v| parse_age(v).map_err(|e| ApiError::validation("olderThan", e))).transpose()?;
     let after = param(q, "cursor")
         .map(|c| ReservationId::parse(c).ok_or_else(|| ApiError::validation("cursor", "not a cursor of this listing")))
         .transpose()?;
@@ -58,7 +57,7 @@ fn listing_of(q: &HashMap<String, String>) -> Result<ReservationListing, ApiErro
 #[utoipa::path(get, path = "/api/v1/inventory/reservations", tag = "reservations",
     params(("status" = Option<String>, Query, description = "ACTIVE, PENDING, COMMITTED, RELEASED or EXPIRED"),
         ("sku" = Option<String>, Query, description = "reservations with a line of this SKU"),
-        ("olderThan" = Option<u64>, Query, description = "reservations created more than this many seconds ago"),
+        ("olderThan" = Option<String>, Query, description = "reservations created longer ago than this: whole seconds (3600) or with a unit (90m, 1h, 3d)"),
         ("limit" = Option<u64>, Query, description = "1 to 1000, default 100"),
         ("cursor" = Option<String>, Query, description = "nextCursor of the previous page")),
     responses((status = 200, body = Envelope<ReservationPage>, description = "reservations (in reservationId order, each as GET /reservations/{id} shows it) and nextCursor (null: the listing is complete; a page may hold fewer than limit and still have one)"),
