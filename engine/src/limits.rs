@@ -5,6 +5,8 @@
 pub const MAX_SKU_LEN: usize = 128;
 /// Longest orderId, in bytes (printable ASCII, no spaces).
 pub const MAX_ORDER_ID_LEN: usize = 128;
+/// Longest reservationId a client may name, in bytes (the ids stockd issues are 36).
+pub const MAX_RESERVATION_ID_LEN: usize = 64;
 /// Most lines (distinct SKUs) in one reservation or availability check.
 pub const MAX_LINES: usize = 100;
 /// Largest quantity in one line of a reservation or check.

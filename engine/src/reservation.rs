@@ -4,6 +4,8 @@
 //! source of truth for its status. The stock it holds lives as *holds* on the shards
 //! of its SKUs. ARCHITECTURE.md describes the protocol that keeps the two in step.
 
+use crate::error::EngineError;
+use crate::limits::MAX_RESERVATION_ID_LEN;
 use crate::location::{Allocation, LocationId};
 use crate::one_or_many::OneOrMany;
 use crate::reservation_id::ReservationId;
@@ -112,6 +114,18 @@ pub enum ReservationKey {
     Id(String),
 }
 
+impl ReservationKey {
+    /// A client's reservationId text, checked for length only (1 to
+    /// [`MAX_RESERVATION_ID_LEN`] bytes; a text that is no [`ReservationId`] names no
+    /// reservation). `field` names the request field in the error.
+    pub fn id(text: &str, field: &str) -> Result<ReservationKey, EngineError> {
+        if text.is_empty() || text.len() > MAX_RESERVATION_ID_LEN {
+            return Err(EngineError::validation(field, format!("must be 1 to {MAX_RESERVATION_ID_LEN} bytes")));
+        }
+        Ok(ReservationKey::Id(text.to_owned()))
+    }
+}
+
 impl std::fmt::Display for ReservationKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -153,6 +167,16 @@ pub fn shard_of_reservation_id(id: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reservation_id_key_is_1_to_64_bytes() {
+        assert_eq!(ReservationKey::id("abc", "reservationId"), Ok(ReservationKey::Id("abc".into())));
+        assert!(ReservationKey::id(&"r".repeat(MAX_RESERVATION_ID_LEN), "reservationId").is_ok());
+        for bad in [String::new(), "r".repeat(MAX_RESERVATION_ID_LEN + 1)] {
+            let e = ReservationKey::id(&bad, "reservationId").unwrap_err();
+            assert!(matches!(&e, EngineError::Validation { field, .. } if field == "reservationId"), "{e:?}");
+        }
+    }
 
     #[test]
     fn shard_of_reservation_id_routes_text() {

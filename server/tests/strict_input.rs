@@ -26,6 +26,17 @@ fn unknown_fields_wrong_types_and_malformed_json() {
     assert_eq!(field("POST", "/commit", r#"{"orderId":"o","force":true}"#), "force");
     assert_eq!(field("POST", "/release", r#"{"orderId":"o","why":"x"}"#), "why");
     assert_eq!(field("POST", "/extend", r#"{"orderId":"o","expiresIn":5,"ttl":5}"#), "ttl");
+    // A reservationId longer than any stockd issues, or empty (the engine's rule).
+    let long = "r".repeat(65);
+    for id in [long.as_str(), ""] {
+        for path in ["/commit", "/release"] {
+            assert_eq!(
+                field("POST", path, &format!(r#"{{"reservationId":"{id}"}}"#)),
+                "reservationId",
+                "{path} {id:?}"
+            );
+        }
+    }
     assert_eq!(field("PUT", "/items/A", r#"{"onHand":1,"color":"red"}"#), "color");
     assert_eq!(field("POST", "/items/A/adjust", r#"{"delta":1,"who":"me"}"#), "who");
     // Wrong types.

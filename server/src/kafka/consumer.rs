@@ -643,7 +643,7 @@ fn order_key(incoming: &Incoming) -> Result<ReservationKey, Failure> {
         return Ok(ReservationKey::Order(OrderId::parse(&order, "orderId")?));
     }
     match incoming.reservation_id() {
-        Some(id) => Ok(ReservationKey::Id(id.to_owned())),
+        Some(id) => Ok(ReservationKey::id(id, "reservationId")?),
         None => Err(Failure::Bad(format!("{}: missing orderId", incoming.event_type))),
     }
 }

@@ -155,8 +155,7 @@ pub struct ExtendBody {
 fn key_of(order_id: Option<String>, reservation_id: Option<String>) -> Result<ReservationKey, ApiError> {
     match (order_id, reservation_id) {
         (Some(o), None) => Ok(ReservationKey::Order(OrderId::parse(&o, "orderId")?)),
-        (None, Some(r)) if !r.is_empty() && r.len() <= 64 => Ok(ReservationKey::Id(r)),
-        (None, Some(_)) => Err(ApiError::validation("reservationId", "must be 1 to 64 bytes")),
+        (None, Some(r)) => Ok(ReservationKey::id(&r, "reservationId")?),
         _ => Err(ApiError::validation("orderId", "give exactly one of orderId or reservationId")),
     }
 }
@@ -312,8 +311,7 @@ pub async fn extend(State(st): State<AppState>, StrictJson(body): StrictJson<Ext
 
 /// Looks `id` up as a reservationId, then as an orderId.
 async fn find(st: &AppState, id: &str) -> Result<ReservationKey, ApiError> {
-    let as_id = ReservationKey::Id(id.to_owned());
-    if id.len() <= 64 {
+    if let Ok(as_id) = ReservationKey::id(id, "id") {
         match st.engine.get_reservation(as_id.clone()).await {
             Ok(_) => return Ok(as_id),
             Err(EngineError::ReservationNotFound { .. }) => {}
