@@ -82,7 +82,7 @@ pub use reservation_id::ReservationId;
 pub use routing::shard_of_sku;
 pub use shard::{ShardStatus, SYNC_BUCKETS_MICROS};
 pub use shard_state::ShardState;
-pub use sku::{OrderId, Sku};
+pub use sku::{OrderId, Sku, ID_PUNCTUATION};
 
 /// The shard loop and the cross-thread primitives, public only so that loom-tests/
 /// can model them. Not part of the API: no stability, no documentation.

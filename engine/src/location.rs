@@ -45,7 +45,7 @@ impl LocationId {
                 format!("location must be 1 to {MAX_LOCATION_LEN} bytes, got {}", s.len()),
             ));
         }
-        if let Some(c) = s.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '/' | '-'))) {
+        if let Some(c) = s.chars().find(|c| !crate::sku::is_id_char(*c)) {
             return Err(EngineError::validation(
                 field,
                 format!("location may hold only [A-Za-z0-9._:/-], found {c:?}"),

@@ -6,6 +6,14 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::sync::Arc;
 
+/// The characters besides ASCII letters and digits a SKU or a location id may hold.
+pub const ID_PUNCTUATION: [char; 5] = ['.', '_', ':', '/', '-'];
+
+/// Whether `c` may appear in a SKU or a location id: `[A-Za-z0-9._:/-]`.
+pub fn is_id_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || ID_PUNCTUATION.contains(&c)
+}
+
 /// A stock-keeping unit: 1–128 bytes of `[A-Za-z0-9._:/-]`.
 ///
 /// Shared text (`Arc<str>`): a SKU is copied into every line, hold and allocation that
@@ -23,7 +31,7 @@ impl Sku {
                 format!("sku must be 1 to {MAX_SKU_LEN} bytes, got {}", s.len()),
             ));
         }
-        if let Some(c) = s.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '/' | '-'))) {
+        if let Some(c) = s.chars().find(|c| !is_id_char(*c)) {
             return Err(EngineError::validation(field, format!("sku may hold only [A-Za-z0-9._:/-], found {c:?}")));
         }
         Ok(Sku(Arc::from(s)))
