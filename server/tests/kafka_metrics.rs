@@ -7,26 +7,13 @@
 
 mod common;
 
+use common::kafka::create_topics_with;
 use common::tansu::Tansu;
 use common::{assert_ok, Server};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;
 use serde_json::json;
 use std::time::{Duration, Instant};
-
-/// Creates `topics` with `partitions` each.
-fn create_topics(servers: &str, topics: &[&str], partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", servers).create().expect("admin client");
-    let new: Vec<NewTopic> = topics.iter().map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1))).collect();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let results = runtime.block_on(admin.create_topics(&new, &AdminOptions::new())).expect("create topics");
-    for r in results {
-        r.unwrap_or_else(|(t, e)| panic!("create topic {t}: {e}"));
-    }
-}
 
 /// A producer that may send messages up to 4 MB (the broker keeps them).
 fn producer(servers: &str) -> BaseProducer {
@@ -63,7 +50,7 @@ fn wait_for_metrics(s: &Server, lines: &[&str]) -> String {
 #[test]
 fn reservations_made_through_kafka_only_show_in_metrics() {
     let broker = Tansu::start();
-    create_topics(
+    create_topics_with(
         &broker.servers,
         &["order.created", "payment.completed", "stockd.dlq", "inventory.reservation_failed"],
         2,
@@ -161,7 +148,7 @@ fn promtool_check_metrics(text: &str) {
 #[test]
 fn a_broker_that_goes_away_shows_as_down() {
     let broker = Tansu::start();
-    create_topics(&broker.servers, &["order.created"], 1);
+    create_topics_with(&broker.servers, &["order.created"], 1);
     let s =
         Server::start(&["--kafka-brokers", &broker.servers, "--kafka-topics", "order.created", "--kafka-no-publish"]);
     wait_for_metrics(&s, &["stockd_kafka_broker_up 1"]);

@@ -11,10 +11,9 @@
 
 mod common;
 
+use common::kafka::create_topics_with;
 use common::tansu::Tansu;
 use common::{assert_ok, Server};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;
 use serde_json::json;
@@ -22,16 +21,6 @@ use std::time::{Duration, Instant};
 
 /// The bound on resuming after a restart.
 const RESUME_WITHIN: Duration = Duration::from_secs(10);
-
-fn create_topic(servers: &str, topic: &str, partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", servers).create().expect("admin client");
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let new = [NewTopic::new(topic, partitions, TopicReplication::Fixed(1))];
-    for r in runtime.block_on(admin.create_topics(&new, &AdminOptions::new())).expect("create topics") {
-        r.unwrap_or_else(|(t, e)| panic!("create topic {t}: {e}"));
-    }
-}
 
 fn reserve(p: &BaseProducer, partition: i32, order: &str) {
     let body = json!({"orderId": order, "items": [{"sku": "R", "quantity": 1}]}).to_string();
@@ -75,7 +64,7 @@ fn serve(dir: &std::path::Path, broker: &Tansu, node_id: &str) -> Server {
 #[test]
 fn a_node_killed_and_restarted_with_its_node_id_resumes_consuming_within_10_s() {
     let broker = Tansu::start();
-    create_topic(&broker.servers, "order.created", 2);
+    create_topics_with(&broker.servers, &["order.created"], 2);
     let p: BaseProducer = ClientConfig::new().set("bootstrap.servers", &broker.servers).create().unwrap();
     let tmp = tempfile::tempdir().unwrap();
 

@@ -12,10 +12,9 @@
 
 mod common;
 
+use common::kafka::create_topics;
 use common::tansu::Tansu;
 use common::{assert_ok, Server};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;
 use serde_json::Value as Json;
@@ -228,18 +227,6 @@ fn without_kafka_the_server_exports_every_name_that_does_not_need_it() {
         .collect();
     assert!(missing.is_empty(), "deploy/ uses names /metrics does not export: {missing:?}\nexported: {have:?}");
     assert_eq!(server.stop(), Some(0));
-}
-
-/// Creates `topics` on the broker (one partition each).
-fn create_topics(servers: &str, topics: &[&str]) {
-    let admin: AdminClient<DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", servers).create().expect("admin client");
-    let new: Vec<NewTopic> = topics.iter().map(|t| NewTopic::new(t, 1, TopicReplication::Fixed(1))).collect();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    for r in rt.block_on(admin.create_topics(&new, &opts)).expect("create topics") {
-        r.unwrap_or_else(|(t, e)| panic!("create topic {t}: {e}"));
-    }
 }
 
 #[test]

@@ -26,10 +26,15 @@ pub const PUBLISHED_TOPICS: &[&str] = &[
 
 /// Creates `topics` with one partition each; one that exists already is fine.
 pub fn create_topics(servers: &str, topics: &[&str]) {
+    create_topics_with(servers, topics, 1)
+}
+
+/// Creates `topics` with `partitions` each; one that exists already is fine.
+pub fn create_topics_with(servers: &str, topics: &[&str], partitions: i32) {
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
     let admin: AdminClient<rdkafka::client::DefaultClientContext> =
         ClientConfig::new().set("bootstrap.servers", servers).create().expect("admin client");
-    let new: Vec<NewTopic> = topics.iter().map(|t| NewTopic::new(t, 1, TopicReplication::Fixed(1))).collect();
+    let new: Vec<NewTopic> = topics.iter().map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1))).collect();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     for r in rt.block_on(admin.create_topics(&new, &opts)).expect("create topics") {
