@@ -448,7 +448,8 @@ fn s3_event(event: &str, order: &str, items: Value) -> Value {
 
 /// Seed 003: `order.created` reserves, `order.updated` is routed by `status`
 /// (delivered → commit, cancelled → release, shipped → nothing), `order.delivered`
-/// commits, `order.cancelled` of a delivered order puts its units back.
+/// commits, `order.cancelled` of a delivered order puts its units back; stockd
+/// publishes bare events, one per line, as seed 003 does.
 ///
 /// "Delivered 3 days later", simulated: the binary's clock cannot be moved, so the
 /// test proves the hold outlives 3 days instead of waiting them. The server runs with
@@ -512,25 +513,38 @@ fn seed_003_created_delivered_days_later_cancelled_updated() {
     wait_applied(&server, 11);
     assert_eq!(figures(&server, "PROD-001"), (98, 0, 98, 7));
 
+    // What stockd published, as seed 003 publishes: bare events, one per SKU line,
+    // the type in the "type" header.
     wait_published(&server);
-    let reserved = broker.events("inventory.reserved");
-    assert_eq!(reserved.len(), 3, "{reserved:?}");
+    let line = |e: &Value| {
+        (
+            e["orderId"].as_str().unwrap().to_owned(),
+            e["sku"].as_str().unwrap().to_owned(),
+            e["quantity"].as_u64().unwrap(),
+        )
+    };
+    let reserved = broker.read("inventory.reserved");
+    assert!(reserved.iter().all(|(e, h)| h["type"] == "inventory.reserved" && e.get("data").is_none()), "{reserved:?}");
+    // (Sorted: the shards publish side by side.)
+    let mut got: Vec<_> = reserved.iter().map(|(e, _)| line(e)).collect();
+    got.sort();
+    let want = [("order-456", "PROD-001", 5), ("order-457", "PROD-002", 3), ("order-458", "PROD-001", 2)];
+    assert_eq!(got, want.map(|(o, s, q)| (o.to_owned(), s.to_owned(), q)), "{reserved:?}");
     // Deductions on seed 003's topic.
-    let deducted = broker.events("inventory.deducted");
-    let mut orders: Vec<&str> = deducted.iter().map(|e| e["data"]["orderId"].as_str().unwrap()).collect();
-    orders.sort();
-    assert_eq!(orders, ["order-456", "order-458"], "{deducted:?}");
+    let deducted = broker.read("inventory.deducted");
+    assert!(deducted.iter().all(|(_, h)| h["type"] == "inventory.confirmed"), "{deducted:?}");
+    let mut got: Vec<_> = deducted.iter().map(|(e, _)| line(e)).collect();
+    got.sort();
+    assert_eq!(got, [("order-456".into(), "PROD-001".into(), 5), ("order-458".into(), "PROD-001".into(), 2)]);
     assert!(broker.events("inventory.confirmed").is_empty());
     let released = broker.events("inventory.released");
     assert_eq!(released.len(), 1, "{released:?}");
-    assert_eq!(
-        (&released[0]["data"]["orderId"], &released[0]["data"]["reason"]),
-        (&json!("order-457"), &json!("CANCELLED"))
-    );
+    assert_eq!(line(&released[0]), ("order-457".into(), "PROD-002".into(), 3));
+    assert_eq!(released[0]["reason"], "CANCELLED");
     let returns: Vec<Value> =
-        broker.events("inventory.adjusted").into_iter().filter(|e| e["data"]["reason"] == "RETURN").collect();
+        broker.events("inventory.adjusted").into_iter().filter(|e| e["reason"] == "RETURN").collect();
     assert_eq!(returns.len(), 1, "{returns:?}");
-    assert_eq!((&returns[0]["data"]["sku"], &returns[0]["data"]["delta"]), (&json!("PROD-001"), &json!(5)));
+    assert_eq!((&returns[0]["sku"], &returns[0]["delta"]), (&json!("PROD-001"), &json!(5)));
     assert_eq!(consumer_health(&server)["deadLettered"], 0);
     assert_eq!(server.stop(), Some(0));
 }

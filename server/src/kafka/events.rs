@@ -115,6 +115,10 @@ pub const PUBLISHED_TYPES: [&str; 11] = [
     "inventory.confirmation_failed",
 ];
 
+/// The event types whose data lists a reservation's `items` (the types a mapping's
+/// `publish.lines` may name).
+pub const LINE_TYPES: [&str; 3] = ["inventory.reserved", "inventory.confirmed", "inventory.released"];
+
 /// An event to publish.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutEvent {
@@ -149,6 +153,32 @@ impl OutEvent {
             Payload::Bare => &self.data,
         };
         serde_json::to_vec(v).expect("JSON of a Value")
+    }
+
+    /// The events the mapping publishes for this one: itself, or for a type its
+    /// `publish.lines` lists, one event per element of `items` — the data without
+    /// `items` plus that item's fields (sku, quantity, allocations, committed), with
+    /// the id `{id}-{i}` (i from 0) and the same key.
+    pub fn per_line(self, publishing: &Publishing) -> Vec<OutEvent> {
+        let items = match self.data.get("items") {
+            Some(Value::Array(items)) if publishing.per_line(self.event_type) && !items.is_empty() => items.clone(),
+            _ => return vec![self],
+        };
+        let mut base = self.data.clone();
+        if let Value::Object(m) = &mut base {
+            m.remove("items");
+        }
+        items
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| {
+                let mut data = base.clone();
+                if let (Value::Object(d), Value::Object(line)) = (&mut data, item) {
+                    d.extend(line);
+                }
+                OutEvent { id: format!("{}-{i}", self.id), data, ..self.clone() }
+            })
+            .collect()
     }
 
     /// The topic the mapping sends this event to.
@@ -482,6 +512,33 @@ mod tests {
         let h = e.headers();
         let got: Vec<(&str, &[u8])> = h.iter().map(|h| (h.key, h.value.unwrap())).collect();
         assert_eq!(got, [("id", &b"0-7-0"[..]), ("type", e.event_type.as_bytes())]);
+    }
+
+    #[test]
+    fn a_mapping_may_publish_a_reservation_event_per_line() {
+        let e = OutEvent {
+            id: "1-9-0".into(),
+            event_type: "inventory.reserved",
+            key: "o-1".into(),
+            correlation_id: Some("o-1".into()),
+            timestamp: 0,
+            data: json!({"orderId": "o-1", "status": "ACTIVE",
+                         "items": [{"sku": "A", "quantity": 2}, {"sku": "B", "quantity": 1}]}),
+        };
+        let mut p = Publishing::default();
+        assert_eq!(e.clone().per_line(&p), vec![e.clone()], "not listed: as it is");
+        p.per_line.push("inventory.reserved".into());
+        let lines = e.clone().per_line(&p);
+        let got: Vec<(&str, &Value, &str)> = lines.iter().map(|l| (l.id.as_str(), &l.data, l.key.as_str())).collect();
+        assert_eq!(
+            got,
+            [
+                ("1-9-0-0", &json!({"orderId": "o-1", "status": "ACTIVE", "sku": "A", "quantity": 2}), "o-1"),
+                ("1-9-0-1", &json!({"orderId": "o-1", "status": "ACTIVE", "sku": "B", "quantity": 1}), "o-1"),
+            ]
+        );
+        let other = OutEvent { event_type: "inventory.released", ..e };
+        assert_eq!(other.clone().per_line(&p), vec![other], "another type: as it is");
     }
 
     #[test]

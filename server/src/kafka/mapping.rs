@@ -29,9 +29,10 @@
 //! topics = { "inventory.reservation_failed" = "order.reservation.failed.topic" }
 //! payload = "envelope"                 # or "bare": the event's data alone
 //! payloads = { "inventory.reservation_failed" = "bare" }
+//! lines = ["inventory.reserved"]       # one event per line (sku, quantity, ...)
 //! ```
 
-use super::events::{Action, PUBLISHED_TYPES};
+use super::events::{Action, LINE_TYPES, PUBLISHED_TYPES};
 use super::incoming::{parse_with, Incoming};
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
@@ -231,6 +232,8 @@ pub struct Publishing {
     pub by_type: Vec<(String, String)>,
     pub payload: Payload,
     pub payload_by_type: Vec<(String, Payload)>,
+    /// Event types published one event per line (`publish.lines`).
+    pub per_line: Vec<String>,
 }
 
 impl Default for Publishing {
@@ -246,6 +249,7 @@ impl From<&str> for Publishing {
             by_type: Vec::new(),
             payload: Payload::default(),
             payload_by_type: Vec::new(),
+            per_line: Vec::new(),
         }
     }
 }
@@ -260,6 +264,11 @@ impl Publishing {
 
     pub fn payload_for(&self, event_type: &str) -> Payload {
         self.payload_by_type.iter().find(|(t, _)| t == event_type).map_or(self.payload, |(_, p)| *p)
+    }
+
+    /// Whether events of this type go out one per line of their `items`.
+    pub fn per_line(&self, event_type: &str) -> bool {
+        self.per_line.iter().any(|t| t == event_type)
     }
 }
 
@@ -461,6 +470,8 @@ struct PublishFile {
     payload: Option<String>,
     #[serde(default)]
     payloads: BTreeMap<String, String>,
+    #[serde(default)]
+    lines: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -674,6 +685,13 @@ fn parse(text: &str, yaml: bool) -> Result<Mapping, String> {
         published(&at, &event_type)?;
         publish.payload_by_type.push((event_type, payload(&at, &p)?));
     }
+    for (i, event_type) in file.publish.lines.into_iter().enumerate() {
+        let at = format!("publish.lines[{i}]");
+        if !LINE_TYPES.contains(&event_type.as_str()) {
+            return Err(format!("{at}: {event_type:?} has no lines; one of {}", LINE_TYPES.join(", ")));
+        }
+        publish.per_line.push(event_type);
+    }
     Ok(Mapping {
         topics,
         cancel_after_commit: file.cancel_after_commit.map(|p| p.0).unwrap_or_default(),
@@ -748,6 +766,7 @@ routes = { delivered = "commit", cancelled = "cancel", shipped = "ignore" }
 topic = "stock.{type}"
 topics = { "inventory.reservation_failed" = "order.reservation.failed.topic" }
 payloads = { "inventory.reservation_failed" = "bare" }
+lines = ["inventory.reserved"]
 "#;
 
     #[test]
@@ -767,6 +786,7 @@ payloads = { "inventory.reservation_failed" = "bare" }
         assert_eq!(m.publish.topic_for("inventory.reservation_failed"), "order.reservation.failed.topic");
         assert_eq!(m.publish.payload_for("inventory.reservation_failed"), Payload::Bare);
         assert_eq!(m.publish.payload_for("inventory.reserved"), Payload::Envelope, "the default");
+        assert!(m.publish.per_line("inventory.reserved") && !m.publish.per_line("inventory.released"));
         let all_bare = parse("[events]\n\"a\" = \"reserve\"\n[publish]\npayload = \"bare\"\n", false).unwrap();
         assert_eq!(all_bare.publish.payload_for("inventory.released"), Payload::Bare);
         // The same in YAML, with `otherwise`.
@@ -845,6 +865,10 @@ payloads = { "inventory.reservation_failed" = "bare" }
                 "publish.topics.\"inventory.nope\": ",
             ),
             ("[events]\n\"a\" = \"reserve\"\n[publish]\ntopic = \"\"\n", "publish.topic: "),
+            (
+                "[events]\n\"a\" = \"reserve\"\n[publish]\nlines = [\"inventory.adjusted\"]\n",
+                "publish.lines[0]: \"inventory.adjusted\" has no lines; one of inventory.reserved",
+            ),
             (
                 "[events]\n\"a\" = \"reserve\"\n[publish]\npayload = \"naked\"\n",
                 "publish.payload: unknown payload \"naked\"; one of envelope, bare",

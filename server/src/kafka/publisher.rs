@@ -196,6 +196,7 @@ async fn run_shard(cfg: Arc<PublisherConfig>, offsets: Arc<OutboxOffsets>, shard
         let events: Vec<_> = records
             .iter()
             .flat_map(|r| events_for_record(shard, r.lsn, r.now, &r.command, &r.applied))
+            .flat_map(|e| e.per_line(&cfg.publishing))
             .map(|e| {
                 let (topic, body, headers) = (e.topic(&cfg.publishing), e.body(&cfg.publishing), e.headers());
                 (topic, e.key, headers, body)
