@@ -9,11 +9,46 @@ use crate::error::{EngineError, Shortfall};
 use crate::item::{alerts_for, StockAlert};
 use crate::limits::MAX_RESERVATIONS_PER_SHARD;
 use crate::location::{allocate, committed_per_allocation, Allocation, Placement};
+use crate::one_or_many::OneOrMany;
 use crate::reservation::{Hold, Reservation, ReservationKey, ReservationLine, ReservationStatus};
 use crate::reservation_id::ReservationId;
 use crate::sku::{OrderId, Sku};
 use crate::Millis;
 use std::collections::HashSet;
+
+/// A hold's allocations as `plan_hold` finds them: none, one (inline), or a list.
+enum Allocations {
+    None,
+    One(Allocation),
+    Many(Vec<Allocation>),
+}
+
+impl Allocations {
+    fn push(&mut self, a: Allocation) {
+        match std::mem::replace(self, Allocations::None) {
+            Allocations::None => *self = Allocations::One(a),
+            Allocations::One(first) => *self = Allocations::Many(vec![first, a]),
+            Allocations::Many(mut v) => {
+                v.push(a);
+                *self = Allocations::Many(v);
+            }
+        }
+    }
+
+    fn done(self) -> OneOrMany<Allocation> {
+        match self {
+            Allocations::None => OneOrMany::default(),
+            Allocations::One(a) => OneOrMany::One(a),
+            Allocations::Many(v) => OneOrMany::Many(v.into_boxed_slice()),
+        }
+    }
+}
+
+impl Extend<Allocation> for Allocations {
+    fn extend<I: IntoIterator<Item = Allocation>>(&mut self, iter: I) {
+        iter.into_iter().for_each(|a| self.push(a));
+    }
+}
 
 fn status_error(r: &Reservation) -> EngineError {
     let reservation_id = r.reservation_id.to_string();
@@ -85,7 +120,6 @@ impl ShardState {
         debug_assert!(!self.holds.contains_key(&reservation_id), "reservation id reused");
         // The only step that can fail, and it changes nothing.
         let allocations = self.plan_hold(lines, placement)?;
-        self.hold_planned(reservation_id, order_id, lines, &allocations, now, alerts);
         debug_assert!(
             lines
                 .iter()
@@ -95,6 +129,8 @@ impl ShardState {
         let expires_at = now + ttl_secs * 1000;
         // Stored compactly when every line is wholly at the default location.
         let all_default = allocations.len() == lines.len() && allocations.iter().all(|a| a.location.is_default());
+        let header_allocations = if all_default { Box::default() } else { allocations.as_slice().into() };
+        self.hold_planned(reservation_id, order_id, lines, allocations, now, alerts);
         let reservation = Reservation {
             reservation_id,
             order_id: order_id.clone(),
@@ -103,7 +139,7 @@ impl ShardState {
                 .iter()
                 .map(|(sku, q)| ReservationLine { sku: self.shared_sku(sku), quantity: *q, committed: 0 })
                 .collect(),
-            allocations: if all_default { Box::default() } else { allocations.into_boxed_slice() },
+            allocations: header_allocations,
             created_at: now,
             expires_at,
             finished_at: None,
@@ -454,7 +490,7 @@ impl ShardState {
         &self,
         lines: &[(Sku, u64)],
         placement: &Placement,
-    ) -> Result<Vec<Allocation>, EngineError> {
+    ) -> Result<OneOrMany<Allocation>, EngineError> {
         for (i, (sku, q)) in lines.iter().enumerate() {
             // Lines are few (at most MAX_LINES): a scan beats allocating a set.
             if lines[..i].iter().any(|(s, _)| s == sku) || *q == 0 {
@@ -497,7 +533,9 @@ impl ShardState {
                 }
             }
         }
-        let mut allocations = Vec::with_capacity(lines.len());
+        // Kept inline while there is one (a one-line reservation from one location):
+        // the hold takes it as it is, with no list on the heap.
+        let mut allocations = Allocations::None;
         let mut short = Vec::new();
         for (sku, q) in lines {
             let item = &self.items[sku];
@@ -534,7 +572,7 @@ impl ShardState {
         if !short.is_empty() {
             return Err(EngineError::InsufficientInventory { items: short });
         }
-        Ok(allocations)
+        Ok(allocations.done())
     }
 
     pub(super) fn place_hold(
@@ -550,8 +588,9 @@ impl ShardState {
             return Ok(Outcome::Placed { allocations: hold.allocations.to_vec(), changed: false });
         }
         let allocations = self.plan_hold(lines, placement)?;
-        self.hold_planned(reservation_id, order_id, lines, &allocations, now, alerts);
-        Ok(Outcome::Placed { allocations, changed: true })
+        let placed = allocations.to_vec();
+        self.hold_planned(reservation_id, order_id, lines, allocations, now, alerts);
+        Ok(Outcome::Placed { allocations: placed, changed: true })
     }
 
     /// Applies a hold `plan_hold` planned for `lines`: reserves the units and files
@@ -561,7 +600,7 @@ impl ShardState {
         reservation_id: ReservationId,
         order_id: &OrderId,
         lines: &[(Sku, u64)],
-        allocations: &[Allocation],
+        allocations: OneOrMany<Allocation>,
         now: Millis,
         alerts: &mut Vec<StockAlert>,
     ) {
