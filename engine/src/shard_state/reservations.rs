@@ -6,7 +6,7 @@ use super::ShardState;
 use crate::command::Outcome;
 use crate::command::ReserveLocal;
 use crate::error::{EngineError, Shortfall};
-use crate::item::{alerts_for, StockAlert};
+use crate::item::{alerts_for, Item, StockAlert};
 use crate::limits::MAX_RESERVATIONS_PER_SHARD;
 use crate::location::{allocate, committed_per_allocation, Allocation, Placement};
 use crate::one_or_many::OneOrMany;
@@ -491,6 +491,16 @@ impl ShardState {
         lines: &[(Sku, u64)],
         placement: &Placement,
     ) -> Result<OneOrMany<Allocation>, EngineError> {
+        // Each line's item, looked up once per use; a one-line reservation (the
+        // common one) looks its item up once in all.
+        let first = lines.first().and_then(|(sku, _)| self.items.get(sku)).map(Box::as_ref);
+        let item_of = |sku: &Sku| -> Option<&Item> {
+            if lines.len() == 1 {
+                first
+            } else {
+                self.items.get(sku).map(Box::as_ref)
+            }
+        };
         for (i, (sku, q)) in lines.iter().enumerate() {
             // Lines are few (at most MAX_LINES): a scan beats allocating a set.
             if lines[..i].iter().any(|(s, _)| s == sku) || *q == 0 {
@@ -504,7 +514,7 @@ impl ShardState {
         // still be sold.
         for (i, (sku, _)) in lines.iter().enumerate() {
             let Some(location) = placement.location_of(sku) else { continue };
-            let stocked = self.items.get(sku).map(Box::as_ref).is_some_and(|i| i.stocks(location));
+            let stocked = item_of(sku).is_some_and(|i| i.stocks(location));
             let known = self.warehouses.is_empty() || self.warehouses.iter().any(|w| &w.id == location);
             if !stocked && !known && !location.is_default() {
                 return Err(EngineError::validation(
@@ -513,14 +523,14 @@ impl ShardState {
                 ));
             }
         }
-        if let Some((sku, _)) = lines.iter().find(|(sku, _)| !self.items.contains_key(sku)) {
+        if let Some((sku, _)) = lines.iter().find(|(sku, _)| item_of(sku).is_none()) {
             return Err(EngineError::ItemNotFound { sku: sku.to_string() });
         }
-        if let Some((sku, _)) = lines.iter().find(|(sku, _)| self.items[sku].sales_blocked) {
+        if let Some((sku, _)) = lines.iter().find(|(sku, _)| item_of(sku).is_some_and(|i| i.sales_blocked)) {
             return Err(EngineError::SalesBlocked { sku: sku.to_string() });
         }
         for (sku, q) in lines {
-            let item = &self.items[sku];
+            let item = item_of(sku).expect("checked above");
             // `sold` only grows: its bound is kept here, so a later commit always fits.
             item.check_sold_room(*q)?;
             if let Some(max) = item.max_per_order {
@@ -538,7 +548,7 @@ impl ShardState {
         let mut allocations = Allocations::None;
         let mut short = Vec::new();
         for (sku, q) in lines {
-            let item = &self.items[sku];
+            let item = item_of(sku).expect("checked above");
             let requested = placement.location_of(sku);
             let chosen = item.with_locations(|stocks| match stocks {
                 // One location and none named: what `allocate` answers then, without
