@@ -100,9 +100,14 @@ impl Bucket {
     }
 
     fn extend_into(&self, out: &mut Vec<(Millis, ReservationId)>) {
+        self.extend_due_into(Millis::MAX, out);
+    }
+
+    /// Appends the entries due by `now` (unordered).
+    fn extend_due_into(&self, now: Millis, out: &mut Vec<(Millis, ReservationId)>) {
         match self {
-            Bucket::Few(v) => out.extend_from_slice(v),
-            Bucket::Many(m) => out.extend(m.iter().map(|(&i, &d)| (d, i))),
+            Bucket::Few(v) => out.extend(v.iter().filter(|(d, _)| *d <= now)),
+            Bucket::Many(m) => out.extend(m.iter().filter(|(_, &d)| d <= now).map(|(&i, &d)| (d, i))),
         }
     }
 }
@@ -168,19 +173,9 @@ impl Deadlines {
     pub fn due(&self, now: Millis) -> Vec<(Millis, ReservationId)> {
         let mut due = Vec::new();
         for second in self.seconds.range(..=second_of(now)) {
-            let start = due.len();
-            self.buckets[second].extend_into(&mut due);
-            if *second == second_of(now) {
-                // The current second: only what is due by `now`.
-                let mut kept = start;
-                for i in start..due.len() {
-                    if due[i].0 <= now {
-                        due.swap(kept, i);
-                        kept += 1;
-                    }
-                }
-                due.truncate(kept);
-            }
+            // Every entry of an earlier second is due; of the current one, those due
+            // by `now`.
+            self.buckets[second].extend_due_into(now, &mut due);
         }
         due.sort_unstable();
         due
