@@ -3,6 +3,10 @@
 //! Payload layout: `[PAYLOAD_VERSION: u8][bincode 2 (standard config, serde) of
 //! LogRecord]`. The WAL record's type byte is `command_type(&command)`, so tools can
 //! filter by type without decoding. The WAL frame (length, CRC, LSN) is wal/FORMAT.md.
+//! The hot record, a `ReserveLocal` whose placement names no location, is written
+//! field by field (`encode_reserve_local`) instead of through serde: the same bytes,
+//! checked against serde + bincode by a property test; every other record, and every
+//! decode, goes through serde.
 
 use crate::command::{Applied, Command};
 use crate::error::EngineError;
