@@ -624,8 +624,7 @@ impl ShardState {
             item.touch(now);
             alerts_for(item, before, alerts);
         }
-        let new =
-            self.holds.insert(reservation_id, Hold { order_id: order_id.clone(), allocations: allocations.into() });
+        let new = self.holds.insert(reservation_id, Hold { order_id: order_id.clone(), allocations });
         debug_assert!(new.is_none(), "a hold is placed once");
     }
 
