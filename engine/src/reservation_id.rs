@@ -42,6 +42,16 @@ impl ReservationId {
         ReservationId { secs: (now / 1000) as u32, shard: shard as u16, seq }
     }
 
+    /// The id's three numbers: second, shard, sequence (what the order compares).
+    pub(crate) fn parts(self) -> (u32, u16, u64) {
+        (self.secs, self.shard, self.seq)
+    }
+
+    /// The id of these three numbers (`parts` back).
+    pub(crate) fn from_parts(secs: u32, shard: u16, seq: u64) -> ReservationId {
+        ReservationId { secs, shard, seq }
+    }
+
     /// The home shard the id names.
     pub fn shard(self) -> usize {
         usize::from(self.shard)

@@ -3,6 +3,10 @@
 //! Payload layout: `[PAYLOAD_VERSION: u8][bincode 2 (standard config, serde) of
 //! LogRecord]`. The WAL record's type byte is `command_type(&command)`, so tools can
 //! filter by type without decoding. The WAL frame (length, CRC, LSN) is wal/FORMAT.md.
+//! The hot record, a `ReserveLocal` whose placement names no location, is written
+//! field by field (`encode_reserve_local`) instead of through serde: the same bytes,
+//! checked against serde + bincode by a property test; every other record, and every
+//! decode, goes through serde.
 
 use crate::command::{Applied, Command};
 use crate::error::EngineError;
@@ -98,10 +102,77 @@ pub fn encode_record_into(payload: &mut Vec<u8>, now: Millis, command: &Command)
     }
     payload.clear();
     payload.push(PAYLOAD_VERSION);
+    if let Command::ReserveLocal(reserve) = command {
+        if reserve.placement.locations.is_empty() {
+            // The hot record, written field by field: the same bytes as below
+            // (`tests::the_direct_encoding_is_bincodes`), without serde's walk.
+            put_varint(payload, now);
+            put_varint(payload, RESERVE_LOCAL_VARIANT);
+            encode_reserve_local(payload, reserve);
+            return command_type(command);
+        }
+    }
     let record = LogRecordRef { now, command };
     bincode::serde::encode_into_std_write(&record, payload, bincode::config::standard())
         .expect("encoding into a Vec cannot fail");
     command_type(command)
+}
+
+/// `Command::ReserveLocal`'s variant index, as serde numbers the enum's variants (in
+/// declaration order). Checked by `tests::the_direct_encoding_is_bincodes`.
+const RESERVE_LOCAL_VARIANT: u64 = 7;
+
+/// An unsigned integer as bincode's standard config writes it (varint): below 251 one
+/// byte; else a marker (251, 252, 253) and the value as u16, u32 or u64, little-endian.
+fn put_varint(out: &mut Vec<u8>, v: u64) {
+    if v < 251 {
+        out.push(v as u8);
+    } else if v <= u64::from(u16::MAX) {
+        out.push(251);
+        out.extend_from_slice(&(v as u16).to_le_bytes());
+    } else if v <= u64::from(u32::MAX) {
+        out.push(252);
+        out.extend_from_slice(&(v as u32).to_le_bytes());
+    } else {
+        out.push(253);
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+}
+
+/// A string as bincode writes it: its length, then its bytes.
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    put_varint(out, s.len() as u64);
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// A `ReserveLocal` whose placement names no location, as serde + bincode write it:
+/// the fields in declaration order (order id, lines, TTL, metadata, placement).
+fn encode_reserve_local(out: &mut Vec<u8>, reserve: &crate::command::ReserveLocal) {
+    let crate::command::ReserveLocal { order_id, lines, ttl_secs, metadata, placement } = reserve;
+    debug_assert!(placement.locations.is_empty());
+    put_str(out, order_id.as_str());
+    put_varint(out, lines.len() as u64);
+    for (sku, quantity) in lines {
+        put_str(out, sku.as_str());
+        put_varint(out, *quantity);
+    }
+    put_varint(out, *ttl_secs);
+    match metadata {
+        None => out.push(0),
+        Some(m) => {
+            out.push(1);
+            put_str(out, m);
+        }
+    }
+    put_varint(out, placement.strategy as u64);
+    match &placement.region {
+        None => out.push(0),
+        Some(r) => {
+            out.push(1);
+            put_str(out, r);
+        }
+    }
+    put_varint(out, 0); // no located lines
 }
 
 /// Decodes a payload written by `encode_record`, checking version and type byte.
@@ -170,4 +241,60 @@ pub(crate) fn replay_records(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::ReserveLocal;
+    use crate::location::{AllocationStrategy, Placement};
+    use crate::sku::{OrderId, Sku};
+    use proptest::prelude::*;
+
+    /// What `encode_record_into` wrote before the direct encoding: serde + bincode.
+    fn by_serde(now: Millis, command: &Command) -> Vec<u8> {
+        #[derive(Serialize)]
+        struct LogRecordRef<'a> {
+            now: Millis,
+            command: &'a Command,
+        }
+        let mut out = vec![PAYLOAD_VERSION];
+        bincode::serde::encode_into_std_write(LogRecordRef { now, command }, &mut out, bincode::config::standard())
+            .unwrap();
+        out
+    }
+
+    fn strategy(i: u8) -> AllocationStrategy {
+        [AllocationStrategy::Priority, AllocationStrategy::MostAvailable, AllocationStrategy::SingleLocationOnly]
+            [usize::from(i % 3)]
+    }
+
+    proptest! {
+        /// Every varint width, text length, line count and option.
+        #[test]
+        fn the_direct_encoding_is_bincodes(
+            now in prop_oneof![Just(0u64), 0u64..251, 251u64..70_000, 70_000u64..5_000_000_000, any::<u64>()],
+            order in "[!-~]{1,128}",
+            lines in prop::collection::vec(("[A-Za-z0-9-]{1,128}", prop_oneof![1u64..251, 251u64..1_000_000, any::<u64>()]), 0..5),
+            ttl in prop_oneof![1u64..251, 251u64..70_000, 70_000u64..8_000_000],
+            metadata in prop::option::of("[ -~]{0,300}"),
+            strategy_index in 0u8..3,
+            region in prop::option::of("[a-z]{0,300}"),
+        ) {
+            let command = Command::ReserveLocal(ReserveLocal {
+                order_id: OrderId::parse(&order, "orderId").unwrap(),
+                lines: lines.iter().map(|(s, q)| (Sku::parse(s, "sku").unwrap(), *q)).collect(),
+                ttl_secs: ttl,
+                metadata,
+                placement: Placement { strategy: strategy(strategy_index), region, locations: Vec::new() },
+            });
+            let mut direct = Vec::new();
+            let record_type = encode_record_into(&mut direct, now, &command);
+            prop_assert_eq!(record_type, 15);
+            prop_assert_eq!(&direct, &by_serde(now, &command));
+            let back = decode_record(record_type, &direct).unwrap();
+            prop_assert_eq!(back.command, command);
+            prop_assert_eq!(back.now, now);
+        }
+    }
 }

@@ -225,10 +225,22 @@ impl Engine {
         let started = std::time::Instant::now();
         let answers = self.reserve_many_uncounted(requests).await;
         let elapsed = started.elapsed();
+        // Counted once per batch (the counters are shared by every caller's thread):
+        // the same figures as counting each answer on its own.
+        self.stats().reserve_latency_n(Origin::Embedded, elapsed, answers.len() as u64);
+        let mut created = 0;
         for a in &answers {
-            self.stats().reserve_latency(Origin::Embedded, elapsed);
-            self.count_reserve(a);
+            match a {
+                Ok(outcome) => {
+                    created += u64::from(outcome.created);
+                    if !outcome.alerts.is_empty() {
+                        self.stats().alerts(&outcome.alerts);
+                    }
+                }
+                Err(e) => self.stats().rejected(ReservationOp::Reserve, e),
+            }
         }
+        self.stats().created_n(created);
         answers
     }
 
@@ -238,6 +250,9 @@ impl Engine {
         let mut per_shard: Vec<(Vec<usize>, Vec<Command>)> = (0..n).map(|_| (Vec::new(), Vec::new())).collect();
         let mut slow = Vec::new();
         let (default_ttl, max_ttl) = (self.config().default_ttl_secs, self.config().max_ttl_secs);
+        // The shard of the last SKU routed: a batch mostly names the same few SKUs, so
+        // a text comparison usually saves hashing it again.
+        let mut last_route: Option<(&Sku, usize)> = None;
         for (i, req) in requests.iter().enumerate() {
             let valid = validate_lines(&req.lines, 1)
                 .and_then(|_| validate_placement(&req.placement, &req.lines))
@@ -252,12 +267,23 @@ impl Engine {
                 answers[i] = Some(Err(e));
                 continue;
             }
-            let first = shard_of_sku(&req.lines[0].0, n);
-            let one_shard = req.lines.iter().all(|(sku, _)| shard_of_sku(sku, n) == first);
+            let sku = &req.lines[0].0;
+            let first = match last_route {
+                Some((last, shard)) if last == sku => shard,
+                _ => shard_of_sku(sku, n),
+            };
+            last_route = Some((sku, first));
+            let one_shard = req.lines[1..].iter().all(|(sku, _)| shard_of_sku(sku, n) == first);
             let home = *self.orders().entry(req.order_id.clone()).or_insert(first);
             if one_shard && home == first {
-                per_shard[home].0.push(i);
-                per_shard[home].1.push(Command::ReserveLocal(ReserveLocal {
+                let (idx, commands) = &mut per_shard[home];
+                if idx.is_empty() {
+                    // Sized once: most batches go to one shard or spread evenly.
+                    idx.reserve(requests.len() - i);
+                    commands.reserve(requests.len() - i);
+                }
+                idx.push(i);
+                commands.push(Command::ReserveLocal(ReserveLocal {
                     order_id: req.order_id.clone(),
                     lines: req.lines.clone(),
                     ttl_secs: req.ttl_secs.unwrap_or(default_ttl),

@@ -139,12 +139,17 @@ struct Histogram {
 
 impl Histogram {
     fn observe(&self, d: Duration) {
+        self.observe_n(d, 1);
+    }
+
+    /// `n` observations of `d` at once (a batch's calls, which all took as long).
+    fn observe_n(&self, d: Duration, n: u64) {
         let micros = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
         if let Some(i) = RESERVE_LATENCY_BUCKETS_MICROS.iter().position(|b| micros <= *b) {
-            self.buckets[i].fetch_add(1, Relaxed);
+            self.buckets[i].fetch_add(n, Relaxed);
         }
-        self.count.fetch_add(1, Relaxed);
-        self.sum_micros.fetch_add(micros, Relaxed);
+        self.count.fetch_add(n, Relaxed);
+        self.sum_micros.fetch_add(micros.saturating_mul(n), Relaxed);
     }
 
     fn snapshot(&self) -> LatencyHistogram {
@@ -170,7 +175,14 @@ pub(crate) struct Stats {
 
 impl Stats {
     pub(crate) fn created(&self) {
-        self.created.fetch_add(1, Relaxed);
+        self.created_n(1);
+    }
+
+    /// `n` reservations created (a batch's, counted once).
+    pub(crate) fn created_n(&self, n: u64) {
+        if n > 0 {
+            self.created.fetch_add(n, Relaxed);
+        }
     }
 
     pub(crate) fn committed(&self) {
@@ -196,6 +208,13 @@ impl Stats {
 
     pub(crate) fn reserve_latency(&self, origin: Origin, d: Duration) {
         self.latency[origin.index()].observe(d);
+    }
+
+    /// `n` reserve calls from `origin` that each took `d` (a batch's).
+    pub(crate) fn reserve_latency_n(&self, origin: Origin, d: Duration, n: u64) {
+        if n > 0 {
+            self.latency[origin.index()].observe_n(d, n);
+        }
     }
 
     /// Counts a call's refusal under `op` and passes its result on.

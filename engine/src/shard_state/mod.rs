@@ -5,8 +5,13 @@
 //! exactly and tests compare it against a plain reference model. A command that fails
 //! changes nothing.
 
+mod id_index;
 mod items;
 mod reservations;
+mod timer;
+
+pub(crate) use id_index::IdIndex;
+pub(crate) use timer::Deadlines;
 
 use crate::command::{Adjust, Applied, Command, LineAvailability, Outcome, Query, QueryResult};
 use crate::error::EngineError;
@@ -48,9 +53,10 @@ pub struct ShardState {
     /// costs 8 bytes, not a whole header's.
     pub(crate) reservations: FastMap<ReservationId, Box<Reservation>>,
     pub(crate) by_order: FastMap<OrderId, ReservationId>,
-    /// Deadlines of ACTIVE reservations, earliest first (the expiry timer; ties in id
-    /// order, which is the ids' text order).
-    pub(crate) deadlines: BTreeSet<(Millis, ReservationId)>,
+    /// Deadlines of ACTIVE reservations, read earliest first (the expiry timer; ties in
+    /// id order, which is the ids' text order): per-second buckets (`timer.rs`), so a
+    /// reservation's timer costs the same whatever its TTL.
+    pub(crate) deadlines: Deadlines,
     /// Finished reservations whose holds are all settled, by the time they finished:
     /// the retention clock. Only these are ever forgotten (`ExpireDue`).
     pub(crate) finished: BTreeSet<(Millis, ReservationId)>,
@@ -65,9 +71,10 @@ pub struct ShardState {
     #[serde(skip)]
     pub(crate) pending: BTreeSet<(Millis, ReservationId)>,
     /// Every header's id, in id order: the operator's listing walks it a bounded
-    /// number of ids per page (`Query::ListReservations`). Derived.
+    /// number of ids per page (`Query::ListReservations`). 64 ids to a word
+    /// (`id_index.rs`). Derived.
     #[serde(skip)]
-    pub(crate) by_id: BTreeSet<ReservationId>,
+    pub(crate) by_id: IdIndex,
     /// Adjustment idempotency keys, scoped to their SKU.
     pub(crate) adjust_keys: FastMap<(Sku, String), AdjustRecord>,
     pub(crate) adjust_key_times: BTreeSet<(Millis, Sku, String)>,
@@ -220,10 +227,7 @@ impl ShardState {
                     .collect(),
             )),
             Query::ListReservations { after, limit, filter, scan_budget } => {
-                let range = match after {
-                    Some(a) => self.by_id.range((std::ops::Bound::Excluded(*a), std::ops::Bound::Unbounded)),
-                    None => self.by_id.range(..),
-                };
+                let range = self.by_id.after(*after);
                 debug_assert!(*scan_budget > 0, "a listing must be able to move forward");
                 let mut reservations = Vec::new();
                 let mut stopped_at = None;
@@ -237,11 +241,11 @@ impl ShardState {
                         stopped_at = last_seen;
                         break;
                     }
-                    let r = &*self.reservations[id];
+                    let r = &*self.reservations[&id];
                     if filter.matches(r) {
                         reservations.push(r.clone());
                     }
-                    last_seen = Some(*id);
+                    last_seen = Some(id);
                 }
                 Ok(QueryResult::ReservationPage { reservations, stopped_at })
             }
@@ -405,7 +409,7 @@ impl ShardState {
 
     /// The earliest deadline of an ACTIVE reservation, for the expiry timer.
     pub fn next_deadline(&self) -> Option<Millis> {
-        self.deadlines.first().map(|(t, _)| *t)
+        self.deadlines.first().map(|(t, _)| t)
     }
 
     fn find(&self, key: &ReservationKey) -> Option<&Reservation> {
@@ -460,7 +464,7 @@ impl ShardState {
             return Err("orderId index and reservations differ in size".into());
         }
         if self.by_id.len() != self.reservations.len()
-            || !self.by_id.iter().all(|id| self.reservations.contains_key(id))
+            || !self.by_id.iter().all(|id| self.reservations.contains_key(&id))
         {
             return Err("id index and reservations differ".into());
         }
@@ -471,7 +475,7 @@ impl ShardState {
             match r.status {
                 ReservationStatus::Active => {
                     active += 1;
-                    if !self.deadlines.contains(&(r.expires_at, r.reservation_id)) {
+                    if !self.deadlines.contains(r.expires_at, r.reservation_id) {
                         return Err(format!("active reservation {} has no timer", r.reservation_id));
                     }
                 }

@@ -6,14 +6,49 @@ use super::ShardState;
 use crate::command::Outcome;
 use crate::command::ReserveLocal;
 use crate::error::{EngineError, Shortfall};
-use crate::item::{alerts_for, StockAlert};
+use crate::item::{alerts_for, Item, StockAlert};
 use crate::limits::MAX_RESERVATIONS_PER_SHARD;
 use crate::location::{allocate, committed_per_allocation, Allocation, Placement};
+use crate::one_or_many::OneOrMany;
 use crate::reservation::{Hold, Reservation, ReservationKey, ReservationLine, ReservationStatus};
 use crate::reservation_id::ReservationId;
 use crate::sku::{OrderId, Sku};
 use crate::Millis;
 use std::collections::HashSet;
+
+/// A hold's allocations as `plan_hold` finds them: none, one (inline), or a list.
+enum Allocations {
+    None,
+    One(Allocation),
+    Many(Vec<Allocation>),
+}
+
+impl Allocations {
+    fn push(&mut self, a: Allocation) {
+        match std::mem::replace(self, Allocations::None) {
+            Allocations::None => *self = Allocations::One(a),
+            Allocations::One(first) => *self = Allocations::Many(vec![first, a]),
+            Allocations::Many(mut v) => {
+                v.push(a);
+                *self = Allocations::Many(v);
+            }
+        }
+    }
+
+    fn done(self) -> OneOrMany<Allocation> {
+        match self {
+            Allocations::None => OneOrMany::default(),
+            Allocations::One(a) => OneOrMany::One(a),
+            Allocations::Many(v) => OneOrMany::Many(v.into_boxed_slice()),
+        }
+    }
+}
+
+impl Extend<Allocation> for Allocations {
+    fn extend<I: IntoIterator<Item = Allocation>>(&mut self, iter: I) {
+        iter.into_iter().for_each(|a| self.push(a));
+    }
+}
 
 fn status_error(r: &Reservation) -> EngineError {
     let reservation_id = r.reservation_id.to_string();
@@ -66,7 +101,10 @@ impl ShardState {
         Ok(Outcome::Opened(Reservation::clone(&*self.reservations[&id])))
     }
 
-    /// The fast path: open, hold and activate at once, all or nothing.
+    /// The fast path: open, hold and activate at once, all or nothing. The state it
+    /// leaves is the one `open_reservation`, `place_hold` and `activate` would leave
+    /// one after the other; the header is written ACTIVE at once (it never is PENDING,
+    /// so it never enters the `pending` set only to leave it again).
     pub(super) fn reserve_local(
         &mut self,
         req: &ReserveLocal,
@@ -74,21 +112,56 @@ impl ShardState {
         alerts: &mut Vec<StockAlert>,
     ) -> Result<Outcome, EngineError> {
         let ReserveLocal { order_id, lines, ttl_secs, metadata, placement } = req;
-        let ttl_secs = *ttl_secs;
         if let Some(existing) = self.existing_or_room(order_id, lines)? {
             return Ok(existing);
         }
-        // The id the header will get; place_hold changes nothing if it fails.
+        // The id the header will get. A fresh id has no hold yet (ids are never reused).
         let reservation_id = ReservationId::new(now, self.shard, self.next_seq);
-        let allocations = match self.place_hold(reservation_id, order_id, lines, placement, now, alerts)? {
-            Outcome::Placed { allocations, .. } => allocations,
-            other => unreachable!("place_hold answered {other:?}"),
+        debug_assert!(!self.holds.contains_key(&reservation_id), "reservation id reused");
+        // The only step that can fail, and it changes nothing.
+        let allocations = self.plan_hold(lines, placement)?;
+        debug_assert!(
+            lines
+                .iter()
+                .all(|(sku, q)| allocations.iter().filter(|a| &a.sku == sku).map(|a| a.quantity).sum::<u64>() == *q),
+            "every line allocated in full"
+        );
+        let expires_at = now + ttl_secs * 1000;
+        // Stored compactly when every line is wholly at the default location.
+        let all_default = allocations.len() == lines.len() && allocations.iter().all(|a| a.location.is_default());
+        let header_allocations = if all_default { Box::default() } else { allocations.as_slice().into() };
+        self.hold_planned(reservation_id, order_id, lines, allocations, now, alerts);
+        let reservation = Reservation {
+            reservation_id,
+            order_id: order_id.clone(),
+            status: ReservationStatus::Active,
+            lines: lines
+                .iter()
+                .map(|(sku, q)| ReservationLine { sku: self.shared_sku(sku), quantity: *q, committed: 0 })
+                .collect(),
+            allocations: header_allocations,
+            created_at: now,
+            expires_at,
+            finished_at: None,
+            release_reason: None,
+            metadata: metadata.as_deref().map(Box::from),
         };
-        self.new_header(reservation_id, order_id, lines, ttl_secs, metadata, now);
-        match self.activate(reservation_id, allocations)? {
-            Outcome::Reservation { reservation, .. } => Ok(Outcome::Reserved(reservation)),
-            other => unreachable!("activate of a new header answered {other:?}"),
-        }
+        let answer = reservation.clone();
+        self.insert_header(reservation);
+        let timed = self.deadlines.insert(expires_at, reservation_id);
+        debug_assert!(timed, "a new reservation's deadline is new");
+        Ok(Outcome::Reserved(answer))
+    }
+
+    /// Files a new header (the next id) under its id, orderId and in the id index.
+    fn insert_header(&mut self, reservation: Reservation) {
+        let id = reservation.reservation_id;
+        debug_assert_eq!(id, ReservationId::new(reservation.created_at, self.shard, self.next_seq));
+        debug_assert!(!self.reservations.contains_key(&id), "reservation id reused");
+        self.next_seq += 1;
+        self.by_order.insert(reservation.order_id.clone(), id);
+        self.reservations.insert(id, Box::new(reservation));
+        self.by_id.insert(id);
     }
 
     /// Writes a new PENDING header under `reservation_id`, which must be the next id
@@ -102,8 +175,6 @@ impl ShardState {
         metadata: &Option<String>,
         now: Millis,
     ) {
-        debug_assert_eq!(reservation_id, ReservationId::new(now, self.shard, self.next_seq));
-        self.next_seq += 1;
         let reservation = Reservation {
             reservation_id,
             order_id: order_id.clone(),
@@ -119,11 +190,8 @@ impl ShardState {
             release_reason: None,
             metadata: metadata.as_deref().map(Box::from),
         };
-        debug_assert!(!self.reservations.contains_key(&reservation_id), "reservation id reused");
-        self.by_order.insert(order_id.clone(), reservation_id);
-        self.reservations.insert(reservation_id, Box::new(reservation));
+        self.insert_header(reservation);
         self.pending.insert((now, reservation_id));
-        self.by_id.insert(reservation_id);
     }
 
     pub(super) fn activate(
@@ -155,7 +223,7 @@ impl ShardState {
         let all_default = allocations.len() == r.lines.len() && allocations.iter().all(|a| a.location.is_default());
         r.allocations = if all_default { Box::default() } else { allocations.into_boxed_slice() };
         r.status = ReservationStatus::Active;
-        self.deadlines.insert((r.expires_at, r.reservation_id));
+        self.deadlines.insert(r.expires_at, r.reservation_id);
         let untracked = self.pending.remove(&(r.created_at, r.reservation_id));
         debug_assert!(untracked, "pending reservation without its deadline entry");
         Ok(Outcome::Reservation { reservation: r.clone(), changed: true })
@@ -166,7 +234,7 @@ impl ShardState {
             Some(r) if r.status == ReservationStatus::Pending => {
                 let r = self.reservations.remove(&reservation_id).expect("present");
                 self.by_order.remove(&r.order_id);
-                self.by_id.remove(&reservation_id);
+                self.by_id.remove(reservation_id);
                 let untracked = self.pending.remove(&(r.created_at, reservation_id));
                 debug_assert!(untracked, "pending reservation without its deadline entry");
                 Outcome::Reservation { reservation: *r, changed: true }
@@ -195,7 +263,7 @@ impl ShardState {
         };
         let r = self.reservations.get_mut(&id).map(Box::as_mut).expect("caller found it");
         debug_assert_eq!(r.status, ReservationStatus::Active);
-        let removed = self.deadlines.remove(&(r.expires_at, id));
+        let removed = self.deadlines.remove(r.expires_at, id);
         debug_assert!(removed, "active reservation without a timer");
         r.status = status;
         r.finished_at = Some(now);
@@ -340,9 +408,10 @@ impl ShardState {
             ));
         }
         let r = self.reservations.get_mut(&id).map(Box::as_mut).expect("found above");
-        self.deadlines.remove(&(r.expires_at, id));
+        let removed = self.deadlines.remove(r.expires_at, id);
+        debug_assert!(removed, "active reservation without a timer");
         r.expires_at = new_deadline;
-        self.deadlines.insert((new_deadline, id));
+        self.deadlines.insert(new_deadline, id);
         Ok(Outcome::Reservation { reservation: r.clone(), changed: true })
     }
 
@@ -360,14 +429,14 @@ impl ShardState {
     }
 
     pub(super) fn expire_due(&mut self, retention_ms: u64, now: Millis) -> Outcome {
-        let mut expired = Vec::new();
-        while let Some((deadline, _)) = self.deadlines.first() {
-            if *deadline > now {
-                break;
-            }
-            let (_, id) = *self.deadlines.first().expect("non-empty");
+        // Finishing one reservation touches no other's deadline: the due entries,
+        // taken at once, are the ones the earliest-first loop would take one by one.
+        let due = self.deadlines.due(now);
+        let mut expired = Vec::with_capacity(due.len());
+        for (_, id) in due {
             expired.push(self.finish(id, ReservationStatus::Expired, Some("EXPIRED"), now));
         }
+        debug_assert!(self.deadlines.due(now).is_empty());
         let cutoff = now.saturating_sub(retention_ms);
         let mut purged_orders = Vec::new();
         while let Some((at, _)) = self.finished.first() {
@@ -377,7 +446,7 @@ impl ShardState {
             let (_, id) = self.finished.pop_first().expect("non-empty");
             let r = self.reservations.remove(&id).expect("tracked reservation exists");
             self.by_order.remove(&r.order_id);
-            self.by_id.remove(&id);
+            self.by_id.remove(id);
             purged_orders.push(r.order_id);
         }
         let purged = purged_orders.len() + self.purge_adjust_keys(cutoff);
@@ -421,7 +490,17 @@ impl ShardState {
         &self,
         lines: &[(Sku, u64)],
         placement: &Placement,
-    ) -> Result<Vec<Allocation>, EngineError> {
+    ) -> Result<OneOrMany<Allocation>, EngineError> {
+        // Each line's item, looked up once per use; a one-line reservation (the
+        // common one) looks its item up once in all.
+        let first = lines.first().and_then(|(sku, _)| self.items.get(sku)).map(Box::as_ref);
+        let item_of = |sku: &Sku| -> Option<&Item> {
+            if lines.len() == 1 {
+                first
+            } else {
+                self.items.get(sku).map(Box::as_ref)
+            }
+        };
         for (i, (sku, q)) in lines.iter().enumerate() {
             // Lines are few (at most MAX_LINES): a scan beats allocating a set.
             if lines[..i].iter().any(|(s, _)| s == sku) || *q == 0 {
@@ -435,7 +514,7 @@ impl ShardState {
         // still be sold.
         for (i, (sku, _)) in lines.iter().enumerate() {
             let Some(location) = placement.location_of(sku) else { continue };
-            let stocked = self.items.get(sku).map(Box::as_ref).is_some_and(|i| i.stocks(location));
+            let stocked = item_of(sku).is_some_and(|i| i.stocks(location));
             let known = self.warehouses.is_empty() || self.warehouses.iter().any(|w| &w.id == location);
             if !stocked && !known && !location.is_default() {
                 return Err(EngineError::validation(
@@ -444,14 +523,14 @@ impl ShardState {
                 ));
             }
         }
-        if let Some((sku, _)) = lines.iter().find(|(sku, _)| !self.items.contains_key(sku)) {
+        if let Some((sku, _)) = lines.iter().find(|(sku, _)| item_of(sku).is_none()) {
             return Err(EngineError::ItemNotFound { sku: sku.to_string() });
         }
-        if let Some((sku, _)) = lines.iter().find(|(sku, _)| self.items[sku].sales_blocked) {
+        if let Some((sku, _)) = lines.iter().find(|(sku, _)| item_of(sku).is_some_and(|i| i.sales_blocked)) {
             return Err(EngineError::SalesBlocked { sku: sku.to_string() });
         }
         for (sku, q) in lines {
-            let item = &self.items[sku];
+            let item = item_of(sku).expect("checked above");
             // `sold` only grows: its bound is kept here, so a later commit always fits.
             item.check_sold_room(*q)?;
             if let Some(max) = item.max_per_order {
@@ -464,26 +543,46 @@ impl ShardState {
                 }
             }
         }
-        let mut allocations = Vec::with_capacity(lines.len());
+        // Kept inline while there is one (a one-line reservation from one location):
+        // the hold takes it as it is, with no list on the heap.
+        let mut allocations = Allocations::None;
         let mut short = Vec::new();
         for (sku, q) in lines {
-            let item = &self.items[sku];
-            let chosen = item
-                .with_locations(|stocks| allocate(stocks, *q, placement.location_of(sku), placement, &self.warehouses));
-            match chosen {
-                Ok(chosen) => allocations.extend(chosen.into_iter().map(|(location, quantity)| Allocation {
-                    sku: item.sku.clone(),
-                    location,
-                    quantity,
-                    committed: 0,
-                })),
-                Err(available) => short.push(Shortfall { sku: sku.to_string(), requested: *q, available }),
+            let item = item_of(sku).expect("checked above");
+            let requested = placement.location_of(sku);
+            let chosen = item.with_locations(|stocks| match stocks {
+                // One location and none named: what `allocate` answers then, without
+                // its list (every item nobody placed elsewhere).
+                [only] if requested.is_none() => {
+                    let available = only.available();
+                    if available < *q {
+                        return Err(available);
+                    }
+                    allocations.push(Allocation {
+                        sku: item.sku.clone(),
+                        location: only.location.clone(),
+                        quantity: *q,
+                        committed: 0,
+                    });
+                    Ok(())
+                }
+                _ => allocate(stocks, *q, requested, placement, &self.warehouses).map(|chosen| {
+                    allocations.extend(chosen.into_iter().map(|(location, quantity)| Allocation {
+                        sku: item.sku.clone(),
+                        location,
+                        quantity,
+                        committed: 0,
+                    }))
+                }),
+            });
+            if let Err(available) = chosen {
+                short.push(Shortfall { sku: sku.to_string(), requested: *q, available });
             }
         }
         if !short.is_empty() {
             return Err(EngineError::InsufficientInventory { items: short });
         }
-        Ok(allocations)
+        Ok(allocations.done())
     }
 
     pub(super) fn place_hold(
@@ -499,6 +598,22 @@ impl ShardState {
             return Ok(Outcome::Placed { allocations: hold.allocations.to_vec(), changed: false });
         }
         let allocations = self.plan_hold(lines, placement)?;
+        let placed = allocations.to_vec();
+        self.hold_planned(reservation_id, order_id, lines, allocations, now, alerts);
+        Ok(Outcome::Placed { allocations: placed, changed: true })
+    }
+
+    /// Applies a hold `plan_hold` planned for `lines`: reserves the units and files
+    /// the hold under `reservation_id`.
+    fn hold_planned(
+        &mut self,
+        reservation_id: ReservationId,
+        order_id: &OrderId,
+        lines: &[(Sku, u64)],
+        allocations: OneOrMany<Allocation>,
+        now: Millis,
+        alerts: &mut Vec<StockAlert>,
+    ) {
         for (sku, _) in lines {
             let item = self.items.get_mut(sku).map(Box::as_mut).expect("checked above");
             let before = item.available();
@@ -509,9 +624,8 @@ impl ShardState {
             item.touch(now);
             alerts_for(item, before, alerts);
         }
-        self.holds
-            .insert(reservation_id, Hold { order_id: order_id.clone(), allocations: allocations.as_slice().into() });
-        Ok(Outcome::Placed { allocations, changed: true })
+        let new = self.holds.insert(reservation_id, Hold { order_id: order_id.clone(), allocations });
+        debug_assert!(new.is_none(), "a hold is placed once");
     }
 
     pub(super) fn release_hold(&mut self, reservation_id: ReservationId, now: Millis) -> Outcome {

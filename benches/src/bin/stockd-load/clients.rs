@@ -8,6 +8,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use std::ops::Range;
 use stockd_engine::{Engine, EngineError, OrderId, ReservationKey, ReserveRequest, SetItem, Sku};
 
 pub const INSUFFICIENT: &str = "INSUFFICIENT_INVENTORY";
@@ -30,10 +31,11 @@ pub trait Client: Send {
     fn commit(&mut self, order_id: &str, sku: &str) -> Res<()>;
     fn release(&mut self, order_id: &str, sku: &str) -> Res<()>;
     fn get_item(&mut self, sku: &str) -> Res<Figures>;
-    /// Reserves `quantity` of `sku` for each orderId, in one submission where the
-    /// system has one (the embedded engine's `reserve_many`); answers in order.
-    fn reserve_batch(&mut self, order_ids: &[String], sku: &str, quantity: u64) -> Vec<Res<()>> {
-        order_ids.iter().map(|o| self.reserve(o, sku, quantity)).collect()
+    /// Reserves `quantity` of `sku` for each orderId `{prefix}{i}`, `i` in `ids`, in
+    /// one submission where the system has one (the embedded engine's
+    /// `reserve_many`); answers in order.
+    fn reserve_batch(&mut self, prefix: &str, ids: Range<u64>, sku: &str, quantity: u64) -> Vec<Res<()>> {
+        ids.map(|i| self.reserve(&format!("{prefix}{i}"), sku, quantity)).collect()
     }
 }
 
@@ -41,6 +43,32 @@ pub trait Client: Send {
 
 pub struct Embedded {
     pub engine: Engine,
+    /// The SKU of the last batch, parsed once.
+    batch_sku: Option<Sku>,
+    /// The orderId text being built (reused, so naming an order allocates nothing).
+    order_text: String,
+}
+
+impl Embedded {
+    pub fn new(engine: Engine) -> Embedded {
+        Embedded { engine, batch_sku: None, order_text: String::new() }
+    }
+}
+
+/// Appends `n` in decimal (what `format!("{n}")` writes) without the formatting
+/// machinery.
+fn push_decimal(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend(digits[at..].iter().map(|&d| char::from(d)));
 }
 
 fn code(e: EngineError) -> String {
@@ -87,14 +115,20 @@ impl Client for Embedded {
         Ok(Figures { on_hand: i.on_hand, available: i.available(), reserved: i.reserved, sold: i.sold })
     }
 
-    fn reserve_batch(&mut self, order_ids: &[String], sku: &str, quantity: u64) -> Vec<Res<()>> {
-        let sku = match parse_sku(sku) {
-            Ok(s) => s,
-            Err(e) => return order_ids.iter().map(|_| Err(e.clone())).collect(),
+    fn reserve_batch(&mut self, prefix: &str, ids: Range<u64>, sku: &str, quantity: u64) -> Vec<Res<()>> {
+        let sku = match &self.batch_sku {
+            Some(parsed) if parsed.as_str() == sku => parsed.clone(),
+            _ => match parse_sku(sku) {
+                Ok(parsed) => self.batch_sku.insert(parsed).clone(),
+                Err(e) => return ids.map(|_| Err(e.clone())).collect(),
+            },
         };
-        let mut requests = Vec::with_capacity(order_ids.len());
-        for o in order_ids {
-            match parse_order(o) {
+        let mut requests = Vec::with_capacity(ids.end.saturating_sub(ids.start) as usize);
+        for i in ids.clone() {
+            self.order_text.clear();
+            self.order_text.push_str(prefix);
+            push_decimal(&mut self.order_text, i);
+            match parse_order(&self.order_text) {
                 Ok(order_id) => requests.push(ReserveRequest {
                     order_id,
                     lines: vec![(sku.clone(), quantity)],
@@ -102,10 +136,24 @@ impl Client for Embedded {
                     metadata: None,
                     placement: Default::default(),
                 }),
-                Err(e) => return order_ids.iter().map(|_| Err(e.clone())).collect(),
+                Err(e) => return ids.map(|_| Err(e.clone())).collect(),
             }
         }
         self.engine.blocking().reserve_many(requests).into_iter().map(|r| r.map(|_| ()).map_err(code)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::push_decimal;
+
+    #[test]
+    fn push_decimal_writes_what_format_writes() {
+        for n in [0, 7, 10, 99, 100, 123_456_789, u64::MAX] {
+            let mut s = String::from("load-1x2-");
+            push_decimal(&mut s, n);
+            assert_eq!(s, format!("load-1x2-{n}"));
+        }
     }
 }
 

@@ -208,7 +208,7 @@ fn main() {
             Target::Redis => Box::new(Redis::connect(&url)?),
             Target::Postgres => Box::new(Postgres::connect(&url, schema)?),
             Target::Sqlite => Box::new(sqlite::Sqlite::open(&dir.join("stockd-load.sqlite"), schema)?),
-            _ => Box::new(Embedded { engine: engine.clone().expect("embedded engine") }),
+            _ => Box::new(Embedded::new(engine.clone().expect("embedded engine"))),
         })
     };
 
@@ -248,6 +248,7 @@ fn main() {
                 let mut tally = Tally::default();
                 let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (c + 1).wrapping_mul(0xD1B5_4A32_D192_ED03));
                 let mut held: VecDeque<(String, usize)> = VecDeque::new();
+                let prefix = format!("load-{run_id}-");
                 barrier.wait();
                 // One loop per mode: batches of `batch`, or one reservation at a time.
                 loop {
@@ -258,10 +259,8 @@ fn main() {
                     if first >= attempts {
                         break;
                     }
-                    let orders: Vec<String> =
-                        (first..(first + batch).min(attempts)).map(|i| format!("load-{run_id}-{i}")).collect();
                     let t = Instant::now();
-                    let answers = client.reserve_batch(&orders, &skus[0], 1);
+                    let answers = client.reserve_batch(&prefix, first..(first + batch).min(attempts), &skus[0], 1);
                     // Each reservation of the batch waited as long as the whole batch.
                     hist.saturating_record_n(t.elapsed().as_micros() as u64, answers.len() as u64);
                     for r in answers {

@@ -39,11 +39,8 @@ impl Before {
         };
         let due_hold = match command {
             Command::ExpireDue { .. } => {
-                let mut due = state
-                    .deadlines
-                    .iter()
-                    .take_while(|(deadline, _)| *deadline <= now)
-                    .filter(|(_, id)| state.holds.contains_key(id));
+                let due = state.deadlines.due(now);
+                let mut due = due.iter().filter(|(_, id)| state.holds.contains_key(id));
                 match (due.next(), due.next()) {
                     (Some((_, id)), None) => Some(*id),
                     _ => None,
