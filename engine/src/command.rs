@@ -106,6 +106,28 @@ pub struct Transfer {
     pub note: Option<String>,
 }
 
+/// Units an order sold, back on hand: a return (or a cancellation after commit) of
+/// `quantity` units of `sku` that `order_id` committed at `location`. The payload of
+/// [`Command::ReturnSold`]. The shard keeps, per order, SKU and location, how many
+/// units came back (the return ledger, purged with the order after retention): a
+/// return brings back at most `sold` minus what came back already, and one
+/// `return_id` (the return event's identity) is applied once. Field order is the
+/// log's byte order (see [`SetItem`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReturnSold {
+    pub sku: Sku,
+    pub location: LocationId,
+    pub order_id: OrderId,
+    /// Units the order committed of this SKU at this location: the most that can
+    /// ever come back.
+    pub sold: u64,
+    /// Units this return brings back (fewer if less is left).
+    pub quantity: u64,
+    /// The return's identity: a repeat of it changes nothing.
+    pub return_id: String,
+    pub note: Option<String>,
+}
+
 /// A reservation made in one step on its home shard, which owns every line's SKU:
 /// the payload of [`Command::ReserveLocal`]. Field order is the log's byte order
 /// (see [`SetItem`]).
@@ -230,6 +252,9 @@ pub enum Command {
         ttl_secs: u64,
         max_ttl_secs: u64,
     },
+    /// Item shard: units an order sold, back on hand (see [`ReturnSold`]). Declared
+    /// last, like `ExtendReservationWithin`.
+    ReturnSold(ReturnSold),
 }
 
 impl Command {
@@ -257,6 +282,7 @@ impl Command {
             Command::ExpireReservation { .. } => "EXPIRE",
             Command::ExpireDue { .. } => "EXPIRE_DUE",
             Command::HoldsSettled { .. } => "HOLDS_SETTLED",
+            Command::ReturnSold(_) => "RETURN_SOLD",
         }
     }
 }
@@ -294,6 +320,12 @@ pub enum Outcome {
     Placed {
         allocations: Vec<Allocation>,
         changed: bool,
+    },
+    /// Sold units back on hand (`ReturnSold`): the item after, and how many came
+    /// back (0: nothing was left to return, or a repeat of the same return).
+    Returned {
+        item: Item,
+        returned: u64,
     },
     /// The warehouse table was replaced.
     Warehouses {

@@ -59,7 +59,7 @@ pub use block_on::block_on;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use command::{
     AdjustReason, Applied, Command, LineAvailability, Outcome, Query, QueryResult, ReservationFilter, ReserveLocal,
-    StockFilter,
+    ReturnSold, StockFilter,
 };
 pub use command_log::{CommandLog, LogSyncer, NoLog};
 pub use durable::history::DEFAULT_HISTORY_LIMIT;

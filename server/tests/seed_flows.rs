@@ -332,7 +332,8 @@ fn s2_items() -> Value {
 /// `inventory.confirm_requested` in seed 002's envelope (commits, publishes
 /// `inventory.confirmed`), `order.cancelled` (releases another order), and
 /// `order.returned` (the committed units back on hand, once; a later cancellation of
-/// the returned order changes nothing more).
+/// the returned order changes nothing more); partial returns add up and a
+/// cancellation after them brings back only the rest.
 #[test]
 fn seed_002_confirm_cancel_return() {
     let broker = Broker::start(&["order.created", "order.cancelled", "order.returned", "inventory.confirm_requested"]);
@@ -424,18 +425,54 @@ fn seed_002_confirm_cancel_return() {
     assert_eq!(figures(&server, P1), (15, 0, 15, 2));
     assert_eq!(figures(&server, P2), (8, 0, 8, 1));
 
+    // Partial returns add up: a third order (P1 × 2, P2 × 1) committed, then two
+    // returns of one P1 unit each (two events, the same quantity), then a
+    // cancellation: it brings back only what is left (P2's unit), never more than
+    // the order bought.
+    let o3 = "7d1e2f3a-4b5c-4d6e-8f70-8192a3b4c5d6";
+    let reserve3 = json!({ "orderId": o3, "items": s2_items() });
+    assert_ok(server.post("/api/v1/inventory/reserve", &reserve3.to_string()), 201);
+    assert_ok(server.post("/api/v1/inventory/commit", &json!({ "orderId": o3 }).to_string()), 200);
+    assert_eq!((figures(&server, P1), figures(&server, P2)), ((13, 0, 13, 4), (7, 0, 7, 2)));
+    let one_p1 = json!({ "eventType": "order.returned", "orderId": o3, "reason": "DAMAGED_IN_TRANSIT",
+                         "items": [{ "productId": "0e8dddc7-9ebf-41f3-b08a-5a3f91f1c3c0",
+                                     "variantId": "7c9e6679-7425-40de-944b-e07fc1f90ae7", "quantity": 1 }] });
+    broker.produce("order.returned", o3, &one_p1);
+    wait_figures(&server, P1, (14, 0, 14, 4));
+    broker.produce("order.returned", o3, &one_p1);
+    wait_figures(&server, P1, (15, 0, 15, 4));
+    broker.produce("order.cancelled", o3, &cancelled(o3));
+    wait_figures(&server, P2, (8, 0, 8, 2));
+    wait_applied(&server, 10);
+    assert_eq!(figures(&server, P1), (15, 0, 15, 4), "P1's two units came back already");
+
     wait_published(&server);
     let released = broker.events("inventory.released");
     assert_eq!(released.len(), 1, "{released:?}");
     assert_eq!((&released[0]["data"]["orderId"], &released[0]["data"]["reason"]), (&json!(o2), &json!("CANCELLED")));
     let returns: Vec<Value> =
         broker.events("inventory.adjusted").into_iter().filter(|e| e["data"]["reason"] == "RETURN").collect();
-    let mut got: Vec<(String, i64)> = returns
+    let mut got: Vec<(String, String, i64)> = returns
         .iter()
-        .map(|e| (e["data"]["sku"].as_str().unwrap().to_owned(), e["data"]["delta"].as_i64().unwrap()))
+        .map(|e| {
+            let d = &e["data"];
+            (
+                d["orderId"].as_str().unwrap().to_owned(),
+                d["sku"].as_str().unwrap().to_owned(),
+                d["delta"].as_i64().unwrap(),
+            )
+        })
         .collect();
     got.sort();
-    assert_eq!(got, vec![(P1.to_owned(), 2), (P2.to_owned(), 1)], "one RETURN per line: {returns:?}");
+    let mut want = vec![
+        (S2_ORDER.to_owned(), P1.to_owned(), 2),
+        (S2_ORDER.to_owned(), P2.to_owned(), 1),
+        (o3.to_owned(), P1.to_owned(), 1),
+        (o3.to_owned(), P1.to_owned(), 1),
+        (o3.to_owned(), P2.to_owned(), 1),
+    ];
+    want.sort();
+    assert_eq!(got, want, "each RETURN once: {returns:?}");
     assert_eq!(consumer_health(&server)["deadLettered"], 0);
     assert_eq!(server.stop(), Some(0));
 }

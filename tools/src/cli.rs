@@ -55,7 +55,7 @@ pub fn parse_sku(s: &str) -> Result<Sku, String> {
 }
 
 /// The record type names accepted by `--type` (`Command::kind()`), case-insensitive.
-pub const TYPE_NAMES: [&str; 21] = [
+pub const TYPE_NAMES: [&str; 22] = [
     "SET_ITEM",
     "ADJUST",
     "DELETE_ITEM",
@@ -77,6 +77,7 @@ pub const TYPE_NAMES: [&str; 21] = [
     "EXPIRE",
     "EXPIRE_DUE",
     "HOLDS_SETTLED",
+    "RETURN_SOLD",
 ];
 
 pub fn parse_type(s: &str) -> Result<String, String> {

@@ -82,6 +82,7 @@ pub fn command_type(command: &Command) -> u8 {
         Command::SetWarehouses { .. } => 19,
         Command::HoldsSettled { .. } => 20,
         Command::ExtendReservationWithin { .. } => 21,
+        Command::ReturnSold(_) => 22,
     }
 }
 

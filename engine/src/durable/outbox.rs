@@ -149,7 +149,8 @@ pub(crate) fn starts_new_work(command: &Command) -> bool {
         | Command::ReserveLocal(_)
         | Command::PlaceHold { .. }
         | Command::ExtendReservation { .. }
-        | Command::ExtendReservationWithin { .. } => true,
+        | Command::ExtendReservationWithin { .. }
+        | Command::ReturnSold(_) => true,
         Command::SetWarehouses { .. }
         | Command::ActivateReservation { .. }
         | Command::AbortReservation { .. }

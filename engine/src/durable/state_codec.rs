@@ -1,21 +1,28 @@
 //! Encoding of a whole `ShardState` as a snapshot payload:
-//! `[STATE_VERSION: u8][bincode 2 (standard, serde) of (ShardState, clock_floor u64)]`.
-//! Version 3 (still read) was `[3][bincode ShardState]`, without the clock floor; it
-//! decodes with a floor of 0 (the replayed records then set it, as before). The
-//! snapshot file around it (magic, LSN, CRC) is snapshots/FORMAT.md; the versions are
-//! listed in engine/FORMAT.md.
+//! `[STATE_VERSION: u8][bincode 2 (standard, serde) of (ShardState, clock_floor u64,
+//! return ledger [(ReturnKey, ReturnLedger)])]`. Version 4 (still read) had no
+//! ledger (it decodes as an empty one); version 3 (still read) had no clock floor
+//! either (it decodes with a floor of 0; the replayed records then set it, as
+//! before). The snapshot file around it (magic, LSN, CRC) is snapshots/FORMAT.md; the
+//! versions are listed in engine/FORMAT.md.
 
-use crate::shard_state::ShardState;
+use crate::shard_state::{ReturnKey, ReturnLedger, ShardState};
 use crate::Millis;
 
-/// 2: items carry `sales_blocked`. 3: locations. 4: the shard's clock floor.
-pub const STATE_VERSION: u8 = 4;
-/// The previous version, still decoded.
+/// 2: items carry `sales_blocked`. 3: locations. 4: the shard's clock floor. 5: the
+/// return ledger.
+pub const STATE_VERSION: u8 = 5;
+/// Older versions, still decoded.
+const STATE_VERSION_NO_LEDGER: u8 = 4;
 const STATE_VERSION_NO_FLOOR: u8 = 3;
+
+/// What a version-5 payload holds after its version byte.
+type StateV5 = (ShardState, Millis, Vec<(ReturnKey, ReturnLedger)>);
 
 pub fn encode_state(state: &ShardState) -> Vec<u8> {
     let mut out = vec![STATE_VERSION];
-    bincode::serde::encode_into_std_write((state, state.clock_floor()), &mut out, bincode::config::standard())
+    let ledger: Vec<(&ReturnKey, &ReturnLedger)> = state.returns.iter().collect();
+    bincode::serde::encode_into_std_write((state, state.clock_floor(), ledger), &mut out, bincode::config::standard())
         .expect("encoding into a Vec cannot fail");
     out
 }
@@ -27,6 +34,13 @@ pub fn decode_state(payload: &[u8]) -> Result<ShardState, String> {
     let undecodable = |e: bincode::error::DecodeError| format!("undecodable snapshot state: {e}");
     let (mut state, used) = match version {
         STATE_VERSION => {
+            let ((mut state, floor, ledger), used): (StateV5, usize) =
+                bincode::serde::decode_from_slice(body, config).map_err(undecodable)?;
+            state.clock_floor = floor;
+            state.returns = ledger.into_iter().collect();
+            (state, used)
+        }
+        STATE_VERSION_NO_LEDGER => {
             let ((mut state, floor), used): ((ShardState, Millis), usize) =
                 bincode::serde::decode_from_slice(body, config).map_err(undecodable)?;
             state.clock_floor = floor;
@@ -35,7 +49,7 @@ pub fn decode_state(payload: &[u8]) -> Result<ShardState, String> {
         STATE_VERSION_NO_FLOOR => bincode::serde::decode_from_slice(body, config).map_err(undecodable)?,
         _ => {
             return Err(format!(
-                "unknown snapshot state version {version} (this build reads {STATE_VERSION_NO_FLOOR} and \
+                "unknown snapshot state version {version} (this build reads {STATE_VERSION_NO_FLOOR} to \
                  {STATE_VERSION})"
             ))
         }

@@ -3,7 +3,7 @@
 
 use super::{Adjust, Engine, ItemChange, ReserveOutcome, ReserveRequest, SetItem, Transfer};
 use crate::block_on;
-use crate::command::LineAvailability;
+use crate::command::{LineAvailability, ReturnSold};
 use crate::error::EngineError;
 use crate::item::Item;
 use crate::location::{LocationId, Warehouse};
@@ -29,6 +29,10 @@ impl<'a> BlockingEngine<'a> {
 
     pub fn transfer(&self, req: Transfer) -> Result<ItemChange, EngineError> {
         block_on(self.engine.transfer(req))
+    }
+
+    pub fn return_sold(&self, req: ReturnSold) -> Result<(ItemChange, u64), EngineError> {
+        block_on(self.engine.return_sold(req))
     }
 
     pub fn receive(&self, sku: Sku, location: LocationId, quantity: u64) -> Result<ItemChange, EngineError> {

@@ -2,7 +2,7 @@
 
 use super::Engine;
 pub use crate::command::{Adjust, SetItem, Transfer};
-use crate::command::{Command, LineAvailability, Outcome, Query, QueryResult, StockFilter};
+use crate::command::{Command, LineAvailability, Outcome, Query, QueryResult, ReturnSold, StockFilter};
 use crate::error::EngineError;
 use crate::item::{Item, StockAlert};
 use crate::limits::{
@@ -87,6 +87,25 @@ impl Engine {
         }
         let shard = shard_of_sku(&req.sku, self.shard_count());
         item_change(self, self.command(shard, Command::Transfer(req)).await?)
+    }
+
+    /// Puts back units an order sold (a return, or a cancellation after commit; see
+    /// [`ReturnSold`]): at most what the order sold of the SKU at that location minus
+    /// what came back already; a repeat of the same `return_id` changes nothing.
+    /// Answers the item and how many units came back (0: nothing left, or a repeat).
+    pub async fn return_sold(&self, req: ReturnSold) -> Result<(ItemChange, u64), EngineError> {
+        if req.note.as_ref().is_some_and(|n| n.len() > MAX_REASON_LEN) {
+            return Err(EngineError::validation("note", format!("at most {MAX_REASON_LEN} bytes")));
+        }
+        let shard = shard_of_sku(&req.sku, self.shard_count());
+        let applied = self.command(shard, Command::ReturnSold(req)).await?;
+        self.stats().alerts(&applied.alerts);
+        match applied.outcome {
+            Outcome::Returned { item, returned } => {
+                Ok((ItemChange { item, created: false, alerts: applied.alerts }, returned))
+            }
+            other => Err(internal(other)),
+        }
     }
 
     /// Receives `quantity` of the units in transit to `location`: incoming → onHand.

@@ -36,7 +36,12 @@ impl ShardState {
     /// Refuses a location the item does not stock yet when a warehouse table is in
     /// force and does not list it (`default` is always allowed). `field` is the
     /// request field that names it.
-    fn check_new_location(&self, item: Option<&Item>, location: &LocationId, field: &str) -> Result<(), EngineError> {
+    pub(super) fn check_new_location(
+        &self,
+        item: Option<&Item>,
+        location: &LocationId,
+        field: &str,
+    ) -> Result<(), EngineError> {
         let stocked = item.is_some_and(|i| i.stocks(location));
         if stocked || location.is_default() || self.warehouses.is_empty() {
             return Ok(());

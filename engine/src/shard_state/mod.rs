@@ -8,9 +8,11 @@
 mod id_index;
 mod items;
 mod reservations;
+mod returns;
 mod timer;
 
 pub(crate) use id_index::IdIndex;
+pub use returns::{ReturnKey, ReturnLedger};
 pub(crate) use timer::Deadlines;
 
 use crate::command::{Adjust, Applied, Command, LineAvailability, Outcome, Query, QueryResult};
@@ -78,6 +80,15 @@ pub struct ShardState {
     /// Adjustment idempotency keys, scoped to their SKU.
     pub(crate) adjust_keys: FastMap<(Sku, String), AdjustRecord>,
     pub(crate) adjust_key_times: BTreeSet<(Millis, Sku, String)>,
+    /// What came back of each order's sales (`ReturnSold`, `returns.rs`). Not in
+    /// serde's view of the struct: the snapshot codec writes it next to the state
+    /// (state version 5; older snapshots read as an empty ledger).
+    #[serde(skip)]
+    pub(crate) returns: FastMap<ReturnKey, ReturnLedger>,
+    /// The ledger's entries by the time they last changed (the retention clock).
+    /// Derived.
+    #[serde(skip)]
+    pub(crate) return_times: BTreeSet<(Millis, ReturnKey)>,
     /// The warehouse table allocation and location checks read (empty: no
     /// warehouses file; any location id is accepted, all of equal priority).
     pub(crate) warehouses: Vec<Warehouse>,
@@ -152,6 +163,7 @@ impl ShardState {
             Command::ExpireReservation { key } => self.expire_now(key, now)?,
             Command::ExpireDue { retention_ms } => self.expire_due(*retention_ms, now),
             Command::HoldsSettled { reservation_id } => self.holds_settled(*reservation_id),
+            Command::ReturnSold(ret) => self.return_sold(ret, now, &mut alerts)?,
         };
         let changed = match &outcome {
             Outcome::Item { .. } => !adjust_repeat,
@@ -162,6 +174,7 @@ impl ShardState {
             | Outcome::Placed { changed, .. }
             | Outcome::Warehouses { changed } => *changed,
             Outcome::Expired { expired, purged, .. } => !expired.is_empty() || *purged > 0,
+            Outcome::Returned { returned, .. } => *returned > 0,
         };
         if changed {
             self.clock_floor = self.clock_floor.max(now);
@@ -276,6 +289,7 @@ impl ShardState {
     /// Rebuilds what is derived from the headers and not serialized (`unsettled`,
     /// `pending`), then shares text (`share_text`). Called on every decoded state.
     pub(crate) fn after_decode(&mut self) {
+        self.rebuild_return_times();
         self.unsettled.clear();
         self.pending.clear();
         self.by_id = self.reservations.keys().copied().collect();
@@ -405,6 +419,11 @@ impl ShardState {
     /// adjustment keys): what a snapshot's size and cost grow with.
     pub fn entry_count(&self) -> usize {
         self.items.len() + self.reservations.len() + self.holds.len() + self.adjust_keys.len()
+    }
+
+    /// What came back of each order's sales (`ReturnSold`), for tools and tests.
+    pub fn return_ledger(&self) -> &FastMap<ReturnKey, ReturnLedger> {
+        &self.returns
     }
 
     /// The earliest deadline of an ACTIVE reservation, for the expiry timer.

@@ -58,7 +58,7 @@
 use super::events::{reservation_failed, Action, OutEvent};
 use super::incoming::Incoming;
 use super::mapping::{CancelAfterCommit, Mapping};
-use super::returns::restock_committed;
+use super::returns::{restock_committed, CANCEL_RETURN_ID};
 use super::{now_ms, pause, Blocked, KafkaStatus};
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::KafkaError;
@@ -761,8 +761,8 @@ async fn release(cfg: &ConsumerConfig, incoming: &Incoming, reason: &str) -> Res
         Err(EngineError::ReservationCommitted { reservation_id }) => match cfg.map.cancel_after_commit {
             CancelAfterCommit::Restock => {
                 let r = cfg.engine.get_reservation(key).await?;
-                restock_committed(&cfg.engine, &r, None, &format!("{} after commit via kafka", incoming.event_type))
-                    .await?;
+                let note = format!("{} after commit via kafka", incoming.event_type);
+                restock_committed(&cfg.engine, &r, None, CANCEL_RETURN_ID, &note).await?;
                 Ok(Handled::Done)
             }
             CancelAfterCommit::Reject => Ok(Handled::DeadLetter(format!(
@@ -792,7 +792,10 @@ async fn restock(engine: &Engine, incoming: &Incoming, position: &str) -> Result
         match engine.get_reservation(key.clone()).await {
             Ok(r) => {
                 match r.status {
-                    ReservationStatus::Committed => restock_committed(engine, &r, listed.as_deref(), &note).await?,
+                    ReservationStatus::Committed => {
+                        let return_id = incoming.event_id.as_deref().unwrap_or(position);
+                        restock_committed(engine, &r, listed.as_deref(), return_id, &note).await?
+                    }
                     ReservationStatus::Active => match engine.release(key, Some("RETURNED".to_owned())).await {
                         Ok(_) | Err(EngineError::ReservationNotFound { .. }) => {}
                         // Committed meanwhile: a retry returns what it sold.

@@ -10,7 +10,7 @@ use super::mapping::{Payload, Publishing};
 use rdkafka::message::{Header, OwnedHeaders};
 use serde_json::{json, Value};
 use stockd_engine::location::LocationId;
-use stockd_engine::{Adjust, SetItem, Transfer};
+use stockd_engine::{Adjust, AdjustReason, ReturnSold, SetItem, Transfer};
 use stockd_engine::{
     AlertKind, Applied, Command, EngineError, Item, Millis, Outcome, Reservation, ReservationStatus, StockAlert,
 };
@@ -308,6 +308,18 @@ pub fn events_for_record(shard: usize, lsn: u64, now: Millis, command: &Command,
                 data["note"] = json!(note);
             }
             data["location"] = json!(location_name(location.as_ref()));
+            b.item("inventory.adjusted", item, data);
+        }
+        // A return is a RETURN adjustment of what came back, naming its order.
+        (Command::ReturnSold(ReturnSold { location, order_id, note, .. }), Outcome::Returned { item, returned }) => {
+            let mut data = line_json(item.sku.as_str(), *returned);
+            data["delta"] = json!(returned);
+            data["reason"] = json!(AdjustReason::Return.as_str());
+            if let Some(note) = note {
+                data["note"] = json!(note);
+            }
+            data["location"] = json!(location.as_str());
+            data["orderId"] = json!(order_id.as_str());
             b.item("inventory.adjusted", item, data);
         }
         (Command::Transfer(Transfer { from, to, quantity, in_transit, note, .. }), Outcome::Item { item, .. }) => {

@@ -45,9 +45,8 @@ use std::sync::Arc;
 /// does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum CancelAfterCommit {
-    /// Put the committed units back on hand: one RETURN adjustment per order, line
-    /// and location, whose idempotency key is derived from them (a repeat changes
-    /// nothing).
+    /// Put back on hand what is left of the order's sale: a `ReturnSold` per line and
+    /// location, bounded by the engine's return ledger (a repeat changes nothing).
     #[default]
     Restock,
     /// Send the message to the dead-letter topic with the reason.

@@ -1,29 +1,25 @@
 //! Units an order already committed, put back on hand: a cancellation after commit
 //! (under `--cancel-after-commit restock`, the default) and a return (`order.returned`,
-//! seed 004's "return stock"). Each is one RETURN adjustment per order, line and
-//! location, to the location the units were committed from, with an idempotency key
-//! derived from them (`return:{orderId}:{sku}`, plus `@{location}` for a named
-//! location): the engine remembers adjustment keys as long as it remembers the
-//! finished reservation (`retention_secs` from the later of the two), so a repeat of
-//! the event while stockd still knows the order changes nothing.
+//! seed 004's "return stock"). Each is one `ReturnSold` per order, line and location,
+//! to the location the units were committed from, bounded by what the order committed
+//! there: the engine's return ledger adds partial returns up, never brings back more
+//! than was sold, and applies one return (`return_id`: the event's id, else the
+//! message's position; `cancel` for a cancellation) once, while stockd still knows the
+//! order (`retention_secs`).
 
 use super::incoming::Line;
 use stockd_engine::location::LocationId;
-use stockd_engine::{Adjust, AdjustReason, Engine, EngineError, Reservation, ReservationStatus, Sku};
+use stockd_engine::{Engine, EngineError, Reservation, ReservationStatus, ReturnSold, Sku};
 
-/// The idempotency key of the return of `sku` at `location` of `order`.
-pub fn return_key(order: &str, sku: &str, location: &LocationId) -> String {
-    if location.is_default() {
-        format!("return:{order}:{sku}")
-    } else {
-        format!("return:{order}:{sku}@{}", location.as_str())
-    }
-}
+/// The return id of a cancellation after commit: one per order (a repeat of it, or
+/// another cancellation, changes nothing; it brings back whatever is left).
+pub const CANCEL_RETURN_ID: &str = "cancel";
 
-/// The adjustments that put back what committed reservation `r` sold: every line, or
-/// only the lines `only` lists (each at most the quantity it lists), spread over the
-/// line's allocations first-allocated first. `(sku, location, units)`.
-pub fn units_to_return(r: &Reservation, only: Option<&[Line]>) -> Vec<(Sku, LocationId, u64)> {
+/// What to put back of committed reservation `r`: every line, or only the lines `only`
+/// lists (each at most the quantity it lists), spread over the line's allocations
+/// first-allocated first. `(sku, location, units, committed there)`: the engine
+/// brings back at most what is left of the last.
+pub fn units_to_return(r: &Reservation, only: Option<&[Line]>) -> Vec<(Sku, LocationId, u64, u64)> {
     debug_assert_eq!(r.status, ReservationStatus::Committed);
     let allocations = r.allocations();
     let mut out = Vec::new();
@@ -38,7 +34,7 @@ pub fn units_to_return(r: &Reservation, only: Option<&[Line]>) -> Vec<(Sku, Loca
         for a in allocations.iter().filter(|a| a.sku == line.sku) {
             let n = left.min(a.committed);
             if n > 0 {
-                out.push((line.sku.clone(), a.location.clone(), n));
+                out.push((line.sku.clone(), a.location.clone(), n, a.committed));
                 left -= n;
             }
         }
@@ -47,27 +43,25 @@ pub fn units_to_return(r: &Reservation, only: Option<&[Line]>) -> Vec<(Sku, Loca
     out
 }
 
-/// Applies [`units_to_return`] for committed reservation `r`. `note` says why.
+/// Applies [`units_to_return`] for committed reservation `r` as the return
+/// `return_id`. `note` says why.
 pub async fn restock_committed(
     engine: &Engine,
     r: &Reservation,
     only: Option<&[Line]>,
+    return_id: &str,
     note: &str,
 ) -> Result<(), EngineError> {
-    let order = r.order_id.as_str();
-    for (sku, location, units) in units_to_return(r, only) {
-        let delta = i64::try_from(units).map_err(|_| EngineError::validation("quantity", "too large to return"))?;
-        let idempotency_key = Some(return_key(order, sku.as_str(), &location));
-        let location = (!location.is_default()).then_some(location);
+    for (sku, location, quantity, sold) in units_to_return(r, only) {
         engine
-            .adjust(Adjust {
+            .return_sold(ReturnSold {
                 sku,
-                delta,
-                reason: AdjustReason::Return,
-                note: Some(note.to_owned()),
-                idempotency_key,
-                expected_version: None,
                 location,
+                order_id: r.order_id.clone(),
+                sold,
+                quantity,
+                return_id: return_id.to_owned(),
+                note: Some(note.to_owned()),
             })
             .await?;
     }
@@ -113,13 +107,15 @@ mod tests {
         // 1 from wh-2. B: 3 at the default location.
         assert_eq!(
             units_to_return(&r, None),
-            vec![(a.clone(), loc("wh-1"), 2), (a.clone(), loc("wh-2"), 1), (b.clone(), LocationId::DEFAULT, 3)]
+            vec![
+                (a.clone(), loc("wh-1"), 2, 2),
+                (a.clone(), loc("wh-2"), 1, 1),
+                (b.clone(), LocationId::DEFAULT, 3, 3)
+            ]
         );
         let only = [Line { sku: "A".into(), quantity: 9, location: None }];
-        assert_eq!(units_to_return(&r, Some(&only)), vec![(a.clone(), loc("wh-1"), 2), (a, loc("wh-2"), 1)]);
+        assert_eq!(units_to_return(&r, Some(&only)), vec![(a.clone(), loc("wh-1"), 2, 2), (a, loc("wh-2"), 1, 1)]);
         let only = [Line { sku: "B".into(), quantity: 1, location: None }];
-        assert_eq!(units_to_return(&r, Some(&only)), vec![(b, LocationId::DEFAULT, 1)]);
-        assert_eq!(return_key("o-1", "A", &loc("wh-2")), "return:o-1:A@wh-2");
-        assert_eq!(return_key("o-1", "B", &LocationId::DEFAULT), "return:o-1:B");
+        assert_eq!(units_to_return(&r, Some(&only)), vec![(b, LocationId::DEFAULT, 1, 3)]);
     }
 }

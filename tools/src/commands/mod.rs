@@ -7,7 +7,7 @@ pub mod stats;
 pub mod verify;
 
 use stockd_engine::location::{Allocation, AllocationStrategy, Placement, Warehouse};
-use stockd_engine::{Adjust, ReserveLocal, SetItem, Transfer};
+use stockd_engine::{Adjust, ReserveLocal, ReturnSold, SetItem, Transfer};
 use stockd_engine::{Command, ReservationKey, Sku};
 
 /// The fields of a command this build does not know by name (a newer engine's
@@ -40,7 +40,8 @@ fn skus_ref(command: &Command) -> Option<Vec<&Sku>> {
         | Command::DeleteItem { sku, .. }
         | Command::SetSalesBlocked { sku, .. }
         | Command::Transfer(Transfer { sku, .. })
-        | Command::ReceiveIncoming { sku, .. } => vec![sku],
+        | Command::ReceiveIncoming { sku, .. }
+        | Command::ReturnSold(ReturnSold { sku, .. }) => vec![sku],
         Command::OpenReservation { lines, .. } | Command::PlaceHold { lines, .. } => {
             lines.iter().map(|(s, _)| s).collect()
         }
@@ -86,7 +87,9 @@ pub fn reservation_id_of(command: &Command) -> Option<String> {
 /// The orderId a command names directly.
 pub fn order_of(command: &Command) -> Option<String> {
     match command {
-        Command::OpenReservation { order_id, .. } | Command::PlaceHold { order_id, .. } => Some(order_id.to_string()),
+        Command::OpenReservation { order_id, .. }
+        | Command::PlaceHold { order_id, .. }
+        | Command::ReturnSold(ReturnSold { order_id, .. }) => Some(order_id.to_string()),
         Command::CommitReservation { key, .. }
         | Command::ReleaseReservation { key, .. }
         | Command::ExtendReservation { key, .. }
@@ -206,6 +209,9 @@ pub fn quantities_of(command: &Command) -> String {
             format!("ttl={ttl_secs}s max_ttl={max_ttl_secs}s")
         }
         Command::ExpireDue { retention_ms } => format!("retention={retention_ms}ms"),
+        Command::ReturnSold(ReturnSold { location, sold, quantity, return_id, .. }) => {
+            format!("location={location} quantity={quantity} sold={sold} return={return_id:?}")
+        }
         Command::DeleteItem { .. }
         | Command::AbortReservation { .. }
         | Command::ReleaseHold { .. }

@@ -9,7 +9,7 @@
 //! found the deadline passed).
 
 use super::{Figures, HistoryEntry, LocationChange};
-use crate::command::{Adjust, SetItem, Transfer};
+use crate::command::{Adjust, ReturnSold, SetItem, Transfer};
 use crate::command::{AdjustReason, Command, Outcome};
 use crate::durable::follower::FollowedRecord;
 use crate::location::LocationStock;
@@ -151,7 +151,8 @@ pub(super) fn derive(
         | Command::DeleteItem { sku: s, .. }
         | Command::SetSalesBlocked { sku: s, .. }
         | Command::Transfer(Transfer { sku: s, .. })
-        | Command::ReceiveIncoming { sku: s, .. } => s == sku,
+        | Command::ReceiveIncoming { sku: s, .. }
+        | Command::ReturnSold(ReturnSold { sku: s, .. }) => s == sku,
         _ => false,
     };
     if before.item == after && !(names_sku && record.applied.changed) {
@@ -193,6 +194,12 @@ pub(super) fn derive(
         Command::ReceiveIncoming { quantity, .. } => {
             e.kind = "RECEIVE";
             e.quantity = *quantity as i64;
+        }
+        // Sold units back: an adjustment with reason RETURN, naming the order.
+        Command::ReturnSold(ReturnSold { order_id, note, .. }) => {
+            e.kind = "ADJUST";
+            e.reason = Some(adjust_reason(AdjustReason::Return, note));
+            e.order_id = Some(order_id.to_string());
         }
         // BLOCK_SALES / UNBLOCK_SALES: the kind already says it; no figure moves.
         Command::SetSalesBlocked { .. } => {}
