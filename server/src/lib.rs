@@ -66,9 +66,7 @@ pub fn open_engine(
     config.max_ttl_secs = args.max_ttl;
     config.retention_secs = args.retention;
     config.default_low_stock_threshold = args.low_stock_threshold;
-    if let Some(n) = args.shards {
-        config.shards = usize::from(n);
-    }
+    config.shards = args.shards.map_or_else(default_shards, usize::from);
     if let Some(path) = &args.warehouses {
         let table = warehouses::load(path)?;
         tracing::info!(file = %path.display(), warehouses = table.len(), "warehouse table loaded");
@@ -114,6 +112,16 @@ pub fn init_logging(format: LogFormat) {
 }
 
 /// Runs `stockd serve` to completion.
+/// The shard count of a new data dir when `--shards` is not given: one per two cores,
+/// at least one. Each shard is a thread plus, durable, its syncer thread, while the
+/// HTTP work around a request (the tokio workers: parsing, routing, answers) takes
+/// more CPU than the shard's own; a shard per core on 2 cores measured more context
+/// switches, a separate fsync per shard, and more CPU per request than one shard
+/// (issue 17, BENCHMARKS.md, "the shard hop"). An existing data dir keeps its count.
+pub fn default_shards() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
+}
+
 pub async fn serve(args: ServeArgs) -> Result<(), String> {
     let admin_token = admin_token(&args)?;
     kafka::check_args(&args.kafka)?;

@@ -27,13 +27,26 @@ struct State<T> {
     closed: bool,
     /// The consumer holds items it took and has not finished.
     busy: bool,
+    /// Threads blocked on `changed` (or about to be): only then does a change pay
+    /// for a notify (a futex wake is a system call even with nobody waiting).
+    waiters: usize,
+}
+
+impl<T> State<T> {
+    /// Waits on `changed` once, counted in `waiters`.
+    fn wait<'a>(mut guard: super::MutexGuard<'a, State<T>>, changed: &Condvar) -> super::MutexGuard<'a, State<T>> {
+        guard.waiters += 1;
+        let mut guard = changed.wait(guard).unwrap_or_else(|p| p.into_inner());
+        guard.waiters -= 1;
+        guard
+    }
 }
 
 impl<T> Handoff<T> {
     pub fn new(depth: usize) -> Handoff<T> {
         assert!(depth > 0, "a handoff needs room for one item");
         Handoff {
-            state: Mutex::new(State { items: VecDeque::new(), closed: false, busy: false }),
+            state: Mutex::new(State { items: VecDeque::new(), closed: false, busy: false, waiters: 0 }),
             changed: Condvar::new(),
             depth,
         }
@@ -44,15 +57,14 @@ impl<T> Handoff<T> {
     pub fn push(&self, item: T) -> Result<(), T> {
         let mut state = lock(&self.state);
         while state.items.len() >= self.depth && !state.closed {
-            state = self.changed.wait(state).unwrap_or_else(|p| p.into_inner());
+            state = State::wait(state, &self.changed);
         }
         if state.closed {
             return Err(item);
         }
         state.items.push_back(item);
         debug_assert!(state.items.len() <= self.depth);
-        drop(state);
-        self.changed.notify_all();
+        self.notify(state);
         Ok(())
     }
 
@@ -61,17 +73,18 @@ impl<T> Handoff<T> {
     pub fn pop_all(&self, out: &mut Vec<T>) -> bool {
         let mut state = lock(&self.state);
         state.busy = false;
-        self.changed.notify_all();
+        if state.waiters > 0 {
+            self.changed.notify_all();
+        }
         while state.items.is_empty() {
             if state.closed {
                 return false;
             }
-            state = self.changed.wait(state).unwrap_or_else(|p| p.into_inner());
+            state = State::wait(state, &self.changed);
         }
         out.extend(state.items.drain(..));
         state.busy = true;
-        drop(state);
-        self.changed.notify_all();
+        self.notify(state);
         true
     }
 
@@ -85,18 +98,18 @@ impl<T> Handoff<T> {
             if state.closed {
                 return false;
             }
-            state = self.changed.wait(state).unwrap_or_else(|p| p.into_inner());
+            state = State::wait(state, &self.changed);
         }
         out.extend(state.items.drain(..));
-        drop(state);
-        self.changed.notify_all();
+        self.notify(state);
         true
     }
 
     /// The consumer finished what it took (it is about to stop, or to wait).
     pub fn done(&self) {
-        lock(&self.state).busy = false;
-        self.changed.notify_all();
+        let mut state = lock(&self.state);
+        state.busy = false;
+        self.notify(state);
     }
 
     /// Waits until every item pushed so far was taken and finished, or the handoff
@@ -104,13 +117,25 @@ impl<T> Handoff<T> {
     pub fn wait_idle(&self) {
         let mut state = lock(&self.state);
         while (state.busy || !state.items.is_empty()) && !state.closed {
-            state = self.changed.wait(state).unwrap_or_else(|p| p.into_inner());
+            state = State::wait(state, &self.changed);
         }
     }
 
     /// Refuses every later push; the consumer drains what is waiting, then stops.
     pub fn close(&self) {
-        lock(&self.state).closed = true;
-        self.changed.notify_all();
+        let mut state = lock(&self.state);
+        state.closed = true;
+        self.notify(state);
+    }
+
+    /// Releases the lock, then wakes every waiter if there is one: each rechecks its
+    /// condition under the lock, and a thread that starts waiting later counts itself
+    /// in `waiters` under the lock first, after checking that condition.
+    fn notify(&self, state: super::MutexGuard<'_, State<T>>) {
+        let wake = state.waiters > 0;
+        drop(state);
+        if wake {
+            self.changed.notify_all();
+        }
     }
 }

@@ -26,8 +26,8 @@ pub struct BoundedQueue<T> {
 struct State<T> {
     items: VecDeque<T>,
     closed: bool,
-    /// The consumer is (about to be) blocked in `pop_batch`; only then does a push
-    /// pay for a notify.
+    /// The consumer is (about to be) blocked in `pop_batch` and no push notified it
+    /// since: only then does a push pay for a notify.
     consumer_waiting: bool,
 }
 
@@ -78,7 +78,11 @@ impl<T> BoundedQueue<T> {
         }
         state.items.push_back(item);
         debug_assert!(state.items.len() <= self.capacity + self.reserve);
-        let wake = state.consumer_waiting;
+        // The first push to a waiting consumer claims its wake-up: pushes after it,
+        // before the consumer runs again, need no notify of their own (each is a
+        // futex system call). A consumer that wakes to an empty queue (spuriously)
+        // sets the flag again before it waits.
+        let wake = std::mem::take(&mut state.consumer_waiting);
         drop(state);
         if wake {
             self.not_empty.notify_one();
@@ -97,7 +101,6 @@ impl<T> BoundedQueue<T> {
             }
             state.consumer_waiting = true;
             state = self.not_empty.wait(state).unwrap_or_else(|p| p.into_inner());
-            state.consumer_waiting = false;
         }
         let n = state.items.len().min(max);
         out.extend(state.items.drain(..n));
