@@ -29,8 +29,8 @@ pub struct ServeArgs {
     /// Directory of the WAL and snapshots (created if missing).
     #[arg(long, env = "STOCKD_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
-    /// Number of shards (1 to 256) of a new data dir; default one per two cores, at
-    /// least one (`default_shards`).
+    /// Number of shards (1 to 256) of a new data dir; default: an existing data
+    /// dir's own count, else one per two cores, at least one (`default_shards`).
     #[arg(long, env = "STOCKD_SHARDS", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub shards: Option<u16>,
     /// `fsync`: nothing is acknowledged before it is on disk. `none`: never syncs

@@ -66,7 +66,7 @@ pub fn open_engine(
     config.max_ttl_secs = args.max_ttl;
     config.retention_secs = args.retention;
     config.default_low_stock_threshold = args.low_stock_threshold;
-    config.shards = args.shards.map_or_else(default_shards, usize::from);
+    config.shards = args.shards.map_or_else(|| shards_for(&args.data_dir), usize::from);
     if let Some(path) = &args.warehouses {
         let table = warehouses::load(path)?;
         tracing::info!(file = %path.display(), warehouses = table.len(), "warehouse table loaded");
@@ -120,6 +120,15 @@ pub fn init_logging(format: LogFormat) {
 /// (issue 17, BENCHMARKS.md, "the shard hop"). An existing data dir keeps its count.
 pub fn default_shards() -> usize {
     std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
+}
+
+/// The shard count when `--shards` is not given: the data dir's own (its manifest),
+/// so an existing directory opens as it was made without a warning, else
+/// [`default_shards`].
+fn shards_for(data_dir: &std::path::Path) -> usize {
+    let manifest = stockd_engine::DataDir::new(data_dir).manifest();
+    let stored = std::fs::read_to_string(manifest).ok().and_then(|t| stockd_engine::DataDir::parse_manifest(&t).ok());
+    stored.map_or_else(default_shards, |m| m.shards)
 }
 
 pub async fn serve(args: ServeArgs) -> Result<(), String> {
@@ -305,5 +314,19 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(not(unix))]
     async {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod shard_count_tests {
+    use super::*;
+
+    #[test]
+    fn without_the_flag_an_existing_data_dir_keeps_its_count_and_a_new_one_gets_the_default() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(shards_for(dir.path()), default_shards(), "a new directory");
+        let manifest = stockd_engine::DataDir::new(dir.path()).manifest();
+        std::fs::write(&manifest, stockd_engine::DataDir::manifest_text(default_shards() + 2)).unwrap();
+        assert_eq!(shards_for(dir.path()), default_shards() + 2, "the directory's own count");
     }
 }
