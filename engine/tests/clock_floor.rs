@@ -6,27 +6,16 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 use stockd_engine::offline::decode_state;
 use stockd_engine::*;
 
 mod common;
-use common::{set_item, sku};
+use common::{set_item, sku, snapshot_each_batch};
 
 const T1: u64 = 1_700_000_000_000 + 10 * 3_600_000;
 
 fn config(clock: &ManualClock) -> EngineConfig {
     EngineConfig { shards: 1, expiry_interval: None, clock: Arc::new(clock.clone()), ..Default::default() }
-}
-
-/// A snapshot after every synced batch.
-fn storage() -> StorageConfig {
-    StorageConfig {
-        snapshot_every_records: 1,
-        snapshot_records_per_entry: 0,
-        snapshot_every: Duration::from_secs(3600),
-        ..Default::default()
-    }
 }
 
 fn set(e: &BlockingEngine, s: &str, on_hand: u64) {
@@ -53,12 +42,12 @@ fn id_secs(r: &Reservation) -> u64 {
 /// Writes at T1, then makes a snapshot that covers the whole WAL: a session whose
 /// only write is one record takes a snapshot after it, and shutdown waits for it.
 fn history_at_t1(dir: &Path, clock: &ManualClock) -> Reservation {
-    let (engine, _) = Engine::open(dir, config(clock), storage()).unwrap();
+    let (engine, _) = Engine::open(dir, config(clock), snapshot_each_batch()).unwrap();
     set(&engine.blocking(), "A", 100);
     let first = reserve(&engine.blocking(), "o-1");
     engine.shutdown();
     drop(engine);
-    let (engine, _) = Engine::open(dir, config(clock), storage()).unwrap();
+    let (engine, _) = Engine::open(dir, config(clock), snapshot_each_batch()).unwrap();
     set(&engine.blocking(), "B", 1);
     engine.shutdown();
     drop(engine);
@@ -74,7 +63,7 @@ fn time_never_goes_back_across_a_restart_when_a_snapshot_covers_the_whole_log() 
 
     // The wall clock is now an hour behind what the shard already issued.
     clock.set(T1 - 3_600_000);
-    let (engine, report) = Engine::open(dir.path(), config(&clock), storage()).unwrap();
+    let (engine, report) = Engine::open(dir.path(), config(&clock), snapshot_each_batch()).unwrap();
     assert_eq!(report.shards[0].records_replayed, 0, "the snapshot covers the whole WAL: {report:?}");
     assert_eq!(report.shards[0].snapshot_lsn, Some(report.shards[0].last_lsn));
     let e = engine.blocking();
@@ -103,7 +92,7 @@ fn a_version_3_snapshot_without_a_floor_still_opens() {
     store.write(newest.lsn, &v3).unwrap();
     assert_eq!(decode_state(&store.load_latest().unwrap().unwrap().payload).unwrap().clock_floor(), 0);
 
-    let (engine, report) = Engine::open(dir.path(), config(&clock), storage()).unwrap();
+    let (engine, report) = Engine::open(dir.path(), config(&clock), snapshot_each_batch()).unwrap();
     assert_eq!(report.shards[0].snapshot_lsn, Some(newest.lsn));
     let e = engine.blocking();
     assert_eq!(e.get_item(sku("A")).unwrap().reserved, 1);

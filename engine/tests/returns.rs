@@ -3,7 +3,6 @@
 //! back already, one `return_id` is applied once, and the ledger survives a restart
 //! (replayed from the WAL, and carried by a snapshot, state version 5).
 
-use std::time::Duration;
 use stockd_engine::location::LocationId;
 use stockd_engine::*;
 
@@ -69,14 +68,4 @@ fn partial_returns_add_up_across_restarts_and_never_exceed_the_sale() {
     let item = e.get_item(a.clone()).unwrap();
     assert_eq!((item.on_hand, item.reserved, item.sold), (10, 0, 5));
     engine.shutdown();
-}
-
-/// A snapshot after every synced batch.
-fn snapshot_each_batch() -> StorageConfig {
-    StorageConfig {
-        snapshot_every_records: 1,
-        snapshot_records_per_entry: 0,
-        snapshot_every: Duration::from_secs(3600),
-        ..Default::default()
-    }
 }

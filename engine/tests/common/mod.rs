@@ -117,3 +117,13 @@ pub fn set_item_command(s: &Sku, on_hand: u64) -> Command {
 pub fn stock(engine: &Engine, s: &Sku, on_hand: u64) {
     engine.blocking().set_item(set_item(s, on_hand)).unwrap();
 }
+
+/// Storage that takes a snapshot after every synced batch.
+pub fn snapshot_each_batch() -> stockd_engine::StorageConfig {
+    stockd_engine::StorageConfig {
+        snapshot_every_records: 1,
+        snapshot_records_per_entry: 0,
+        snapshot_every: std::time::Duration::from_secs(3600),
+        ..Default::default()
+    }
+}
