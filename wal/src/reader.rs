@@ -1,5 +1,6 @@
 //! The strictly read-only side: list segments and iterate verified records.
 
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -36,7 +37,9 @@ pub struct WalRecord {
 /// real filesystem); it
 /// never creates, writes, truncates or deletes anything, so it is safe to use while a
 /// writer appends to the same directory (it then sees the log as of each segment's
-/// mapping; a record still being written shows up as a torn tail).
+/// mapping; a record still being written shows up as a torn tail) and while
+/// retention removes segments from the front (a segment removed after it was listed
+/// reads as [`WalError::LsnUnavailable`], never as an I/O error).
 #[derive(Debug)]
 pub struct WalReader {
     fs: Arc<dyn Fs>,
@@ -57,9 +60,26 @@ impl WalReader {
         // A directory listing taken while a writer rotates can miss a segment created
         // during the scan yet show a later one, which would read as a gap. List until
         // two listings in a row agree (bounded), so a live log reads consistently.
-        let mut listing = list_segments(&*fs, dir)?;
+        // Retention removes segments from the front at any time: a listed segment
+        // gone before its size was read means the log's start moved, so list again.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match Self::list_stable(&*fs, dir) {
+                Ok(segments) => {
+                    return Ok(WalReader { fs, dir: dir.to_path_buf(), segments, torn_tail: Mutex::new(None) })
+                }
+                Err(WalError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound && attempts < 16 => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Segments and their sizes from a listing that two scans in a row agreed on.
+    fn list_stable(fs: &dyn Fs, dir: &Path) -> Result<Vec<SegmentInfo>, WalError> {
+        let mut listing = list_segments(fs, dir)?;
         for _ in 0..16 {
-            let again = list_segments(&*fs, dir)?;
+            let again = list_segments(fs, dir)?;
             if again == listing {
                 break;
             }
@@ -70,7 +90,7 @@ impl WalReader {
             let size = fs.metadata(&path).map_err(|e| WalError::io(&path, e))?.len;
             segments.push(SegmentInfo { path, first_lsn, size });
         }
-        Ok(WalReader { fs, dir: dir.to_path_buf(), segments, torn_tail: Mutex::new(None) })
+        Ok(segments)
     }
 
     /// The directory this reader reads.
@@ -159,7 +179,15 @@ impl WalIter<'_> {
         let info = &self.reader.segments[self.seg_idx];
         let is_last = self.seg_idx + 1 == self.reader.segments.len();
         check_first_lsn(&info.path, info.first_lsn, self.expected_first)?;
-        let bytes = read_segment(&*self.reader.fs, &info.path)?;
+        let bytes = match read_segment(&*self.reader.fs, &info.path) {
+            // Removed by retention since the reader listed it: its records are gone.
+            Err(WalError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                let now = list_segments(&*self.reader.fs, &self.reader.dir).unwrap_or_default();
+                let oldest = now.first().map_or(info.first_lsn + 1, |(lsn, _)| *lsn);
+                return Err(WalError::LsnUnavailable { requested: self.from_lsn.max(info.first_lsn), oldest });
+            }
+            other => other?,
+        };
         match check_segment_header(&bytes, &info.path, info.first_lsn, is_last)? {
             Header::Torn => Ok(None),
             Header::Valid { first_lsn, version } => {
