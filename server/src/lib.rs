@@ -6,6 +6,7 @@
 //! - [`envelope`]: the `{success, data | error, meta}` envelope and engine error → HTTP
 //!   status mapping;
 //! - [`extract`]: the strict JSON extractor (413 / 415 / 400 naming the field);
+//!   [`query`]: query-string parameters, checked the same way on every route;
 //! - [`routes`]: items, reservations (seed 002's contract), locations (stock per
 //!   warehouse, transfers, receipts), ops (health, metrics, OpenAPI);
 //! - [`views`]: the typed body of every answer, shared by the routes, the OpenAPI
@@ -32,6 +33,7 @@ pub mod extract;
 pub mod http;
 pub mod kafka;
 pub mod metrics;
+pub mod query;
 pub mod replication;
 pub mod routes;
 pub mod views;

@@ -108,6 +108,8 @@ fn list_filters_low_and_out_of_stock_items() {
     assert_eq!(page["nextCursor"], "edge");
     let page = assert_ok(s.get(&format!("{ITEMS}?stock=low&limit=1&cursor=edge")), 200);
     assert_eq!(page["items"][0]["sku"], "empty");
+    let empty = assert_error(s.get(&format!("{ITEMS}?stock=")), 400, "VALIDATION_ERROR");
+    assert_eq!(empty["field"], "stock");
     let bad = assert_error(s.get(&format!("{ITEMS}?stock=scarce")), 400, "VALIDATION_ERROR");
     assert_eq!(bad["field"], "stock", "{bad}");
 }
@@ -169,6 +171,17 @@ fn delete_and_reserved_stock() {
     assert_error(s.post(&format!("{ITEMS}/D/adjust"), r#"{"delta": -7, "reason": "LOST"}"#), 409, "NEGATIVE_INVENTORY");
     assert_ok(s.post("/api/v1/inventory/release", r#"{"orderId":"o1"}"#), 200);
     assert_error(s.call("DELETE", &format!("{ITEMS}/D?expectedVersion=1"), None, None), 409, "VERSION_CONFLICT");
+    // Parameters are checked before anything is deleted: each bad one is named.
+    for (query, field) in [
+        ("force=true", "force"),
+        ("expectedVersion=", "expectedVersion"),
+        ("expectedVersion=9223372036854775808", "expectedVersion"),
+        ("expectedVersion=2&expectedVersion=3", "expectedVersion"),
+    ] {
+        let bad = assert_error(s.call("DELETE", &format!("{ITEMS}/D?{query}"), None, None), 400, "VALIDATION_ERROR");
+        assert_eq!(bad["field"], field, "{query}");
+    }
+    assert_ok(s.get(&format!("{ITEMS}/D")), 200);
     let data = assert_ok(s.call("DELETE", &format!("{ITEMS}/D"), None, None), 200);
     assert_eq!(data["deleted"], true);
     assert_error(s.get(&format!("{ITEMS}/D")), 404, "ITEM_NOT_FOUND");

@@ -98,6 +98,9 @@ fn listing_needs_the_admin_token_filters_and_pages() {
         ("cursor=abc", "cursor"),
         ("sku=a%20b", "sku"),
         ("colour=red", "colour"),
+        ("sku=", "sku"),
+        ("status=", "status"),
+        ("limit=5&limit=6", "limit"),
     ] {
         let details =
             assert_error(admin(&s, "GET", &format!("{INV}/reservations?{query}"), None), 400, "VALIDATION_ERROR");

@@ -9,11 +9,10 @@ use crate::app::AppState;
 use crate::auth::Admin;
 use crate::envelope::{ok, ApiError, ApiResult, Envelope};
 use crate::extract::PathParam;
+use crate::query::QueryParams;
 use crate::views::HistoryView;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
-use std::collections::HashMap;
 use stockd_engine::limits::MAX_PAGE;
 use stockd_engine::time::parse_rfc3339;
 use stockd_engine::HistoryQuery;
@@ -21,27 +20,19 @@ use stockd_engine::Sku;
 
 const PARAMS: [&str; 5] = ["limit", "after", "cursor", "from", "to"];
 
-fn whole(q: &HashMap<String, String>, name: &str) -> Result<Option<u64>, ApiError> {
-    q.get(name)
-        .map(|v| v.parse::<u64>().map_err(|_| ApiError::validation(name, format!("must be a whole number, got {v:?}"))))
-        .transpose()
-}
-
-fn time(q: &HashMap<String, String>, name: &str) -> Result<Option<u64>, ApiError> {
-    q.get(name).map(|v| parse_rfc3339(v).map_err(|e| ApiError::validation(name, e))).transpose()
+fn time(q: &QueryParams, name: &str) -> Result<Option<u64>, ApiError> {
+    q.text(name)?.map(|v| parse_rfc3339(v).map_err(|e| ApiError::validation(name, e))).transpose()
 }
 
 /// The query string as an engine query; every error names its parameter.
-pub fn parse_query(q: &HashMap<String, String>) -> Result<HistoryQuery, ApiError> {
-    if let Some(unknown) = q.keys().filter(|k| !PARAMS.contains(&k.as_str())).min() {
-        return Err(ApiError::validation(unknown.as_str(), format!("unknown parameter; use {}", PARAMS.join(", "))));
-    }
-    let limit = whole(q, "limit")?.unwrap_or(stockd_engine::DEFAULT_HISTORY_LIMIT as u64);
+pub fn parse_query(q: QueryParams) -> Result<HistoryQuery, ApiError> {
+    let q = &q.only(&PARAMS)?;
+    let limit = q.whole("limit")?.unwrap_or(stockd_engine::DEFAULT_HISTORY_LIMIT as u64);
     if limit == 0 || limit > MAX_PAGE as u64 {
         return Err(ApiError::validation("limit", format!("must be 1 to {MAX_PAGE}")));
     }
     // `cursor` is accepted too, like the item listing's.
-    let after = match (whole(q, "after")?, whole(q, "cursor")?) {
+    let after = match (q.whole("after")?, q.whole("cursor")?) {
         (Some(_), Some(_)) => return Err(ApiError::validation("cursor", "give after or cursor, not both")),
         (a, c) => a.or(c),
     };
@@ -69,11 +60,10 @@ pub async fn item_history(
     _: Admin,
     State(st): State<AppState>,
     PathParam(sku): PathParam,
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    q: QueryParams,
 ) -> ApiResult {
-    let Query(q) = query.map_err(|e| ApiError::validation("query", e.body_text()))?;
     let sku = Sku::parse(&sku, "sku")?;
-    let query = parse_query(&q)?;
+    let query = parse_query(q)?;
     let page = st.engine.item_history(sku, query).await?;
     Ok(ok(StatusCode::OK, HistoryView::from(&page)))
 }
@@ -82,19 +72,22 @@ pub async fn item_history(
 mod tests {
     use super::*;
 
+    fn query(pairs: &[(&str, &str)]) -> QueryParams {
+        let text: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        QueryParams::parse(&text.join("&")).unwrap()
+    }
+
     fn field(pairs: &[(&str, &str)]) -> String {
-        let q = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        parse_query(&q).unwrap_err().details.to_value()["field"].as_str().unwrap().to_owned()
+        parse_query(query(pairs)).unwrap_err().details.to_value()["field"].as_str().unwrap().to_owned()
     }
 
     #[test]
     fn parameters() {
-        let q: HashMap<String, String> = [("limit", "5"), ("cursor", "9"), ("from", "2026-01-01T00:00:00Z")]
-            .map(|(k, v)| (k.into(), v.into()))
-            .into();
-        let parsed = parse_query(&q).unwrap();
+        let parsed = parse_query(query(&[("limit", "5"), ("cursor", "9"), ("from", "2026-01-01T00:00:00Z")])).unwrap();
         assert_eq!((parsed.limit, parsed.after, parsed.from, parsed.to), (5, Some(9), Some(1_767_225_600_000), None));
-        assert_eq!(parse_query(&HashMap::new()).unwrap(), HistoryQuery::default());
+        assert_eq!(parse_query(QueryParams::default()).unwrap(), HistoryQuery::default());
+        assert_eq!(field(&[("after", "9223372036854775808")]), "after");
+        assert_eq!(field(&[("from", "")]), "from");
         assert_eq!(field(&[("limit", "0")]), "limit");
         assert_eq!(field(&[("limit", "1001")]), "limit");
         assert_eq!(field(&[("limit", "x")]), "limit");

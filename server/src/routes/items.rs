@@ -6,13 +6,12 @@ use crate::app::AppState;
 use crate::auth::Admin;
 use crate::envelope::{ok, ApiError, ApiResult, Envelope};
 use crate::extract::{PathParam, StrictJson};
+use crate::query::QueryParams;
 use crate::routes::locations::location_of;
 use crate::views::{DeletedView, ItemPage, ItemView};
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
-use std::collections::HashMap;
 use stockd_engine::limits::MAX_PAGE;
 use stockd_engine::{Adjust, AdjustReason, SetItem, Sku, StockFilter};
 use utoipa::ToSchema;
@@ -49,12 +48,6 @@ pub struct AdjustBody {
 
 pub(crate) fn sku_of(path: &str) -> Result<Sku, ApiError> {
     Ok(Sku::parse(path, "sku")?)
-}
-
-pub(crate) fn u64_param(q: &HashMap<String, String>, name: &str) -> Result<Option<u64>, ApiError> {
-    q.get(name)
-        .map(|v| v.parse::<u64>().map_err(|_| ApiError::validation(name, format!("must be a whole number, got {v:?}"))))
-        .transpose()
 }
 
 #[utoipa::path(put, path = "/api/v1/inventory/items/{sku}", tag = "items",
@@ -102,18 +95,15 @@ pub async fn get_item(State(st): State<AppState>, PathParam(sku): PathParam) -> 
         ("cursor" = Option<String>, Query, description = "nextCursor of the previous page"),
         ("stock" = Option<String>, Query, description = "low: only items with available <= lowStockThreshold; out: only items with available 0. A filtered page may be short and still have a nextCursor: the listing ends when nextCursor is null")),
     responses((status = 200, body = Envelope<ItemPage>, description = "items in sku order"), (status = 400, description = "VALIDATION_ERROR")))]
-pub async fn list_items(
-    State(st): State<AppState>,
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
-) -> ApiResult {
-    let Query(q) = query.map_err(|e| ApiError::validation("query", e.body_text()))?;
-    let limit = u64_param(&q, "limit")?.unwrap_or(100);
+pub async fn list_items(State(st): State<AppState>, q: QueryParams) -> ApiResult {
+    let q = q.only(&["limit", "cursor", "stock"])?;
+    let limit = q.whole("limit")?.unwrap_or(100);
     if limit == 0 || limit > MAX_PAGE as u64 {
         return Err(ApiError::validation("limit", format!("must be 1 to {MAX_PAGE}")));
     }
-    let after = q.get("cursor").filter(|c| !c.is_empty()).map(|c| Sku::parse(c, "cursor")).transpose()?;
-    let filter = match q.get("stock").map(String::as_str) {
-        None | Some("") | Some("all") => StockFilter::All,
+    let after = q.cursor("cursor").map(|c| Sku::parse(c, "cursor")).transpose()?;
+    let filter = match q.text("stock")? {
+        None | Some("all") => StockFilter::All,
         Some("low") => StockFilter::Low,
         Some("out") => StockFilter::Out,
         Some(other) => return Err(ApiError::validation("stock", format!("must be low, out or all; got {other:?}"))),
@@ -130,14 +120,8 @@ pub async fn list_items(
         (status = 401, description = "UNAUTHORIZED"), (status = 403, description = "FORBIDDEN"),
         (status = 409, description = "ITEM_HAS_RESERVATIONS, VERSION_CONFLICT")),
     security(("admin" = [])))]
-pub async fn delete_item(
-    _: Admin,
-    State(st): State<AppState>,
-    PathParam(sku): PathParam,
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
-) -> ApiResult {
-    let Query(q) = query.map_err(|e| ApiError::validation("query", e.body_text()))?;
-    let expected = u64_param(&q, "expectedVersion")?;
+pub async fn delete_item(_: Admin, State(st): State<AppState>, PathParam(sku): PathParam, q: QueryParams) -> ApiResult {
+    let expected = q.only(&["expectedVersion"])?.whole("expectedVersion")?;
     let sku = sku_of(&sku)?;
     st.engine.delete_item(sku.clone(), expected).await?;
     Ok(ok(StatusCode::OK, DeletedView { deleted: true, sku: sku.as_str().to_owned() }))

@@ -7,35 +7,25 @@ use crate::app::AppState;
 use crate::auth::Admin;
 use crate::cli::parse_age;
 use crate::envelope::{ok, ApiError, ApiResult, Envelope};
-use crate::routes::items::u64_param;
+use crate::query::QueryParams;
 use crate::views::{ExpiredCountView, ReservationPage, ReservationView};
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
-use std::collections::HashMap;
 use stockd_engine::limits::MAX_PAGE;
 use stockd_engine::{ReservationId, ReservationListing, ReservationStatus, Sku};
 
 /// The query parameters `GET /reservations` accepts.
 const PARAMS: [&str; 5] = ["status", "sku", "olderThan", "limit", "cursor"];
 
-/// A parameter's value, with an empty one taken as absent.
-fn param<'a>(q: &'a HashMap<String, String>, name: &str) -> Option<&'a str> {
-    q.get(name).map(String::as_str).filter(|v| !v.is_empty())
-}
-
 /// The listing a query asks for; every bad parameter is a 400 that names it.
-fn listing_of(q: &HashMap<String, String>) -> Result<ReservationListing, ApiError> {
-    let mut names: Vec<&String> = q.keys().collect();
-    names.sort();
-    if let Some(unknown) = names.into_iter().find(|k| !PARAMS.contains(&k.as_str())) {
-        return Err(ApiError::validation(unknown.as_str(), format!("unknown parameter; known: {}", PARAMS.join(", "))));
-    }
-    let limit = u64_param(q, "limit")?.unwrap_or(100);
+fn listing_of(q: QueryParams) -> Result<ReservationListing, ApiError> {
+    let q = q.only(&PARAMS)?;
+    let limit = q.whole("limit")?.unwrap_or(100);
     if limit == 0 || limit > MAX_PAGE as u64 {
         return Err(ApiError::validation("limit", format!("must be 1 to {MAX_PAGE}, got {limit}")));
     }
-    let status = param(q, "status")
+    let status = q
+        .text("status")?
         .map(|s| {
             ReservationStatus::parse(s).ok_or_else(|| {
                 ApiError::validation(
@@ -45,10 +35,11 @@ fn listing_of(q: &HashMap<String, String>) -> Result<ReservationListing, ApiErro
             })
         })
         .transpose()?;
-    let sku = param(q, "sku").map(|s| Sku::parse(s, "sku")).transpose()?;
+    let sku = q.text("sku")?.map(|s| Sku::parse(s, "sku")).transpose()?;
     let older_than_secs =
-        param(q, "olderThan").map(|v| parse_age(v).map_err(|e| ApiError::validation("olderThan", e))).transpose()?;
-    let after = param(q, "cursor")
+        q.text("olderThan")?.map(|v| parse_age(v).map_err(|e| ApiError::validation("olderThan", e))).transpose()?;
+    let after = q
+        .cursor("cursor")
         .map(|c| ReservationId::parse(c).ok_or_else(|| ApiError::validation("cursor", "not a cursor of this listing")))
         .transpose()?;
     Ok(ReservationListing { after, limit: limit as usize, status, sku, older_than_secs })
@@ -64,13 +55,8 @@ fn listing_of(q: &HashMap<String, String>) -> Result<ReservationListing, ApiErro
         (status = 400, description = "VALIDATION_ERROR naming the parameter"),
         (status = 401, description = "UNAUTHORIZED"), (status = 403, description = "FORBIDDEN")),
     security(("admin" = [])))]
-pub async fn list_reservations(
-    _: Admin,
-    State(st): State<AppState>,
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
-) -> ApiResult {
-    let Query(q) = query.map_err(|e| ApiError::validation("query", e.body_text()))?;
-    let page = st.engine.list_reservations(listing_of(&q)?).await?;
+pub async fn list_reservations(_: Admin, State(st): State<AppState>, q: QueryParams) -> ApiResult {
+    let page = st.engine.list_reservations(listing_of(q)?).await?;
     let view = ReservationPage {
         next_cursor: page.next_after.map(|id| id.to_string()),
         reservations: page.reservations.iter().map(ReservationView::from).collect(),
