@@ -104,6 +104,11 @@ pub struct Transfer {
     /// Into the destination's `incoming` (received later) instead of its onHand.
     pub in_transit: bool,
     pub note: Option<String>,
+    /// A retry of the transfer with this key (for this SKU) answers the first
+    /// result and moves nothing (see [`Command::ReceiveIncoming`]'s key too: stock
+    /// movements and adjustments share one key space per SKU). Last, since payload
+    /// version 4 (`durable::log_record`).
+    pub idempotency_key: Option<String>,
 }
 
 /// Units an order sold, back on hand: a return (or a cancellation after commit) of
@@ -150,10 +155,13 @@ pub enum Command {
     /// Moves available units of a SKU from one location to another (see [`Transfer`]).
     Transfer(Transfer),
     /// Receives `quantity` units of a location's incoming stock: incoming → onHand.
+    /// With an `idempotency_key`, a retry answers the first result and receives
+    /// nothing. The key is last, since payload version 4 (`durable::log_record`).
     ReceiveIncoming {
         sku: Sku,
         location: LocationId,
         quantity: u64,
+        idempotency_key: Option<String>,
     },
     /// Replaces the warehouse table allocation reads (logged, so replay allocates
     /// with the table that was in force).

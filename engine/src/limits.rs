@@ -40,8 +40,17 @@ pub const MAX_TTL_CEILING_SECS: u64 = 365 * 24 * 3600;
 pub const LEGACY_EXTEND_CAP_SECS: u64 = 86_400;
 /// Longest free-text reason (release reason, adjustment note).
 pub const MAX_REASON_LEN: usize = 256;
-/// Longest idempotency key of an adjustment.
+/// Longest idempotency key (of an adjustment, a transfer, a receipt; a return id).
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 128;
+
+/// The rule of an idempotency key given in `field`: 1 to [`MAX_IDEMPOTENCY_KEY_LEN`]
+/// bytes.
+pub fn check_idempotency_key(key: &str, field: &str) -> Result<(), crate::EngineError> {
+    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_LEN {
+        return Err(crate::EngineError::validation(field, format!("must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} bytes")));
+    }
+    Ok(())
+}
 /// Largest opaque metadata blob stored with a reservation, bytes.
 pub const MAX_METADATA_LEN: usize = 4096;
 /// Items one shard may hold.

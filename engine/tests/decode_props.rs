@@ -73,11 +73,13 @@ fn sample_commands() -> Vec<Command> {
             quantity: 3,
             in_transit: true,
             note: Some("rebalance".into()),
+            idempotency_key: Some("move-1".into()),
         }),
         Command::ReceiveIncoming {
             sku: sku("a"),
             location: LocationId::parse("wh-2", "location").unwrap(),
             quantity: 3,
+            idempotency_key: None,
         },
         Command::SetWarehouses {
             warehouses: vec![Warehouse {

@@ -336,9 +336,10 @@ fn locations_show_in_history_rows() {
         quantity: 3,
         in_transit: true,
         note: Some("rebalance".into()),
+        idempotency_key: None,
     })
     .unwrap();
-    e.receive(sku("RUG"), loc("wh-b"), 3).unwrap();
+    e.receive(sku("RUG"), loc("wh-b"), 3, None).unwrap();
     // wh-a 2, wh-b 5: 4 units come from wh-b (ids tie on priority: wh-a first, but it
     // cannot fill the line).
     reserve(&e, "rug-1", &[("RUG", 4)], 60).unwrap();

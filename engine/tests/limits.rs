@@ -97,12 +97,13 @@ impl Driver<'_> {
             quantity,
             in_transit,
             note: None,
+            idempotency_key: None,
         }));
         self.expect(&format!("transfer {quantity} of {s} {from}->{to} in transit {in_transit}"), got, want);
     }
 
     fn receive(&mut self, s: &str, at: &str, quantity: u64, want: Answer) {
-        let got = answer(self.e.receive(sku(s), loc(at), quantity));
+        let got = answer(self.e.receive(sku(s), loc(at), quantity, None));
         self.expect(&format!("receive {quantity} of {s}@{at}"), got, want);
     }
 

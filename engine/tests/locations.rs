@@ -220,7 +220,15 @@ fn transfers_and_receipts_move_stock_between_locations() {
     stock(&e, "DESK", &[("wh-sp-001", 10)]);
     reserve(&e, "held", &[("DESK", 6)], Priority, None, &[]).unwrap();
     let t = |from: &str, to: &str, quantity, in_transit| {
-        e.transfer(Transfer { sku: sku("DESK"), from: loc(from), to: loc(to), quantity, in_transit, note: None })
+        e.transfer(Transfer {
+            sku: sku("DESK"),
+            from: loc(from),
+            to: loc(to),
+            quantity,
+            in_transit,
+            note: None,
+            idempotency_key: None,
+        })
     };
     // Only available units move: 4 of the 10 are free.
     let err = t("wh-sp-001", "wh-rj-001", 5, false).unwrap_err();
@@ -237,8 +245,8 @@ fn transfers_and_receipts_move_stock_between_locations() {
     assert_eq!((moved.on_hand, moved.reserved, moved.incoming, moved.available()), (7, 6, 3, 1));
     assert_eq!(at(&e, "DESK", "wh-sp-001"), (6, 6, 0, 0));
     assert_eq!(at(&e, "DESK", "wh-pr-001"), (0, 0, 0, 3));
-    assert_eq!(e.receive(sku("DESK"), loc("wh-pr-001"), 4).unwrap_err().code(), "VALIDATION_ERROR");
-    let got = e.receive(sku("DESK"), loc("wh-pr-001"), 2).unwrap().item;
+    assert_eq!(e.receive(sku("DESK"), loc("wh-pr-001"), 4, None).unwrap_err().code(), "VALIDATION_ERROR");
+    let got = e.receive(sku("DESK"), loc("wh-pr-001"), 2, None).unwrap().item;
     assert_eq!((got.on_hand, got.incoming, got.available()), (9, 1, 3));
     assert_eq!(at(&e, "DESK", "wh-pr-001"), (2, 0, 0, 1));
     // Refusals: same location, a location not in the table, nothing to move.
@@ -284,6 +292,7 @@ fn a_restart_replays_to_the_same_allocations_even_after_the_table_changed() {
         quantity: 5,
         in_transit: true,
         note: None,
+        idempotency_key: None,
     })
     .unwrap();
     let items = e.list_items(None, 10).unwrap();
@@ -425,6 +434,7 @@ fn validation_errors_name_the_request_field_even_across_shards() {
             quantity: 1,
             in_transit: false,
             note: None,
+            idempotency_key: None,
         })
     };
     assert_eq!(field_of(to("wh-zz-404").unwrap_err()), "to");

@@ -45,11 +45,13 @@ enum Op {
         to: usize,
         quantity: u64,
         in_transit: bool,
+        key: Option<u8>,
     },
     Receive {
         sku: usize,
         loc: usize,
         quantity: u64,
+        key: Option<u8>,
     },
     Delete {
         sku: usize,
@@ -87,6 +89,8 @@ enum Op {
         secs: u64,
     },
     ExpireDue,
+    /// The op before it, sent again (expanded before the run).
+    Retry,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -97,9 +101,10 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(sku, loc, on_hand, incoming, threshold, mpo, stale)| Op::Set { sku, loc, on_hand, incoming, threshold, mpo, stale }),
         2 => (sku.clone(), proptest::option::weighted(0.5, 0..LOCS.len()), -6i64..7, proptest::option::of(0u8..3), proptest::bool::weighted(0.1))
             .prop_map(|(sku, loc, delta, key, stale)| Op::Adjust { sku, loc, delta, key, stale }),
-        1 => (sku.clone(), 0..LOCS.len(), 0..LOCS.len(), 0u64..6, proptest::bool::ANY)
-            .prop_map(|(sku, from, to, quantity, in_transit)| Op::Transfer { sku, from, to, quantity, in_transit }),
-        1 => (sku.clone(), 0..LOCS.len(), 0u64..6).prop_map(|(sku, loc, quantity)| Op::Receive { sku, loc, quantity }),
+        2 => (sku.clone(), 0..LOCS.len(), 0..LOCS.len(), 0u64..6, proptest::bool::ANY, proptest::option::of(0u8..3))
+            .prop_map(|(sku, from, to, quantity, in_transit, key)| Op::Transfer { sku, from, to, quantity, in_transit, key }),
+        1 => (sku.clone(), 0..LOCS.len(), 0u64..6, proptest::option::of(0u8..3))
+            .prop_map(|(sku, loc, quantity, key)| Op::Receive { sku, loc, quantity, key }),
         1 => sku.clone().prop_map(|sku| Op::Delete { sku }),
         1 => (sku.clone(), proptest::bool::weighted(0.6)).prop_map(|(sku, blocked)| Op::Block { sku, blocked }),
         6 => (order.clone(), proptest::collection::vec((sku.clone(), 0u64..6), 0..4), prop_oneof![1 => Just(0u64), 8 => 1u64..120, 1 => Just(86_400), 1 => Just(86_401)],
@@ -113,6 +118,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => order.prop_map(|order| Op::Get { order }),
         2 => prop_oneof![1u64..100, Just(3_600), Just(90_000)].prop_map(|secs| Op::Advance { secs }),
         2 => Just(Op::ExpireDue),
+        3 => Just(Op::Retry),
     ]
 }
 
@@ -193,7 +199,15 @@ fn run(shards: usize, ops: Vec<Op>) -> Result<(), TestCaseError> {
     let e = engine.blocking();
     let mut m = Model { retention_ms: retention_secs * 1000, warehouses: WAREHOUSES.to_vec(), ..Model::default() };
     let mut now = start;
-    for (step, op) in ops.into_iter().enumerate() {
+    // A retry is the request before it again, exactly (a client that timed out).
+    let mut sent: Vec<Op> = Vec::with_capacity(ops.len());
+    for op in ops {
+        match op {
+            Op::Retry => sent.extend(sent.last().cloned()),
+            op => sent.push(op),
+        }
+    }
+    for (step, op) in sent.into_iter().enumerate() {
         let version_of = |s: usize| e.get_item(sku(s)).map_or(0, |i| i.version);
         let (got, want) = match &op {
             Op::Set { sku: s, loc: l, on_hand, incoming, threshold, mpo, stale } => {
@@ -218,7 +232,9 @@ fn run(shards: usize, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 });
                 (got, want)
             }
-            Op::Transfer { sku: s, from, to, quantity, in_transit } => {
+            Op::Transfer { sku: s, from, to, quantity, in_transit, key: k } => {
+                // Keys k0..k2, the same space as adjustments' (one per SKU).
+                let k = k.map(|k| format!("k{k}"));
                 let got = item_obs(e.transfer(Transfer {
                     sku: sku(*s),
                     from: loc(*from),
@@ -226,11 +242,14 @@ fn run(shards: usize, ops: Vec<Op>) -> Result<(), TestCaseError> {
                     quantity: *quantity,
                     in_transit: *in_transit,
                     note: None,
+                    idempotency_key: k.clone(),
                 }));
-                (got, m.transfer(SKUS[*s], LOCS[*from], LOCS[*to], *quantity, *in_transit))
+                (got, m.transfer(SKUS[*s], LOCS[*from], LOCS[*to], *quantity, *in_transit, k.as_deref(), now))
             }
-            Op::Receive { sku: s, loc: l, quantity } => {
-                (item_obs(e.receive(sku(*s), loc(*l), *quantity)), m.receive(SKUS[*s], LOCS[*l], *quantity))
+            Op::Receive { sku: s, loc: l, quantity, key: k } => {
+                let k = k.map(|k| format!("k{k}"));
+                let got = item_obs(e.receive(sku(*s), loc(*l), *quantity, k.clone()));
+                (got, m.receive(SKUS[*s], LOCS[*l], *quantity, k.as_deref(), now))
             }
             Op::Adjust { sku: s, loc: l, delta, key: k, stale } => {
                 let ev = stale.then(|| version_of(*s) + 1000);
@@ -300,6 +319,7 @@ fn run(shards: usize, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 prop_assert_eq!(n, want, "step {}: expired count", step);
                 (Obs::Unit, Obs::Unit)
             }
+            Op::Retry => unreachable!("expanded into the op it repeats above"),
         };
         prop_assert_eq!(&got, &want, "step {}: {:?}", step, op);
         if let Err(msg) = e.check_invariants() {
@@ -326,7 +346,7 @@ fn run(shards: usize, ops: Vec<Op>) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
 
     #[test]
     fn engine_matches_reference_model(shards in 1usize..5, ops in proptest::collection::vec(op(), 1..60)) {

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 use stockd_engine::limits::{DEFAULT_MAX_TTL_SECS, DEFAULT_TTL_SECS, MAX_TTL_CEILING_SECS};
-use stockd_engine::offline::{apply_logged, decode_record, encode_record};
+use stockd_engine::offline::{apply_logged, decode_record, encode_record, PAYLOAD_VERSION};
 use stockd_engine::*;
 use stockd_wal::{WalConfig, WalWriter};
 
@@ -175,6 +175,10 @@ fn an_old_extend_record_keeps_its_bytes_and_replays() {
     let mut want = vec![3, 253];
     want.extend_from_slice(&START.to_le_bytes());
     want.extend_from_slice(&[16, 0, 2, b'o', b'1', 60]);
+    assert_eq!(decode_record(12, &want).unwrap().command, old, "the version-3 bytes decode");
+    // Payload version 4 changed only transfers and receipts: the same bytes after
+    // the version byte.
+    want[0] = PAYLOAD_VERSION;
     assert_eq!((kind, payload), (12, want));
 
     // A data directory with such a record opens and replays it.

@@ -381,9 +381,10 @@ fn stock_at_locations(dir: &std::path::Path) {
         quantity: 2,
         in_transit: true,
         note: Some("rebalance".into()),
+        idempotency_key: None,
     };
     stockd_engine::block_on(engine.transfer(transfer)).unwrap();
-    stockd_engine::block_on(engine.receive(sku("W-1"), loc("wh-rj-001"), 2)).unwrap();
+    stockd_engine::block_on(engine.receive(sku("W-1"), loc("wh-rj-001"), 2, None)).unwrap();
     engine.shutdown();
 }
 

@@ -330,6 +330,33 @@ fn transfers_in_transit_and_receipts() {
     assert_eq!(assert_ok(s.get(&format!("{INV}/items/T")), 200)["incoming"], 11);
 }
 
+/// A client that retries a transfer or a receipt (a timeout, a redelivery) with its
+/// idempotencyKey moves the stock once; the key reused for another request is 422.
+#[test]
+fn a_retried_transfer_or_receipt_with_its_key_moves_stock_once() {
+    let (s, _conf) = start(&[]);
+    stock(&s, "K", &[("wh-sp-001", 10)]);
+    let t = format!("{INV}/items/K/transfers");
+    let body = r#"{"from":"wh-sp-001","to":"wh-pr-001","quantity":4,"inTransit":true,"idempotencyKey":"truck-7"}"#;
+    let first = assert_ok(s.post(&t, body), 200);
+    let again = assert_ok(s.post(&t, body), 200);
+    assert_eq!(again, first, "the first answer again");
+    assert_eq!(figures(&s, "K"), [f("wh-pr-001", 0, 0, 0, 4), f("wh-sp-001", 6, 0, 0, 0)]);
+    let other = r#"{"from":"wh-sp-001","to":"wh-pr-001","quantity":5,"idempotencyKey":"truck-7"}"#;
+    assert_error(s.post(&t, other), 422, "IDEMPOTENCY_KEY_REUSED");
+    let r = format!("{INV}/items/K/receipts");
+    let receipt = r#"{"location":"wh-pr-001","quantity":3,"idempotencyKey":"grn-1"}"#;
+    assert_ok(s.post(&r, receipt), 200);
+    assert_ok(s.post(&r, receipt), 200);
+    assert_eq!(figures(&s, "K")[0], f("wh-pr-001", 3, 0, 0, 1), "received once");
+    // One key space per SKU: an adjustment may not reuse a receipt's key.
+    let adjust = r#"{"delta":1,"reason":"RESTOCK","location":"wh-sp-001","idempotencyKey":"grn-1"}"#;
+    assert_error(s.post(&format!("{INV}/items/K/adjust"), adjust), 422, "IDEMPOTENCY_KEY_REUSED");
+    let empty = r#"{"location":"wh-pr-001","quantity":1,"idempotencyKey":""}"#;
+    assert_eq!(assert_error(s.post(&r, empty), 400, "VALIDATION_ERROR")["field"], "idempotencyKey");
+    assert_eq!(figures(&s, "K"), [f("wh-pr-001", 3, 0, 0, 1), f("wh-sp-001", 6, 0, 0, 0)]);
+}
+
 #[test]
 fn a_restart_keeps_locations_warehouses_and_allocations() {
     let conf = tempfile::tempdir().unwrap();

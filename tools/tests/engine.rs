@@ -116,10 +116,11 @@ fn reads_the_locations_the_engine_wrote() {
         quantity,
         in_transit,
         note: None,
+        idempotency_key: Some(format!("t-{from}-{to}")),
     };
     stockd_engine::block_on(engine.transfer(transfer("wh-n2", "wh-s1", 3, true))).unwrap();
     stockd_engine::block_on(engine.transfer(transfer("default", "wh-n1", 1, false))).unwrap();
-    stockd_engine::block_on(engine.receive(sku("B-2"), loc("wh-s1"), 2)).unwrap();
+    stockd_engine::block_on(engine.receive(sku("B-2"), loc("wh-s1"), 2, Some("r-1".into()))).unwrap();
     let reserve = |o: &str, lines: Vec<(Sku, u64)>, placement: Placement| {
         let order_id = OrderId::parse(o, "o").unwrap();
         b.reserve(ReserveRequest { order_id, lines, ttl_secs: Some(600), metadata: None, placement }).unwrap()

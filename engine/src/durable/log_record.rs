@@ -14,10 +14,13 @@ use crate::shard_state::ShardState;
 use crate::Millis;
 use serde::{Deserialize, Serialize};
 
-/// Version of the payload encoding this build writes. 3: written by an engine that
-/// logs `HOLDS_SETTLED`; the bytes of a record are the same as in version 2.
-pub const PAYLOAD_VERSION: u8 = 3;
-/// The version before: written by an engine that forgot a finished header after
+/// Version of the payload encoding this build writes. 4: `TRANSFER` and `RECEIVE`
+/// end with an optional idempotency key; every other record's bytes are as in 3.
+pub const PAYLOAD_VERSION: u8 = 4;
+/// Written by an engine that logs `HOLDS_SETTLED` but whose `TRANSFER` and `RECEIVE`
+/// had no idempotency key. Still read: those two decode with no key.
+pub const NO_MOVEMENT_KEY_PAYLOAD_VERSION: u8 = 3;
+/// Version 2: like 3, and written by an engine that forgot a finished header after
 /// retention without logging that its holds on other shards were settled (it settled
 /// them synchronously). Still read; replayed with that rule (`LogRecord::legacy`).
 pub const LEGACY_PAYLOAD_VERSION: u8 = 2;
@@ -77,8 +80,8 @@ pub fn command_type(command: &Command) -> u8 {
         Command::ExpireDue { .. } => 14,
         Command::ReserveLocal(_) => 15,
         Command::SetSalesBlocked { .. } => 16,
-        Command::Transfer(_) => 17,
-        Command::ReceiveIncoming { .. } => 18,
+        Command::Transfer(_) => TRANSFER_TYPE,
+        Command::ReceiveIncoming { .. } => RECEIVE_TYPE,
         Command::SetWarehouses { .. } => 19,
         Command::HoldsSettled { .. } => 20,
         Command::ExtendReservationWithin { .. } => 21,
@@ -179,14 +182,19 @@ fn encode_reserve_local(out: &mut Vec<u8>, reserve: &crate::command::ReserveLoca
 /// Decodes a payload written by `encode_record`, checking version and type byte.
 pub fn decode_record(record_type: u8, payload: &[u8]) -> Result<LogRecord, String> {
     let (&version, body) = payload.split_first().ok_or("empty payload")?;
-    if version != PAYLOAD_VERSION && version != LEGACY_PAYLOAD_VERSION {
+    if !(LEGACY_PAYLOAD_VERSION..=PAYLOAD_VERSION).contains(&version) {
         return Err(format!(
-            "unknown payload format version {version} (this build reads {LEGACY_PAYLOAD_VERSION} and {PAYLOAD_VERSION})"
+            "unknown payload format version {version} (this build reads {LEGACY_PAYLOAD_VERSION} to {PAYLOAD_VERSION})"
         ));
     }
     let config = bincode::config::standard().with_limit::<{ 2 * 1024 * 1024 }>();
-    let (mut record, used): (LogRecord, usize) =
-        bincode::serde::decode_from_slice(body, config).map_err(|e| format!("undecodable payload: {e}"))?;
+    let undecodable = |e: bincode::error::DecodeError| format!("undecodable payload: {e}");
+    let (mut record, used): (LogRecord, usize) = match (version, record_type) {
+        (LEGACY_PAYLOAD_VERSION | NO_MOVEMENT_KEY_PAYLOAD_VERSION, TRANSFER_TYPE | RECEIVE_TYPE) => {
+            decode_keyless_movement(body, config).map_err(undecodable)?
+        }
+        _ => bincode::serde::decode_from_slice(body, config).map_err(undecodable)?,
+    };
     record.legacy = version == LEGACY_PAYLOAD_VERSION;
     if used != body.len() {
         return Err(format!("{} trailing bytes after the record", body.len() - used));
@@ -196,6 +204,47 @@ pub fn decode_record(record_type: u8, payload: &[u8]) -> Result<LogRecord, Strin
     }
     Ok(record)
 }
+
+const TRANSFER_TYPE: u8 = 17;
+const RECEIVE_TYPE: u8 = 18;
+
+/// A `TRANSFER` or `RECEIVE` of payload version 2 or 3: the same bytes as today's
+/// without the trailing key. Serde writes an enum variant as its index (a varint u32
+/// in bincode's standard config) followed by the fields, so the old record reads as
+/// `(now, variant index, fields)`; the index must be the command's.
+fn decode_keyless_movement<C: bincode::config::Config>(
+    body: &[u8],
+    config: C,
+) -> Result<(LogRecord, usize), bincode::error::DecodeError> {
+    use crate::command::Transfer;
+    use crate::location::LocationId;
+    use crate::sku::Sku;
+    type TransferFields = (Sku, LocationId, LocationId, u64, bool, Option<String>);
+    type ReceiveFields = (Sku, LocationId, u64);
+    let wrong = |index: u32| bincode::error::DecodeError::OtherString(format!("unexpected command variant {index}"));
+    let ((now, index), head): ((Millis, u32), usize) = bincode::serde::decode_from_slice(body, config)?;
+    let rest = &body[head..];
+    let (command, used) = match index {
+        TRANSFER_VARIANT => {
+            let ((sku, from, to, quantity, in_transit, note), used): (TransferFields, usize) =
+                bincode::serde::decode_from_slice(rest, config)?;
+            let t = Transfer { sku, from, to, quantity, in_transit, note, idempotency_key: None };
+            (Command::Transfer(t), used)
+        }
+        RECEIVE_VARIANT => {
+            let ((sku, location, quantity), used): (ReceiveFields, usize) =
+                bincode::serde::decode_from_slice(rest, config)?;
+            (Command::ReceiveIncoming { sku, location, quantity, idempotency_key: None }, used)
+        }
+        other => return Err(wrong(other)),
+    };
+    Ok((LogRecord { now, command, legacy: false }, head + used))
+}
+
+/// The serde variant indexes of `Command::Transfer` and `Command::ReceiveIncoming`
+/// (declaration order), checked by `tests::a_keyless_movement_of_version_3_decodes`.
+const TRANSFER_VARIANT: u32 = 2;
+const RECEIVE_VARIANT: u32 = 3;
 
 /// Why [`replay_records`] stopped.
 #[derive(Debug)]

@@ -1,29 +1,39 @@
 //! Encoding of a whole `ShardState` as a snapshot payload:
 //! `[STATE_VERSION: u8][bincode 2 (standard, serde) of (ShardState, clock_floor u64,
-//! return ledger [(ReturnKey, ReturnLedger)])]`. Version 4 (still read) had no
+//! return ledger [(ReturnKey, ReturnLedger)], movement keys [(MovementKey,
+//! MovementRecord)])]`. Version 5 (still read) had no movement keys (none are
+//! remembered); version 4 (still read) had no
 //! ledger (it decodes as an empty one); version 3 (still read) had no clock floor
 //! either (it decodes with a floor of 0; the replayed records then set it, as
 //! before). The snapshot file around it (magic, LSN, CRC) is snapshots/FORMAT.md; the
 //! versions are listed in engine/FORMAT.md.
 
-use crate::shard_state::{ReturnKey, ReturnLedger, ShardState};
+use crate::shard_state::{MovementKey, MovementRecord, ReturnKey, ReturnLedger, ShardState};
 use crate::Millis;
 
 /// 2: items carry `sales_blocked`. 3: locations. 4: the shard's clock floor. 5: the
-/// return ledger.
-pub const STATE_VERSION: u8 = 5;
+/// return ledger. 6: the idempotency keys of transfers and receipts.
+pub const STATE_VERSION: u8 = 6;
 /// Older versions, still decoded.
+const STATE_VERSION_NO_MOVEMENT_KEYS: u8 = 5;
 const STATE_VERSION_NO_LEDGER: u8 = 4;
 const STATE_VERSION_NO_FLOOR: u8 = 3;
 
 /// What a version-5 payload holds after its version byte.
 type StateV5 = (ShardState, Millis, Vec<(ReturnKey, ReturnLedger)>);
+/// What a version-6 payload holds after its version byte.
+type StateV6 = (ShardState, Millis, Vec<(ReturnKey, ReturnLedger)>, Vec<(MovementKey, MovementRecord)>);
 
 pub fn encode_state(state: &ShardState) -> Vec<u8> {
     let mut out = vec![STATE_VERSION];
     let ledger: Vec<(&ReturnKey, &ReturnLedger)> = state.returns.iter().collect();
-    bincode::serde::encode_into_std_write((state, state.clock_floor(), ledger), &mut out, bincode::config::standard())
-        .expect("encoding into a Vec cannot fail");
+    let keys: Vec<(&MovementKey, &MovementRecord)> = state.movement_keys().iter().collect();
+    bincode::serde::encode_into_std_write(
+        (state, state.clock_floor(), ledger, keys),
+        &mut out,
+        bincode::config::standard(),
+    )
+    .expect("encoding into a Vec cannot fail");
     out
 }
 
@@ -34,6 +44,14 @@ pub fn decode_state(payload: &[u8]) -> Result<ShardState, String> {
     let undecodable = |e: bincode::error::DecodeError| format!("undecodable snapshot state: {e}");
     let (mut state, used) = match version {
         STATE_VERSION => {
+            let ((mut state, floor, ledger, keys), used): (StateV6, usize) =
+                bincode::serde::decode_from_slice(body, config).map_err(undecodable)?;
+            state.clock_floor = floor;
+            state.returns = ledger.into_iter().collect();
+            state.movement_keys = keys.into_iter().collect();
+            (state, used)
+        }
+        STATE_VERSION_NO_MOVEMENT_KEYS => {
             let ((mut state, floor, ledger), used): (StateV5, usize) =
                 bincode::serde::decode_from_slice(body, config).map_err(undecodable)?;
             state.clock_floor = floor;
@@ -108,7 +126,19 @@ mod tests {
         bincode::serde::encode_into_std_write(&state, &mut v3, bincode::config::standard()).unwrap();
         let old = decode_state(&v3).unwrap();
         assert_eq!(old.clock_floor(), 0);
-        assert_eq!(old, ShardState { clock_floor: 0, ..state });
+        assert_eq!(old, ShardState { clock_floor: 0, ..state.clone() });
+        // Version 5: no movement keys (none are remembered).
+        let mut v5 = vec![STATE_VERSION_NO_MOVEMENT_KEYS];
+        let ledger: Vec<(ReturnKey, ReturnLedger)> = Vec::new();
+        bincode::serde::encode_into_std_write(
+            (&state, state.clock_floor(), ledger),
+            &mut v5,
+            bincode::config::standard(),
+        )
+        .unwrap();
+        let five = decode_state(&v5).unwrap();
+        assert!(five.movement_keys().is_empty());
+        assert_eq!(five, state);
         // Other versions are refused by name.
         let mut v9 = v3.clone();
         v9[0] = 9;

@@ -35,8 +35,14 @@ impl<'a> BlockingEngine<'a> {
         block_on(self.engine.return_sold(req))
     }
 
-    pub fn receive(&self, sku: Sku, location: LocationId, quantity: u64) -> Result<ItemChange, EngineError> {
-        block_on(self.engine.receive(sku, location, quantity))
+    pub fn receive(
+        &self,
+        sku: Sku,
+        location: LocationId,
+        quantity: u64,
+        idempotency_key: Option<String>,
+    ) -> Result<ItemChange, EngineError> {
+        block_on(self.engine.receive(sku, location, quantity, idempotency_key))
     }
 
     pub fn set_warehouses(&self, warehouses: Vec<Warehouse>) -> Result<(), EngineError> {

@@ -6,7 +6,7 @@ use crate::command::{Command, LineAvailability, Outcome, Query, QueryResult, Ret
 use crate::error::EngineError;
 use crate::item::{Item, StockAlert};
 use crate::limits::{
-    MAX_IDEMPOTENCY_KEY_LEN, MAX_ITEMS_SCANNED_PER_PAGE, MAX_LINES, MAX_PAGE, MAX_QUANTITY, MAX_REASON_LEN,
+    check_idempotency_key, MAX_ITEMS_SCANNED_PER_PAGE, MAX_LINES, MAX_PAGE, MAX_QUANTITY, MAX_REASON_LEN,
 };
 use crate::location::{validate_placement, LocationId, Placement};
 use crate::routing::shard_of_sku;
@@ -109,9 +109,18 @@ impl Engine {
     }
 
     /// Receives `quantity` of the units in transit to `location`: incoming → onHand.
-    pub async fn receive(&self, sku: Sku, location: LocationId, quantity: u64) -> Result<ItemChange, EngineError> {
+    /// With an `idempotency_key`, a retry answers the first result and receives
+    /// nothing (see [`Command::ReceiveIncoming`]).
+    pub async fn receive(
+        &self,
+        sku: Sku,
+        location: LocationId,
+        quantity: u64,
+        idempotency_key: Option<String>,
+    ) -> Result<ItemChange, EngineError> {
         let shard = shard_of_sku(&sku, self.shard_count());
-        item_change(self, self.command(shard, Command::ReceiveIncoming { sku, location, quantity }).await?)
+        let command = Command::ReceiveIncoming { sku, location, quantity, idempotency_key };
+        item_change(self, self.command(shard, command).await?)
     }
 
     pub async fn adjust(&self, req: Adjust) -> Result<ItemChange, EngineError> {
@@ -119,12 +128,7 @@ impl Engine {
             return Err(EngineError::validation("note", format!("at most {MAX_REASON_LEN} bytes")));
         }
         if let Some(key) = &req.idempotency_key {
-            if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_LEN {
-                return Err(EngineError::validation(
-                    "idempotencyKey",
-                    format!("must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} bytes"),
-                ));
-            }
+            check_idempotency_key(key, "idempotencyKey")?;
         }
         let shard = shard_of_sku(&req.sku, self.shard_count());
         item_change(self, self.command(shard, Command::AdjustItem(req)).await?)

@@ -1,7 +1,7 @@
 //! Item operations of `ShardState`: set, adjust, delete, block sales, and the
 //! location operations (transfer, receive, the warehouse table).
 
-use super::{AdjustRecord, ShardState};
+use super::{AdjustRecord, Movement, ShardState};
 use crate::command::{Adjust, Outcome, SetItem, Transfer};
 use crate::error::EngineError;
 use crate::error::Shortfall;
@@ -156,9 +156,13 @@ impl ShardState {
                 // A repeat: answer the first result, change nothing.
                 return Ok(Outcome::Item { item: rec.item_after.clone(), created: false });
             }
-            if self.adjust_keys.len() >= MAX_ADJUST_KEYS_PER_SHARD {
+            // One key space per SKU: a transfer's or a receipt's key is taken.
+            if self.is_movement_key(sku, key) {
+                return Err(EngineError::IdempotencyKeyReused { key: key.to_owned() });
+            }
+            if self.remembered_keys() >= MAX_ADJUST_KEYS_PER_SHARD {
                 return Err(EngineError::LimitExceeded {
-                    what: "remembered adjustment keys per shard".into(),
+                    what: "remembered idempotency keys per shard".into(),
                     limit: MAX_ADJUST_KEYS_PER_SHARD as u64,
                 });
             }
@@ -239,13 +243,17 @@ impl ShardState {
         now: Millis,
         alerts: &mut Vec<StockAlert>,
     ) -> Result<Outcome, EngineError> {
-        let Transfer { sku, from, to, quantity, in_transit, .. } = req;
-        let (quantity, in_transit) = (*quantity, *in_transit);
+        let Transfer { sku, from, to, quantity, in_transit, idempotency_key, .. } = req;
+        let (quantity, in_transit, key) = (*quantity, *in_transit, idempotency_key.as_deref());
         if quantity == 0 || quantity > MAX_QUANTITY {
             return Err(EngineError::validation("quantity", format!("must be 1 to {MAX_QUANTITY}")));
         }
         if from == to {
             return Err(EngineError::validation("to", "must differ from `from`"));
+        }
+        let movement = Movement::Transfer { from: from.clone(), to: to.clone(), quantity, in_transit };
+        if let Some(first) = self.movement_repeat(sku, key, &movement)? {
+            return Ok(first);
         }
         let item =
             self.items.get(sku).map(Box::as_ref).ok_or_else(|| EngineError::ItemNotFound { sku: sku.to_string() })?;
@@ -287,7 +295,9 @@ impl ShardState {
         }
         item.touch(now);
         alerts_for(item, before, alerts);
-        Ok(Outcome::Item { item: item.clone(), created: false })
+        let item = item.clone();
+        self.remember_movement(sku, key, movement, &item, now);
+        Ok(Outcome::Item { item, created: false })
     }
 
     pub(super) fn receive_incoming(
@@ -295,11 +305,16 @@ impl ShardState {
         sku: &Sku,
         location: &LocationId,
         quantity: u64,
+        key: Option<&str>,
         now: Millis,
         alerts: &mut Vec<StockAlert>,
     ) -> Result<Outcome, EngineError> {
         if quantity == 0 || quantity > MAX_QUANTITY {
             return Err(EngineError::validation("quantity", format!("must be 1 to {MAX_QUANTITY}")));
+        }
+        let movement = Movement::Receive { location: location.clone(), quantity };
+        if let Some(first) = self.movement_repeat(sku, key, &movement)? {
+            return Ok(first);
         }
         let item = self
             .items
@@ -328,7 +343,9 @@ impl ShardState {
         item.set_on_hand_at(i, on_hand + quantity);
         item.touch(now);
         alerts_for(item, before, alerts);
-        Ok(Outcome::Item { item: item.clone(), created: false })
+        let item = item.clone();
+        self.remember_movement(sku, key, movement, &item, now);
+        Ok(Outcome::Item { item, created: false })
     }
 
     pub(super) fn set_warehouses(&mut self, warehouses: &[Warehouse]) -> Result<Outcome, EngineError> {

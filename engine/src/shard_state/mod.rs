@@ -7,15 +7,17 @@
 
 mod id_index;
 mod items;
+mod movement_keys;
 mod reservations;
 mod returns;
 mod timer;
 
 pub(crate) use id_index::IdIndex;
+pub use movement_keys::{Movement, MovementKey, MovementRecord};
 pub use returns::{ReturnKey, ReturnLedger};
 pub(crate) use timer::Deadlines;
 
-use crate::command::{Adjust, Applied, Command, LineAvailability, Outcome, Query, QueryResult};
+use crate::command::{Adjust, Applied, Command, LineAvailability, Outcome, Query, QueryResult, Transfer};
 use crate::error::EngineError;
 use crate::item::Item;
 use crate::location::{LocationId, Warehouse};
@@ -80,6 +82,14 @@ pub struct ShardState {
     /// Adjustment idempotency keys, scoped to their SKU.
     pub(crate) adjust_keys: FastMap<(Sku, String), AdjustRecord>,
     pub(crate) adjust_key_times: BTreeSet<(Millis, Sku, String)>,
+    /// Idempotency keys of transfers and receipts (`movement_keys.rs`), scoped to
+    /// their SKU. Not in serde's view of the struct: the snapshot codec writes them
+    /// next to the state (state version 6; older snapshots read as none).
+    #[serde(skip)]
+    pub(crate) movement_keys: FastMap<MovementKey, MovementRecord>,
+    /// The movement keys by the time they were used (the retention clock). Derived.
+    #[serde(skip)]
+    pub(crate) movement_key_times: BTreeSet<(Millis, MovementKey)>,
     /// What came back of each order's sales (`ReturnSold`, `returns.rs`). Not in
     /// serde's view of the struct: the snapshot codec writes it next to the state
     /// (state version 5; older snapshots read as an empty ledger).
@@ -115,20 +125,23 @@ impl ShardState {
     /// changed.
     pub fn apply(&mut self, command: &Command, now: Millis) -> Result<Applied, EngineError> {
         let mut alerts = Vec::new();
-        // A repeated adjustment (its key already applied) answers the first result
-        // and changes nothing, so it is not logged (nor published) again.
-        let adjust_repeat = match command {
+        // A repeated adjustment, transfer or receipt (its key already applied)
+        // answers the first result and changes nothing, so it is not logged (nor
+        // published) again.
+        let keyed_repeat = match command {
             Command::AdjustItem(Adjust { sku, idempotency_key: Some(key), .. }) => {
                 self.adjust_keys.contains_key(&(sku.clone(), key.clone()))
             }
+            Command::Transfer(Transfer { sku, idempotency_key: Some(key), .. })
+            | Command::ReceiveIncoming { sku, idempotency_key: Some(key), .. } => self.is_movement_key(sku, key),
             _ => false,
         };
         let outcome = match command {
             Command::SetItem(set) => self.set_item(set, now, &mut alerts)?,
             Command::AdjustItem(adjust) => self.adjust_item(adjust, now, &mut alerts)?,
             Command::Transfer(transfer) => self.transfer(transfer, now, &mut alerts)?,
-            Command::ReceiveIncoming { sku, location, quantity } => {
-                self.receive_incoming(sku, location, *quantity, now, &mut alerts)?
+            Command::ReceiveIncoming { sku, location, quantity, idempotency_key } => {
+                self.receive_incoming(sku, location, *quantity, idempotency_key.as_deref(), now, &mut alerts)?
             }
             Command::SetWarehouses { warehouses } => self.set_warehouses(warehouses)?,
             Command::DeleteItem { sku, expected_version } => self.delete_item(sku, *expected_version)?,
@@ -166,7 +179,7 @@ impl ShardState {
             Command::ReturnSold(ret) => self.return_sold(ret, now, &mut alerts)?,
         };
         let changed = match &outcome {
-            Outcome::Item { .. } => !adjust_repeat,
+            Outcome::Item { .. } => !keyed_repeat,
             Outcome::Deleted { .. } | Outcome::Opened(_) | Outcome::Reserved(_) | Outcome::ExpiredOnAccess(_) => true,
             Outcome::Existing(_) => false,
             Outcome::Reservation { changed, .. }
@@ -290,6 +303,7 @@ impl ShardState {
     /// `pending`), then shares text (`share_text`). Called on every decoded state.
     pub(crate) fn after_decode(&mut self) {
         self.rebuild_return_times();
+        self.rebuild_movement_key_times();
         self.unsettled.clear();
         self.pending.clear();
         self.by_id = self.reservations.keys().copied().collect();
@@ -416,9 +430,9 @@ impl ShardState {
     }
 
     /// Entries the state holds (items, reservation headers, holds, remembered
-    /// adjustment keys): what a snapshot's size and cost grow with.
+    /// idempotency keys): what a snapshot's size and cost grow with.
     pub fn entry_count(&self) -> usize {
-        self.items.len() + self.reservations.len() + self.holds.len() + self.adjust_keys.len()
+        self.items.len() + self.reservations.len() + self.holds.len() + self.remembered_keys()
     }
 
     /// What came back of each order's sales (`ReturnSold`), for tools and tests.

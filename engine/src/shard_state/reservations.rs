@@ -449,7 +449,10 @@ impl ShardState {
             self.by_id.remove(id);
             purged_orders.push(r.order_id);
         }
-        let purged = purged_orders.len() + self.purge_adjust_keys(cutoff) + self.purge_returns(cutoff);
+        let purged = purged_orders.len()
+            + self.purge_adjust_keys(cutoff)
+            + self.purge_movement_keys(cutoff)
+            + self.purge_returns(cutoff);
         Outcome::Expired { expired, purged, purged_orders }
     }
 

@@ -10,7 +10,7 @@ use super::ShardState;
 use crate::command::{Outcome, ReturnSold};
 use crate::error::EngineError;
 use crate::item::{alerts_for, StockAlert};
-use crate::limits::{MAX_ADJUST_KEYS_PER_SHARD, MAX_IDEMPOTENCY_KEY_LEN, MAX_ON_HAND, MAX_QUANTITY};
+use crate::limits::{check_idempotency_key, MAX_ADJUST_KEYS_PER_SHARD, MAX_ON_HAND, MAX_QUANTITY};
 use crate::location::LocationId;
 use crate::sku::{OrderId, Sku};
 use crate::Millis;
@@ -44,9 +44,7 @@ impl ShardState {
         if *sold == 0 || *sold > MAX_ON_HAND {
             return Err(EngineError::validation("sold", format!("must be 1 to {MAX_ON_HAND}")));
         }
-        if return_id.is_empty() || return_id.len() > MAX_IDEMPOTENCY_KEY_LEN {
-            return Err(EngineError::validation("returnId", format!("must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} bytes")));
-        }
+        check_idempotency_key(return_id, "returnId")?;
         let item =
             self.items.get(sku).map(Box::as_ref).ok_or_else(|| EngineError::ItemNotFound { sku: sku.to_string() })?;
         let key: ReturnKey = (sku.clone(), location.clone(), order_id.clone());

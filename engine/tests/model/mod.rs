@@ -189,11 +189,26 @@ pub struct Model {
     pub items: BTreeMap<String, MItem>,
     pub warehouses: Vec<MWarehouse>,
     pub res: HashMap<String, MRes>,
-    pub adjust_keys: HashMap<(String, String), (i64, u64, Obs)>, // delta, at, answer
+    /// Idempotency keys of adjustments, transfers and receipts, one space per SKU:
+    /// what the key was first used for, when, and the answer.
+    pub keys: HashMap<(String, String), (String, u64, Obs)>,
     pub retention_ms: u64,
 }
 
 impl Model {
+    /// The answer to a keyed request that repeats one (`Some`): the first answer for
+    /// the same request, IDEMPOTENCY_KEY_REUSED for another.
+    fn repeat(&self, sku: &str, key: Option<&str>, what: &str) -> Option<Obs> {
+        let (first, _, answer) = self.keys.get(&(sku.to_owned(), key?.to_owned()))?;
+        Some(if first == what { answer.clone() } else { err("IDEMPOTENCY_KEY_REUSED", "") })
+    }
+
+    fn remember(&mut self, sku: &str, key: Option<&str>, what: String, now: u64, answer: &Obs) {
+        if let Some(k) = key {
+            self.keys.insert((sku.to_owned(), k.to_owned()), (what, now, answer.clone()));
+        }
+    }
+
     fn item_obs(i: &MItem) -> Obs {
         let (on_hand, reserved, sold) = i.sums();
         Obs::Item { on_hand, reserved, sold, locs: loc_obs(i) }
@@ -278,10 +293,9 @@ impl Model {
         if delta == 0 || delta.unsigned_abs() > 1_000_000_000 {
             return err("VALIDATION_ERROR", "");
         }
-        if let Some(k) = key {
-            if let Some((d, _, answer)) = self.adjust_keys.get(&(sku.to_owned(), k.to_owned())) {
-                return if *d == delta { answer.clone() } else { err("IDEMPOTENCY_KEY_REUSED", "") };
-            }
+        let what = format!("adjust {delta}");
+        if let Some(answer) = self.repeat(sku, key, &what) {
+            return answer;
         }
         let Some(i) = self.items.get(sku) else { return err("ITEM_NOT_FOUND", sku) };
         if stale {
@@ -303,15 +317,27 @@ impl Model {
         let l = i.locs.entry(loc).or_default();
         l.on_hand = (l.on_hand as i128 + delta as i128) as u64;
         let o = Self::item_obs(i);
-        if let Some(k) = key {
-            self.adjust_keys.insert((sku.to_owned(), k.to_owned()), (delta, now, o.clone()));
-        }
+        self.remember(sku, key, what, now, &o);
         o
     }
 
-    pub fn transfer(&mut self, sku: &str, from: &str, to: &str, q: u64, in_transit: bool) -> Obs {
+    #[allow(clippy::too_many_arguments)]
+    pub fn transfer(
+        &mut self,
+        sku: &str,
+        from: &str,
+        to: &str,
+        q: u64,
+        in_transit: bool,
+        key: Option<&str>,
+        now: u64,
+    ) -> Obs {
         if q == 0 || q > MAX_QUANTITY || from == to {
             return err("VALIDATION_ERROR", "");
+        }
+        let what = format!("transfer {from} {to} {q} {in_transit}");
+        if let Some(answer) = self.repeat(sku, key, &what) {
+            return answer;
         }
         let Some(i) = self.items.get(sku) else { return err("ITEM_NOT_FOUND", sku) };
         let Some(f) = i.locs.get(from) else { return err("VALIDATION_ERROR", "") };
@@ -330,12 +356,18 @@ impl Model {
         } else {
             t.on_hand += q;
         }
-        Self::item_obs(i)
+        let o = Self::item_obs(i);
+        self.remember(sku, key, what, now, &o);
+        o
     }
 
-    pub fn receive(&mut self, sku: &str, loc: &str, q: u64) -> Obs {
+    pub fn receive(&mut self, sku: &str, loc: &str, q: u64, key: Option<&str>, now: u64) -> Obs {
         if q == 0 || q > MAX_QUANTITY {
             return err("VALIDATION_ERROR", "");
+        }
+        let what = format!("receive {loc} {q}");
+        if let Some(answer) = self.repeat(sku, key, &what) {
+            return answer;
         }
         let Some(i) = self.items.get_mut(sku) else { return err("ITEM_NOT_FOUND", sku) };
         let Some(l) = i.locs.get_mut(loc) else { return err("VALIDATION_ERROR", "") };
@@ -344,7 +376,9 @@ impl Model {
         }
         l.incoming -= q;
         l.on_hand += q;
-        Self::item_obs(i)
+        let o = Self::item_obs(i);
+        self.remember(sku, key, what, now, &o);
+        o
     }
 
     pub fn block(&mut self, sku: &str, blocked: bool) -> Obs {
@@ -585,7 +619,7 @@ impl Model {
         }
         let cutoff = now.saturating_sub(self.retention_ms);
         self.res.retain(|_, r| r.finished_at.is_none_or(|f| f > cutoff));
-        self.adjust_keys.retain(|_, (_, at, _)| *at > cutoff);
+        self.keys.retain(|_, (_, at, _)| *at > cutoff);
         due.len()
     }
 }

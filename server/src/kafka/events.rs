@@ -456,6 +456,7 @@ mod tests {
             quantity: 2,
             in_transit: true,
             note: Some("rebalance".into()),
+            idempotency_key: Some("move-1".into()),
         });
         let e = run(&mut st, 3, transfer);
         assert_eq!((e.len(), e[0].event_type, e[0].key.as_str()), (1, "inventory.transferred", "W-1"));
@@ -467,7 +468,9 @@ mod tests {
         assert_eq!((&d["note"], &d["onHand"], &d["incoming"]), (&json!("rebalance"), &json!(5), &json!(2)));
         assert_eq!(d["locations"][2]["incoming"], 2);
 
-        let e = run(&mut st, 4, Command::ReceiveIncoming { sku: sku.clone(), location: loc("wh-c"), quantity: 2 });
+        let receipt =
+            Command::ReceiveIncoming { sku: sku.clone(), location: loc("wh-c"), quantity: 2, idempotency_key: None };
+        let e = run(&mut st, 4, receipt);
         assert_eq!(e[0].event_type, "inventory.received");
         assert_eq!((&e[0].data["location"], &e[0].data["quantity"]), (&json!("wh-c"), &json!(2)));
         assert_eq!((&e[0].data["onHand"], &e[0].data["incoming"]), (&json!(7), &json!(0)));

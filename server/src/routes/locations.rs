@@ -44,6 +44,10 @@ pub struct TransferBody {
     /// straight into its onHand.
     pub in_transit: Option<bool>,
     pub note: Option<String>,
+    /// A retry with this key answers the first result and moves nothing; the same
+    /// key with a different request is 422 IDEMPOTENCY_KEY_REUSED. One key space per
+    /// SKU, shared with adjustments and receipts.
+    pub idempotency_key: Option<String>,
 }
 
 /// Body of `POST /items/{sku}/receipts`: `quantity` of `location`'s incoming arrives.
@@ -52,6 +56,8 @@ pub struct TransferBody {
 pub struct ReceiptBody {
     pub location: String,
     pub quantity: u64,
+    /// As in a transfer: a retry with this key receives nothing again.
+    pub idempotency_key: Option<String>,
 }
 
 /// A location id from client input; `field` names it in the error.
@@ -152,7 +158,8 @@ pub async fn list_locations(State(st): State<AppState>, PathParam(sku): PathPara
         (status = 400, description = "VALIDATION_ERROR (from not stocked, to not a warehouse, from = to, quantity)"),
         (status = 401, description = "UNAUTHORIZED"), (status = 403, description = "FORBIDDEN"),
         (status = 404, description = "ITEM_NOT_FOUND"),
-        (status = 409, description = "INSUFFICIENT_INVENTORY: fewer available at from")),
+        (status = 409, description = "INSUFFICIENT_INVENTORY: fewer available at from"),
+        (status = 422, description = "IDEMPOTENCY_KEY_REUSED: the key was used for another change of this SKU")),
     security(("admin" = [])))]
 pub async fn transfer(
     _: Admin,
@@ -167,6 +174,7 @@ pub async fn transfer(
         quantity: body.quantity,
         in_transit: body.in_transit.unwrap_or(false),
         note: body.note,
+        idempotency_key: body.idempotency_key,
     };
     let change = st.engine.transfer(req).await?;
     Ok(ok(StatusCode::OK, ItemView::from(&change.item)))
@@ -178,7 +186,8 @@ pub async fn transfer(
     responses((status = 200, body = Envelope<ItemView>, description = "received: incoming → onHand at location"),
         (status = 400, description = "VALIDATION_ERROR (location not stocked, quantity over its incoming)"),
         (status = 401, description = "UNAUTHORIZED"), (status = 403, description = "FORBIDDEN"),
-        (status = 404, description = "ITEM_NOT_FOUND")),
+        (status = 404, description = "ITEM_NOT_FOUND"),
+        (status = 422, description = "IDEMPOTENCY_KEY_REUSED: the key was used for another change of this SKU")),
     security(("admin" = [])))]
 pub async fn receive(
     _: Admin,
@@ -188,7 +197,7 @@ pub async fn receive(
 ) -> ApiResult {
     let sku = sku_of(&sku)?;
     let location = location_of(&body.location, "location")?;
-    let change = st.engine.receive(sku, location, body.quantity).await?;
+    let change = st.engine.receive(sku, location, body.quantity, body.idempotency_key).await?;
     Ok(ok(StatusCode::OK, ItemView::from(&change.item)))
 }
 

@@ -171,7 +171,7 @@ pub fn quantities_of(command: &Command) -> String {
             }
             s
         }
-        Command::AdjustItem(Adjust { delta, reason, note, location, .. }) => {
+        Command::AdjustItem(Adjust { delta, reason, note, location, idempotency_key, .. }) => {
             let mut s = format!("delta={delta:+} reason={}", reason.as_str());
             if let Some(n) = note {
                 s.push_str(&format!(" note={n:?}"));
@@ -179,9 +179,9 @@ pub fn quantities_of(command: &Command) -> String {
             if let Some(l) = location {
                 s.push_str(&format!(" location={l}"));
             }
-            s
+            s + &key_str(idempotency_key)
         }
-        Command::Transfer(Transfer { quantity, from, to, in_transit, note, .. }) => {
+        Command::Transfer(Transfer { quantity, from, to, in_transit, note, idempotency_key, .. }) => {
             let mut s = format!("quantity={quantity} from={from} to={to}");
             if *in_transit {
                 s.push_str(" in_transit");
@@ -189,9 +189,11 @@ pub fn quantities_of(command: &Command) -> String {
             if let Some(n) = note {
                 s.push_str(&format!(" note={n:?}"));
             }
-            s
+            s + &key_str(idempotency_key)
         }
-        Command::ReceiveIncoming { quantity, location, .. } => format!("quantity={quantity} location={location}"),
+        Command::ReceiveIncoming { quantity, location, idempotency_key, .. } => {
+            format!("quantity={quantity} location={location}{}", key_str(idempotency_key))
+        }
         Command::SetWarehouses { warehouses } => warehouses_str(warehouses),
         Command::OpenReservation { lines, ttl_secs, .. } => format!("{} ttl={ttl_secs}s", lines_str(lines)),
         Command::ReserveLocal(ReserveLocal { lines, ttl_secs, placement, .. }) => {
@@ -222,4 +224,9 @@ pub fn quantities_of(command: &Command) -> String {
         #[allow(unreachable_patterns)]
         other => serde_json::to_value(other).map(|v| v.to_string()).unwrap_or_default(),
     }
+}
+
+/// ` key=...` for a command's idempotency key, or nothing.
+fn key_str(key: &Option<String>) -> String {
+    key.as_ref().map_or(String::new(), |k| format!(" key={k:?}"))
 }

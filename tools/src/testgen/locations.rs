@@ -72,12 +72,21 @@ impl Gen {
 
     pub fn transfer(&mut self, sku: &Sku, from: LocationId, to: LocationId, quantity: u64, in_transit: bool) {
         let note = in_transit.then(|| "by truck".to_string());
-        let cmd = Command::Transfer(Transfer { sku: sku.clone(), from, to, quantity, in_transit, note });
+        let cmd = Command::Transfer(Transfer {
+            sku: sku.clone(),
+            from,
+            to,
+            quantity,
+            in_transit,
+            note,
+            idempotency_key: None,
+        });
         self.exec(shard_of_sku(sku, self.shards()), cmd);
     }
 
     pub fn receive(&mut self, sku: &Sku, location: LocationId, quantity: u64) {
-        self.exec(shard_of_sku(sku, self.shards()), Command::ReceiveIncoming { sku: sku.clone(), location, quantity });
+        let cmd = Command::ReceiveIncoming { sku: sku.clone(), location, quantity, idempotency_key: None };
+        self.exec(shard_of_sku(sku, self.shards()), cmd);
     }
 
     /// Sets, adjusts, transfers or receives stock of a random SKU at its locations.
