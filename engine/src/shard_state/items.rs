@@ -210,7 +210,7 @@ impl ShardState {
         if let Some(key) = idempotency_key {
             self.adjust_keys
                 .insert((sku.clone(), key.to_owned()), AdjustRecord { delta, at: now, item_after: item.clone() });
-            self.adjust_key_times.insert((now, sku.clone(), key.to_owned()));
+            self.adjust_key_times.insert((now, (sku.clone(), key.to_owned())));
         }
         Ok(Outcome::Item { item, created: false })
     }
@@ -359,16 +359,11 @@ impl ShardState {
 
     /// Forgets adjustment keys recorded at or before `cutoff`; returns how many.
     pub(super) fn purge_adjust_keys(&mut self, cutoff: Millis) -> usize {
-        let mut purged = 0;
-        while let Some((at, _, _)) = self.adjust_key_times.first() {
-            if *at > cutoff {
-                break;
-            }
-            let (_, sku, key) = self.adjust_key_times.pop_first().expect("checked non-empty");
-            self.adjust_keys.remove(&(sku, key));
-            purged += 1;
+        let due = super::take_due(&mut self.adjust_key_times, cutoff);
+        for key in &due {
+            self.adjust_keys.remove(key);
         }
-        purged
+        due.len()
     }
 }
 

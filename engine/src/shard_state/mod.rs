@@ -81,7 +81,8 @@ pub struct ShardState {
     pub(crate) by_id: IdIndex,
     /// Adjustment idempotency keys, scoped to their SKU.
     pub(crate) adjust_keys: FastMap<(Sku, String), AdjustRecord>,
-    pub(crate) adjust_key_times: BTreeSet<(Millis, Sku, String)>,
+    /// Serialized: bincode writes `(at, (sku, key))` as the flat triple it once was.
+    pub(crate) adjust_key_times: BTreeSet<(Millis, (Sku, String))>,
     /// Idempotency keys of transfers and receipts (`movement_keys.rs`), scoped to
     /// their SKU. Not in serde's view of the struct: the snapshot codec writes them
     /// next to the state (state version 6; older snapshots read as none).
@@ -110,6 +111,16 @@ pub struct ShardState {
     /// next to the state (state version 4; a version-3 snapshot reads as 0).
     #[serde(skip)]
     pub(crate) clock_floor: Millis,
+}
+
+/// Takes from a retention clock (`(time, key)`, earliest first) every key whose time
+/// is at or before `cutoff`, earliest first: what retention forgets.
+pub(crate) fn take_due<K: Ord>(clock: &mut BTreeSet<(Millis, K)>, cutoff: Millis) -> Vec<K> {
+    let mut due = Vec::new();
+    while clock.first().is_some_and(|(at, _)| *at <= cutoff) {
+        due.push(clock.pop_first().expect("checked non-empty").1);
+    }
+    due
 }
 
 impl ShardState {

@@ -95,13 +95,11 @@ impl ShardState {
 
     /// Forgets the keys last used at or before `cutoff`; returns how many.
     pub(super) fn purge_movement_keys(&mut self, cutoff: Millis) -> usize {
-        let mut purged = 0;
-        while self.movement_key_times.first().is_some_and(|(at, _)| *at <= cutoff) {
-            let (_, key) = self.movement_key_times.pop_first().expect("checked non-empty");
-            self.movement_keys.remove(&key);
-            purged += 1;
+        let due = super::take_due(&mut self.movement_key_times, cutoff);
+        for key in &due {
+            self.movement_keys.remove(key);
         }
-        purged
+        due.len()
     }
 
     /// The keys' time index, rebuilt from the entries (after a snapshot decode).

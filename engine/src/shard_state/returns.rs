@@ -92,16 +92,11 @@ impl ShardState {
 
     /// Forgets ledger entries last changed at or before `cutoff`; returns how many.
     pub(super) fn purge_returns(&mut self, cutoff: Millis) -> usize {
-        let mut purged = 0;
-        while let Some((at, _)) = self.return_times.first() {
-            if *at > cutoff {
-                break;
-            }
-            let (_, key) = self.return_times.pop_first().expect("checked non-empty");
-            self.returns.remove(&key);
-            purged += 1;
+        let due = super::take_due(&mut self.return_times, cutoff);
+        for key in &due {
+            self.returns.remove(key);
         }
-        purged
+        due.len()
     }
 
     /// The ledger's time index, rebuilt from the ledger (after a snapshot decode).
