@@ -14,7 +14,9 @@
 # Env (defaults): CLIENTS=64 STOCK=10000 ATTEMPTS=20000 (flash), MIXED_OPS=40000
 # SKUS=1000 MIXED_STOCK=100000 (mixed), EMB_STOCK=100000 EMB_ATTEMPTS=120000
 # (embedded flash), BATCH=4096 BATCH_CLIENTS=4 BATCH_STOCK=1000000
-# BATCH_ATTEMPTS=1200000 (embedded flash, batch-submitting clients), SHARDS (stockd shards; default: one per core), OUT (a dir for
+# BATCH_ATTEMPTS=1200000 (embedded flash, batch-submitting clients), ROUNDS=3 (rounds of
+# the HTTP and peer runs; each figure is the median round), SHARDS (stockd shards;
+# default: stockd's own), OUT (a dir for
 # the raw outputs and .hgrm files; default a temp dir that is printed).
 # Every wait is bounded; the whole run is bounded by RUN_TIMEOUT seconds (1800).
 set -euo pipefail
@@ -33,6 +35,7 @@ BATCH_CLIENTS="${BATCH_CLIENTS:-4}"
 BATCH_STOCK="${BATCH_STOCK:-1000000}"
 BATCH_ATTEMPTS="${BATCH_ATTEMPTS:-1200000}"
 RUN_TIMEOUT="${RUN_TIMEOUT:-1800}"
+ROUNDS="${ROUNDS:-3}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 BIN="$CARGO_TARGET_DIR/release"
 OUT="${OUT:-$(mktemp -d "${TMPDIR:-/tmp}/stockd-comparison.XXXXXX")}"
@@ -115,15 +118,39 @@ for target in embedded embedded-nosync memory; do
 done
 FLASH=(--workload flash --connections "$CLIENTS" --stock "$STOCK" --attempts "$ATTEMPTS")
 MIXED=(--workload mixed --connections "$CLIENTS" --stock "$MIXED_STOCK" --skus "$SKUS" --attempts "$MIXED_OPS")
-for w in flash mixed; do
-    if [ "$w" = flash ]; then W=("${FLASH[@]}"); else W=("${MIXED[@]}"); fi
-    run "http-fsync-$w" --target http --url http://127.0.0.1:18080 "${W[@]}"
-    run "http-none-$w" --target http --url http://127.0.0.1:18081 "${W[@]}"
-    run "ceiling-$w" --target http --url http://127.0.0.1:18082 "${W[@]}"
-    run "redis-$w" --target redis --url "$REDIS_URL" "${W[@]}"
-    run "postgres-$w" --target postgres --url "$PG_URL" "${W[@]}"
-    mkdir -p "$OUT/sqlite-$w"
-    run "sqlite-$w" --target sqlite --data-dir "$OUT/sqlite-$w" "${W[@]}"
+# ROUNDS rounds, each running every target once in turn (so all see the same
+# background load); each target's figure is its median round (ok/s on flash, ops/s on
+# mixed), and that round's other figures (p99, ...) go with it.
+for r in $(seq 1 "$ROUNDS"); do
+    for w in flash mixed; do
+        if [ "$w" = flash ]; then W=("${FLASH[@]}"); else W=("${MIXED[@]}"); fi
+        run "http-fsync-$w.r$r" --target http --url http://127.0.0.1:18080 "${W[@]}"
+        run "http-none-$w.r$r" --target http --url http://127.0.0.1:18081 "${W[@]}"
+        run "ceiling-$w.r$r" --target http --url http://127.0.0.1:18082 "${W[@]}"
+        run "redis-$w.r$r" --target redis --url "$REDIS_URL" "${W[@]}"
+        run "postgres-$w.r$r" --target postgres --url "$PG_URL" "${W[@]}"
+        mkdir -p "$OUT/sqlite-$w.r$r"
+        run "sqlite-$w.r$r" --target sqlite --data-dir "$OUT/sqlite-$w.r$r" "${W[@]}"
+    done
+done
+for t in http-fsync http-none ceiling redis postgres sqlite; do
+    for w in flash mixed; do
+        if [ "$w" = flash ]; then key=ok_per_s; else key=throughput; fi
+        # The rounds' JSON lines sorted by the figure; the middle one (a failed
+        # round sorts first, as 0).
+        lines=()
+        for r in $(seq 1 "$ROUNDS"); do lines+=("$(field "$key" <<<"${RESULT[$t-$w.r$r]}")"$'\t'"${RESULT[$t-$w.r$r]}"); done
+        RESULT[$t-$w]="$(printf '%s\n' "${lines[@]}" | sort -t$'\t' -k1,1g | sed -n "$(((ROUNDS + 1) / 2))p" | cut -f2-)"
+        # A round that failed its verdict fails the figure, whichever round is the median.
+        failed=0
+        for r in $(seq 1 "$ROUNDS"); do
+            [ "$(field verdict <<<"${RESULT[$t-$w.r$r]}")" = OK ] || failed=$((failed + 1))
+        done
+        if [ "$failed" -gt 0 ]; then
+            RESULT[$t-$w]="$(sed "s/\"verdict\":\"[^\"]*\"/\"verdict\":\"FAILED-$failed-of-$ROUNDS\"/" <<<"${RESULT[$t-$w]}")"
+        fi
+        echo "   $t-$w: $key by round $(printf '%s ' "${lines[@]%%$'\t'*}")-> median $(field "$key" <<<"${RESULT[$t-$w]}")" >&2
+    done
 done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
