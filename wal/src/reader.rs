@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use stockd_fs::{FileBytes, Fs};
 
 use crate::format::{check_segment_header, Header, SEGMENT_HEADER_LEN};
-use crate::scan::{check_first_lsn, check_header_matches_name, Step, Walk};
+use crate::scan::{check_first_lsn, check_header_matches_name, data_limit, Step, Walk};
 use crate::segment::{list_segments, read_segment};
 use crate::{Lsn, TruncatedTail, WalError};
 
@@ -188,11 +188,12 @@ impl WalIter<'_> {
             }
             other => other?,
         };
-        match check_segment_header(&bytes, &info.path, info.first_lsn, is_last)? {
+        let limit = data_limit(&bytes);
+        match check_segment_header(&bytes, &info.path, info.first_lsn, is_last, limit)? {
             Header::Torn => Ok(None),
             Header::Valid { first_lsn, version } => {
                 check_header_matches_name(&info.path, info.first_lsn, first_lsn)?;
-                let walk = Walk::new(version, is_last);
+                let walk = Walk::new(version, is_last, &bytes, limit);
                 Ok(Some(Cursor { bytes, off: SEGMENT_HEADER_LEN, expected: first_lsn, walk }))
             }
         }
