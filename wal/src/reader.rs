@@ -17,7 +17,9 @@ pub struct SegmentInfo {
     pub path: PathBuf,
     /// From the file name (the header is checked against it while iterating).
     pub first_lsn: Lsn,
-    /// Size in bytes when the reader was opened.
+    /// The file's size in bytes when the reader was opened: the disk space it holds. In
+    /// a format version 3 segment that includes the preallocated zeros after its data,
+    /// so it is not where the data ends (only walking the records tells that).
     pub size: u64,
 }
 
