@@ -33,6 +33,10 @@ pub struct WalRecord {
     pub segment: usize,
     /// Byte offset of the record's first byte inside that segment.
     pub offset: u64,
+    /// Byte offset just past the record (where the next one starts). For the last
+    /// record of a segment that is where the segment's data ends; its file may be
+    /// longer (format version 3 preallocates zeros after the data).
+    pub end: u64,
 }
 
 /// Read-only view of a WAL directory. It opens files read-only (mapping them on the
@@ -242,6 +246,7 @@ impl Iterator for WalIter<'_> {
                             payload: payload.to_vec(),
                             segment: self.seg_idx,
                             offset: off as u64,
+                            end: next as u64,
                         }));
                     }
                 }
