@@ -269,7 +269,10 @@ mod tests {
         assert_eq!(&out[12..20], &417u64.to_le_bytes());
         assert_eq!(&out[20..24], &crc32fast::hash(&out[..20]).to_le_bytes());
         let p = std::path::Path::new("x");
-        assert_eq!(check_segment_header(&out, p, 417, false, 24).unwrap(), Header::Valid { first_lsn: 417, version: 3 });
+        assert_eq!(
+            check_segment_header(&out, p, 417, false, 24).unwrap(),
+            Header::Valid { first_lsn: 417, version: 3 }
+        );
         assert_eq!(check_segment_header(&out[..10], p, 417, true, 10).unwrap(), Header::Torn);
         assert!(check_segment_header(&out[..10], p, 417, false, 10).is_err());
     }

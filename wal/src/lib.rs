@@ -64,7 +64,8 @@ pub use config::{Durability, WalConfig, DEFAULT_PREALLOCATE, DEFAULT_SEGMENT_SIZ
 pub use error::WalError;
 pub use fault::FaultInjector;
 pub use format::{
-    FORMAT_VERSION, FORMAT_VERSION_V1, FORMAT_VERSION_V2, MAGIC, MAX_PAYLOAD, RECORD_HEADER_LEN, RECORD_HEADER_LEN_V1, SEGMENT_HEADER_LEN,
+    FORMAT_VERSION, FORMAT_VERSION_V1, FORMAT_VERSION_V2, MAGIC, MAX_PAYLOAD, RECORD_HEADER_LEN, RECORD_HEADER_LEN_V1,
+    SEGMENT_HEADER_LEN,
 };
 pub use reader::{SegmentInfo, WalIter, WalReader, WalRecord};
 pub use segment::{parse_segment_file_name, segment_file_name};

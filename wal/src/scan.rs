@@ -181,7 +181,13 @@ fn step_v1(buf: &[u8], off: usize, expected: Lsn, is_last: bool) -> Step<'_> {
 /// Candidate offsets in `from .. until` whose LSN field is plausible (in
 /// `expected ..= max`). A record is at least `header_len` bytes, which bounds how far
 /// LSNs can run.
-fn candidates(buf: &[u8], from: usize, until: usize, expected: Lsn, header_len: usize) -> impl Iterator<Item = usize> + '_ {
+fn candidates(
+    buf: &[u8],
+    from: usize,
+    until: usize,
+    expected: Lsn,
+    header_len: usize,
+) -> impl Iterator<Item = usize> + '_ {
     let last = buf.len().checked_sub(header_len);
     let max_lsn = expected.saturating_add((buf.len() / header_len) as u64 + 1);
     let range = match last {
@@ -207,9 +213,11 @@ fn find_valid_v1_record_after(buf: &[u8], from: usize, expected: Lsn) -> Option<
 /// limit: a record may run past it, but one starting past it was not there when the
 /// walk began.)
 pub(crate) fn find_later_batch(buf: &[u8], from: usize, until: usize, lsn: Lsn) -> Option<(usize, Lsn)> {
-    candidates(buf, from, until, lsn, RECORD_HEADER_LEN).find_map(|p| match decode_record(buf, p, crate::FORMAT_VERSION) {
-        Ok(d) if d.batch_start > lsn => Some((p, d.lsn)),
-        _ => None,
+    candidates(buf, from, until, lsn, RECORD_HEADER_LEN).find_map(|p| {
+        match decode_record(buf, p, crate::FORMAT_VERSION) {
+            Ok(d) if d.batch_start > lsn => Some((p, d.lsn)),
+            _ => None,
+        }
     })
 }
 

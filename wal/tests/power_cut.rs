@@ -342,8 +342,7 @@ fn reopen(fs: &SimFs, w: WalWriter, cut: Option<u64>, m: &mut Model, seen: &mut 
         fs.power_cut(seed);
         seen.cuts += 1;
     }
-    let (w, report) = WalWriter::open(dir(), loop_cfg(fs, m))
-        .unwrap_or_else(|e| panic!("{ctx}: open failed: {e}"));
+    let (w, report) = WalWriter::open(dir(), loop_cfg(fs, m)).unwrap_or_else(|e| panic!("{ctx}: open failed: {e}"));
     seen.torn_tails += u64::from(report.truncated_tail.is_some());
     assert!(report.last_lsn >= m.acked, "{ctx}: acknowledged LSN {} lost (log ends at {})", m.acked, report.last_lsn);
     if !m.rotates {

@@ -113,7 +113,18 @@ fn layout(dd: &DataDir, args: &InspectArgs) -> Result<ExitCode, Error> {
             for r in snap_rows {
                 let [shard, file, lsn, size, valid] = <[Value; 5]>::try_from(r).expect("5 columns");
                 let none = Value::Null;
-                w.row(vec![json!("snapshot"), shard, file, none.clone(), none.clone(), lsn, size, none.clone(), none, valid])?;
+                w.row(vec![
+                    json!("snapshot"),
+                    shard,
+                    file,
+                    none.clone(),
+                    none.clone(),
+                    lsn,
+                    size,
+                    none.clone(),
+                    none,
+                    valid,
+                ])?;
             }
             w.finish()?;
         }
