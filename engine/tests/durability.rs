@@ -167,6 +167,14 @@ fn last_segment(dir: &Path, shard: usize) -> std::path::PathBuf {
     std::fs::read_dir(DataDir::new(dir).shard_wal(shard)).unwrap().map(|e| e.unwrap().path()).max().unwrap()
 }
 
+/// Where the data of the shard's last WAL segment ends: the file is longer (format
+/// version 3 preallocates written zeros past the data).
+fn data_end(dir: &Path, shard: usize) -> u64 {
+    let r = stockd_wal::WalReader::open(&DataDir::new(dir).shard_wal(shard)).unwrap();
+    let last = r.iter_from(0).map(Result::unwrap).last().unwrap();
+    last.offset + (stockd_wal::RECORD_HEADER_LEN + last.payload.len()) as u64
+}
+
 #[test]
 fn torn_tail_loses_only_the_torn_record() {
     let dir = tempfile::tempdir().unwrap();
@@ -177,18 +185,27 @@ fn torn_tail_loses_only_the_torn_record() {
     set(&e, "a", 20);
     let before = states(&engine);
     set(&e, "a", 30);
+    let after = states(&engine);
     engine.shutdown();
-    let seg = last_segment(dir.path(), 0);
-    let len = std::fs::metadata(&seg).unwrap().len();
-    // Cut inside the last record at several offsets: each reopens to the state before it.
-    for cut in [1, 5, 12, 17, 20] {
+    let len = data_end(dir.path(), 0);
+    let original = std::fs::read(last_segment(dir.path(), 0)).unwrap();
+    // Cut inside the last record at several offsets (the rest of it lost: zeros, as in
+    // the preallocated space, or a shorter file): each reopens to the state before it.
+    for (cut, shorten) in [1, 5, 12, 17, 20].into_iter().flat_map(|c| [(c, false), (c, true)]) {
         let copy = tempfile::tempdir().unwrap();
         copy_dir(dir.path(), copy.path());
         let seg = last_segment(copy.path(), 0);
-        std::fs::OpenOptions::new().write(true).open(&seg).unwrap().set_len(len - cut).unwrap();
+        let f = std::fs::OpenOptions::new().write(true).open(&seg).unwrap();
+        if shorten {
+            f.set_len(len - cut).unwrap();
+        } else {
+            std::os::unix::fs::FileExt::write_all_at(&f, &vec![0; cut as usize], len - cut).unwrap();
+        }
+        // Zeroing bytes that were zeros already (a payload may end in zeros) loses nothing.
+        let lost = shorten || original[(len - cut) as usize..len as usize].iter().any(|&b| b != 0);
         let (engine, report) = Engine::open(copy.path(), config(1, &clock), StorageConfig::default()).unwrap();
-        assert!(report.shards[0].truncated_tail.is_some(), "cut {cut}");
-        assert_eq!(states(&engine), before, "cut {cut}");
+        assert_eq!(report.shards[0].truncated_tail.is_some(), lost, "cut {cut}, shorten {shorten}");
+        assert_eq!(&states(&engine), if lost { &before } else { &after }, "cut {cut}, shorten {shorten}");
         engine.shutdown();
     }
 }
@@ -205,7 +222,7 @@ fn bit_flip_mid_log_fails_to_open_naming_the_place() {
     engine.shutdown();
     let seg = last_segment(dir.path(), 0);
     let mut bytes = std::fs::read(&seg).unwrap();
-    let at = bytes.len() / 3;
+    let at = data_end(dir.path(), 0) as usize / 3;
     bytes[at] ^= 0x01;
     std::fs::write(&seg, bytes).unwrap();
     let err = Engine::open(dir.path(), config(1, &clock), StorageConfig::default()).err().expect("must refuse to open");

@@ -123,6 +123,9 @@ impl FsFile for GateFile {
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
         self.inner.write_all(buf)
     }
+    fn write_at(&mut self, offset: u64, buf: &[u8]) -> io::Result<()> {
+        self.inner.write_at(offset, buf)
+    }
     fn sync_data(&mut self) -> io::Result<()> {
         if let Some(g) = &self.gate {
             g.0.pass()?;

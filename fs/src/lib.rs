@@ -11,7 +11,8 @@
 //!   mkdir) stay volatile until their parent directory is synced.
 //!   [`SimFs::power_cut`] keeps the durable state plus a *random subset* of unsynced
 //!   pages and unsynced directory entry changes, so a later page of a batch can survive
-//!   while an earlier one is lost. Its fault injection fails the N-th write, file sync,
+//!   while an earlier one is lost; positional writes ([`FsFile::write_at`]) are tracked
+//!   exactly like appends. Its fault injection fails the N-th write, file sync,
 //!   directory sync, rename, remove, create or set_len with an I/O error or "no space"
 //!   and counts every operation, so a test can prove a fault really fired.
 //!
@@ -21,8 +22,11 @@
 //!   power cut; a directory entry survives once [`Fs::sync_dir`] of its parent
 //!   returned `Ok` after the change. Nothing else is promised, and `SimFs` enforces
 //!   exactly that: anything not covered by a completed sync may or may not survive.
-//! * Files are written by appending ([`FsFile::write_all`] writes at the end) and
-//!   shortened with [`FsFile::set_len`]; there is no positional write.
+//! * Files are written by appending ([`FsFile::write_all`] writes at the end), by
+//!   positional writes ([`FsFile::write_at`], which may also extend the file; a gap
+//!   before `offset` reads as zeros), and shortened with [`FsFile::set_len`]. A
+//!   positional write is durable on exactly the same terms as an append: after a
+//!   completed `sync_data`, else any of its 4 KiB pages may or may not survive.
 //! * Errors are `std::io::Error`s; injected ones say "injected fault" and "no space"
 //!   faults have kind [`std::io::ErrorKind::StorageFull`].
 
@@ -80,11 +84,16 @@ impl fmt::Debug for FileBytes {
 }
 
 /// An open file. Handles opened for reading refuse writes; handles opened for writing
-/// append at the end.
+/// append at the end with [`FsFile::write_all`] and write anywhere with
+/// [`FsFile::write_at`].
 #[allow(clippy::len_without_is_empty)] // `len` is a fallible I/O call, not a collection's
 pub trait FsFile: Send + Sync + fmt::Debug {
     /// Appends all of `buf` at the end of the file.
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()>;
+    /// Writes all of `buf` at byte `offset` (`pwrite`), overwriting what is there and
+    /// extending the file if it ends before `offset + buf.len()` (a gap between the old
+    /// end and `offset` reads as zeros). Durable after `sync_data`, like any write.
+    fn write_at(&mut self, offset: u64, buf: &[u8]) -> io::Result<()>;
     /// `fdatasync`: the file's bytes and length are durable when this returns `Ok`.
     fn sync_data(&mut self) -> io::Result<()>;
     /// Truncates or extends (with zeros) to `len` bytes. Durable after `sync_data`.
@@ -105,11 +114,13 @@ pub trait Fs: Send + Sync + fmt::Debug {
     fn metadata(&self, path: &Path) -> io::Result<Metadata>;
     /// Entries of directory `dir`, in no particular order.
     fn read_dir(&self, dir: &Path) -> io::Result<Vec<DirEntry>>;
-    /// Creates a new, empty file for appending; fails if `path` exists.
+    /// Creates a new, empty file for writing; fails if `path` exists.
     fn create_new(&self, path: &Path) -> io::Result<Box<dyn FsFile>>;
-    /// Creates `path` (or truncates an existing file to 0 bytes) for appending.
+    /// Creates `path` (or truncates an existing file to 0 bytes) for writing.
     fn create(&self, path: &Path) -> io::Result<Box<dyn FsFile>>;
-    /// Opens an existing file for appending.
+    /// Opens an existing file for writing: [`FsFile::write_all`] appends at its end,
+    /// [`FsFile::write_at`] writes anywhere (the file is not opened with `O_APPEND`,
+    /// which would make Linux ignore `pwrite` offsets).
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn FsFile>>;
     /// Opens an existing file read-only.
     fn open_read(&self, path: &Path) -> io::Result<Box<dyn FsFile>>;

@@ -1,7 +1,7 @@
 //! The real filesystem: `std::fs` plus real fsyncs.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Seek, SeekFrom, Write};
 use std::path::Path;
 
 use crate::{DirEntry, FileBytes, Fs, FsFile, Metadata};
@@ -15,7 +15,14 @@ struct RealFile(File);
 
 impl FsFile for RealFile {
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        // Not O_APPEND (that would make `write_at` append on Linux): move to the end
+        // first, so an append after `set_len` or `write_at` still lands at the end.
+        self.0.seek(SeekFrom::End(0))?;
         self.0.write_all(buf)
+    }
+
+    fn write_at(&mut self, offset: u64, buf: &[u8]) -> io::Result<()> {
+        write_at(&self.0, offset, buf)
     }
 
     fn sync_data(&mut self) -> io::Result<()> {
@@ -44,6 +51,29 @@ fn read_at(file: &File, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
             r => return r,
         }
     }
+}
+
+#[cfg(unix)]
+fn write_at(file: &File, offset: u64, buf: &[u8]) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    file.write_all_at(buf, offset)
+}
+
+#[cfg(windows)]
+fn write_at(file: &File, mut offset: u64, mut buf: &[u8]) -> io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    while !buf.is_empty() {
+        match file.seek_write(buf, offset) {
+            Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "failed to write whole buffer")),
+            Ok(n) => {
+                buf = &buf[n..];
+                offset += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 #[cfg(windows)]
@@ -76,7 +106,7 @@ impl Fs for RealFs {
     }
 
     fn create_new(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
-        Ok(Box::new(RealFile(OpenOptions::new().append(true).create_new(true).open(path)?)))
+        Ok(Box::new(RealFile(OpenOptions::new().write(true).create_new(true).open(path)?)))
     }
 
     fn create(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
@@ -85,7 +115,7 @@ impl Fs for RealFs {
     }
 
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
-        Ok(Box::new(RealFile(OpenOptions::new().append(true).open(path)?)))
+        Ok(Box::new(RealFile(OpenOptions::new().write(true).open(path)?)))
     }
 
     fn open_read(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
@@ -97,10 +127,12 @@ impl Fs for RealFs {
         if file.metadata()?.len() == 0 {
             return Ok(FileBytes::Owned(Vec::new()));
         }
-        // SAFETY: the map is read-only and private to this process. stockd's writers
-        // only ever append to files that may be mapped (bytes inside the mapped length
-        // never change); shortening a file while a map of it is read is the caller's
-        // documented responsibility to avoid (see `Fs::read`).
+        // SAFETY: the map is read-only and private to this process, and never outlives
+        // the file's mapped length: shortening a file while a map of it is read is the
+        // caller's documented responsibility to avoid (see `Fs::read`). stockd's
+        // writers change bytes inside a mapped length only where they were zeros
+        // beyond the data a reader trusts (the WAL's preallocated space, format
+        // version 3): a reader never relies on those bytes staying put.
         let map = unsafe { memmap2::Mmap::map(&file) }?;
         Ok(FileBytes::Mapped(map))
     }

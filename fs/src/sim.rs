@@ -26,7 +26,8 @@ pub const PAGE_SIZE: usize = 4096;
 /// An operation kind that [`SimFs`] counts and can fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum FsOp {
-    /// `FsFile::write_all`. A failed write first appends the first half of its buffer.
+    /// `FsFile::write_all` and `FsFile::write_at`. A failed write first writes the first
+    /// half of its buffer (appended, or at its offset).
     Write,
     /// `FsFile::sync_data`.
     FileSync,
@@ -593,6 +594,30 @@ impl FsFile for SimFile {
             let start = inode.current.len();
             inode.current.extend_from_slice(&buf[..n]);
             inode.touch(start, start + n);
+            res
+        })
+    }
+
+    fn write_at(&mut self, offset: u64, buf: &[u8]) -> io::Result<()> {
+        self.writable()?;
+        let (ino, path) = (self.ino, self.path.clone());
+        let start = usize::try_from(offset)
+            .ok()
+            .filter(|s| s.checked_add(buf.len()).is_some())
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "offset too large"))?;
+        self.with(|inner| {
+            let res = inner.check(FsOp::Write, &path);
+            let n = if res.is_ok() { buf.len() } else { buf.len() / 2 };
+            let inode = inner.inodes.get_mut(&ino).expect("inode of an open file");
+            let old = inode.current.len();
+            let end = start + n;
+            if inode.current.len() < end {
+                inode.current.resize(end, 0);
+            }
+            inode.current[start..end].copy_from_slice(&buf[..n]);
+            // The written pages, and any gap it opened past the old end (its length
+            // changed: a power cut may keep the old or the new length).
+            inode.touch(start.min(old), end);
             res
         })
     }

@@ -188,3 +188,86 @@ fn real_fs_round_trip() {
     assert!(fs.read_dir(&dir).unwrap().is_empty());
     assert!(fs.open_read(&dir.join("g")).is_err());
 }
+
+#[test]
+fn positional_writes_are_volatile_per_page_until_synced() {
+    let fs = base();
+    let p = Path::new("/d/a");
+    let mut f = fs.open_append(p).unwrap();
+    // Written zeros, synced: the preallocated space a WAL writes into.
+    f.write_at(6, &vec![0u8; 3 * PAGE_SIZE]).unwrap();
+    f.sync_data().unwrap();
+    assert!(fs.unsynced_pages(p).is_empty());
+    // Overwrite inside the synced length, across pages 0..=2.
+    f.write_at(10, &vec![9u8; 2 * PAGE_SIZE]).unwrap();
+    assert_eq!(fs.unsynced_pages(p), [0, 1, 2]);
+    let len = 6 + 3 * PAGE_SIZE;
+    assert_eq!(f.len().unwrap(), len as u64, "a write inside the file keeps its length");
+    // Keep page 2 only: pages 0 and 1 read back as their durable bytes (zeros).
+    fs.power_cut_choosing(|v| matches!(v, Volatile::Page { index: 2, .. }));
+    let b = read(&fs, "/d/a").unwrap();
+    assert_eq!(b.len(), len);
+    assert_eq!(&b[..6], b"synced");
+    assert!(b[6..2 * PAGE_SIZE].iter().all(|&x| x == 0), "lost pages read as the durable zeros");
+    assert!(b[2 * PAGE_SIZE..10 + 2 * PAGE_SIZE].iter().all(|&x| x == 9), "the kept page");
+    assert!(b[10 + 2 * PAGE_SIZE..].iter().all(|&x| x == 0));
+
+    // A synced positional write survives any cut.
+    let mut f = fs.open_append(p).unwrap();
+    f.write_at(1, b"YNC").unwrap();
+    f.sync_data().unwrap();
+    fs.power_cut_lose_unsynced();
+    assert_eq!(&read(&fs, "/d/a").unwrap()[..6], b"sYNCed");
+}
+
+#[test]
+fn a_positional_write_past_the_end_extends_with_zeros_and_its_length_is_volatile() {
+    let fs = base();
+    let p = Path::new("/d/a");
+    let mut f = fs.open_append(p).unwrap();
+    f.write_at(PAGE_SIZE as u64 + 4, b"far").unwrap();
+    let b = read(&fs, "/d/a").unwrap();
+    assert_eq!(b.len(), PAGE_SIZE + 7);
+    assert!(b[6..PAGE_SIZE + 4].iter().all(|&x| x == 0), "the gap reads as zeros");
+    assert_eq!(fs.unsynced_pages(p), [0, 1], "the gap's pages and the written one are unsynced");
+    // An append after a positional write goes to the end.
+    f.write_all(b"!").unwrap();
+    assert_eq!(&read(&fs, "/d/a").unwrap()[PAGE_SIZE + 4..], b"far!");
+    fs.power_cut_lose_unsynced();
+    assert_eq!(read(&fs, "/d/a").unwrap(), b"synced", "unsynced extension lost");
+}
+
+#[test]
+fn positional_write_faults_are_counted_and_write_half() {
+    let fs = base();
+    let p = Path::new("/d/a");
+    let mut f = fs.open_append(p).unwrap();
+    let before = fs.count(FsOp::Write);
+    fs.fail_nth(FsOp::Write, 2, Fault::NoSpace);
+    f.write_at(0, b"S").unwrap();
+    let e = f.write_at(2, b"ABCD").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::StorageFull);
+    assert_eq!((fs.count(FsOp::Write) - before, fs.faults_fired()), (2, 1));
+    assert_eq!(read(&fs, "/d/a").unwrap(), b"SyABed", "the failed write wrote its first half");
+    let mut r = fs.open_read(p).unwrap();
+    assert!(r.write_at(0, b"x").is_err(), "a read-only handle refuses positional writes");
+}
+
+#[test]
+fn real_fs_positional_writes_land_at_their_offset() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fs = RealFs;
+    let p = tmp.path().join("f");
+    let mut f = fs.create_new(&p).unwrap();
+    f.write_all(b"0123456789").unwrap();
+    // On a handle opened for appending, too (Linux ignores pwrite offsets on O_APPEND).
+    let mut f = fs.open_append(&p).unwrap();
+    f.write_at(2, b"ab").unwrap();
+    f.write_at(12, b"Z").unwrap();
+    f.write_all(b"end").unwrap();
+    f.sync_data().unwrap();
+    assert_eq!(&*fs.read(&p).unwrap(), b"01ab456789\0\0Zend");
+    f.set_len(4).unwrap();
+    f.write_all(b"+").unwrap();
+    assert_eq!(&*fs.read(&p).unwrap(), b"01ab+", "an append after shortening goes to the new end");
+}

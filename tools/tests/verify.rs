@@ -4,7 +4,6 @@
 mod common;
 
 use common::*;
-use std::io::Write;
 
 fn record_offset(wal: &std::path::Path, lsn: u64) -> (std::path::PathBuf, u64) {
     let reader = stockd_wal::WalReader::open(wal).unwrap();
@@ -59,10 +58,16 @@ fn a_torn_tail_is_a_warning_unless_strict() {
     let dir = tmp.path().join("data");
     generate(&dir, 100, 6, 64 << 20);
     let seg = dir.join("shard-001/wal/00000000000000000001.wal");
-    let len = std::fs::metadata(&seg).unwrap().len();
-    // Half a record: a torn write.
-    let mut f = std::fs::OpenOptions::new().append(true).open(&seg).unwrap();
-    f.write_all(&[40, 0, 0, 0, 1, 2, 3, 4, 9]).unwrap();
+    // The log's data end: the file is longer (WAL format version 3 preallocates zeros).
+    let len = {
+        let reader = stockd_wal::WalReader::open(&dir.join("shard-001/wal")).unwrap();
+        let last = reader.iter_from(0).map(Result::unwrap).last().unwrap();
+        last.offset + (stockd_wal::RECORD_HEADER_LEN + last.payload.len()) as u64
+    };
+    assert!(std::fs::metadata(&seg).unwrap().len() > len + 9, "preallocated space after the data");
+    // Half a record, written into the preallocated space: a torn write.
+    let f = std::fs::OpenOptions::new().write(true).open(&seg).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&f, &[40, 0, 0, 0, 1, 2, 3, 4, 9], len).unwrap();
     drop(f);
     let o = run(&["verify", dir.to_str().unwrap()]);
     let (out, err) = text(&o);

@@ -7,14 +7,19 @@ use crate::{Lsn, WalError};
 
 /// First 8 bytes of every segment file.
 pub const MAGIC: [u8; 8] = *b"STKDWAL\0";
-/// The segment format version this build writes. It also reads version 1
-/// ([`FORMAT_VERSION_V1`]).
-pub const FORMAT_VERSION: u32 = 2;
+/// The segment format version this build writes: version 2's record layout in a file
+/// whose space past the data is preallocated with written zeros (an all-zero record
+/// header at a batch boundary ends the data). It also reads versions 2
+/// ([`FORMAT_VERSION_V2`]) and 1 ([`FORMAT_VERSION_V1`]).
+pub const FORMAT_VERSION: u32 = 3;
+/// Format version 2: batch-framed records; the file ends where the data ends (zeros
+/// after the last record are a torn tail). Still read, never written.
+pub const FORMAT_VERSION_V2: u32 = 2;
 /// The first format version: records without batch framing. Still read, never written.
 pub const FORMAT_VERSION_V1: u32 = 1;
 /// Segment header: magic (8) + version (4) + first LSN (8) + header CRC (4).
 pub const SEGMENT_HEADER_LEN: usize = 24;
-/// Record header of the current format (version 2): payload length (4) + CRC (4) +
+/// Record header of the current format (versions 2 and 3): payload length (4) + CRC (4) +
 /// LSN (8) + type (1) + flags (1) + batch offset (4).
 pub const RECORD_HEADER_LEN: usize = 22;
 /// Record header of format version 1: payload length (4) + CRC (4) + LSN (8) + type (1).
@@ -94,8 +99,17 @@ pub(crate) enum Header {
 }
 
 /// Checks the header at the start of segment bytes `buf` of the segment named for
-/// `name_lsn`.
-pub(crate) fn check_segment_header(buf: &[u8], path: &Path, name_lsn: Lsn, is_last: bool) -> Result<Header, WalError> {
+/// `name_lsn`. `limit` is [`crate::scan::data_limit`] of `buf`, taken before anything
+/// else was read from it: a writer filling preallocated space may be writing this
+/// segment (see `scan`), and a record starting past the limit was written later and
+/// proves nothing about the header.
+pub(crate) fn check_segment_header(
+    buf: &[u8],
+    path: &Path,
+    name_lsn: Lsn,
+    is_last: bool,
+    limit: usize,
+) -> Result<Header, WalError> {
     let corrupt = |reason: String| WalError::Corrupt { segment: path.to_path_buf(), offset: 0, lsn: None, reason };
     if buf.len() < SEGMENT_HEADER_LEN {
         if is_last {
@@ -111,7 +125,7 @@ pub(crate) fn check_segment_header(buf: &[u8], path: &Path, name_lsn: Lsn, is_la
             // The header's page never reached the disk. It was written with the
             // segment's first batch, so it is torn unless a record of a later batch
             // proves that batch was synced.
-            return match crate::scan::find_later_batch(buf, SEGMENT_HEADER_LEN, name_lsn) {
+            return match crate::scan::find_later_batch(buf, SEGMENT_HEADER_LEN, limit, name_lsn) {
                 None => Ok(Header::Torn),
                 Some((at, lsn)) => Err(corrupt(format!(
                     "zeroed segment header, yet record LSN {lsn} of a later batch at offset {at} proves it was synced"
@@ -121,7 +135,7 @@ pub(crate) fn check_segment_header(buf: &[u8], path: &Path, name_lsn: Lsn, is_la
         return Err(corrupt("bad magic: not a stockd WAL segment".into()));
     }
     let version = u32::from_le_bytes(buf[8..12].try_into().unwrap());
-    if version != FORMAT_VERSION && version != FORMAT_VERSION_V1 {
+    if !(FORMAT_VERSION_V1..=FORMAT_VERSION).contains(&version) {
         return Err(WalError::BadVersion { segment: path.to_path_buf(), found: version, supported: FORMAT_VERSION });
     }
     let stored = u32::from_le_bytes(buf[20..24].try_into().unwrap());
@@ -251,12 +265,15 @@ mod tests {
         let mut out = Vec::new();
         encode_segment_header(417, &mut out);
         assert_eq!(&out[..8], b"STKDWAL\0");
-        assert_eq!(&out[8..12], &2u32.to_le_bytes());
+        assert_eq!(&out[8..12], &3u32.to_le_bytes());
         assert_eq!(&out[12..20], &417u64.to_le_bytes());
         assert_eq!(&out[20..24], &crc32fast::hash(&out[..20]).to_le_bytes());
         let p = std::path::Path::new("x");
-        assert_eq!(check_segment_header(&out, p, 417, false).unwrap(), Header::Valid { first_lsn: 417, version: 2 });
-        assert_eq!(check_segment_header(&out[..10], p, 417, true).unwrap(), Header::Torn);
-        assert!(check_segment_header(&out[..10], p, 417, false).is_err());
+        assert_eq!(
+            check_segment_header(&out, p, 417, false, 24).unwrap(),
+            Header::Valid { first_lsn: 417, version: 3 }
+        );
+        assert_eq!(check_segment_header(&out[..10], p, 417, true, 10).unwrap(), Header::Torn);
+        assert!(check_segment_header(&out[..10], p, 417, false, 10).is_err());
     }
 }

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use stockd_fs::{FileBytes, Fs};
 
 use crate::format::{check_segment_header, Header, SEGMENT_HEADER_LEN};
-use crate::scan::{check_first_lsn, check_header_matches_name, Step, Walk};
+use crate::scan::{check_first_lsn, check_header_matches_name, data_limit, Step, Walk};
 use crate::segment::{list_segments, read_segment};
 use crate::{Lsn, TruncatedTail, WalError};
 
@@ -17,7 +17,9 @@ pub struct SegmentInfo {
     pub path: PathBuf,
     /// From the file name (the header is checked against it while iterating).
     pub first_lsn: Lsn,
-    /// Size in bytes when the reader was opened.
+    /// The file's size in bytes when the reader was opened: the disk space it holds. In
+    /// a format version 3 segment that includes the preallocated zeros after its data,
+    /// so it is not where the data ends (only walking the records tells that).
     pub size: u64,
 }
 
@@ -31,6 +33,10 @@ pub struct WalRecord {
     pub segment: usize,
     /// Byte offset of the record's first byte inside that segment.
     pub offset: u64,
+    /// Byte offset just past the record (where the next one starts). For the last
+    /// record of a segment that is where the segment's data ends; its file may be
+    /// longer (format version 3 preallocates zeros after the data).
+    pub end: u64,
 }
 
 /// Read-only view of a WAL directory. It opens files read-only (mapping them on the
@@ -188,11 +194,12 @@ impl WalIter<'_> {
             }
             other => other?,
         };
-        match check_segment_header(&bytes, &info.path, info.first_lsn, is_last)? {
+        let limit = data_limit(&bytes);
+        match check_segment_header(&bytes, &info.path, info.first_lsn, is_last, limit)? {
             Header::Torn => Ok(None),
             Header::Valid { first_lsn, version } => {
                 check_header_matches_name(&info.path, info.first_lsn, first_lsn)?;
-                let walk = Walk::new(version, is_last);
+                let walk = Walk::new(version, is_last, &bytes, limit);
                 Ok(Some(Cursor { bytes, off: SEGMENT_HEADER_LEN, expected: first_lsn, walk }))
             }
         }
@@ -239,6 +246,7 @@ impl Iterator for WalIter<'_> {
                             payload: payload.to_vec(),
                             segment: self.seg_idx,
                             offset: off as u64,
+                            end: next as u64,
                         }));
                     }
                 }

@@ -1,7 +1,7 @@
 //! Walking a segment record by record, and telling a torn tail from corruption.
 //!
 //! The rules are in FORMAT.md ("Torn tail versus corruption"). In short, for format
-//! version 2 segments: records are only accepted as part of a *complete batch* (a run
+//! version 2 and 3 segments: records are only accepted as part of a *complete batch* (a run
 //! of records ending with one that carries the commit flag; a batch is what one
 //! fdatasync covered). In the last segment, an incomplete batch at the end is a torn
 //! tail, even with a hole in it (a later page of the batch reached the disk, an
@@ -10,12 +10,21 @@
 //! returned, so the damage is in synced data and is corruption. Version 1 segments
 //! keep the version 1 rule: a bad record is a torn tail only if it is in the last
 //! segment and no valid record (LSN >= the expected one) follows it at any offset.
+//!
+//! Version 3 segments are version 2 segments whose space past the data is preallocated
+//! with written zeros: the walk only looks at bytes before the segment's *data limit*
+//! (just past its last non-zero byte, fixed when the walk starts), and a batch boundary
+//! at or past that limit is the clean end of the segment. A record may run past the
+//! limit (its payload may end in zeros) but never start past it (an LSN is never 0).
+//! A reader whose mapping covers space the writer is filling never trusts bytes past
+//! the limit, so it sees each batch either complete or as a torn tail, and cannot take
+//! a batch written after its limit was fixed for proof that an earlier one was synced.
 
 use std::path::Path;
 
 use crate::format::{
-    check_segment_header, decode_record, decode_verified_record, Header, FORMAT_VERSION_V1, RECORD_HEADER_LEN,
-    RECORD_HEADER_LEN_V1, SEGMENT_HEADER_LEN,
+    check_segment_header, decode_record, decode_verified_record, Header, FORMAT_VERSION, FORMAT_VERSION_V1,
+    RECORD_HEADER_LEN, RECORD_HEADER_LEN_V1, SEGMENT_HEADER_LEN,
 };
 use crate::{Lsn, WalError};
 
@@ -24,7 +33,8 @@ use crate::{Lsn, WalError};
 pub(crate) enum Step<'a> {
     /// A valid record with the expected LSN, in a complete batch.
     Record { record_type: u8, payload: &'a [u8], next: usize },
-    /// `off` is exactly the end of the bytes.
+    /// `off` is exactly the end of the bytes (version 3: a batch boundary at or past the
+    /// data limit; everything from there on is zeros).
     End,
     /// Last segment: everything from `off` on is a torn tail to drop.
     Torn { bytes_dropped: u64 },
@@ -38,6 +48,9 @@ pub(crate) enum Step<'a> {
 pub(crate) struct Walk {
     pub version: u32,
     pub is_last: bool,
+    /// Version 3: just past the last non-zero byte (as seen when the walk started); no
+    /// record starts at or past it. Other versions: the end of the bytes.
+    pub limit: usize,
     complete_until: usize,
     /// Corruption found ahead, inside the batch being walked: the valid records before
     /// it are still yielded (up to `complete_until`), then this is reported.
@@ -45,8 +58,11 @@ pub(crate) struct Walk {
 }
 
 impl Walk {
-    pub(crate) fn new(version: u32, is_last: bool) -> Walk {
-        Walk { version, is_last, complete_until: 0, corrupt_ahead: None }
+    /// A walk of segment bytes `buf` of format `version`; `data_limit` is
+    /// [`data_limit`]`(buf)`, taken before the header was read.
+    pub(crate) fn new(version: u32, is_last: bool, buf: &[u8], data_limit: usize) -> Walk {
+        let limit = if version >= FORMAT_VERSION { data_limit } else { buf.len() };
+        Walk { version, is_last, limit, complete_until: 0, corrupt_ahead: None }
     }
 
     /// Decodes what lies at `buf[off..]`, where the record with LSN `expected` belongs.
@@ -61,6 +77,10 @@ impl Walk {
             if let Some((offset, lsn, reason)) = self.corrupt_ahead.take() {
                 debug_assert_eq!((offset, lsn), (off, expected));
                 return Step::Corrupt { offset, lsn, reason };
+            }
+            if off >= self.limit {
+                // Version 3: zeros from here on (preallocated space) at a batch boundary.
+                return Step::End;
             }
             match self.find_batch_end(buf, off, expected) {
                 None => {}
@@ -82,11 +102,12 @@ impl Walk {
     /// whether that is a torn tail or corruption.
     fn find_batch_end(&mut self, buf: &[u8], off: usize, expected: Lsn) -> Option<Step<'static>> {
         let (mut p, mut lsn) = (off, expected);
+        let dropped = self.limit.saturating_sub(off) as u64;
         loop {
-            if p >= buf.len() {
+            if p >= self.limit {
                 // The bytes end inside a batch: its commit record never reached the disk.
                 return Some(if self.is_last {
-                    Step::Torn { bytes_dropped: (buf.len() - off) as u64 }
+                    Step::Torn { bytes_dropped: dropped }
                 } else {
                     Step::Corrupt {
                         offset: off,
@@ -115,7 +136,7 @@ impl Walk {
                     return Some(Step::Corrupt { offset: p, lsn, reason: format!("{reason} (not the last segment)") })
                 }
                 Err(reason) => {
-                    return Some(match find_later_batch(buf, p + 1, lsn) {
+                    return Some(match find_later_batch(buf, p + 1, self.limit, lsn) {
                         Some((at, later)) => Step::Corrupt {
                             offset: p,
                             lsn,
@@ -124,12 +145,17 @@ impl Walk {
                                  so this batch had been synced"
                             ),
                         },
-                        None => Step::Torn { bytes_dropped: (buf.len() - off) as u64 },
+                        None => Step::Torn { bytes_dropped: dropped },
                     })
                 }
             }
         }
     }
+}
+
+/// Just past the last non-zero byte of `buf` (0 if it is all zeros).
+pub(crate) fn data_limit(buf: &[u8]) -> usize {
+    buf.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1)
 }
 
 /// `find_batch_end` just verified the record at `off`; this cannot happen.
@@ -152,13 +178,20 @@ fn step_v1(buf: &[u8], off: usize, expected: Lsn, is_last: bool) -> Step<'_> {
     }
 }
 
-/// Candidate offsets `>= from` whose LSN field is plausible (in `expected ..= max`).
-/// A record is at least `header_len` bytes, which bounds how far LSNs can run.
-fn candidates(buf: &[u8], from: usize, expected: Lsn, header_len: usize) -> impl Iterator<Item = usize> + '_ {
+/// Candidate offsets in `from .. until` whose LSN field is plausible (in
+/// `expected ..= max`). A record is at least `header_len` bytes, which bounds how far
+/// LSNs can run.
+fn candidates(
+    buf: &[u8],
+    from: usize,
+    until: usize,
+    expected: Lsn,
+    header_len: usize,
+) -> impl Iterator<Item = usize> + '_ {
     let last = buf.len().checked_sub(header_len);
     let max_lsn = expected.saturating_add((buf.len() / header_len) as u64 + 1);
     let range = match last {
-        Some(last) if from <= last => from..last + 1,
+        Some(last) if from <= last && from < until => from..(last + 1).min(until),
         _ => 0..0,
     };
     range.filter(move |&p| {
@@ -170,17 +203,21 @@ fn candidates(buf: &[u8], from: usize, expected: Lsn, header_len: usize) -> impl
 /// Version 1: a valid record with LSN >= `expected` starting at any offset >= `from`.
 /// Cheap filters (plausible LSN) run before the checksum, so this is linear in practice.
 fn find_valid_v1_record_after(buf: &[u8], from: usize, expected: Lsn) -> Option<usize> {
-    candidates(buf, from, expected, RECORD_HEADER_LEN_V1)
+    candidates(buf, from, buf.len(), expected, RECORD_HEADER_LEN_V1)
         .find(|&p| decode_record(buf, p, FORMAT_VERSION_V1).is_ok_and(|d| d.lsn >= expected))
 }
 
-/// Version 2: a valid record at any offset >= `from` whose batch starts after LSN
-/// `lsn`, which proves the batch holding `lsn` was synced before it was written.
-/// Returns its offset and LSN.
-pub(crate) fn find_later_batch(buf: &[u8], from: usize, lsn: Lsn) -> Option<(usize, Lsn)> {
-    candidates(buf, from, lsn, RECORD_HEADER_LEN).find_map(|p| match decode_record(buf, p, crate::FORMAT_VERSION) {
-        Ok(d) if d.batch_start > lsn => Some((p, d.lsn)),
-        _ => None,
+/// Versions 2 and 3: a valid record starting at any offset in `from .. until` whose
+/// batch starts after LSN `lsn`, which proves the batch holding `lsn` was synced
+/// before it was written. Returns its offset and LSN. (`until` is the walk's data
+/// limit: a record may run past it, but one starting past it was not there when the
+/// walk began.)
+pub(crate) fn find_later_batch(buf: &[u8], from: usize, until: usize, lsn: Lsn) -> Option<(usize, Lsn)> {
+    candidates(buf, from, until, lsn, RECORD_HEADER_LEN).find_map(|p| {
+        match decode_record(buf, p, crate::FORMAT_VERSION) {
+            Ok(d) if d.batch_start > lsn => Some((p, d.lsn)),
+            _ => None,
+        }
     })
 }
 
@@ -199,6 +236,11 @@ pub(crate) struct SegmentScan {
     pub torn_bytes: Option<u64>,
     /// The header is torn (last segment only): rewrite it before appending.
     pub header_torn: bool,
+    /// Just past the last non-zero byte of the file: a version 3 writer zeroes
+    /// `end .. data_limit` to cut a torn tail.
+    pub data_limit: u64,
+    /// The file's length in bytes.
+    pub file_len: u64,
 }
 
 /// Verifies segment bytes `buf` named for `name_lsn`. `expected_first` is the LSN the
@@ -211,7 +253,8 @@ pub(crate) fn scan_segment(
     is_last: bool,
 ) -> Result<SegmentScan, WalError> {
     check_first_lsn(path, name_lsn, expected_first)?;
-    let (first_lsn, version) = match check_segment_header(buf, path, name_lsn, is_last)? {
+    let limit = data_limit(buf);
+    let (first_lsn, version) = match check_segment_header(buf, path, name_lsn, is_last, limit)? {
         Header::Torn => {
             return Ok(SegmentScan {
                 first_lsn: name_lsn,
@@ -220,6 +263,8 @@ pub(crate) fn scan_segment(
                 end: 0,
                 torn_bytes: Some(buf.len() as u64),
                 header_torn: true,
+                data_limit: limit as u64,
+                file_len: buf.len() as u64,
             })
         }
         Header::Valid { first_lsn, version } => (first_lsn, version),
@@ -227,7 +272,7 @@ pub(crate) fn scan_segment(
     check_header_matches_name(path, name_lsn, first_lsn)?;
     let mut off = SEGMENT_HEADER_LEN;
     let mut expected = first_lsn;
-    let mut walk = Walk::new(version, is_last);
+    let mut walk = Walk::new(version, is_last, buf, limit);
     loop {
         let done = |torn_bytes| SegmentScan {
             first_lsn,
@@ -236,6 +281,8 @@ pub(crate) fn scan_segment(
             end: off as u64,
             torn_bytes,
             header_torn: false,
+            data_limit: limit as u64,
+            file_len: buf.len() as u64,
         };
         match walk.step(buf, off, expected) {
             Step::Record { next, .. } => {

@@ -57,6 +57,46 @@ pub(crate) fn write_all(
     file.write_all(bytes).map_err(|e| WalError::io(path, e))
 }
 
+/// `write_at` (positional), consulting the fault injector first.
+pub(crate) fn write_at(
+    file: &mut dyn FsFile,
+    offset: u64,
+    bytes: &[u8],
+    path: &Path,
+    faults: Option<&FaultInjector>,
+) -> Result<(), WalError> {
+    if let Some(cut) = faults.and_then(|f| f.write_cut(bytes.len())) {
+        file.write_at(offset, &bytes[..cut]).map_err(|e| WalError::io(path, e))?;
+        return Err(WalError::io(path, crate::fault::injected("write (fail_writes)")));
+    }
+    file.write_at(offset, bytes).map_err(|e| WalError::io(path, e))
+}
+
+/// Largest buffer of zeros written at once when extending or cleaning a segment.
+const ZEROS_AT_ONCE: u64 = 1024 * 1024;
+
+/// Writes zeros over `from .. to` of a segment file (positional writes of at most
+/// 1 MiB each), consulting the fault injector for each.
+pub(crate) fn write_zeros(
+    file: &mut dyn FsFile,
+    from: u64,
+    to: u64,
+    path: &Path,
+    faults: Option<&FaultInjector>,
+) -> Result<(), WalError> {
+    if to <= from {
+        return Ok(());
+    }
+    let zeros = vec![0u8; (to - from).min(ZEROS_AT_ONCE) as usize];
+    let mut at = from;
+    while at < to {
+        let n = (to - at).min(zeros.len() as u64);
+        write_at(file, at, &zeros[..n as usize], path, faults)?;
+        at += n;
+    }
+    Ok(())
+}
+
 /// `fdatasync` of a segment file, consulting the fault injector first.
 pub(crate) fn sync_file(file: &mut dyn FsFile, path: &Path, faults: Option<&FaultInjector>) -> Result<(), WalError> {
     if let Some(f) = faults {

@@ -9,7 +9,8 @@ use crate::format::{
 };
 use crate::scan::scan_segment;
 use crate::segment::{
-    create_dir_durably, list_segments, read_segment, segment_file_name, sync_dir, sync_file, write_all,
+    create_dir_durably, list_segments, read_segment, segment_file_name, sync_dir, sync_file, write_all, write_at,
+    write_zeros,
 };
 use crate::{Durability, FaultInjector, Lsn, WalConfig, WalError};
 
@@ -112,6 +113,12 @@ pub struct WalSyncer {
     /// Segment files on disk, oldest first; the last one is `active`.
     segments: Vec<SegmentMeta>,
     active: Box<dyn FsFile>,
+    /// Where the next batch goes in `active`: just past its last record (its logical
+    /// end). Only a version 3 active segment is ever written to.
+    active_end: u64,
+    /// `active`'s length: bytes `active_end .. zeroed_end` are written zeros
+    /// (preallocated), synced together with the batch that extended them.
+    zeroed_end: u64,
     /// Written to `active` since its last fsync.
     active_dirty: bool,
     /// LSN after the last record written to the active file (durable or not).
@@ -164,7 +171,7 @@ impl WalWriter {
 
         let mut truncated_tail = None;
         let mut rotate_first = false;
-        let (active, tail_len, tail_has_records, next_lsn) = match last_scan {
+        let (active, tail_len, tail_has_records, next_lsn, zeroed_end) = match last_scan {
             None => {
                 let path = dir.join(segment_file_name(1));
                 let mut file = create_segment(fs, &path)?;
@@ -175,43 +182,60 @@ impl WalWriter {
                     sync_file(&mut *file, &path, faults)?;
                 }
                 segments.push(SegmentMeta { first_lsn: 1, path });
-                (file, SEGMENT_HEADER_LEN as u64, false, 1)
+                (file, SEGMENT_HEADER_LEN as u64, false, 1, SEGMENT_HEADER_LEN as u64)
             }
             Some(scan) => {
                 let path = &segments.last().expect("scanned a segment").path;
                 let mut file = fs.open_append(path).map_err(|e| WalError::io(path, e))?;
                 let mut len = scan.end;
-                // A version 1 segment without records is rewritten as version 2; one
-                // with records stays as it is and the next append starts a new segment.
-                let old_empty = scan.version != FORMAT_VERSION && scan.records == 0;
-                rotate_first = scan.version != FORMAT_VERSION && scan.records > 0;
+                let mut file_len = scan.file_len;
+                // An older segment without records is rewritten as the current version;
+                // one with records stays as it is and the next append starts a new
+                // (current version) segment.
+                let current = scan.version == FORMAT_VERSION;
+                let old_empty = !current && scan.records == 0;
+                rotate_first = !current && scan.records > 0;
                 if let Some(bytes_dropped) = scan.torn_bytes {
                     tracing::warn!(
                         segment = %path.display(),
                         offset = scan.end,
                         bytes_dropped,
                         header_torn = scan.header_torn,
-                        "truncating torn tail of the WAL"
+                        "cutting torn tail of the WAL"
                     );
                     truncated_tail = Some(TruncatedTail { segment: path.clone(), offset: scan.end, bytes_dropped });
                 }
-                if scan.torn_bytes.is_some() || old_empty {
+                let mut header = Vec::with_capacity(SEGMENT_HEADER_LEN);
+                encode_segment_header(scan.first_lsn, &mut header);
+                if current {
+                    // Version 3: the tail is cut by overwriting it with zeros, never by
+                    // shortening the file (the space stays preallocated; a reader's map
+                    // of it never loses its pages).
+                    if scan.header_torn {
+                        write_at(&mut *file, 0, &header, path, faults)?;
+                        len = SEGMENT_HEADER_LEN as u64;
+                        file_len = file_len.max(len);
+                    }
+                    if scan.torn_bytes.is_some() {
+                        write_zeros(&mut *file, len, scan.data_limit, path, faults)?;
+                    }
+                } else if scan.torn_bytes.is_some() || old_empty {
                     let keep = if scan.header_torn || old_empty { 0 } else { scan.end };
                     file.set_len(keep).map_err(|e| WalError::io(path, e))?;
                     if keep == 0 {
-                        let mut header = Vec::with_capacity(SEGMENT_HEADER_LEN);
-                        encode_segment_header(scan.first_lsn, &mut header);
-                        write_all(&mut *file, &header, path, faults)?;
+                        write_at(&mut *file, 0, &header, path, faults)?;
                         len = SEGMENT_HEADER_LEN as u64;
                     }
+                    file_len = len;
                 }
                 // Records found on disk may only be in the page cache (the previous
-                // process may have died before syncing), and a truncation must be
-                // durable before anything is appended after it: sync now.
+                // process may have died before syncing), and a cut tail must be
+                // durable before anything is written after it: sync now.
                 if fsync {
                     sync_file(&mut *file, path, faults)?;
                 }
-                (file, len, scan.records > 0, scan.first_lsn + scan.records)
+                debug_assert!(file_len >= len);
+                (file, len, scan.records > 0, scan.first_lsn + scan.records, file_len)
             }
         };
         // The segment files' directory entries (found or just created) may never have
@@ -235,6 +259,8 @@ impl WalWriter {
                 config,
                 segments,
                 active,
+                active_end: tail_len,
+                zeroed_end,
                 active_dirty: false,
                 written_next: next_lsn,
                 durable_lsn: next_lsn - 1,
@@ -391,19 +417,40 @@ impl WalSyncer {
                 let path = self.dir.join(segment_file_name(chunk.first_lsn));
                 self.active = create_segment(&*fs, &path)?;
                 self.segments.push(SegmentMeta { first_lsn: chunk.first_lsn, path });
+                (self.active_end, self.zeroed_end) = (0, 0);
                 created = true;
             }
             // The chunk is one batch: it is synced before anything after it is written.
             mark_commit(&mut chunk.bytes, chunk.last_record);
-            let path = &self.segments.last().expect("active segment").path;
             self.active_dirty = true;
-            write_all(&mut *self.active, &chunk.bytes, path, faults)?;
+            self.write_chunk(&chunk.bytes, faults)?;
             self.written_next = chunk.first_lsn + chunk.records;
         }
         self.sync_active(faults)?;
         if created && self.config.durability == Durability::Fsync {
             sync_dir(&*fs, &self.dir, faults)?;
         }
+        Ok(())
+    }
+
+    /// Writes `bytes` at the active segment's logical end; if they run past its
+    /// preallocated space, first extends it with written zeros up to
+    /// `WalConfig::preallocate` bytes past their end (capped at the segment size), so
+    /// the batches after this one only overwrite allocated, written blocks. The
+    /// caller's fdatasync covers both.
+    fn write_chunk(&mut self, bytes: &[u8], faults: Option<&FaultInjector>) -> Result<(), WalError> {
+        let path = &self.segments.last().expect("active segment").path;
+        let at = self.active_end;
+        let need = at + bytes.len() as u64;
+        if need > self.zeroed_end {
+            let target = need.max(need.saturating_add(self.config.preallocate).min(self.config.segment_size));
+            // Only the part the batch itself does not cover.
+            write_zeros(&mut *self.active, need.max(self.zeroed_end), target, path, faults)?;
+            self.zeroed_end = target;
+        }
+        write_at(&mut *self.active, at, bytes, path, faults)?;
+        self.active_end = need;
+        debug_assert!(self.active_end <= self.zeroed_end);
         Ok(())
     }
 

@@ -309,6 +309,14 @@ struct Model {
     batch_ends: Vec<Lsn>,
     /// Whether rotations can split batches (then the exact batch check is skipped).
     rotates: bool,
+    /// `WalConfig::preallocate`: 0 (the file grows with every batch), small (the
+    /// preallocated space is extended often, its zeros and the file length unsynced
+    /// together with a batch) or the default (whole small segments zeroed at once).
+    prealloc: u64,
+}
+
+fn loop_cfg(fs: &SimFs, m: &Model) -> WalConfig {
+    WalConfig { preallocate: m.prealloc, ..cfg(fs, loop_segment_size(m.rotates)) }
 }
 
 #[derive(Default, Debug)]
@@ -334,8 +342,7 @@ fn reopen(fs: &SimFs, w: WalWriter, cut: Option<u64>, m: &mut Model, seen: &mut 
         fs.power_cut(seed);
         seen.cuts += 1;
     }
-    let (w, report) = WalWriter::open(dir(), cfg(fs, loop_segment_size(m.rotates)))
-        .unwrap_or_else(|e| panic!("{ctx}: open failed: {e}"));
+    let (w, report) = WalWriter::open(dir(), loop_cfg(fs, m)).unwrap_or_else(|e| panic!("{ctx}: open failed: {e}"));
     seen.torn_tails += u64::from(report.truncated_tail.is_some());
     assert!(report.last_lsn >= m.acked, "{ctx}: acknowledged LSN {} lost (log ends at {})", m.acked, report.last_lsn);
     if !m.rotates {
@@ -371,8 +378,9 @@ fn random_appends_syncs_faults_and_power_cuts_keep_every_acknowledged_record() {
         let fs = SimFs::new();
         // Small segments rotate often; large ones let the batch check be exact.
         let rotates = seed % 2 == 0;
-        let mut m = Model { appended: Vec::new(), acked: 0, floor: 1, batch_ends: vec![0], rotates };
-        let (mut w, _) = WalWriter::open(dir(), cfg(&fs, loop_segment_size(rotates))).unwrap();
+        let prealloc = [0, 1000, 5000, stockd_wal::DEFAULT_PREALLOCATE][(seed / 2 % 4) as usize];
+        let mut m = Model { appended: Vec::new(), acked: 0, floor: 1, batch_ends: vec![0], rotates, prealloc };
+        let (mut w, _) = WalWriter::open(dir(), loop_cfg(&fs, &m)).unwrap();
         for step in 0..60 {
             let ctx = format!("seed {seed} step {step}");
             match rng.below(10) {
@@ -416,4 +424,94 @@ fn random_appends_syncs_faults_and_power_cuts_keep_every_acknowledged_record() {
     }
     // The loop must reach the cases it exists for.
     assert!(seen.cuts > 1000 && seen.writer_failures > 100 && seen.torn_tails > 20, "{seen:?}");
+}
+
+// ---- format version 3: preallocated space ----
+
+/// A log whose preallocated space (`preallocate` 4096 past the data) ends just after
+/// the synced records; then a batch that runs past it, written (data, zeros beyond it
+/// and the new length all unsynced) but its fdatasync fails.
+fn log_with_unsynced_extension(fs: &SimFs) -> (PathBuf, u64) {
+    let config = WalConfig { preallocate: 4096, ..cfg(fs, 1 << 20) };
+    let (mut w, _) = WalWriter::open(dir(), config).unwrap();
+    for lsn in 1..=10 {
+        w.append(1, &payload(lsn, 30)).unwrap();
+    }
+    w.sync().unwrap();
+    let seg = segments(fs).pop().unwrap();
+    let synced_len = fs.metadata(&seg).unwrap().len;
+    assert!(synced_len > 24 + 10 * 52, "space preallocated past the data");
+    for lsn in 11..=16 {
+        w.append(1, &payload(lsn, 1500)).unwrap();
+    }
+    fs.fail_nth(FsOp::FileSync, 1, Fault::Io);
+    assert!(w.sync().is_err());
+    assert!(fs.metadata(&seg).unwrap().len > synced_len, "the batch extended the preallocated space");
+    (seg, synced_len)
+}
+
+#[test]
+fn a_power_cut_during_an_extension_keeps_all_or_none_of_the_batch() {
+    let mut outcomes = std::collections::BTreeSet::new();
+    for seed in 0..200 {
+        let fs = SimFs::new();
+        let (seg, synced_len) = log_with_unsynced_extension(&fs);
+        fs.power_cut(seed);
+        let len_after_cut = fs.metadata(&seg).unwrap().len;
+        assert!(len_after_cut >= synced_len, "seed {seed}: synced preallocated space lost");
+        let (mut w, report) = WalWriter::open(dir(), WalConfig { preallocate: 4096, ..cfg(&fs, 1 << 20) })
+            .unwrap_or_else(|e| panic!("seed {seed}: open failed: {e}"));
+        let recs = read(&fs);
+        assert_records(&recs[..10], 1, 10, 30);
+        match report.last_lsn {
+            10 => assert_eq!(recs.len(), 10),
+            16 => assert!(recs[10..].iter().all(|r| r.payload == payload(r.lsn, 1500))),
+            n => panic!("seed {seed}: the log ends at LSN {n}, inside the unsynced batch 11..=16"),
+        }
+        outcomes.insert((report.last_lsn, report.truncated_tail.is_some()));
+        // The log goes on from its logical end, and what is acknowledged then survives
+        // any later cut.
+        let next = report.last_lsn + 1;
+        assert_eq!(w.append(1, &payload(next, 30)).unwrap(), next);
+        w.sync().unwrap();
+        drop(w);
+        fs.power_cut(seed ^ 0xFFFF);
+        let recs = read(&fs);
+        assert_eq!(recs.last().unwrap().lsn, next, "seed {seed}");
+        assert_eq!(recs.last().unwrap().payload, payload(next, 30));
+    }
+    assert!(outcomes.contains(&(10, true)) && outcomes.contains(&(16, false)), "{outcomes:?}");
+}
+
+#[test]
+fn losing_every_unsynced_page_of_an_extension_leaves_the_synced_log() {
+    let fs = SimFs::new();
+    let (seg, synced_len) = log_with_unsynced_extension(&fs);
+    fs.power_cut_lose_unsynced();
+    assert_eq!(fs.metadata(&seg).unwrap().len, synced_len, "the unsynced length is lost");
+    let (_, report) = WalWriter::open(dir(), WalConfig { preallocate: 4096, ..cfg(&fs, 1 << 20) }).unwrap();
+    assert_eq!((report.last_lsn, report.truncated_tail), (10, None), "zeros after the synced data: a clean end");
+}
+
+#[test]
+fn batches_inside_preallocated_space_change_no_file_length() {
+    // The property the format exists for: an fdatasync covers only data pages (no
+    // size change) except once per `preallocate` bytes.
+    for (prealloc, expect_changes) in [(64 * 1024, 2), (0, 400)] {
+        let fs = SimFs::new();
+        let (mut w, _) = WalWriter::open(dir(), WalConfig { preallocate: prealloc, ..cfg(&fs, 1 << 20) }).unwrap();
+        let seg = segments(&fs).pop().unwrap();
+        let mut changes = 0;
+        // 400 records of 322 bytes: about 126 KiB, two extensions of 64 KiB.
+        for lsn in 1..=400 {
+            let before = fs.metadata(&seg).unwrap().len;
+            w.append(1, &payload(lsn, 300)).unwrap();
+            w.sync().unwrap();
+            changes += u64::from(fs.metadata(&seg).unwrap().len != before);
+        }
+        assert_eq!(changes, expect_changes, "preallocate {prealloc}");
+        drop(w);
+        fs.power_cut_lose_unsynced();
+        assert_records(&read(&fs), 1, 400, 300);
+    }
 }

@@ -1,7 +1,6 @@
 mod common;
 
 use std::fs::{self, OpenOptions};
-use std::io::Write;
 
 use common::*;
 use stockd_wal::{WalError, WalReader, WalWriter};
@@ -24,17 +23,22 @@ fn reader_never_modifies_files() {
     read_everything(tmp.path());
     assert_eq!(snapshot(tmp.path()), before);
 
-    // With a torn tail (partial record + zero fill) present.
+    // With a torn tail (partial record, in the preallocated zeros) present.
     let last = segment_paths(tmp.path()).pop().unwrap();
-    let mut f = OpenOptions::new().append(true).open(&last).unwrap();
-    f.write_all(&[40, 0, 0, 0, 1, 2, 3]).unwrap();
-    f.write_all(&[0; 100]).unwrap();
+    let end = {
+        let r = read_all(tmp.path());
+        let rec = r.last().unwrap();
+        rec.offset + stockd_wal::RECORD_HEADER_LEN as u64 + rec.payload.len() as u64
+    };
+    let f = OpenOptions::new().write(true).open(&last).unwrap();
+    assert!(f.metadata().unwrap().len() >= end + 7 + 100, "the writer preallocated space past the data");
+    std::os::unix::fs::FileExt::write_all_at(&f, &[40, 0, 0, 0, 1, 2, 3], end).unwrap();
     drop(f);
     let before = snapshot(tmp.path());
     let r = WalReader::open(tmp.path()).unwrap();
     assert_eq!(r.iter_from(0).filter(|x| x.is_ok()).count(), 100);
     assert!(r.iter_from(0).all(|x| x.is_ok()));
-    assert_eq!(r.torn_tail().unwrap().bytes_dropped, 107);
+    assert_eq!(r.torn_tail().unwrap().bytes_dropped, 7, "the torn bytes, not the zeros after them");
     assert_eq!(snapshot(tmp.path()), before, "torn tail left in place");
 
     // With a torn segment header present: the reader must not repair it either.

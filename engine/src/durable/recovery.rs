@@ -137,6 +137,7 @@ fn recover_shard(
     let wal_config = WalConfig {
         segment_size: storage.segment_size,
         durability: storage.durability,
+        preallocate: stockd_wal::DEFAULT_PREALLOCATE,
         faults: storage.faults.clone(),
         fs: storage.fs.clone(),
     };

@@ -154,7 +154,10 @@ fn failed(e: impl std::fmt::Display) -> EngineError {
     EngineError::Unavailable { reason: format!("write-ahead log failed: {e}") }
 }
 
-/// WAL segments `(first_lsn, bytes)` in `dir`, ascending.
+/// WAL segments `(first_lsn, bytes)` in `dir`, ascending. `bytes` is the file's size:
+/// the disk space the segment holds, which is what the outbox's ceiling bounds (a
+/// format version 3 segment's preallocated zeros included; a rotated segment holds
+/// about `segment_size`).
 fn list_segments(fs: &dyn stockd_fs::Fs, dir: &Path) -> Result<Vec<(u64, u64)>, String> {
     let mut out = Vec::new();
     for entry in fs.read_dir(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))? {

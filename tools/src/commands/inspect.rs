@@ -35,7 +35,9 @@ fn layout(dd: &DataDir, args: &InspectArgs) -> Result<ExitCode, Error> {
     let mut problems = Vec::new();
     for shard in dd.shards.iter().filter(|s| args.shard.is_none_or(|x| x == s.shard)) {
         let segs = shard.segments();
-        let mut counts: Vec<(u64, Option<u64>, Option<u64>)> = vec![(0, None, None); segs.len()];
+        // Per segment: records, first LSN, last LSN, end of its data.
+        let mut counts: Vec<(u64, Option<u64>, Option<u64>, u64)> =
+            vec![(0, None, None, stockd_wal::SEGMENT_HEADER_LEN as u64); segs.len()];
         let mut it = shard.wal.iter_from(0);
         for r in it.by_ref() {
             match r {
@@ -45,6 +47,7 @@ fn layout(dd: &DataDir, args: &InspectArgs) -> Result<ExitCode, Error> {
                     c.0 += 1;
                     c.1.get_or_insert(r.lsn);
                     c.2 = Some(r.lsn);
+                    c.3 = r.end;
                 }
                 Err(e) => problems.push(wal_error(shard.shard, &e).0),
             }
@@ -58,7 +61,7 @@ fn layout(dd: &DataDir, args: &InspectArgs) -> Result<ExitCode, Error> {
                 t.bytes_dropped
             ));
         }
-        for (seg, (n, first, last)) in segs.iter().zip(counts) {
+        for (seg, (n, first, last, data)) in segs.iter().zip(counts) {
             let file = seg.path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
             seg_rows.push(vec![
                 json!(shard.shard),
@@ -66,6 +69,7 @@ fn layout(dd: &DataDir, args: &InspectArgs) -> Result<ExitCode, Error> {
                 json!(first.unwrap_or(seg.first_lsn)),
                 last.map_or(Value::Null, |l| json!(l)),
                 json!(seg.size),
+                json!(data.min(seg.size)),
                 json!(n),
             ]);
         }
@@ -86,7 +90,7 @@ fn layout(dd: &DataDir, args: &InspectArgs) -> Result<ExitCode, Error> {
             let mut w = RowWriter::new(
                 std::io::stdout().lock(),
                 Format::Table,
-                &["shard", "file", "first_lsn", "last_lsn", "size", "records"],
+                &["shard", "file", "first_lsn", "last_lsn", "size", "data", "records"],
             );
             for r in seg_rows {
                 w.row(r)?;
@@ -100,15 +104,27 @@ fn layout(dd: &DataDir, args: &InspectArgs) -> Result<ExitCode, Error> {
             w.finish()?;
         }
         f => {
-            let cols = ["kind", "shard", "file", "first_lsn", "last_lsn", "lsn", "size", "records", "valid"];
+            let cols = ["kind", "shard", "file", "first_lsn", "last_lsn", "lsn", "size", "data", "records", "valid"];
             let mut w = RowWriter::new(stdout, f, &cols);
             for r in seg_rows {
-                let [shard, file, first, last, size, n] = <[Value; 6]>::try_from(r).expect("6 columns");
-                w.row(vec![json!("segment"), shard, file, first, last, Value::Null, size, n, Value::Null])?;
+                let [shard, file, first, last, size, data, n] = <[Value; 7]>::try_from(r).expect("7 columns");
+                w.row(vec![json!("segment"), shard, file, first, last, Value::Null, size, data, n, Value::Null])?;
             }
             for r in snap_rows {
                 let [shard, file, lsn, size, valid] = <[Value; 5]>::try_from(r).expect("5 columns");
-                w.row(vec![json!("snapshot"), shard, file, Value::Null, Value::Null, lsn, size, Value::Null, valid])?;
+                let none = Value::Null;
+                w.row(vec![
+                    json!("snapshot"),
+                    shard,
+                    file,
+                    none.clone(),
+                    none.clone(),
+                    lsn,
+                    size,
+                    none.clone(),
+                    none,
+                    valid,
+                ])?;
             }
             w.finish()?;
         }

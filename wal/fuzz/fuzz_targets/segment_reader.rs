@@ -8,24 +8,27 @@
 //! 0: the bytes are segment `…001.wal` as they are;
 //! 1: a valid segment header, then the bytes;
 //! 2: a valid log written by `WalWriter` from records cut out of the bytes (small
-//!    segments, so several files), then one flip or cut chosen by the last 5 bytes.
+//!    segments, preallocated with zeros, so several files), then one flip or cut
+//!    chosen by the last 5 bytes;
+//! 3: a valid format version 2 segment header, then the bytes (the older layout,
+//!    where zeros after the data are a torn tail, not preallocated space).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use std::path::Path;
 use stockd_wal::{
-    segment_file_name, Durability, WalConfig, WalReader, WalWriter, FORMAT_VERSION, MAGIC, MAX_PAYLOAD,
-    SEGMENT_HEADER_LEN,
+    segment_file_name, Durability, WalConfig, WalReader, WalWriter, FORMAT_VERSION, FORMAT_VERSION_V2, MAGIC,
+    MAX_PAYLOAD, SEGMENT_HEADER_LEN,
 };
 
 fn config() -> WalConfig {
     WalConfig { segment_size: 200, durability: Durability::None, ..WalConfig::default() }
 }
 
-fn header(first_lsn: u64) -> Vec<u8> {
+fn header(first_lsn: u64, version: u32) -> Vec<u8> {
     let mut h = Vec::with_capacity(SEGMENT_HEADER_LEN);
     h.extend_from_slice(&MAGIC);
-    h.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    h.extend_from_slice(&version.to_le_bytes());
     h.extend_from_slice(&first_lsn.to_le_bytes());
     let crc = crc32fast::hash(&h);
     h.extend_from_slice(&crc.to_le_bytes());
@@ -107,10 +110,10 @@ fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else { return };
     let dir = tempfile::tempdir().unwrap();
     let first = dir.path().join(segment_file_name(1));
-    match mode % 3 {
+    match mode % 4 {
         0 => std::fs::write(&first, rest).unwrap(),
-        1 => {
-            let mut bytes = header(1);
+        1 | 3 => {
+            let mut bytes = header(1, if mode % 4 == 1 { FORMAT_VERSION } else { FORMAT_VERSION_V2 });
             bytes.extend_from_slice(rest);
             std::fs::write(&first, bytes).unwrap();
         }
