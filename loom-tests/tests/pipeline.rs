@@ -9,10 +9,10 @@
 
 use loom::thread;
 use std::future::Future;
-use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
-use stockd_engine::internals::{reply_channel, Handoff, QueueCapacity, Request, ShardHandle, ShardShared};
+use stockd_engine::internals::{reply_channel, Handoff, Request, ShardHandle};
 use stockd_engine::*;
+use stockd_loom_tests::model::{one_write_during_shutdown, set_item, sku, spawn_shard};
 
 /// What was appended (not yet synced) and what a sync made durable.
 #[derive(Default)]
@@ -57,22 +57,7 @@ impl LogSyncer for ModelSyncer {
 }
 
 fn spawn(disk: Arc<Mutex<Disk>>) -> ShardHandle {
-    let shared = ShardShared {
-        capacity: QueueCapacity::for_clients(4),
-        clock: Arc::new(ManualClock::new(1_700_000_000_000)),
-        engine_failed: Arc::new(AtomicBool::new(false)),
-        orders: Arc::new(Default::default()),
-        standby: Arc::new(AtomicBool::new(false)),
-    };
-    ShardHandle::spawn(0, ShardState::new(0), Box::new(PipedLog(disk)), 0, &shared)
-}
-
-fn sku(s: &str) -> Sku {
-    Sku::parse(s, "sku").unwrap()
-}
-
-fn set_item(s: &str) -> Command {
-    Command::SetItem(SetItem::on_hand(sku(s), 1))
+    spawn_shard(Box::new(PipedLog(disk)))
 }
 
 fn durable(disk: &Mutex<Disk>) -> Vec<String> {
@@ -155,20 +140,7 @@ fn pipelined_shutdown_with_a_request_in_flight() {
     loom::model(|| {
         let disk = Arc::new(Mutex::new(Disk::default()));
         let shard = Arc::new(spawn(disk.clone()));
-        let s2 = shard.clone();
-        let client = thread::spawn(move || {
-            let (reply, rx) = reply_channel();
-            match s2.send(0, Request::Command { command: set_item("x"), reply }) {
-                Ok(()) => {
-                    loom::future::block_on(rx).unwrap().unwrap();
-                    true
-                }
-                Err(e) => {
-                    assert_eq!(e.code(), "SERVICE_UNAVAILABLE");
-                    false
-                }
-            }
-        });
+        let client = one_write_during_shutdown(shard.clone());
         shard.stop();
         let accepted = client.join().unwrap();
         assert_eq!(durable(&disk).len(), usize::from(accepted));

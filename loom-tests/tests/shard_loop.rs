@@ -4,11 +4,10 @@
 #![cfg(stockd_loom)]
 
 use loom::thread;
-use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
-use stockd_engine::internals::reply_channel;
-use stockd_engine::internals::{QueueCapacity, Request, ShardHandle, ShardShared};
+use stockd_engine::internals::{reply_channel, Request, ShardHandle};
 use stockd_engine::*;
+use stockd_loom_tests::model::{one_write_during_shutdown, set_item, spawn_shard};
 
 /// A log that remembers what was appended and what a sync made durable.
 #[derive(Default)]
@@ -34,27 +33,7 @@ impl CommandLog for ModelLog {
 }
 
 fn spawn(durable: Arc<Mutex<Vec<String>>>) -> ShardHandle {
-    let log = ModelLog { appended: Vec::new(), durable };
-    let shared = ShardShared {
-        capacity: QueueCapacity::for_clients(4),
-        clock: Arc::new(ManualClock::new(1_700_000_000_000)),
-        engine_failed: Arc::new(AtomicBool::new(false)),
-        orders: Arc::new(Default::default()),
-        standby: Arc::new(AtomicBool::new(false)),
-    };
-    ShardHandle::spawn(0, ShardState::new(0), Box::new(log), 0, &shared)
-}
-
-fn set_item(sku: &str) -> Command {
-    Command::SetItem(SetItem {
-        sku: Sku::parse(sku, "sku").unwrap(),
-        on_hand: 1,
-        low_stock_threshold: None,
-        max_per_order: None,
-        expected_version: None,
-        location: None,
-        incoming: None,
-    })
+    spawn_shard(Box::new(ModelLog { appended: Vec::new(), durable }))
 }
 
 /// Two clients: each reply arrives only once its record is durable.
@@ -112,20 +91,7 @@ fn shutdown_with_a_request_in_flight() {
     loom::model(|| {
         let durable = Arc::new(Mutex::new(Vec::new()));
         let shard = Arc::new(spawn(durable.clone()));
-        let s2 = shard.clone();
-        let client = thread::spawn(move || {
-            let (reply, rx) = reply_channel();
-            match s2.send(0, Request::Command { command: set_item("x"), reply }) {
-                Ok(()) => {
-                    loom::future::block_on(rx).unwrap().unwrap();
-                    true
-                }
-                Err(e) => {
-                    assert_eq!(e.code(), "SERVICE_UNAVAILABLE");
-                    false
-                }
-            }
-        });
+        let client = one_write_during_shutdown(shard.clone());
         shard.stop();
         let accepted = client.join().unwrap();
         assert_eq!(durable.lock().unwrap().len(), usize::from(accepted));
