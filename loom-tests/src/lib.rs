@@ -11,7 +11,7 @@
 //! ```
 //!
 //! `--cfg stockd_loom` switches only stockd's `sync` shim (engine/src/sync/) to
-//! loom's types; tokio, crossbeam and the rest build as usual. [`model`] holds what
+//! loom's types; tokio, crossbeam and the rest build as usual. `model` holds what
 //! the shard models share (a shard over a model log, its write, a client racing
 //! shutdown).
 
