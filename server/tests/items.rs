@@ -50,6 +50,13 @@ fn put_get_update_and_version_conflict() {
     assert_eq!(assert_ok(s.get(&format!("{ITEMS}/a%2Fb")), 200)["sku"], "a/b");
     // onHand missing / negative.
     assert_eq!(assert_error(s.put(&format!("{ITEMS}/X"), "{}"), 400, "VALIDATION_ERROR")["field"], "onHand");
+    // maxPerOrder past the largest quantity a line may ask (here: past int64 too).
+    for body in [r#"{"onHand":1,"maxPerOrder":1000000001}"#, r#"{"onHand":1,"maxPerOrder":9223372036854775808}"#] {
+        assert_eq!(assert_error(s.put(&format!("{ITEMS}/X"), body), 400, "VALIDATION_ERROR")["field"], "maxPerOrder");
+        let at = format!("{ITEMS}/X/locations/default");
+        assert_eq!(assert_error(s.put(&at, body), 400, "VALIDATION_ERROR")["field"], "maxPerOrder");
+    }
+    assert_error(s.get(&format!("{ITEMS}/X")), 404, "ITEM_NOT_FOUND");
     assert_eq!(
         assert_error(s.put(&format!("{ITEMS}/X"), r#"{"onHand":-1}"#), 400, "VALIDATION_ERROR")["field"],
         "onHand"

@@ -60,7 +60,16 @@ impl Engine {
     /// first tried as a create with that threshold (`expected_version` 0: only if
     /// the item does not exist), and as asked when the item exists. The threshold is
     /// in the logged command either way, so replay never reads the configuration.
+    /// `maxPerOrder` is 0 (no limit) to [`MAX_QUANTITY`] (a line can ask no more).
+    /// Checked here, not in `ShardState::apply`, so a log written before the bound
+    /// still replays.
     pub async fn set_item(&self, req: SetItem) -> Result<ItemChange, EngineError> {
+        if req.max_per_order.is_some_and(|m| m > MAX_QUANTITY) {
+            return Err(EngineError::validation(
+                "maxPerOrder",
+                format!("must be 0 (no limit) to {MAX_QUANTITY}, got {}", req.max_per_order.unwrap_or(0)),
+            ));
+        }
         let default_threshold = self.config().default_low_stock_threshold;
         if default_threshold > 0 && req.low_stock_threshold.is_none() && matches!(req.expected_version, None | Some(0))
         {
