@@ -33,8 +33,10 @@ pub struct WalConfig {
     /// `segment_size`, unless the batch itself does), in the same fdatasync as the
     /// batch. Later batches then overwrite blocks that are already allocated and
     /// written, so their fdatasync commits no inode change (size, extents) through the
-    /// filesystem journal. 0: no preallocation (the file grows with every batch, as in
-    /// version 2). Default [`DEFAULT_PREALLOCATE`].
+    /// filesystem journal. A batch of a sixteenth of this or more grows the file
+    /// itself, without zeros ahead (its pages would be written twice). 0: no
+    /// preallocation (the file grows with every batch, as in version 2). Default
+    /// [`DEFAULT_PREALLOCATE`].
     pub preallocate: u64,
     /// Fault injection for tests; `None` in production.
     pub faults: Option<Arc<FaultInjector>>,

@@ -146,7 +146,9 @@ fn reopen_after_a_clean_stop_continues_at_the_logical_end() {
 fn preallocation_never_grows_a_segment_past_its_size_and_retention_removes_them() {
     let tmp = tempfile::tempdir().unwrap();
     let seg_size = 8 * 1024;
-    let cfg = || WalConfig { preallocate: 4096, ..config(seg_size) };
+    // Preallocation larger than a segment (so the cap decides), and batches of three
+    // records well under a sixteenth of it (so every extension writes zeros ahead).
+    let cfg = || WalConfig { preallocate: 64 * 1024, ..config(seg_size) };
     let records = random_records(8, 300, 300);
     let (mut w, _) = WalWriter::open(tmp.path(), cfg()).unwrap();
     for (i, (t, p)) in records.iter().enumerate() {
@@ -211,4 +213,38 @@ fn a_reader_reads_clean_prefixes_while_the_writer_fills_preallocated_space() {
     h.join().unwrap();
     assert_matches(&read_all(&dir), &records, 1);
     assert!(lengths.windows(2).all(|w| w[0] <= w[1]), "a later reader never sees less");
+}
+
+#[test]
+fn a_large_batch_grows_the_file_itself_and_a_small_one_writes_zeros_ahead() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Preallocation 64 KiB: a batch of 4 KiB or more is large.
+    let cfg = || WalConfig { preallocate: 64 * 1024, ..config(1 << 20) };
+    let (mut w, _) = WalWriter::open(tmp.path(), cfg()).unwrap();
+    let seg = segment_paths(tmp.path()).pop().unwrap();
+    // 20 records of 1,000 bytes in one batch: about 20 KiB, written with no zeros ahead.
+    for i in 0..20u8 {
+        w.append(1, &[i; 1000]).unwrap();
+    }
+    w.sync().unwrap();
+    let data_end = read_all(tmp.path()).iter().map(end_of).max().unwrap();
+    assert_eq!(fs::metadata(&seg).unwrap().len(), data_end, "the large batch grew the file to its own end");
+    // One small record: zeros are written 64 KiB ahead of it.
+    w.append(1, b"small").unwrap();
+    w.sync().unwrap();
+    let data_end = read_all(tmp.path()).iter().map(end_of).max().unwrap();
+    assert_eq!(fs::metadata(&seg).unwrap().len(), data_end + 64 * 1024, "preallocated after the small batch");
+    // Another large batch that does not fit into what is left is written at the data
+    // end again (not past the zeros), and the whole log reads and reopens.
+    for i in 0..80u8 {
+        w.append(2, &[i; 1000]).unwrap();
+    }
+    w.sync().unwrap();
+    drop(w);
+    let all = read_all(tmp.path());
+    assert_eq!(all.len(), 101);
+    assert_eq!(fs::metadata(&seg).unwrap().len(), all.iter().map(end_of).max().unwrap());
+    let (w, report) = WalWriter::open(tmp.path(), cfg()).unwrap();
+    assert_eq!((report.last_lsn, report.truncated_tail), (101, None));
+    assert_eq!(w.next_lsn(), 102);
 }

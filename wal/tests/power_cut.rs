@@ -428,47 +428,67 @@ fn random_appends_syncs_faults_and_power_cuts_keep_every_acknowledged_record() {
 
 // ---- format version 3: preallocated space ----
 
-/// A log whose preallocated space (`preallocate` 4096 past the data) ends just after
-/// the synced records; then a batch that runs past it, written (data, zeros beyond it
-/// and the new length all unsynced) but its fdatasync fails.
-fn log_with_unsynced_extension(fs: &SimFs) -> (PathBuf, u64) {
-    let config = WalConfig { preallocate: 4096, ..cfg(fs, 1 << 20) };
+/// Preallocation of the extension tests: batches of 40 records of 322 bytes (12,880
+/// bytes over four pages, under a sixteenth of it) are small, so each extension
+/// writes zeros ahead, and a cut can keep some of a batch's pages and not others.
+const EXT_PREALLOC: u64 = 256 * 1024;
+const EXT_BATCH: u64 = 40;
+const EXT_PAYLOAD: usize = 300;
+
+/// A log whose preallocated space is almost full of synced batches; then a batch
+/// that runs past it, written (data, zeros beyond it and the new length all
+/// unsynced) but whose fdatasync fails. Returns the segment, its synced length and
+/// the last synced LSN (the failed batch is the `EXT_BATCH` after it).
+fn log_with_unsynced_extension(fs: &SimFs) -> (PathBuf, u64, u64) {
+    let config = WalConfig { preallocate: EXT_PREALLOC, ..cfg(fs, 1 << 20) };
     let (mut w, _) = WalWriter::open(dir(), config).unwrap();
-    for lsn in 1..=10 {
-        w.append(1, &payload(lsn, 30)).unwrap();
-    }
-    w.sync().unwrap();
-    let seg = segments(fs).pop().unwrap();
-    let synced_len = fs.metadata(&seg).unwrap().len;
-    assert!(synced_len > 24 + 10 * 52, "space preallocated past the data");
-    for lsn in 11..=16 {
-        w.append(1, &payload(lsn, 1500)).unwrap();
+    let mut lsn = 0;
+    let (seg, synced_len) = loop {
+        for _ in 0..EXT_BATCH {
+            lsn += 1;
+            w.append(1, &payload(lsn, EXT_PAYLOAD)).unwrap();
+        }
+        w.sync().unwrap();
+        let seg = segments(fs).pop().unwrap();
+        let len = fs.metadata(&seg).unwrap().len;
+        let data_end = 24 + lsn * (EXT_PAYLOAD as u64 + 22);
+        assert!(len > data_end, "space preallocated past the data");
+        if len - data_end < EXT_BATCH * (EXT_PAYLOAD as u64 + 22) {
+            break (seg, len);
+        }
+    };
+    for i in 1..=EXT_BATCH {
+        w.append(1, &payload(lsn + i, EXT_PAYLOAD)).unwrap();
     }
     fs.fail_nth(FsOp::FileSync, 1, Fault::Io);
     assert!(w.sync().is_err());
     assert!(fs.metadata(&seg).unwrap().len > synced_len, "the batch extended the preallocated space");
-    (seg, synced_len)
+    (seg, synced_len, lsn)
 }
 
 #[test]
 fn a_power_cut_during_an_extension_keeps_all_or_none_of_the_batch() {
     let mut outcomes = std::collections::BTreeSet::new();
+    let mut synced = 0;
     for seed in 0..200 {
         let fs = SimFs::new();
-        let (seg, synced_len) = log_with_unsynced_extension(&fs);
+        let (seg, synced_len, last) = log_with_unsynced_extension(&fs);
+        synced = last;
         fs.power_cut(seed);
         let len_after_cut = fs.metadata(&seg).unwrap().len;
         assert!(len_after_cut >= synced_len, "seed {seed}: synced preallocated space lost");
-        let (mut w, report) = WalWriter::open(dir(), WalConfig { preallocate: 4096, ..cfg(&fs, 1 << 20) })
+        let (mut w, report) = WalWriter::open(dir(), WalConfig { preallocate: EXT_PREALLOC, ..cfg(&fs, 1 << 20) })
             .unwrap_or_else(|e| panic!("seed {seed}: open failed: {e}"));
         let recs = read(&fs);
-        assert_records(&recs[..10], 1, 10, 30);
+        assert_records(&recs[..last as usize], 1, last, EXT_PAYLOAD);
         match report.last_lsn {
-            10 => assert_eq!(recs.len(), 10),
-            16 => assert!(recs[10..].iter().all(|r| r.payload == payload(r.lsn, 1500))),
-            n => panic!("seed {seed}: the log ends at LSN {n}, inside the unsynced batch 11..=16"),
+            n if n == last => assert_eq!(recs.len() as u64, last),
+            n if n == last + EXT_BATCH => {
+                assert!(recs[last as usize..].iter().all(|r| r.payload == payload(r.lsn, EXT_PAYLOAD)))
+            }
+            n => panic!("seed {seed}: the log ends at LSN {n}, inside the unsynced batch after {last}"),
         }
-        outcomes.insert((report.last_lsn, report.truncated_tail.is_some()));
+        outcomes.insert((report.last_lsn - last, report.truncated_tail.is_some()));
         // The log goes on from its logical end, and what is acknowledged then survives
         // any later cut.
         let next = report.last_lsn + 1;
@@ -480,17 +500,18 @@ fn a_power_cut_during_an_extension_keeps_all_or_none_of_the_batch() {
         assert_eq!(recs.last().unwrap().lsn, next, "seed {seed}");
         assert_eq!(recs.last().unwrap().payload, payload(next, 30));
     }
-    assert!(outcomes.contains(&(10, true)) && outcomes.contains(&(16, false)), "{outcomes:?}");
+    assert!(synced > EXT_BATCH, "several batches filled the space first");
+    assert!(outcomes.contains(&(0, true)) && outcomes.contains(&(EXT_BATCH, false)), "{outcomes:?}");
 }
 
 #[test]
 fn losing_every_unsynced_page_of_an_extension_leaves_the_synced_log() {
     let fs = SimFs::new();
-    let (seg, synced_len) = log_with_unsynced_extension(&fs);
+    let (seg, synced_len, last) = log_with_unsynced_extension(&fs);
     fs.power_cut_lose_unsynced();
     assert_eq!(fs.metadata(&seg).unwrap().len, synced_len, "the unsynced length is lost");
-    let (_, report) = WalWriter::open(dir(), WalConfig { preallocate: 4096, ..cfg(&fs, 1 << 20) }).unwrap();
-    assert_eq!((report.last_lsn, report.truncated_tail), (10, None), "zeros after the synced data: a clean end");
+    let (_, report) = WalWriter::open(dir(), WalConfig { preallocate: EXT_PREALLOC, ..cfg(&fs, 1 << 20) }).unwrap();
+    assert_eq!((report.last_lsn, report.truncated_tail), (last, None), "zeros after the synced data: a clean end");
 }
 
 #[test]
