@@ -359,11 +359,7 @@ impl ShardState {
 
     /// Forgets adjustment keys recorded at or before `cutoff`; returns how many.
     pub(super) fn purge_adjust_keys(&mut self, cutoff: Millis) -> usize {
-        let due = super::take_due(&mut self.adjust_key_times, cutoff);
-        for key in &due {
-            self.adjust_keys.remove(key);
-        }
-        due.len()
+        super::forget_due(&mut self.adjust_key_times, &mut self.adjust_keys, cutoff)
     }
 }
 

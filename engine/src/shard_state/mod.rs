@@ -113,14 +113,21 @@ pub struct ShardState {
     pub(crate) clock_floor: Millis,
 }
 
-/// Takes from a retention clock (`(time, key)`, earliest first) every key whose time
-/// is at or before `cutoff`, earliest first: what retention forgets.
-pub(crate) fn take_due<K: Ord>(clock: &mut BTreeSet<(Millis, K)>, cutoff: Millis) -> Vec<K> {
-    let mut due = Vec::new();
+/// Forgets from `map` every key its retention clock (`(time, key)`, earliest first)
+/// holds at or before `cutoff`; returns how many.
+pub(crate) fn forget_due<K: Ord + std::hash::Hash, V>(
+    clock: &mut BTreeSet<(Millis, K)>,
+    map: &mut FastMap<K, V>,
+    cutoff: Millis,
+) -> usize {
+    let mut forgotten = 0;
     while clock.first().is_some_and(|(at, _)| *at <= cutoff) {
-        due.push(clock.pop_first().expect("checked non-empty").1);
+        let (_, key) = clock.pop_first().expect("checked non-empty");
+        map.remove(&key);
+        forgotten += 1;
     }
-    due
+    debug_assert_eq!(clock.len(), map.len(), "a retention clock holds exactly its map's keys");
+    forgotten
 }
 
 impl ShardState {

@@ -95,11 +95,7 @@ impl ShardState {
 
     /// Forgets the keys last used at or before `cutoff`; returns how many.
     pub(super) fn purge_movement_keys(&mut self, cutoff: Millis) -> usize {
-        let due = super::take_due(&mut self.movement_key_times, cutoff);
-        for key in &due {
-            self.movement_keys.remove(key);
-        }
-        due.len()
+        super::forget_due(&mut self.movement_key_times, &mut self.movement_keys, cutoff)
     }
 
     /// The keys' time index, rebuilt from the entries (after a snapshot decode).

@@ -92,11 +92,7 @@ impl ShardState {
 
     /// Forgets ledger entries last changed at or before `cutoff`; returns how many.
     pub(super) fn purge_returns(&mut self, cutoff: Millis) -> usize {
-        let due = super::take_due(&mut self.return_times, cutoff);
-        for key in &due {
-            self.returns.remove(key);
-        }
-        due.len()
+        super::forget_due(&mut self.return_times, &mut self.returns, cutoff)
     }
 
     /// The ledger's time index, rebuilt from the ledger (after a snapshot decode).
